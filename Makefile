@@ -1,0 +1,34 @@
+# eventi: `make run` starts the local stack, `make test` runs the tests. `make help` lists the rest.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FERRETDB := .tools/bin/ferretdb
+N ?= 10000
+
+.PHONY: help run test bench deps venv clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: deps  ## start Redis, FerretDB (data in var/) and gunicorn with gevent workers on EVENTI_BIND
+	./scripts/run.sh
+
+test: deps  ## install what is missing, then run the whole test suite against real servers
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+deps: $(VENV)/.installed /usr/bin/redis-server $(FERRETDB)  ## install the venv, redis-server and FerretDB
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+/usr/bin/redis-server:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+
+$(FERRETDB):
+	./scripts/install-ferretdb.sh $(FERRETDB)
+
+clean:  ## remove the venv, built tools and local data
+	rm -rf $(VENV) .tools var

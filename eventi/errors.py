@@ -1,0 +1,39 @@
+"""One exception base for the service; the web layer turns each into the JSON error shape."""
+
+
+class EventiError(Exception):
+    """An error with an HTTP status and a stable code."""
+
+    status = 500
+    code = "internal_error"
+    message = "Something went wrong on our side."
+
+    def __init__(self, message=None, details=None, **extra):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+        self.extra = extra
+
+
+class NotFound(EventiError):
+    status, code, message = 404, "not_found", "No such order, or the token does not match it."
+
+
+class ValidationFailed(EventiError):
+    status, code, message = 400, "validation_error", "The request is not valid."
+
+
+class Unauthorized(EventiError):
+    status, code, message = 401, "unauthorized", "Missing or wrong callback token."
+
+
+class StoreUnavailable(EventiError):
+    status, code, message = 503, "store_unavailable", "The order store is not reachable; try again."
+
+
+class NotifierUnavailable(EventiError):
+    status, code, message = 503, "redis_unavailable", "The notifier is not reachable; try again."
+
+
+class TooManyWaits(EventiError):
+    status, code, message = 429, "too_many_waits", "Too many requests are waiting; retry shortly."

@@ -1,0 +1,86 @@
+"""The per-worker parts (clients, notifier, services), built once per process after fork."""
+import os
+from dataclasses import dataclass
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from . import store as store_module
+from .notifier import Hub, PerRequestNotifier, Publisher
+from .services.callbacks import CallbackService
+from .services.ordering import OrderService
+from .services.status import StatusReader
+from .services.waiting import WaitService
+from .status_cache import StatusCache
+from .tokens import OrderTokens
+
+REDIS_POOL_SIZE = 2
+"""Commands (cache, publish) share this many connections per worker; greenlets queue for them."""
+
+
+@dataclass
+class Parts:
+    settings: dict
+    mongo: object
+    redis: object
+    store: store_module.OrderStore
+    cache: StatusCache
+    tokens: OrderTokens
+    notifier: object
+    reader: StatusReader
+    orders: OrderService
+    waits: WaitService
+    callbacks: CallbackService
+
+    def close(self):
+        self.waits.stopping = True
+        self.notifier.stop()
+        self.mongo.close()
+        self.redis.close()
+
+
+def redis_client(url, role, **overrides):
+    """A redis-py client named after this process and its role (visible in CLIENT LIST)."""
+    options = dict(
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
+        client_name=f"eventi:{os.getpid()}:{role}",
+    )
+    options.update(overrides)
+    return redis.Redis.from_url(url, **options)
+
+
+def build(settings):
+    """Create every part from the settings. Opens no connection until first use."""
+    mongo = store_module.connect(settings["MONGO_URI"])
+    pool = redis.BlockingConnectionPool.from_url(
+        settings["REDIS_URL"], max_connections=REDIS_POOL_SIZE, timeout=5,
+        socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True, health_check_interval=30,
+        retry=Retry(NoBackoff(), 1), client_name=f"eventi:{os.getpid()}:pool",
+    )
+    commands = redis.Redis(connection_pool=pool)
+    store = store_module.OrderStore(mongo.get_default_database())
+    cache = StatusCache(commands, settings["STATUS_CACHE_TTL"])
+    notifier = _notifier(settings)
+    reader = StatusReader(store, cache)
+    return Parts(
+        settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
+        tokens=OrderTokens(settings["SECRET_KEY"]), notifier=notifier, reader=reader,
+        orders=OrderService(store, cache), waits=WaitService(notifier, reader),
+        callbacks=CallbackService(store, cache, Publisher(commands)),
+    )
+
+
+def _notifier(settings):
+    recheck = settings["RECHECK_SECONDS"]
+    if settings["NOTIFIER"] == "per-request":
+        client = redis_client(settings["REDIS_URL"], "wait", socket_timeout=None, health_check_interval=0)
+        return PerRequestNotifier(client, recheck)
+    # No retries and no socket timeout: the hub owns reconnection and bounds reads itself.
+    client = redis_client(settings["REDIS_URL"], "hub", socket_timeout=None, health_check_interval=0,
+                          retry=Retry(NoBackoff(), 0))
+    return Hub(client, recheck)

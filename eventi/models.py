@@ -1,0 +1,86 @@
+"""Order statuses, callback outcomes and the public status body: pure logic, no I/O."""
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+
+
+class OrderStatus(str, Enum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self):
+        return self is not OrderStatus.PENDING
+
+
+CANCELLED_BY_USER = 1032
+AMOUNT_MISMATCH = "amount_mismatch"
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """What a PayHero callback (either format) says about one order."""
+
+    order_id: str
+    paid: bool
+    amount: int | None = None
+    result_code: int | None = None
+    description: str = ""
+    receipt: str | None = None
+    reference: str | None = None
+    checkout_request_id: str | None = None
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The final status an order moves to, with its receipt or reason."""
+
+    status: OrderStatus
+    mpesa_receipt: str | None = None
+    failure_reason: str | None = None
+
+
+def decide_outcome(result, order_amount):
+    """Apply the payment rules: only an exact, successful payment completes an order."""
+    if result.paid:
+        if result.amount != order_amount:
+            return Outcome(OrderStatus.FAILED, failure_reason=AMOUNT_MISMATCH)
+        return Outcome(OrderStatus.COMPLETED, mpesa_receipt=result.receipt)
+    reason = result.description or f"result_code_{result.result_code}"
+    if result.cancelled or result.result_code == CANCELLED_BY_USER:
+        return Outcome(OrderStatus.CANCELLED, failure_reason=reason)
+    return Outcome(OrderStatus.FAILED, failure_reason=reason)
+
+
+def status_body(order):
+    """The public view of a stored order: never phone, email or name."""
+    status = OrderStatus(order["status"])
+    body = {
+        "orderId": str(order["_id"]),
+        "paymentStatus": status.value,
+        "amount": order["amount"],
+        "updatedAt": iso_utc(order["updatedAt"]),
+    }
+    if status is OrderStatus.COMPLETED:
+        body["mpesaReceipt"] = order.get("mpesaReceipt")
+    elif status.final:
+        body["failureReason"] = order.get("failureReason")
+    return body
+
+
+def is_final(body):
+    """True when a status body carries a final status."""
+    return body is not None and OrderStatus(body["paymentStatus"]).final
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def iso_utc(moment):
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,41 @@
+"""PayHero: parsing its callbacks (both formats) into a PaymentResult."""
+from .models import CANCELLED_BY_USER, PaymentResult
+from .schemas import CallbackFlatSchema, CallbackV2Schema
+
+_V2 = CallbackV2Schema()
+_FLAT = CallbackFlatSchema()
+
+
+def parse_callback(payload):
+    """A PaymentResult from either callback format. Raises marshmallow.ValidationError."""
+    if isinstance(payload, dict) and "response" in payload:
+        return _from_v2(_V2.load(payload)["response"])
+    return _from_flat(_FLAT.load(payload))
+
+
+def _from_v2(data):
+    code = data["ResultCode"]
+    return PaymentResult(
+        order_id=data["ExternalReference"],
+        paid=code == 0,
+        amount=data["Amount"],
+        result_code=code,
+        description=data["ResultDesc"] or "",
+        receipt=data["MpesaReceiptNumber"] or None,
+        checkout_request_id=data["CheckoutRequestID"],
+        cancelled=code == CANCELLED_BY_USER,
+    )
+
+
+def _from_flat(data):
+    paid = data["status"].lower() == "success"
+    message = data["message"] or ""
+    return PaymentResult(
+        order_id=data["external_reference"],
+        paid=paid,
+        amount=data["amount"],
+        description=message,
+        receipt=data["provider_reference"] if paid else None,
+        reference=data["reference"],
+        cancelled=not paid and "cancel" in message.lower(),
+    )

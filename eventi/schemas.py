@@ -1,0 +1,125 @@
+"""Marshmallow schemas for every request body and query string the API accepts."""
+import re
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+KENYAN_MOBILE = re.compile(r"^(?:\+?254|0)([17]\d{8})$")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StrictInteger(fields.Integer):
+    """An integer that must arrive as a JSON number: no strings, floats or booleans."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class KenyanPhone(fields.String):
+    """A Kenyan mobile number in any usual spelling, loaded as 2547XXXXXXXX / 2541XXXXXXXX."""
+
+    default_error_messages = {"phone": "Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        match = KENYAN_MOBILE.match(text.replace(" ", ""))
+        if not match:
+            raise self.make_error("phone")
+        return "254" + match.group(1)
+
+
+def no_control_chars(value):
+    if CONTROL_CHARS.search(value):
+        raise ValidationError("Control characters are not allowed.")
+
+
+class OrderCreateSchema(Schema):
+    """Body of POST /api/orders."""
+
+    eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
+    amount = StrictInteger(required=True, validate=validate.Range(min=1, max=250_000))
+    phone = KenyanPhone(required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = fields.String(validate=[validate.Length(max=100), no_control_chars])
+
+
+class TokenQuerySchema(Schema):
+    """Query of GET /api/orders/<id>."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    token = fields.String(load_default=None, validate=validate.Length(max=128))
+
+
+class WaitQuerySchema(TokenQuerySchema):
+    """Query of GET /api/orders/<id>/wait."""
+
+    timeout = fields.Integer(load_default=None, strict=False, validate=validate.Range(min=1, max=120))
+
+
+class CallbackQuerySchema(Schema):
+    """Query of POST /api/payhero/callback."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    token = fields.String(load_default=None, validate=validate.Length(max=128))
+
+
+class WholeNumber(fields.Number):
+    """An amount PayHero may send as 1500, 1500.0 or "1500"; must be a whole number."""
+
+    num_type = float
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if number != int(number):
+            raise ValidationError("Not a whole number.")
+        return int(number)
+
+
+class _Lenient(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class CallbackV2ResponseSchema(_Lenient):
+    """The ``response`` object of PayHero's v2 callback (Safaricom's field names)."""
+
+    Amount = WholeNumber(required=True)
+    CheckoutRequestID = fields.String(load_default=None, allow_none=True)
+    ExternalReference = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    MerchantRequestID = fields.String(load_default=None, allow_none=True)
+    MpesaReceiptNumber = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    ResultCode = fields.Integer(required=True, strict=False)
+    ResultDesc = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
+    Status = fields.String(load_default=None, allow_none=True)
+
+
+class CallbackV2Schema(_Lenient):
+    """PayHero's v2 callback: ``{"status": bool, "response": {...}}``."""
+
+    response = fields.Nested(CallbackV2ResponseSchema, required=True)
+    status = fields.Boolean(load_default=None, allow_none=True)
+
+
+class CallbackFlatSchema(_Lenient):
+    """PayHero's newer flat callback."""
+
+    status = fields.String(required=True, validate=validate.OneOf(["success", "failed", "SUCCESS", "FAILED", "Success", "Failed"]))
+    external_reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    amount = WholeNumber(load_default=None, allow_none=True)
+    message = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
+    reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=128))
+    provider_reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    success = fields.Boolean(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _receipt_on_success(self, data, **kwargs):
+        if data["status"].lower() == "success" and not data.get("provider_reference"):
+            raise ValidationError("A successful payment needs its provider_reference.", "provider_reference")

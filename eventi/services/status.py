@@ -1,0 +1,47 @@
+"""Reading an order's current status: the Redis cache first, MongoDB on a miss."""
+import logging
+
+from redis.exceptions import RedisError
+
+from ..errors import StoreUnavailable
+from ..models import status_body
+
+log = logging.getLogger(__name__)
+
+
+class StatusReader:
+    """At most one MongoDB read per call to current()."""
+
+    def __init__(self, store, cache):
+        self._store = store
+        self._cache = cache
+
+    def current(self, order_id):
+        """The status body from the cache or the store; None when the order does not exist."""
+        try:
+            cached = self._cache.get(order_id)
+        except RedisError:
+            cached = None
+        if cached is not None:
+            return cached
+        return self.from_store(order_id, refresh_cache=True)
+
+    def from_store(self, order_id, refresh_cache=False):
+        """The status body as MongoDB holds it (the truth); None when there is no such order."""
+        order = self._store.get_order(order_id)
+        if order is None:
+            return None
+        body = status_body(order)
+        if refresh_cache:
+            try:
+                self._cache.put(body)
+            except RedisError:
+                pass
+        return body
+
+    def recheck(self, order_id, fallback):
+        """Re-read the store after a missed notification; keep the fallback if it is down."""
+        try:
+            return self.from_store(order_id) or fallback
+        except StoreUnavailable:
+            return fallback

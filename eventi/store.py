@@ -1,0 +1,122 @@
+"""OrderStore: orders and the payment_events audit trail in MongoDB."""
+import functools
+import logging
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ASCENDING, MongoClient, ReturnDocument, WriteConcern
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from . import metrics
+from .errors import StoreUnavailable
+from .models import OrderStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def connect(uri, timeout_ms=2000):
+    """A MongoClient with short timeouts, so an outage is an error, not a hang."""
+    return MongoClient(
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=5 * timeout_ms,
+        maxPoolSize=200,
+        appname="eventi",
+    )
+
+
+def _unavailable_on_error(method):
+    """Turn a driver connection failure into StoreUnavailable."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (ConnectionFailure, OperationFailure) as exc:
+            metrics.STORE_ERRORS.inc()
+            log.warning("Store error in %s: %s", method.__name__, exc.__class__.__name__)
+            raise StoreUnavailable() from exc
+        except PyMongoError as exc:
+            metrics.STORE_ERRORS.inc()
+            raise StoreUnavailable() from exc
+
+    return wrapper
+
+
+def parse_order_id(order_id):
+    """The ObjectId for an orderId string, or None when it is malformed."""
+    if not isinstance(order_id, str) or len(order_id) != 24:
+        return None
+    try:
+        return ObjectId(order_id)
+    except InvalidId:
+        return None
+
+
+class OrderStore:
+    """Every MongoDB read and write of the service goes through here."""
+
+    def __init__(self, database):
+        durable = WriteConcern(w="majority", j=True)
+        self.db = database
+        self.orders = database.get_collection("orders", write_concern=durable)
+        self.events = database.get_collection("payment_events", write_concern=durable)
+
+    @_unavailable_on_error
+    def ensure_indexes(self):
+        """Create the indexes the queries need (idempotent)."""
+        self.orders.create_index([("status", ASCENDING), ("pushedAt", ASCENDING)])
+        self.events.create_index([("orderId", ASCENDING), ("receivedAt", ASCENDING)])
+
+    @_unavailable_on_error
+    def create_order(self, fields):
+        """Store a new pending order and return the stored document."""
+        now = utcnow()
+        order = {"_id": ObjectId(), **fields, "status": OrderStatus.PENDING.value, "createdAt": now, "updatedAt": now}
+        self.orders.insert_one(order)
+        return order
+
+    @_unavailable_on_error
+    def get_order(self, order_id):
+        """The order document, or None when there is none with that id."""
+        oid = parse_order_id(order_id)
+        if oid is None:
+            return None
+        metrics.STORE_READS.inc()
+        return self.orders.find_one({"_id": oid})
+
+    @_unavailable_on_error
+    def finalize(self, order_id, outcome, event_id=None):
+        """Move a pending order to its final outcome; None when it was not pending."""
+        changes = {"status": outcome.status.value, "updatedAt": utcnow(), "statusEventId": event_id}
+        if outcome.mpesa_receipt is not None:
+            changes["mpesaReceipt"] = outcome.mpesa_receipt
+        if outcome.failure_reason is not None:
+            changes["failureReason"] = outcome.failure_reason
+        return self.orders.find_one_and_update(
+            {"_id": ObjectId(order_id), "status": OrderStatus.PENDING.value},
+            {"$set": changes},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    @_unavailable_on_error
+    def set_fields(self, order_id, fields):
+        """Set extra fields on an order (PayHero references, push time)."""
+        self.orders.update_one({"_id": ObjectId(order_id)}, {"$set": fields})
+
+    @_unavailable_on_error
+    def record_event(self, order_id, source, raw_body, summary):
+        """Keep one delivery verbatim in the audit trail; return its id."""
+        event = {"orderId": order_id, "source": source, "raw": raw_body, "summary": summary, "receivedAt": utcnow()}
+        return self.events.insert_one(event).inserted_id
+
+    @_unavailable_on_error
+    def events_for(self, order_id):
+        """The audit trail of one order, oldest first."""
+        return list(self.events.find({"orderId": order_id}).sort("receivedAt", ASCENDING))
+
+    @_unavailable_on_error
+    def ping(self):
+        self.db.command("ping")

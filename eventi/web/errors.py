@@ -1,0 +1,37 @@
+"""One JSON error shape for every failure: {"error", "message", "details"?}."""
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from ..errors import EventiError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status, code, message, details=None, **extra):
+    body = {"error": code, "message": message, **extra}
+    if details:
+        body["details"] = details
+    return jsonify(body), status
+
+
+def init_app(app):
+    """Register the handlers that turn every exception into the JSON error shape."""
+
+    @app.errorhandler(EventiError)
+    def _eventi_error(exc):
+        response, status = error_response(exc.status, exc.code, exc.message, exc.details, **exc.extra)
+        if exc.status == 429:
+            response.headers["Retry-After"] = "5"
+        return response, status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        log.exception("Unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,61 @@
+"""Blueprint for the shopper's browser: create an order, read its status, wait for it."""
+from flask import Blueprint, jsonify, request, url_for
+
+from ..errors import NotFound
+from ..schemas import OrderCreateSchema, TokenQuerySchema, WaitQuerySchema
+from ..store import parse_order_id
+from .client_socket import client_gone_probe
+from .common import json_body, load, parts, query
+
+bp = Blueprint("orders", __name__, url_prefix="/api/orders")
+
+_CREATE = OrderCreateSchema()
+_TOKEN = TokenQuerySchema()
+_WAIT = WaitQuerySchema()
+
+
+@bp.post("")
+def create_order():
+    """Store a pending order and hand back its status token and wait URL."""
+    fields = load(_CREATE, json_body())
+    p = parts()
+    order = p.orders.create(fields)
+    order_id = str(order["_id"])
+    token = p.tokens.status_token(order_id)
+    return jsonify(
+        orderId=order_id,
+        paymentStatus=order["status"],
+        statusToken=token,
+        waitUrl=url_for("orders.wait_for_status", order_id=order_id, token=token),
+    ), 201
+
+
+@bp.get("/<order_id>")
+def get_status(order_id):
+    """The order's current status."""
+    token = query(_TOKEN)["token"]
+    _authorise(order_id, token)
+    body = parts().reader.current(order_id)
+    if body is None:
+        raise NotFound()
+    return jsonify(body)
+
+
+@bp.get("/<order_id>/wait")
+def wait_for_status(order_id):
+    """Hold the request until the status is final or the timeout passes."""
+    args = query(_WAIT)
+    _authorise(order_id, args["token"])
+    p = parts()
+    timeout = args["timeout"] or p.settings["WAIT_DEFAULT_SECONDS"]
+    result = p.waits.wait(order_id, timeout, client_gone=client_gone_probe(request.environ))
+    response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _authorise(order_id, token):
+    """Unknown, malformed and wrong-token orders all look the same: 404."""
+    if parse_order_id(order_id) is None or not token or not parts().tokens.check_status_token(order_id, token):
+        raise NotFound()

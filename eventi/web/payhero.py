@@ -1,0 +1,48 @@
+"""Blueprint for PayHero: the payment callback."""
+import logging
+
+from flask import Blueprint, jsonify, request
+from marshmallow import ValidationError
+
+from .. import metrics
+from ..errors import Unauthorized, ValidationFailed
+from ..payhero import parse_callback
+from ..schemas import CallbackQuerySchema
+from .common import json_body, parts, query
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("payhero", __name__, url_prefix="/api/payhero")
+
+_QUERY = CallbackQuerySchema()
+
+
+@bp.post("/callback")
+def callback():
+    """Accept a payment result for one order, proven by its callback token."""
+    token = query(_QUERY)["token"]
+    if not token:
+        _reject("missing token")
+    payload = json_body()
+    try:
+        result = parse_callback(payload)
+    except ValidationError as exc:
+        _count("rejected")
+        raise ValidationFailed(details=exc.messages) from None
+    p = parts()
+    if not p.tokens.check_callback_token(result.order_id, token):
+        _reject("wrong token", result.order_id)
+    outcome = p.callbacks.apply(result, raw=request.get_data(as_text=True))
+    if outcome.duplicate:
+        return jsonify(received=True, duplicate=True)
+    return jsonify(received=True)
+
+
+def _reject(why, order_id=None):
+    _count("rejected")
+    log.warning("PayHero callback rejected (%s) orderId=%s", why, order_id)
+    raise Unauthorized()
+
+
+def _count(outcome):
+    metrics.CALLBACKS.labels(outcome).inc()

@@ -1,0 +1,81 @@
+"""gunicorn settings for eventi: few gevent workers, each holding thousands of long polls.
+
+Every value can be overridden on the command line; EVENTI_BIND and EVENTI_WORKERS come from
+the environment as the README's settings table says.
+"""
+import os
+import shutil
+import tempfile
+
+# --- Where and how many --------------------------------------------------------------
+bind = os.environ.get("EVENTI_BIND", "127.0.0.1:8000")
+# gevent wants few processes with many connections each, not cpu*2+1 sync workers.
+workers = int(os.environ.get("EVENTI_WORKERS", "2"))
+worker_class = "gevent"
+# Counts held waits and idle keep-alive connections alike (gunicorn #2585): room for 10,000+ per worker.
+worker_connections = int(os.environ.get("EVENTI_WORKER_CONNECTIONS", "12000"))
+backlog = 4096
+
+# --- Time ----------------------------------------------------------------------------
+# The longest hold is 120 s. `timeout` is the worker heartbeat, and graceful_timeout must
+# cover the hold as well, although on shutdown held waits are answered at once.
+timeout = 150
+graceful_timeout = 130
+keepalive = 75  # above nginx's upstream keepalive_timeout (60 s), so nginx closes first
+max_requests = 0  # recycling workers drops held requests (gunicorn #2297, #2567)
+
+# --- Logs ----------------------------------------------------------------------------
+accesslog = os.environ.get("EVENTI_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("EVENTI_LOG_LEVEL", "info").lower()
+proc_name = "eventi"
+
+
+# --- Hooks ---------------------------------------------------------------------------
+def on_starting(server):
+    """Give prometheus_client a fresh multiprocess directory before any worker forks."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventi-metrics-")
+
+
+def post_worker_init(worker):
+    """Answer held waits as soon as this worker is told to stop (SIGTERM, HUP reload)."""
+    import gevent
+
+    def watch_for_shutdown():
+        while worker.alive:
+            gevent.sleep(0.2)
+        parts = worker.wsgi.extensions["eventi"]
+        parts.waits.stopping = True
+        parts.notifier.stop()
+
+    gevent.spawn(watch_for_shutdown)
+    worker.log.info("eventi worker ready (pid %s)", worker.pid)
+
+
+def worker_exit(server, worker):
+    """Close the worker's MongoDB and Redis clients so the gevent hub can exit."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "eventi" in getattr(app, "extensions", {}):
+        app.extensions["eventi"].close()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_int(worker):
+    """On SIGINT/SIGQUIT, dump every thread's stack: a blocked event loop shows up here."""
+    import sys
+    import threading
+    import traceback
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        worker.log.debug("# Thread %s (%s)\n%s", names.get(ident, ""), ident, "".join(traceback.format_stack(frame)))

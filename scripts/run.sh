@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Start the local stack in the foreground: Redis and FerretDB (data under var/), then gunicorn.
+# A service whose URL is already set in the environment (EVENTI_REDIS_URL, EVENTI_MONGO_URI) is used
+# as it is and not started here. Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VAR=${EVENTI_VAR_DIR:-var}
+mkdir -p "$VAR/redis" "$VAR/ferretdb" "$VAR/log"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+wait_port() {  # host port name
+  for _ in $(seq 100); do
+    (echo >"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "run: $3 did not start on $1:$2; see $VAR/log/" >&2; exit 1
+}
+
+if [[ -z ${EVENTI_REDIS_URL:-} ]]; then
+  port=${EVENTI_LOCAL_REDIS_PORT:-6379}
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$VAR/redis" --save "60 1" --appendonly no \
+    --maxclients 20000 >"$VAR/log/redis.log" 2>&1 &
+  pids+=($!)
+  export EVENTI_REDIS_URL="redis://127.0.0.1:$port/0"
+  wait_port 127.0.0.1 "$port" redis-server
+fi
+
+if [[ -z ${EVENTI_MONGO_URI:-} ]]; then
+  port=${EVENTI_LOCAL_MONGO_PORT:-27017}
+  .tools/bin/ferretdb --handler=sqlite --sqlite-url="file:$VAR/ferretdb/" --state-dir="$VAR/ferretdb" \
+    --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable --log-level=warn \
+    >"$VAR/log/ferretdb.log" 2>&1 &
+  pids+=($!)
+  export EVENTI_MONGO_URI="mongodb://127.0.0.1:$port/eventi"
+  wait_port 127.0.0.1 "$port" ferretdb
+fi
+
+.venv/bin/flask --app wsgi create-indexes
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "eventi: http://${EVENTI_BIND:-127.0.0.1:8000}  (Redis $EVENTI_REDIS_URL, MongoDB $EVENTI_MONGO_URI)"
+PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$VAR/metrics} .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app &
+pids+=($!)
+wait "${pids[-1]}"
