@@ -29,6 +29,7 @@ accesslog = os.environ.get("EVENTI_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("EVENTI_LOG_LEVEL", "info").lower()
 proc_name = "eventi"
+control_socket_disable = True  # gunicorn 24+: one shared ctl path would clash between instances
 
 
 # --- Hooks ---------------------------------------------------------------------------
@@ -54,6 +55,9 @@ def post_worker_init(worker):
         parts.notifier.stop()
 
     gevent.spawn(watch_for_shutdown)
+    parts = worker.wsgi.extensions["eventi"]
+    if not parts.notifier.wait_connected(timeout=5):
+        worker.log.warning("eventi: Redis not reachable yet; the hub keeps retrying")
     worker.log.info("eventi worker ready (pid %s)", worker.pid)
 
 

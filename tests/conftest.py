@@ -1,0 +1,103 @@
+"""Fixtures: real redis-server and FerretDB per session, apps and gunicorn instances on top.
+
+The test process is gevent-patched like a gunicorn worker, so the notifier's greenlets and
+the many concurrent HTTP clients of the tests run cooperatively.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.support.processes import FerretDB, Gunicorn, RedisServer  # noqa: E402
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real Redis: EVENTI_TEST_REDIS_URL if set, else a redis-server of our own."""
+    if os.environ.get("EVENTI_TEST_REDIS_URL"):
+        yield _External(url=os.environ["EVENTI_TEST_REDIS_URL"])
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory):
+    """A real MongoDB-protocol server: EVENTI_TEST_MONGO_URI if set, else FerretDB over SQLite."""
+    if os.environ.get("EVENTI_TEST_MONGO_URI"):
+        yield _External(uri=os.environ["EVENTI_TEST_MONGO_URI"])
+        return
+    server = FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
+    yield server
+    server.stop()
+
+
+class _External:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+@pytest.fixture
+def settings(redis_server, mongo_server, tmp_path):
+    return {
+        "ENV": "test",
+        "SECRET_KEY": TEST_SECRET,
+        "REDIS_URL": redis_server.url,
+        "MONGO_URI": mongo_server.uri,
+        "VAR_DIR": str(tmp_path / "var"),
+        "RECHECK_SECONDS": 1.0,
+    }
+
+
+@pytest.fixture
+def app(settings):
+    from eventi import create_app
+
+    app = create_app(settings)
+    app.testing = True
+    yield app
+    app.extensions["eventi"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def parts(app):
+    return app.extensions["eventi"]
+
+
+def gunicorn_env(settings, **extra):
+    env = {f"EVENTI_{k}": str(v) for k, v in settings.items() if k != "VAR_DIR"}
+    env["EVENTI_VAR_DIR"] = settings["VAR_DIR"]
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture
+def start_gunicorn(settings):
+    """Start gunicorn instances from gunicorn.conf.py; all are stopped after the test."""
+    started = []
+
+    def start(workers=2, **env):
+        server = Gunicorn(gunicorn_env(settings, **env), workers=workers).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def unique_event():
+    return "ev-" + uuid.uuid4().hex[:12]

@@ -1,0 +1,215 @@
+"""The HTTP API in-process (Flask test client) against real Redis and FerretDB."""
+import gevent
+import pytest
+
+from tests.support.api import callback_body, order_body
+
+UNKNOWN_ID = "6751a3f2c9e77b0012ab34cd"
+
+
+@pytest.fixture
+def make_order(client):
+    def make(**fields):
+        response = client.post("/api/orders", json=order_body(**fields))
+        assert response.status_code == 201, response.json
+        return response.json["orderId"], response.json["statusToken"]
+
+    return make
+
+
+def post_callback(client, parts, order_id, kind="success", amount=1500, token=None, body=None):
+    token = parts.tokens.callback_token(order_id) if token is None else token
+    return client.post(f"/api/payhero/callback?token={token}",
+                       json=body if body is not None else callback_body(order_id, kind, amount))
+
+
+def stored(parts, order_id):
+    return parts.store.get_order(order_id)
+
+
+def test_create_order_answers_201_and_stores_normalised_order(client, parts, unique_event):
+    response = client.post("/api/orders", json=order_body(event_id=unique_event, phone="+254712345678"))
+    assert response.status_code == 201
+    data = response.json
+    assert set(data) == {"orderId", "paymentStatus", "statusToken", "waitUrl"}
+    assert data["paymentStatus"] == "pending"
+    assert data["statusToken"] == parts.tokens.status_token(data["orderId"])
+    assert data["waitUrl"] == f"/api/orders/{data['orderId']}/wait?token={data['statusToken']}"
+    order = stored(parts, data["orderId"])
+    assert (order["eventId"], order["phone"], order["amount"], order["status"]) == (unique_event, "254712345678", 1500, "pending")
+
+
+@pytest.mark.parametrize("bad", [{"amount": {"$ne": None}}, {"eventId": {"$gt": ""}}, {"extra": 1}, {"phone": "123"}])
+def test_invalid_order_is_400_with_details_and_nothing_stored(client, parts, unique_event, bad):
+    response = client.post("/api/orders", json={**order_body(event_id=unique_event), **bad})
+    assert response.status_code == 400
+    assert response.json["error"] == "validation_error"
+    assert set(response.json["details"]) == set(bad)
+    assert parts.store.orders.count_documents({"eventId": unique_event}) == 0
+
+
+def test_status_shows_public_fields_only(client, make_order):
+    order_id, token = make_order()
+    response = client.get(f"/api/orders/{order_id}?token={token}")
+    assert response.status_code == 200
+    assert set(response.json) == {"orderId", "paymentStatus", "amount", "updatedAt"}
+    assert response.json["updatedAt"].endswith("Z")
+
+
+def test_unknown_malformed_missing_and_wrong_token_all_look_the_same(client, make_order, parts):
+    order_id, token = make_order()
+    other_id, _ = make_order()
+    urls = [
+        f"/api/orders/{UNKNOWN_ID}?token={parts.tokens.status_token(UNKNOWN_ID)}",
+        f"/api/orders/not-an-id?token={token}",
+        f"/api/orders/{order_id}",
+        f"/api/orders/{order_id}?token={token[:-1]}0",
+        f"/api/orders/{order_id}?token={parts.tokens.status_token(other_id)}",
+        f"/api/orders/{order_id}?token={parts.tokens.callback_token(order_id)}",
+    ]
+    bodies = []
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 404, url
+        bodies.append(response.json)
+    assert all(body == bodies[0] for body in bodies) and bodies[0]["error"] == "not_found"
+
+
+def test_completed_status_has_receipt_and_failed_has_reason(client, parts, make_order):
+    paid_id, paid_token = make_order()
+    failed_id, failed_token = make_order()
+    post_callback(client, parts, paid_id, "success")
+    post_callback(client, parts, failed_id, "insufficient-funds")
+    paid = client.get(f"/api/orders/{paid_id}?token={paid_token}").json
+    failed = client.get(f"/api/orders/{failed_id}?token={failed_token}").json
+    assert (paid["paymentStatus"], paid["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")
+    assert "failureReason" not in paid
+    assert (failed["paymentStatus"], failed["failureReason"]) == ("failed", "The balance is insufficient for the transaction.")
+    assert "mpesaReceipt" not in failed
+
+
+def test_wait_on_a_final_order_answers_at_once(client, parts, make_order):
+    order_id, token = make_order()
+    post_callback(client, parts, order_id, "cancelled")
+    response = client.get(f"/api/orders/{order_id}/wait?token={token}&timeout=120")
+    assert response.status_code == 200
+    assert (response.json["paymentStatus"], response.json["final"]) == ("cancelled", True)
+    assert response.json["failureReason"] == "Request cancelled by user"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Accel-Buffering"] == "no"
+
+
+def test_wait_times_out_with_pending(client, make_order):
+    order_id, token = make_order()
+    response = client.get(f"/api/orders/{order_id}/wait?token={token}&timeout=1")
+    assert response.status_code == 200
+    assert (response.json["paymentStatus"], response.json["final"]) == ("pending", False)
+    assert 900 <= response.json["waitedMs"] < 10_000  # generous: timings belong to the benchmark
+
+
+def test_wait_answers_when_the_callback_lands(client, parts, make_order):
+    order_id, token = make_order()
+    waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
+    assert post_callback(client, parts, order_id, "success").json == {"received": True}
+    response = waiting.get(timeout=30)
+    assert (response.json["paymentStatus"], response.json["final"], response.json["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
+
+
+@pytest.mark.parametrize("query", ["timeout=0", "timeout=121", "timeout=abc", "timeout=-5", "timeout=1.5"])
+def test_wait_rejects_bad_timeouts(client, make_order, query):
+    order_id, token = make_order()
+    response = client.get(f"/api/orders/{order_id}/wait?token={token}&{query}")
+    assert response.status_code == 400
+    assert response.json["error"] == "validation_error"
+
+
+def test_wait_with_wrong_token_is_404(client, make_order):
+    order_id, _ = make_order()
+    assert client.get(f"/api/orders/{order_id}/wait?token=nope&timeout=1").status_code == 404
+
+
+def test_callback_without_or_with_wrong_token_is_401_and_writes_nothing(client, parts, make_order):
+    order_id, token = make_order()
+    for bad in ["", token, "0" * 64, parts.tokens.callback_token(UNKNOWN_ID)]:
+        response = post_callback(client, parts, order_id, token=bad)
+        assert response.status_code == 401
+        assert response.json["error"] == "unauthorized"
+    assert stored(parts, order_id)["status"] == "pending"
+    assert parts.store.events_for(order_id) == []
+
+
+@pytest.mark.parametrize("body", [{"response": {"ExternalReference": "x"}}, {"status": "maybe"}, []])
+def test_malformed_callback_is_400_and_writes_nothing(client, parts, make_order, body):
+    order_id, _ = make_order()
+    response = post_callback(client, parts, order_id, body=body)
+    assert response.status_code == 400
+    assert stored(parts, order_id)["status"] == "pending"
+    assert parts.store.events_for(order_id) == []
+
+
+def test_callback_that_is_not_json_is_rejected(client, parts, make_order):
+    order_id, _ = make_order()
+    url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
+    assert client.post(url, data="{not json", content_type="application/json").status_code == 400
+    assert client.post(url, data="a=b", content_type="application/x-www-form-urlencoded").status_code == 415
+    assert parts.store.events_for(order_id) == []
+
+
+def test_amount_mismatch_fails_the_order(client, parts, make_order):
+    order_id, _ = make_order(amount=1500)
+    assert post_callback(client, parts, order_id, "success", amount=15).status_code == 200
+    order = stored(parts, order_id)
+    assert (order["status"], order["failureReason"]) == ("failed", "amount_mismatch")
+    assert "mpesaReceipt" not in order
+
+
+def test_duplicate_callback_changes_nothing_and_is_recorded(client, parts, make_order):
+    order_id, _ = make_order()
+    first = post_callback(client, parts, order_id, "success")
+    stamp = stored(parts, order_id)["updatedAt"]
+    second = post_callback(client, parts, order_id, "success")
+    assert first.json == {"received": True}
+    assert second.json == {"received": True, "duplicate": True}
+    assert stored(parts, order_id)["updatedAt"] == stamp
+    events = parts.store.events_for(order_id)
+    assert len(events) == 2
+    assert stored(parts, order_id)["statusEventId"] == events[0]["_id"]
+
+
+def test_cancel_after_completed_leaves_it_completed_and_is_recorded(client, parts, make_order):
+    order_id, _ = make_order()
+    post_callback(client, parts, order_id, "success")
+    response = post_callback(client, parts, order_id, "cancelled")
+    assert response.json == {"received": True, "duplicate": True}
+    order = stored(parts, order_id)
+    assert (order["status"], order["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")
+    assert [e["summary"]["resultCode"] for e in parts.store.events_for(order_id)] == [0, 1032]
+
+
+def test_flat_format_callbacks_are_applied(client, parts, make_order):
+    paid_id, _ = make_order()
+    cancelled_id, _ = make_order()
+    post_callback(client, parts, paid_id, "flat-success")
+    post_callback(client, parts, cancelled_id, "flat-cancelled")
+    assert (stored(parts, paid_id)["status"], stored(parts, paid_id)["mpesaReceipt"]) == ("completed", "UFU51A2XO2")
+    assert stored(parts, cancelled_id)["status"] == "cancelled"
+
+
+def test_audit_keeps_the_body_verbatim(client, parts, make_order):
+    order_id, _ = make_order()
+    url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
+    raw = '{"response": {"Amount": 1500, "ExternalReference": "%s", "ResultCode": 1037, "ResultDesc": "DS timeout", "$odd": {"a.b": 1}}}' % order_id
+    assert client.post(url, data=raw, content_type="application/json").status_code == 200
+    assert parts.store.events_for(order_id)[0]["raw"] == raw
+
+
+def test_errors_are_json_never_html(client):
+    for response in [client.get("/nope"), client.delete("/api/orders"), client.post("/api/orders", data="x", content_type="text/plain")]:
+        assert response.is_json
+        assert set(response.json) >= {"error", "message"}
+    assert client.post("/api/orders", data="x" * 70_000, content_type="application/json").status_code == 413
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ready"}

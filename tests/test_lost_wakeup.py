@@ -1,0 +1,42 @@
+"""No lost wake-ups: a status change landing between the wait's status read and its wait still wakes it.
+
+The interleaving is forced: the status reader returns the stale `pending` it read, but only after the
+callback has been stored and published. A wait that read before registering would miss the message
+and time out instead.
+"""
+import pytest
+
+from eventi import create_app
+from eventi.models import PaymentResult
+from eventi.services.status import StatusReader
+from eventi.services.waiting import WaitService
+
+
+class ChangeAfterRead(StatusReader):
+    """Reads the status, then lets a callback land before handing back what it read."""
+
+    def __init__(self, parts):
+        super().__init__(parts.store, parts.cache)
+        self.parts = parts
+
+    def current(self, order_id):
+        stale = super().current(order_id)
+        assert stale["paymentStatus"] == "pending"
+        result = PaymentResult(order_id=order_id, paid=True, amount=1500, result_code=0, receipt="RCPT123")
+        self.parts.callbacks.apply(result, raw="{}")
+        return stale
+
+
+@pytest.mark.parametrize("mode", ["hub", "per-request"])
+def test_change_between_read_and_wait_still_wakes_the_waiter(settings, mode):
+    app = create_app({**settings, "NOTIFIER": mode, "RECHECK_SECONDS": 60.0})
+    parts = app.extensions["eventi"]
+    try:
+        assert parts.notifier.wait_connected(timeout=10)
+        order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345678",
+                                            "email": "a@example.com"})["_id"])
+        waits = WaitService(parts.notifier, ChangeAfterRead(parts))
+        result = waits.wait(order_id, timeout=10)
+        assert (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"]) == ("final", "completed", "RCPT123")
+    finally:
+        parts.close()

@@ -1,0 +1,129 @@
+"""Validation of every input shape, including NoSQL-operator injection attempts."""
+import pytest
+from marshmallow import ValidationError
+
+from eventi.models import OrderStatus, decide_outcome
+from eventi.payhero import parse_callback
+from eventi.schemas import OrderCreateSchema, WaitQuerySchema
+from tests.support.api import callback_body, order_body, payhero_fixture
+
+SCHEMA = OrderCreateSchema()
+
+
+@pytest.mark.parametrize("phone, stored", [
+    ("0712345678", "254712345678"),
+    ("0112345678", "254112345678"),
+    ("254712345678", "254712345678"),
+    ("+254712345678", "254712345678"),
+    ("+254112345678", "254112345678"),
+    ("0712 345 678", "254712345678"),
+])
+def test_phone_is_normalised(phone, stored):
+    assert SCHEMA.load(order_body(phone=phone))["phone"] == stored
+
+
+@pytest.mark.parametrize("phone", ["0812345678", "071234567", "07123456789", "255712345678", "+0712345678", "", "phone"])
+def test_phone_that_is_not_kenyan_mobile_is_rejected(phone):
+    with pytest.raises(ValidationError) as err:
+        SCHEMA.load(order_body(phone=phone))
+    assert "phone" in err.value.messages
+
+
+@pytest.mark.parametrize("field, value", [
+    ("eventId", {"$ne": None}),
+    ("eventId", {"$gt": ""}),
+    ("eventId", ["a"]),
+    ("eventId", "a" * 65),
+    ("eventId", "bad id"),
+    ("eventId", "ev$1"),
+    ("eventId", ""),
+    ("amount", {"$gt": 0}),
+    ("amount", "1500"),
+    ("amount", 15.5),
+    ("amount", True),
+    ("amount", 0),
+    ("amount", 250_001),
+    ("phone", {"$regex": ".*"}),
+    ("phone", 712345678),
+    ("email", {"$ne": None}),
+    ("email", "not-an-email"),
+    ("name", {"$where": "1"}),
+    ("name", "x" * 101),
+    ("name", "Bad\x00Name"),
+    ("name", "tab\tname"),
+])
+def test_wrong_types_and_operator_objects_are_rejected(field, value):
+    with pytest.raises(ValidationError) as err:
+        SCHEMA.load(order_body(**{field: value}))
+    assert field in err.value.messages
+
+
+def test_unknown_fields_are_rejected():
+    with pytest.raises(ValidationError) as err:
+        SCHEMA.load(order_body(status="completed"))
+    assert "status" in err.value.messages
+
+
+def test_required_fields_are_named():
+    with pytest.raises(ValidationError) as err:
+        SCHEMA.load({})
+    assert set(err.value.messages) == {"eventId", "amount", "phone", "email"}
+
+
+def test_a_valid_order_loads_with_unicode_name():
+    data = SCHEMA.load(order_body(name="Wanjirũ Kamau 🎟"))
+    assert data == {"eventId": "ev-test", "amount": 1500, "phone": "254712345678",
+                    "email": "shopper@example.com", "name": "Wanjirũ Kamau 🎟"}
+
+
+@pytest.mark.parametrize("timeout", ["0", "121", "-1", "1.5", "abc", "1e3", ""])
+def test_wait_timeout_outside_1_to_120_is_rejected(timeout):
+    with pytest.raises(ValidationError):
+        WaitQuerySchema().load({"token": "t", "timeout": timeout})
+
+
+def test_v2_success_callback_parses():
+    result = parse_callback(payhero_fixture("callback-success"))
+    assert (result.order_id, result.paid, result.amount, result.receipt) == ("6751a3f2c9e77b0012ab34cd", True, 1500, "SAE3YULR0Y")
+
+
+def test_flat_success_callback_parses():
+    result = parse_callback(payhero_fixture("callback-flat-success"))
+    assert (result.order_id, result.paid, result.amount, result.receipt) == ("6751a3f2c9e77b0012ab34cd", True, 1500, "UFU51A2XO2")
+
+
+@pytest.mark.parametrize("kind, status, reason", [
+    ("success", OrderStatus.COMPLETED, None),
+    ("cancelled", OrderStatus.CANCELLED, "Request cancelled by user"),
+    ("insufficient-funds", OrderStatus.FAILED, "The balance is insufficient for the transaction."),
+    ("timeout", OrderStatus.FAILED, "DS timeout user cannot be reached"),
+    ("wrong-pin", OrderStatus.FAILED, "The initiator information is invalid."),
+    ("flat-success", OrderStatus.COMPLETED, None),
+    ("flat-cancelled", OrderStatus.CANCELLED, "Request Cancelled by user."),
+])
+def test_each_result_maps_to_its_status(kind, status, reason):
+    outcome = decide_outcome(parse_callback(payhero_fixture(f"callback-{kind}")), order_amount=1500)
+    assert (outcome.status, outcome.failure_reason) == (status, reason)
+
+
+@pytest.mark.parametrize("kind", ["success", "flat-success"])
+def test_a_different_amount_never_completes(kind):
+    result = parse_callback(callback_body("6751a3f2c9e77b0012ab34cd", kind, amount=1))
+    outcome = decide_outcome(result, order_amount=1500)
+    assert (outcome.status, outcome.failure_reason) == (OrderStatus.FAILED, "amount_mismatch")
+
+
+@pytest.mark.parametrize("payload", [
+    {},
+    [],
+    {"response": {}},
+    {"response": "x"},
+    {"response": {"ExternalReference": "a", "Amount": 1, "ResultCode": "zero"}},
+    {"response": {"ExternalReference": {"$ne": None}, "Amount": 1, "ResultCode": 0}},
+    {"response": {"ExternalReference": "a", "Amount": 1.5, "ResultCode": 0}},
+    {"status": "success", "external_reference": "a", "amount": 1},
+    {"status": "maybe", "external_reference": "a"},
+])
+def test_malformed_callbacks_are_rejected(payload):
+    with pytest.raises(ValidationError):
+        parse_callback(payload)
