@@ -15,6 +15,7 @@ from .services.waiting import WaitService
 from .status_cache import StatusCache
 from .tokens import OrderTokens
 
+PER_REQUEST_MAX_CONNECTIONS = 50_000
 REDIS_POOL_SIZE = 2
 """Commands (cache, publish) share this many connections per worker; greenlets queue for them."""
 
@@ -78,7 +79,9 @@ def build(settings):
 def _notifier(settings):
     recheck = settings["RECHECK_SECONDS"]
     if settings["NOTIFIER"] == "per-request":
-        client = redis_client(settings["REDIS_URL"], "wait", socket_timeout=None, health_check_interval=0)
+        # One connection per held wait: lift redis-py's default pool cap.
+        client = redis_client(settings["REDIS_URL"], "wait", socket_timeout=None, health_check_interval=0,
+                              max_connections=PER_REQUEST_MAX_CONNECTIONS)
         return PerRequestNotifier(client, recheck)
     # No retries and no socket timeout: the hub owns reconnection and bounds reads itself.
     client = redis_client(settings["REDIS_URL"], "hub", socket_timeout=None, health_check_interval=0,

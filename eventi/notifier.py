@@ -126,6 +126,8 @@ class Hub:
         self._greenlet = None
         self._stopping = False
         self._connected_event = Event()
+        self.received = 0
+        """Messages read from Redis so far (all orders)."""
 
     @property
     def connected(self):
@@ -216,6 +218,7 @@ class Hub:
             self._wake_all(recheck=True)
 
     def _dispatch(self, channel, data):
+        self.received += 1
         order_id = _text(channel)[len(CHANNEL_PREFIX):]
         group = self._waiters.get(order_id)
         if not group:

@@ -10,6 +10,7 @@ from eventi import create_app
 from eventi.models import PaymentResult
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
+from tests.support.api import eventually
 
 
 class ChangeAfterRead(StatusReader):
@@ -23,7 +24,11 @@ class ChangeAfterRead(StatusReader):
         stale = super().current(order_id)
         assert stale["paymentStatus"] == "pending"
         result = PaymentResult(order_id=order_id, paid=True, amount=1500, result_code=0, receipt="RCPT123")
+        hub = self.parts.notifier
+        seen = getattr(hub, "received", None)
         self.parts.callbacks.apply(result, raw="{}")
+        if seen is not None:  # hub mode: make sure the message was dispatched before we return
+            eventually(lambda: hub.received > seen, 10, "the hub to read the message")
         return stale
 
 

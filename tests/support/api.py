@@ -58,7 +58,7 @@ class Api:
     def callback(self, order_id, kind="success", amount=1500, token=None, body=None):
         token = self.tokens.callback_token(order_id) if token is None else token
         return requests.post(f"{self.base_url}/api/payhero/callback", params={"token": token},
-                             json=body if body is not None else callback_body(order_id, kind, amount), timeout=10)
+                             json=body if body is not None else callback_body(order_id, kind, amount), timeout=60)
 
     def metric(self, name):
         text = requests.get(f"{self.base_url}/metrics", timeout=10).text

@@ -1,0 +1,85 @@
+"""Through real gunicorn processes with gevent workers, Redis and FerretDB."""
+import re
+from collections import Counter
+
+import gevent
+import pytest
+import redis
+from gevent.pool import Pool
+
+from tests.conftest import TEST_SECRET
+from tests.support.api import Api
+
+
+def hold_waits(api, orders, timeout=60):
+    """Start one wait per order in its own greenlet; return the greenlets."""
+    return [gevent.spawn(api.wait, order_id, token, timeout) for order_id, token in orders]
+
+
+def create_orders(api, count):
+    return Pool(20).map(lambda _: api.create_order(), range(count))
+
+
+def test_200_concurrent_waits_each_get_their_own_final_status(start_gunicorn):
+    server = start_gunicorn(workers=2)
+    api = Api(server.base_url, TEST_SECRET)
+    orders = create_orders(api, 200)
+    waits = hold_waits(api, orders)
+    api.await_waits_held(200)
+    kinds = ["success", "cancelled", "insufficient-funds", "wrong-pin"]
+    callbacks = Pool(4).map(lambda i: api.callback(orders[i][0], kinds[i % 4]), range(200))
+    assert {r.status_code for r in callbacks} == {200}
+    expected = {"success": "completed", "cancelled": "cancelled", "insufficient-funds": "failed", "wrong-pin": "failed"}
+    for i, wait in enumerate(waits):
+        body = wait.get(timeout=60).json()
+        assert body["orderId"] == orders[i][0]
+        assert (body["paymentStatus"], body["final"]) == (expected[kinds[i % 4]], True)
+    # The callbacks were spread over both workers, so some woke waits held by the other one.
+    log = "".join(server.process.log)
+    wait_pid = {order: pid for pid, order in re.findall(r"\[(\d+)\] INFO eventi.services.waiting: Long polling started orderId=(\w+)", log)}
+    store_pid = {order: pid for pid, order in re.findall(r"\[(\d+)\] INFO eventi.services.callbacks: Payment status stored orderId=(\w+)", log)}
+    crossed = [order for order, _ in orders if wait_pid[order] != store_pid[order]]
+    assert crossed, "expected some callbacks to land on the other worker"
+
+
+def test_a_callback_on_one_instance_wakes_a_wait_on_another(start_gunicorn):
+    first, second = start_gunicorn(workers=2), start_gunicorn(workers=2)
+    api_first, api_second = Api(first.base_url, TEST_SECRET), Api(second.base_url, TEST_SECRET)
+    orders = create_orders(api_first, 20)
+    waits = hold_waits(api_first, orders)
+    api_first.await_waits_held(20)
+    assert {api_second.callback(order_id).status_code for order_id, _ in orders} == {200}
+    for wait in waits:
+        body = wait.get(timeout=60).json()
+        assert (body["paymentStatus"], body["final"]) == ("completed", True)
+
+
+def test_wait_times_out_with_pending_through_gunicorn(start_gunicorn):
+    server = start_gunicorn(workers=1)
+    api = Api(server.base_url, TEST_SECRET)
+    order_id, token = api.create_order()
+    body = api.wait(order_id, token, timeout=2).json()
+    assert (body["paymentStatus"], body["final"]) == ("pending", False)
+    assert 1500 <= body["waitedMs"] <= 20_000
+    server.process.wait_for("Long poll timed out orderId=" + order_id, timeout=10)
+
+
+def redis_clients_by_worker(redis_url, pids):
+    names = [c.get("name", "") for c in redis.Redis.from_url(redis_url).client_list()]
+    return {pid: sum(1 for name in names if name.startswith(f"eventi:{pid}:")) for pid in pids}
+
+
+@pytest.mark.parametrize("mode", ["hub", "per-request"])
+def test_redis_connections_per_worker_with_500_waits(start_gunicorn, settings, mode):
+    server = start_gunicorn(workers=2, EVENTI_NOTIFIER=mode)
+    api = Api(server.base_url, TEST_SECRET)
+    orders = create_orders(api, 500)
+    waits = hold_waits(api, orders)
+    api.await_waits_held(500, timeout=60)
+    per_worker = redis_clients_by_worker(settings["REDIS_URL"], server.worker_pids())
+    Pool(4).map(lambda order: api.callback(order[0]), orders)  # FerretDB writes best with few writers
+    assert all(w.get(timeout=60).json()["final"] for w in waits)
+    if mode == "hub":
+        assert max(per_worker.values()) <= 3, per_worker
+    else:
+        assert sum(per_worker.values()) >= 500, per_worker
