@@ -88,15 +88,18 @@ class OrderStore:
         return self.orders.find_one({"_id": oid})
 
     @_unavailable_on_error
-    def finalize(self, order_id, outcome, event_id=None):
-        """Move a pending order to its final outcome; None when it was not pending."""
+    def finalize(self, order_id, outcome, event_id=None, conditions=None):
+        """Move a pending order (matching extra conditions) to its outcome; None when none matched."""
+        oid = parse_order_id(order_id)
+        if oid is None:
+            return None
         changes = {"status": outcome.status.value, "updatedAt": utcnow(), "statusEventId": event_id}
         if outcome.mpesa_receipt is not None:
             changes["mpesaReceipt"] = outcome.mpesa_receipt
         if outcome.failure_reason is not None:
             changes["failureReason"] = outcome.failure_reason
         return self.orders.find_one_and_update(
-            {"_id": ObjectId(order_id), "status": OrderStatus.PENDING.value},
+            {"_id": oid, "status": OrderStatus.PENDING.value, **(conditions or {})},
             {"$set": changes},
             return_document=ReturnDocument.AFTER,
         )

@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from .. import metrics
 from ..errors import NotFound
-from ..models import OrderStatus, decide_outcome, status_body
+from ..models import AMOUNT_MISMATCH, OrderStatus, Outcome, decide_outcome, status_body
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +31,31 @@ class CallbackService:
     def apply(self, result, raw, source="callback"):
         """Record the delivery, finalize a pending order, announce the change. Idempotent."""
         event_id = self._store.record_event(result.order_id, source, raw, _summary(result))
-        order = self._store.get_order(result.order_id)
-        if order is None:
-            raise NotFound()
-        updated = None
-        if order["status"] == OrderStatus.PENDING.value:
-            updated = self._store.finalize(result.order_id, decide_outcome(result, order["amount"]), event_id)
+        updated = self._finalize(result, event_id)
         if updated is None:
+            order = self._store.get_order(result.order_id)
+            if order is None:
+                raise NotFound()
             metrics.CALLBACKS.labels("duplicate").inc()
             log.info("Payment result ignored, order already final orderId=%s source=%s", result.order_id, source)
-            return CallbackResult(body=status_body(self._store.get_order(result.order_id) or order), duplicate=True)
+            return CallbackResult(body=status_body(order), duplicate=True)
         body = status_body(updated)
         metrics.CALLBACKS.labels(body["paymentStatus"]).inc()
         log.info("Payment status stored orderId=%s status=%s source=%s", result.order_id, body["paymentStatus"], source)
         self.announce(body)
         return CallbackResult(body=body, duplicate=False)
+
+    def _finalize(self, result, event_id):
+        """One conditional update in the usual case; the amount rule is part of its filter."""
+        finalize = self._store.finalize
+        if not result.paid:
+            return finalize(result.order_id, decide_outcome(result, result.amount), event_id)
+        updated = finalize(result.order_id, decide_outcome(result, result.amount), event_id,
+                           {"amount": result.amount})
+        if updated is None:  # already final, or paid a different amount than ordered
+            updated = finalize(result.order_id, Outcome(OrderStatus.FAILED, failure_reason=AMOUNT_MISMATCH),
+                               event_id, {"amount": {"$ne": result.amount}})
+        return updated
 
     def announce(self, body):
         """Cache and publish the new status; if Redis fails, keep trying in the background."""
