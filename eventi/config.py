@@ -14,6 +14,8 @@ DEFAULTS = {
     "WAIT_MAX_SECONDS": 120,
     "STATUS_CACHE_TTL": 60,
     "RECHECK_SECONDS": 2.0,
+    "MAX_WAITS_PER_ORDER": 20,
+    "MAX_WAITS_PER_WORKER": 10_000,
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -60,6 +62,8 @@ def _check(settings):
         raise ConfigError("EVENTI_LOG_FORMAT must be text or json")
     if not 1 <= settings["WAIT_DEFAULT_SECONDS"] <= settings["WAIT_MAX_SECONDS"]:
         raise ConfigError("EVENTI_WAIT_DEFAULT_SECONDS must be between 1 and EVENTI_WAIT_MAX_SECONDS")
+    if settings["MAX_WAITS_PER_ORDER"] < 1 or settings["MAX_WAITS_PER_WORKER"] < 1:
+        raise ConfigError("EVENTI_MAX_WAITS_PER_ORDER and EVENTI_MAX_WAITS_PER_WORKER must be at least 1")
     if settings["RECHECK_SECONDS"] <= 0:
         raise ConfigError("EVENTI_RECHECK_SECONDS must be positive")
     if settings["ENV"] == "production" and len(settings["SECRET_KEY"] or "") < 32:

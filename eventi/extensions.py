@@ -71,7 +71,8 @@ def build(settings):
     return Parts(
         settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
         tokens=OrderTokens(settings["SECRET_KEY"]), notifier=notifier, reader=reader,
-        orders=OrderService(store, cache), waits=WaitService(notifier, reader),
+        orders=OrderService(store, cache),
+        waits=WaitService(notifier, reader, settings["MAX_WAITS_PER_ORDER"], settings["MAX_WAITS_PER_WORKER"]),
         callbacks=CallbackService(store, cache, Publisher(commands)),
     )
 

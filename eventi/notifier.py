@@ -251,16 +251,18 @@ class _PubSubWaiter:
         self._pubsub = pubsub
         self._recheck_seconds = recheck_seconds
 
+    def wake(self):
+        pass  # next() returns at least every second anyway
+
     def next(self, timeout):
-        deadline = time.monotonic() + timeout
+        """A Notification, RECHECK after a Redis error, or None after at most a second."""
         try:
-            while (remaining := deadline - time.monotonic()) > 0:
-                message = self._pubsub.get_message(timeout=min(remaining, 1.0))
-                if message is not None and message["type"] == "message":
-                    return Notification.decode(message["data"])
+            message = self._pubsub.get_message(timeout=min(timeout, 1.0))
         except (RedisError, OSError):
-            gevent.sleep(min(max(deadline - time.monotonic(), 0), jittered(self._recheck_seconds)))
+            gevent.sleep(min(timeout, jittered(self._recheck_seconds)))
             return RECHECK
+        if message is not None and message["type"] == "message":
+            return Notification.decode(message["data"])
         return None
 
 
@@ -269,6 +271,9 @@ class _StorePollingWaiter:
 
     def __init__(self, recheck_seconds):
         self._recheck_seconds = recheck_seconds
+
+    def wake(self):
+        pass
 
     def next(self, timeout):
         pause = jittered(self._recheck_seconds)

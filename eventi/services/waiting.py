@@ -1,10 +1,12 @@
 """Holding a long-poll wait until the order's status is final or the wait times out."""
 import logging
 import time
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .. import metrics
-from ..errors import NotFound
+from ..errors import NotFound, TooManyWaits
 from ..models import is_final
 from ..notifier import RECHECK, Notification
 
@@ -22,35 +24,63 @@ class WaitResult:
 class WaitService:
     """Registers the waiter first, then reads the status, then waits: no lost wake-ups."""
 
-    def __init__(self, notifier, reader):
+    def __init__(self, notifier, reader, max_per_order=20, max_per_worker=10_000):
         self._notifier = notifier
         self._reader = reader
+        self._max_per_order = max_per_order
+        self._max_per_worker = max_per_worker
+        self._held = Counter()
         self.stopping = False
 
-    def wait(self, order_id, timeout, client_gone=None):
-        """Wait up to timeout seconds for a final status; client_gone() ends the wait early."""
+    @property
+    def held(self):
+        """Waits held by this worker right now."""
+        return sum(self._held.values())
+
+    def wait(self, order_id, timeout, client=None):
+        """Wait up to timeout seconds for a final status; a client that leaves ends the wait early."""
         started = time.monotonic()
-        deadline = started + timeout
-        log.info("Long polling started orderId=%s timeout=%ss", order_id, timeout)
-        metrics.WAITS_STARTED.inc()
-        with metrics.WAITS_HELD.track_inprogress(), self._notifier.waiter(order_id) as waiter:
+        with self._slot(order_id), self._notifier.waiter(order_id) as waiter:
+            log.info("Long polling started orderId=%s timeout=%ss", order_id, timeout)
             body = self._reader.current(order_id)
             if body is None:
                 raise NotFound()
-            outcome = "final"
-            while not is_final(body):
-                remaining = deadline - time.monotonic()
-                if self.stopping:
-                    outcome = "shutdown"
-                    break
-                if client_gone is not None and client_gone():
-                    outcome = "client_gone"
-                    break
-                if remaining <= 0:
-                    outcome = "timeout"
-                    break
-                body = self._next_body(order_id, waiter, remaining, body, started)
+            if client is not None:
+                client.watch(waiter.wake)
+            try:
+                body, outcome = self._hold(order_id, waiter, body, started + timeout, client, started)
+            finally:
+                if client is not None:
+                    client.close()
         return self._finish(order_id, body, outcome, started)
+
+    @contextmanager
+    def _slot(self, order_id):
+        if self._held[order_id] >= self._max_per_order:
+            raise TooManyWaits("Too many waits for this order; retry shortly.")
+        if self.held >= self._max_per_worker:
+            raise TooManyWaits()
+        self._held[order_id] += 1
+        metrics.WAITS_STARTED.inc()
+        try:
+            with metrics.WAITS_HELD.track_inprogress():
+                yield
+        finally:
+            self._held[order_id] -= 1
+            if not self._held[order_id]:
+                del self._held[order_id]
+
+    def _hold(self, order_id, waiter, body, deadline, client, started):
+        while not is_final(body):
+            if self.stopping:
+                return body, "shutdown"
+            if client is not None and client.gone():
+                return body, "client_gone"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return body, "timeout"
+            body = self._next_body(order_id, waiter, remaining, body, started)
+        return body, "final"
 
     def _next_body(self, order_id, waiter, remaining, body, started):
         event = waiter.next(remaining)
@@ -71,4 +101,6 @@ class WaitService:
         metrics.WAITS_ANSWERED.labels(outcome).inc()
         if outcome == "timeout":
             log.info("Long poll timed out orderId=%s waitedMs=%d", order_id, waited_ms)
+        elif outcome != "final":
+            log.info("Long poll ended (%s) orderId=%s waitedMs=%d", outcome, order_id, waited_ms)
         return WaitResult(body=body, final=is_final(body), waited_ms=waited_ms, outcome=outcome)

@@ -1,13 +1,54 @@
-"""Noticing that a waiting client has gone, by peeking at gunicorn's raw socket."""
+"""Noticing that a waiting client has gone, from gunicorn's raw socket, at no cost while it stays."""
 import socket
 
+import gevent
 
-def client_gone_probe(environ):
-    """A function telling whether the client closed its connection; None when unknowable."""
+
+class ClientConnection:
+    """The waiting client's socket: wakes a waiter when it turns readable, tells whether it closed."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._watcher = None
+
+    def watch(self, wake):
+        """Call wake() once when the socket becomes readable (EOF, reset, or pipelined bytes)."""
+        self._watcher = gevent.get_hub().loop.io(self._sock.fileno(), 1)
+
+        def fire():
+            self._watcher.stop()  # level-triggered: fire once, then look with gone()
+            wake()
+
+        self._watcher.start(fire)
+
+    def gone(self):
+        return connection_closed(self._sock)
+
+    def close(self):
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.close()
+            self._watcher = None
+
+
+def end_keepalive(environ):
+    """After the response, stop reading from this connection so a stopping worker can exit.
+
+    gunicorn ignores a Connection header set by the app, and an idle keep-alive connection
+    would hold a stopping worker until its keepalive timeout.
+    """
     sock = environ.get("gunicorn.socket")
-    if sock is None:
-        return None
-    return lambda: connection_closed(sock)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+
+def client_connection(environ):
+    """The ClientConnection of a gunicorn request, or None when the server does not expose it."""
+    sock = environ.get("gunicorn.socket")
+    return ClientConnection(sock) if sock is not None else None
 
 
 def connection_closed(sock):

@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify, request, url_for
 from ..errors import NotFound
 from ..schemas import OrderCreateSchema, TokenQuerySchema, WaitQuerySchema
 from ..store import parse_order_id
-from .client_socket import client_gone_probe
+from .client_socket import client_connection, end_keepalive
 from .common import json_body, load, parts, query
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
@@ -48,10 +48,13 @@ def wait_for_status(order_id):
     _authorise(order_id, args["token"])
     p = parts()
     timeout = args["timeout"] or p.settings["WAIT_DEFAULT_SECONDS"]
-    result = p.waits.wait(order_id, timeout, client_gone=client_gone_probe(request.environ))
+    result = p.waits.wait(order_id, timeout, client=client_connection(request.environ))
     response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
+    if result.outcome == "shutdown":
+        environ = request.environ
+        response.call_on_close(lambda: end_keepalive(environ))
     return response
 
 

@@ -1,0 +1,88 @@
+"""Clients that leave, limits on waits, and workers that stop while waits are held."""
+import os
+import signal
+import socket
+
+import gevent
+import pytest
+import requests
+
+from tests.conftest import TEST_SECRET
+from tests.support.api import Api, eventually
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def raw_wait(port, order_id, token, timeout=120):
+    """Send a wait request on a raw socket and leave it open (an abandoned browser tab)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(f"GET /api/orders/{order_id}/wait?token={token}&timeout={timeout} HTTP/1.1\r\n"
+                 f"Host: test\r\n\r\n".encode())
+    return sock
+
+
+def test_abandoned_waits_are_released_without_waiting_for_their_timeout(start_gunicorn):
+    server = start_gunicorn(workers=2)
+    api = Api(server.base_url, TEST_SECRET)
+    order_ids = [api.create_order() for _ in range(50)]
+    pids = server.worker_pids()
+    baseline = {pid: open_fds(pid) for pid in pids}
+    sockets = [raw_wait(server.port, *order_ids[i % 50]) for i in range(1000)]
+    api.await_waits_held(1000, timeout=60)
+    for sock in sockets:
+        sock.close()
+    # 120 s holds, released long before: each worker noticed its closed sockets.
+    eventually(lambda: api.metric("eventi_waits_held") == 0, 30, "abandoned waits to be released")
+    assert api.metric('eventi_waits_answered_total{outcome="client_gone"}') == 1000
+    eventually(lambda: all(open_fds(pid) <= baseline[pid] + 5 for pid in pids), 30, "sockets to be closed")
+
+
+def test_more_than_20_waits_on_one_order_get_429_with_retry_after(start_gunicorn):
+    server = start_gunicorn(workers=1)
+    api = Api(server.base_url, TEST_SECRET)
+    order_id, token = api.create_order()
+    held = [raw_wait(server.port, order_id, token) for _ in range(20)]
+    api.await_waits_held(20)
+    response = api.wait(order_id, token, timeout=5)
+    assert response.status_code == 429
+    assert response.json()["error"] == "too_many_waits"
+    assert int(response.headers["Retry-After"]) > 0
+    for sock in held:
+        sock.close()
+
+
+def test_worker_cap_answers_429_not_collapse(start_gunicorn):
+    server = start_gunicorn(workers=1, EVENTI_MAX_WAITS_PER_WORKER=5)
+    api = Api(server.base_url, TEST_SECRET)
+    orders = [api.create_order() for _ in range(6)]
+    held = [raw_wait(server.port, *order) for order in orders[:5]]
+    api.await_waits_held(5)
+    response = api.wait(*orders[5], timeout=5)
+    assert (response.status_code, response.json()["error"]) == (429, "too_many_waits")
+    assert api.status(*orders[5]).status_code == 200  # the worker still serves everything else
+    for sock in held:
+        sock.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_held_waits_are_answered_when_workers_stop(start_gunicorn, signum):
+    server = start_gunicorn(workers=2)
+    api = Api(server.base_url, TEST_SECRET)
+    orders = [api.create_order() for _ in range(40)]
+    waits = [gevent.spawn(api.wait, order_id, token, 120) for order_id, token in orders]
+    api.await_waits_held(40)
+    server.process.signal(signum)
+    for (order_id, _), wait in zip(orders, waits):
+        response = wait.get(timeout=60)  # a reset or a 502 would raise or fail here
+        assert response.status_code == 200
+        assert (response.json()["orderId"], response.json()["final"]) == (order_id, False)
+        assert response.json()["waitedMs"] < 100_000  # answered at shutdown, not at the 120 s timeout
+    if signum == signal.SIGHUP:  # new workers took over and serve waits
+        server.process.wait_for(r"eventi worker ready", count=2, timeout=60)
+        order_id, token = api.create_order()
+        assert api.callback(order_id).status_code == 200
+        assert api.wait(order_id, token, timeout=5).json()["paymentStatus"] == "completed"
+    else:
+        assert server.process.proc.wait(timeout=60) == 0
