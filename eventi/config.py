@@ -19,8 +19,26 @@ DEFAULTS = {
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    "PROXY_COUNT": 0,
+    "PAYHERO_BASE_URL": None,
+    "PAYHERO_AUTH_TOKEN": None,
+    "PAYHERO_CHANNEL_ID": None,
+    "PUBLIC_BASE_URL": None,
+    "PUSH_TIMEOUT": 8.0,
+    "PUSH_LIMIT": 3,
+    "PUSH_LIMIT_WINDOW": 600,
+    "TICKET_PRICE": 1500,
+    "MAX_TICKETS": 10,
 }
 """Every setting, keyed without its EVENTI_ prefix; the README's table lists them."""
+
+UNPREFIXED = ("PAYHERO_BASE_URL", "PAYHERO_AUTH_TOKEN", "PAYHERO_CHANNEL_ID", "PUBLIC_BASE_URL")
+"""PayHero's settings keep the names its own documentation uses (no EVENTI_ prefix)."""
+
+
+def env_name(name):
+    """The environment variable that holds a setting."""
+    return name if name in UNPREFIXED else f"EVENTI_{name}"
 
 NOTIFIER_MODES = ("hub", "per-request")
 ENVIRONMENTS = ("development", "test", "production")
@@ -34,11 +52,14 @@ def load(overrides=None, environ=os.environ):
     """Return the settings: defaults, then EVENTI_* variables, then overrides."""
     settings = dict(DEFAULTS)
     for name, default in DEFAULTS.items():
-        raw = environ.get(f"EVENTI_{name}")
+        raw = environ.get(env_name(name))
         if raw is not None and raw != "":
             settings[name] = _coerce(name, raw, default)
     settings.update(overrides or {})
+    if not settings["PUBLIC_BASE_URL"] and settings["ENV"] != "production":
+        settings["PUBLIC_BASE_URL"] = "http://" + environ.get("EVENTI_BIND", "127.0.0.1:8000")
     _check(settings)
+    _check_payhero(settings)
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _dev_secret(Path(settings["VAR_DIR"]))
     return settings
@@ -66,8 +87,34 @@ def _check(settings):
         raise ConfigError("EVENTI_MAX_WAITS_PER_ORDER and EVENTI_MAX_WAITS_PER_WORKER must be at least 1")
     if settings["RECHECK_SECONDS"] <= 0:
         raise ConfigError("EVENTI_RECHECK_SECONDS must be positive")
+    if not 0 <= settings["PROXY_COUNT"] <= 5:
+        raise ConfigError("EVENTI_PROXY_COUNT must be 0 (no proxy) to 5: the number of proxies in front whose X-Forwarded-For is trusted")
     if settings["ENV"] == "production" and len(settings["SECRET_KEY"] or "") < 32:
         raise ConfigError("EVENTI_SECRET_KEY must be set (32+ characters) when EVENTI_ENV=production")
+
+
+def _check_payhero(settings):
+    """PayHero is optional in development and test (no push is sent), required in production."""
+    for name in ("PAYHERO_BASE_URL", "PUBLIC_BASE_URL"):
+        url = settings[name]
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{name} must be an http(s) URL")
+        if url:
+            settings[name] = url.rstrip("/")
+    if settings["ENV"] == "production" and not (settings["PAYHERO_BASE_URL"] and settings["PUBLIC_BASE_URL"]):
+        raise ConfigError("PAYHERO_BASE_URL and PUBLIC_BASE_URL must be set when EVENTI_ENV=production")
+    if settings["PAYHERO_BASE_URL"]:
+        if not settings["PAYHERO_AUTH_TOKEN"]:
+            raise ConfigError("PAYHERO_AUTH_TOKEN must be set when PAYHERO_BASE_URL is")
+        if not str(settings["PAYHERO_CHANNEL_ID"] or "").isdigit():
+            raise ConfigError("PAYHERO_CHANNEL_ID must be set to a number when PAYHERO_BASE_URL is")
+        settings["PAYHERO_CHANNEL_ID"] = int(settings["PAYHERO_CHANNEL_ID"])
+    if settings["PUSH_TIMEOUT"] <= 0:
+        raise ConfigError("EVENTI_PUSH_TIMEOUT must be positive")
+    if settings["PUSH_LIMIT"] < 0 or settings["PUSH_LIMIT_WINDOW"] < 1:
+        raise ConfigError("EVENTI_PUSH_LIMIT must be 0 (off) or more and EVENTI_PUSH_LIMIT_WINDOW at least 1")
+    if not 1 <= settings["TICKET_PRICE"] <= 250_000 or not 1 <= settings["MAX_TICKETS"] <= 100:
+        raise ConfigError("EVENTI_TICKET_PRICE must be 1..250000 and EVENTI_MAX_TICKETS 1..100")
 
 
 def _dev_secret(var_dir):

@@ -37,3 +37,15 @@ class NotifierUnavailable(EventiError):
 
 class TooManyWaits(EventiError):
     status, code, message = 429, "too_many_waits", "Too many requests are waiting; retry shortly."
+
+
+class PaymentProviderError(EventiError):
+    """PayHero was unreachable, too slow, or refused the STK push."""
+
+    status, code, message = 502, "payment_provider_error", "The payment provider did not accept the M-Pesa request; try again shortly."
+
+
+class TooManyPushes(EventiError):
+    """Too many STK pushes to one phone number lately."""
+
+    status, code, message = 429, "too_many_pushes", "Too many M-Pesa requests to this phone number; wait a few minutes."

@@ -7,6 +7,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import store as store_module
+from .payhero_client import PayHeroClient
+from .push_limit import PushLimiter
 from .notifier import Hub, PerRequestNotifier, Publisher
 from .services.callbacks import CallbackService
 from .services.ordering import OrderService
@@ -33,8 +35,11 @@ class Parts:
     orders: OrderService
     waits: WaitService
     callbacks: CallbackService
+    payhero: PayHeroClient | None = None
 
     def close(self):
+        if self.payhero is not None:
+            self.payhero.close()
         self.waits.stopping = True
         self.notifier.stop()
         self.mongo.close()
@@ -68,13 +73,29 @@ def build(settings):
     cache = StatusCache(commands, settings["STATUS_CACHE_TTL"])
     notifier = _notifier(settings)
     reader = StatusReader(store, cache)
+    tokens = OrderTokens(settings["SECRET_KEY"])
+    callbacks = CallbackService(store, cache, Publisher(commands))
+    payhero = _payhero(settings)
     return Parts(
         settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
-        tokens=OrderTokens(settings["SECRET_KEY"]), notifier=notifier, reader=reader,
-        orders=OrderService(store, cache),
+        tokens=tokens, notifier=notifier, reader=reader,
+        orders=OrderService(
+            store, cache, payhero=payhero, announce=callbacks.announce,
+            limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),
+            callback_url=lambda order_id: (f"{settings['PUBLIC_BASE_URL']}/api/payhero/callback"
+                                           f"?token={tokens.callback_token(order_id)}"),
+        ),
         waits=WaitService(notifier, reader, settings["MAX_WAITS_PER_ORDER"], settings["MAX_WAITS_PER_WORKER"]),
-        callbacks=CallbackService(store, cache, Publisher(commands)),
+        callbacks=callbacks, payhero=payhero,
     )
+
+
+def _payhero(settings):
+    """The PayHero client, or None when no PAYHERO_BASE_URL is set (development and test only)."""
+    if not settings["PAYHERO_BASE_URL"]:
+        return None
+    return PayHeroClient(settings["PAYHERO_BASE_URL"], settings["PAYHERO_AUTH_TOKEN"],
+                         settings["PAYHERO_CHANNEL_ID"], timeout=settings["PUSH_TIMEOUT"])
 
 
 def _notifier(settings):

@@ -12,7 +12,9 @@ import uuid  # noqa: E402
 
 import pytest  # noqa: E402
 
+from eventi.config import env_name  # noqa: E402
 from tests.support.processes import FerretDB, Gunicorn, RedisServer  # noqa: E402
+from tests.support.simulator import PayHeroSimulator  # noqa: E402
 
 TEST_SECRET = "test-secret-" + "x" * 40
 
@@ -39,14 +41,25 @@ def mongo_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def payhero_simulator():
+    """The local PayHero simulator as a real process. Every order the tests create gets a real
+    STK push over HTTP; its callback delay is an hour, so it never races the tests' own callbacks."""
+    server = PayHeroSimulator(delay=3600).start()
+    yield server
+    server.stop()
+
+
 class _External:
     def __init__(self, **kwargs):
         self.__dict__.update(kwargs)
 
 
 @pytest.fixture
-def settings(redis_server, mongo_server, tmp_path):
+def settings(redis_server, mongo_server, payhero_simulator, tmp_path):
     return {
+        **payhero_simulator.settings,
+        "PUSH_LIMIT": 0,  # the tests reuse one phone number; tests/test_payments.py checks the limit
         "ENV": "test",
         "SECRET_KEY": TEST_SECRET,
         "REDIS_URL": redis_server.url,
@@ -77,7 +90,7 @@ def parts(app):
 
 
 def gunicorn_env(settings, **extra):
-    env = {f"EVENTI_{k}": str(v) for k, v in settings.items() if k != "VAR_DIR"}
+    env = {env_name(k): str(v) for k, v in settings.items() if k != "VAR_DIR"}
     env["EVENTI_VAR_DIR"] = settings["VAR_DIR"]
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -1,21 +1,71 @@
-"""Creating orders."""
+"""Creating orders and sending their M-Pesa STK push."""
+import logging
+
 from redis.exceptions import RedisError
 
-from ..models import status_body
+from .. import metrics
+from ..errors import PaymentProviderError
+from ..models import OrderStatus, Outcome, status_body, utcnow
+
+log = logging.getLogger(__name__)
+
+STK_PUSH_FAILED = "stk_push_failed"
 
 
 class OrderService:
-    """Stores new orders and primes the status cache for their waits."""
+    """Checks the push limit, stores the order, primes the cache, then sends one STK push.
 
-    def __init__(self, store, cache):
+    payhero is None when no PAYHERO_BASE_URL is set (development and test only): orders
+    stay pending until a callback arrives. callback_url(order_id) gives the URL PayHero calls.
+    """
+
+    def __init__(self, store, cache, payhero=None, limiter=None, announce=None, callback_url=None):
         self._store = store
         self._cache = cache
+        self._payhero = payhero
+        self._limiter = limiter
+        self._announce = announce
+        self._callback_url = callback_url
 
     def create(self, fields):
-        """Store a pending order from validated fields; return the stored document."""
+        """Store a pending order from validated fields, push it; return the stored document.
+
+        Raises TooManyPushes before anything is stored, PaymentProviderError (with orderId)
+        after the order was stored and marked failed.
+        """
+        if self._limiter is not None and self._payhero is not None:
+            self._limiter.hit(fields["phone"])
         order = self._store.create_order(fields)
         try:
             self._cache.put(status_body(order))
         except RedisError:
             pass  # a cache miss later costs one MongoDB read, nothing more
+        if self._payhero is not None:
+            order = self._push(order)
         return order
+
+    def _push(self, order):
+        order_id = str(order["_id"])
+        try:
+            push = self._payhero.stk_push(
+                amount=order["amount"], phone=order["phone"], external_reference=order_id,
+                customer_name=order.get("name") or "Customer", callback_url=self._callback_url(order_id),
+            )
+        except PaymentProviderError as exc:
+            metrics.STK_PUSHES.labels(getattr(exc, "reason", "rejected")).inc()
+            log.warning("STK push failed orderId=%s (%s)", order_id, exc.message)
+            self._fail(order_id, exc)
+            raise PaymentProviderError(exc.message, orderId=order_id) from None
+        metrics.STK_PUSHES.labels("queued").inc()
+        fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id, "pushedAt": utcnow()}
+        self._store.set_fields(order_id, fields)
+        log.info("STK push queued orderId=%s reference=%s", order_id, push.reference)
+        return {**order, **fields}
+
+    def _fail(self, order_id, exc):
+        """The push did not go out: the order fails (only if still pending) and waiters learn it."""
+        summary = {"error": exc.code, "reason": getattr(exc, "reason", None), "description": exc.message}
+        event_id = self._store.record_event(order_id, "stk_push", "", summary)
+        updated = self._store.finalize(order_id, Outcome(OrderStatus.FAILED, failure_reason=STK_PUSH_FAILED), event_id)
+        if updated is not None and self._announce is not None:
+            self._announce(status_body(updated))

@@ -23,7 +23,7 @@ def init_app(app):
     def _eventi_error(exc):
         response, status = error_response(exc.status, exc.code, exc.message, exc.details, **exc.extra)
         if exc.status == 429:
-            response.headers["Retry-After"] = "5"
+            response.headers["Retry-After"] = str(getattr(exc, "retry_after", 5))
         return response, status
 
     @app.errorhandler(HTTPException)

@@ -1,0 +1,89 @@
+"""PayHero's HTTP API: the M-Pesa STK push and transaction-status. No Flask; never logs secrets."""
+import logging
+from dataclasses import dataclass
+
+import requests
+
+from .errors import PaymentProviderError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 3.0
+
+
+class PayHeroUnavailable(PaymentProviderError):
+    """PayHero could not be reached or did not answer within the timeout."""
+
+    reason = "unreachable"
+
+
+class PayHeroRejected(PaymentProviderError):
+    """PayHero answered, but not with a queued push (4xx, 5xx or an unexpected body)."""
+
+    reason = "rejected"
+
+
+@dataclass(frozen=True)
+class Push:
+    """A queued STK push: PayHero's own reference and M-Pesa's CheckoutRequestID."""
+
+    reference: str
+    checkout_request_id: str | None
+
+
+class PayHeroClient:
+    """One per worker; requests is gevent-patched there, so a push costs a greenlet, not a thread."""
+
+    def __init__(self, base_url, auth_token, channel_id, timeout=8.0, session=None):
+        self._base = base_url.rstrip("/")
+        self._channel_id = channel_id
+        self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
+        self._session = session or requests.Session()
+        self._session.headers["Authorization"] = f"Basic {auth_token}"
+
+    def stk_push(self, amount, phone, external_reference, customer_name, callback_url):
+        """Ask PayHero to prompt the phone. Sent once: the caller must never retry blindly."""
+        body = {
+            "amount": amount,
+            "phone_number": local_phone(phone),
+            "channel_id": self._channel_id,
+            "provider": "m-pesa",
+            "external_reference": external_reference,
+            "customer_name": customer_name,
+            "callback_url": callback_url,
+        }
+        data = self._call("POST", "/api/v2/payments", json=body)
+        reference = data.get("reference")
+        if not data.get("success") or not isinstance(reference, str) or not reference:
+            raise PayHeroRejected(f"PayHero did not queue the push (status {data.get('status')!r}).")
+        return Push(reference=reference, checkout_request_id=data.get("CheckoutRequestID") or None)
+
+    def transaction_status(self, reference):
+        """PayHero's record of one push: its `status` is QUEUED, SUCCESS or FAILED."""
+        return self._call("GET", "/api/v2/transaction-status", params={"reference": reference})
+
+    def close(self):
+        self._session.close()
+
+    def _call(self, method, path, **kwargs):
+        try:
+            response = self._session.request(method, self._base + path, timeout=self._timeout, **kwargs)
+        except requests.Timeout:
+            raise PayHeroUnavailable("PayHero did not answer in time.") from None
+        except requests.RequestException as exc:
+            raise PayHeroUnavailable(f"PayHero is not reachable ({exc.__class__.__name__}).") from None
+        if not 200 <= response.status_code < 300:
+            log.warning("PayHero answered %s to %s %s", response.status_code, method, path)
+            raise PayHeroRejected(f"PayHero answered HTTP {response.status_code}.")
+        try:
+            data = response.json()
+        except ValueError:
+            raise PayHeroRejected("PayHero answered with a body that is not JSON.") from None
+        if not isinstance(data, dict):
+            raise PayHeroRejected("PayHero answered with an unexpected body.")
+        return data
+
+
+def local_phone(phone):
+    """2547XXXXXXXX (as stored) to 07XXXXXXXX, the spelling PayHero's examples use."""
+    return "0" + phone[3:] if phone.startswith("254") and len(phone) == 12 else phone

@@ -1,0 +1,40 @@
+"""Run the PayHero simulator: python -m eventi.simulator [--host H] [--port P] [--delay S]."""
+import argparse
+import logging
+import os
+import sys
+
+from werkzeug.serving import make_server
+
+from .app import create_app
+
+
+def main(argv=None):
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m eventi.simulator", description=__doc__)
+    parser.add_argument("--host", default=env.get("EVENTI_SIMULATOR_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("EVENTI_SIMULATOR_PORT", "8010")))
+    parser.add_argument("--delay", type=float, default=float(env.get("EVENTI_SIMULATOR_DELAY", "3")),
+                        help="seconds from the push to the callback")
+    parser.add_argument("--slow", type=float, default=float(env.get("EVENTI_SIMULATOR_SLOW_SECONDS", "30")),
+                        help="seconds a push to a number ending in 9 takes to answer")
+    args = parser.parse_args(argv)
+    token = env.get("PAYHERO_AUTH_TOKEN")
+    if not token:
+        sys.exit("PAYHERO_AUTH_TOKEN must be set: the simulator accepts only that Basic token")
+    sys.stdout.reconfigure(line_buffering=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server(args.host, args.port, create_app(token, args.delay, args.slow), threaded=True)
+    print(f"PayHero simulator listening on http://{args.host}:{server.server_port} (callback delay {args.delay}s)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

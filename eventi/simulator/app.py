@@ -1,0 +1,192 @@
+"""A local PayHero: the STK push and transaction-status endpoints, and the callback it sends later.
+
+A separate WSGI app (no part of eventi's own app). Threads, not gevent, so it runs unpatched
+from `python -m eventi.simulator`.
+"""
+import hmac
+import logging
+import re
+import secrets
+import string
+import threading
+import time
+from datetime import datetime, timezone
+
+import requests
+from flask import Flask, jsonify, request
+
+from . import outcomes
+
+log = logging.getLogger("eventi.simulator")
+
+PHONE = re.compile(r"^(?:\+?254|0)[17]\d{8}$")
+CALLBACK_TIMEOUT = 10
+
+
+class Simulator:
+    """The simulator's record of every push; transaction-status answers from it."""
+
+    def __init__(self, auth_token, delay=3.0, slow_seconds=30.0):
+        self.auth_token = auth_token
+        self.delay = delay
+        self.slow_seconds = slow_seconds
+        self.pushes = {}
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+
+    def authorised(self, header):
+        return hmac.compare_digest((header or "").encode(), f"Basic {self.auth_token}".encode())
+
+    def queue(self, body, outcome):
+        """Record a push and schedule its callback(s)."""
+        reference = _code(10)
+        record = {
+            "reference": reference,
+            "CheckoutRequestID": "ws_CO_" + datetime.now(timezone.utc).strftime("%d%m%Y%H%M%S") + _digits(9),
+            "MerchantRequestID": f"{_digits(4)}-{_digits(8)}-1",
+            "external_reference": body["external_reference"],
+            "amount": body["amount"],
+            "phone_number": body["phone_number"],
+            "callback_url": body["callback_url"],
+            "outcome": outcome.name,
+            "status": "QUEUED",
+            "receipt": _code(10) if outcome.paid else "",
+            "queuedAt": time.time(),
+            "deliveries": [],
+        }
+        with self._lock:
+            self.pushes[reference] = record
+        timer = threading.Timer(self.delay, self._settle, args=(reference, outcome))
+        timer.daemon = True
+        timer.start()
+        return record
+
+    def _settle(self, reference, outcome):
+        record = self.pushes[reference]
+        record["status"] = "SUCCESS" if outcome.paid else "FAILED"
+        record["transaction_date"] = datetime.now(timezone.utc).isoformat()
+        for _ in range(outcome.callbacks):
+            self._deliver(record, outcome)
+
+    def _deliver(self, record, outcome):
+        body = callback_body(record, outcome)
+        sent_at = time.time()
+        try:
+            status = self._http.post(record["callback_url"], json=body, timeout=CALLBACK_TIMEOUT).status_code
+        except requests.RequestException as exc:
+            status = exc.__class__.__name__
+        record["deliveries"].append({"sentAt": sent_at, "answer": status})
+        log.info("simulator: callback delivered reference=%s externalReference=%s outcome=%s answer=%s",
+                 record["reference"], record["external_reference"], outcome.name, status)
+
+    def find(self, external_reference):
+        return [r for r in list(self.pushes.values()) if r["external_reference"] == external_reference]
+
+
+def callback_body(record, outcome):
+    """PayHero's v2 callback (Safaricom's field names nested under `response`)."""
+    phone = record["phone_number"]
+    return {
+        "forward_url": "",
+        "response": {
+            "Amount": record["amount"],
+            "CheckoutRequestID": record["CheckoutRequestID"],
+            "ExternalReference": record["external_reference"],
+            "MerchantRequestID": record["MerchantRequestID"],
+            "MpesaReceiptNumber": record["receipt"],
+            "Phone": "+254" + phone[-9:],
+            "ResultCode": outcome.result_code,
+            "ResultDesc": outcome.description,
+            "Status": "Success" if outcome.paid else "Failed",
+        },
+        "status": outcome.paid,
+    }
+
+
+def transaction_status_body(record):
+    """The answer of GET /api/v2/transaction-status for one recorded push."""
+    body = {"success": True, "status": record["status"], "reference": record["reference"],
+            "CheckoutRequestID": record["CheckoutRequestID"]}
+    if record["status"] != "QUEUED":
+        body.update(transaction_date=record["transaction_date"], provider="m-pesa", merchant="eventi simulator",
+                    payment_reference="", third_party_reference=record["receipt"], provider_reference=record["receipt"])
+    return body
+
+
+def create_app(auth_token, delay=3.0, slow_seconds=30.0):
+    """The simulator as a WSGI app; app.extensions["simulator"] holds its record."""
+    sim = Simulator(auth_token, delay, slow_seconds)
+    app = Flask(__name__)
+    app.extensions["simulator"] = sim
+
+    @app.before_request
+    def _check_token():
+        if request.path.startswith("/api/") and not sim.authorised(request.headers.get("Authorization")):
+            return _error(401, "Unauthorized: invalid or missing Basic token")
+        return None
+
+    @app.post("/api/v2/payments")
+    def payments():
+        body = request.get_json(silent=True)
+        problem = _invalid_push(body)
+        if problem:
+            return _error(400, problem)
+        outcome = outcomes.for_phone(body["phone_number"])
+        if outcome.push_error:
+            return _error(outcome.push_error, "Internal server error (simulated)")
+        if outcome.slow:
+            time.sleep(sim.slow_seconds)
+        record = sim.queue(body, outcome)
+        log.info("simulator: push queued reference=%s externalReference=%s outcome=%s delay=%ss",
+                 record["reference"], record["external_reference"], outcome.name, sim.delay)
+        return jsonify(success=True, status="QUEUED", reference=record["reference"],
+                       CheckoutRequestID=record["CheckoutRequestID"]), 201
+
+    @app.get("/api/v2/transaction-status")
+    def transaction_status():
+        record = sim.pushes.get(request.args.get("reference", ""))
+        if record is None:
+            return _error(404, "Transaction not found")
+        return jsonify(transaction_status_body(record))
+
+    @app.get("/simulator/pushes")
+    def pushes():
+        """Not PayHero: what the simulator did for one order (for scripts and tests)."""
+        return jsonify(pushes=sim.find(request.args.get("external_reference", "")), delay=sim.delay)
+
+    @app.get("/healthz")
+    def health():
+        return jsonify(status="ok")
+
+    return app
+
+
+def _invalid_push(body):
+    if not isinstance(body, dict):
+        return "Body must be a JSON object"
+    amount = body.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= 250_000:
+        return "amount must be a whole number of KES from 1 to 250000"
+    if not isinstance(body.get("phone_number"), str) or not PHONE.match(body["phone_number"]):
+        return "phone_number is not a valid Safaricom number"
+    if isinstance(body.get("channel_id"), bool) or not isinstance(body.get("channel_id"), int):
+        return "channel_id must be a number"
+    if body.get("provider") != "m-pesa":
+        return "provider must be m-pesa"
+    if not isinstance(body.get("external_reference"), str) or not body["external_reference"]:
+        return "external_reference is required"
+    if not isinstance(body.get("callback_url"), str) or not body["callback_url"].startswith(("http://", "https://")):
+        return "callback_url must be an http(s) URL"
+    return None
+
+
+def _error(status, message):
+    return jsonify(success=False, error_message=message), status
+
+
+def _code(length):
+    return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(length))
+
+
+def _digits(length):
+    return "".join(secrets.choice(string.digits) for _ in range(length))
