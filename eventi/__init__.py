@@ -16,12 +16,19 @@ def create_app(overrides=None):
     )
     app.json.sort_keys = False
     app.extensions["eventi"] = extensions.build(settings)
+    if settings["PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from .web import errors, health, orders, payhero
+        # Trust X-Forwarded-For/-Proto only as far back as the proxies we run (nginx: 1).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["PROXY_COUNT"], x_proto=settings["PROXY_COUNT"])
 
+    from .web import apidocs, errors, health, orders, payhero, request_id
+
+    request_id.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     app.register_blueprint(orders.bp)
     app.register_blueprint(payhero.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(apidocs.bp)
     return app

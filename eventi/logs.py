@@ -1,20 +1,74 @@
-"""Logging: one line per event, as text or JSON lines (EVENTI_LOG_FORMAT)."""
+"""Logging: one line per event, as text or JSON lines (EVENTI_LOG_FORMAT), with the request id, redacted."""
+import contextvars
 import json
 import logging
+import re
 import sys
 import time
 
+REQUEST_ID = contextvars.ContextVar("eventi_request_id", default=None)
+"""The id of the request the current greenlet serves (greenlet >= 1.0 gives each greenlet its own context)."""
+
+_REDACTIONS = (
+    # key=value secrets, as in query strings: token=abc -> token=***
+    (re.compile(r"(?i)\b((?:[a-z_]*token|secret|password|api_?key|signature)=)[^&\s\"',;]+"), r"\1***"),
+    # Authorization header values
+    (re.compile(r"(?i)\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    # 64-hex values: statusToken, callbackToken, the secret key
+    (re.compile(r"(?<![0-9A-Fa-f])([0-9A-Fa-f]{4})[0-9A-Fa-f]{60}(?![0-9A-Fa-f])"), r"\1***"),
+    # e-mail addresses: keep the first character and the domain
+    (re.compile(r"(?<![\w.+-])([\w+-])[\w.+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"), r"\1***@\2"),
+    # Kenyan mobile numbers in any spelling (2547..., +2541..., 07..., 01...): keep the last 3 digits
+    (re.compile(r"(?<![\w+])(?:\+?254|0)[17]\d{5}(\d{3})(?!\w)"), r"***\1"),
+)
+
+
+def redact(text):
+    """Mask tokens, phone numbers and e-mail addresses in a log line."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request id (or None) on every record as ``request_id``."""
+
+    def filter(self, record):
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time [pid] LEVEL logger: message requestId=...``, redacted."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record):
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            first, sep, rest = line.partition("\n")  # a traceback stays below the line it explains
+            line = f"{first} requestId={request_id}{sep}{rest}"
+        return redact(line)
+
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, pid, message, requestId (when in a request), exc."""
+
     def format(self, record):
         line = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "pid": record.process,
+            "message": redact(record.getMessage()),
         }
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            line["requestId"] = request_id
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            line["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(line)
 
 
@@ -26,8 +80,6 @@ def configure(log_format="text", level="INFO"):
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logger.addHandler(handler)

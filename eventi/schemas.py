@@ -123,3 +123,60 @@ class CallbackFlatSchema(_Lenient):
     def _receipt_on_success(self, data, **kwargs):
         if data["status"].lower() == "success" and not data.get("provider_reference"):
             raise ValidationError("A successful payment needs its provider_reference.", "provider_reference")
+
+
+# --- Responses: documented in the OpenAPI document (eventi/openapi.py), never used to load ---------
+
+
+class ErrorSchema(Schema):
+    """Every error: a stable code, a sentence, and per-field details where useful."""
+
+    error = fields.String(required=True, metadata={"example": "validation_error"})
+    message = fields.String(required=True)
+    details = fields.Dict(metadata={"description": "Field name to a list of messages (validation errors)."})
+
+
+class OrderCreatedSchema(Schema):
+    """Answer of POST /api/orders."""
+
+    orderId = fields.String(required=True, metadata={"description": "24 hex characters."})
+    paymentStatus = fields.String(required=True, validate=validate.OneOf(["pending"]))
+    statusToken = fields.String(required=True, metadata={"description": "Pass as ?token= to the status and wait routes."})
+    waitUrl = fields.String(required=True, metadata={"description": "The wait route for this order, token included."})
+
+
+class OrderStatusSchema(Schema):
+    """The public status of an order: never the phone, e-mail or name."""
+
+    orderId = fields.String(required=True)
+    paymentStatus = fields.String(required=True, validate=validate.OneOf(["pending", "completed", "failed", "cancelled"]))
+    amount = fields.Integer(required=True, metadata={"description": "KES."})
+    updatedAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
+    mpesaReceipt = fields.String(allow_none=True, metadata={"description": "Only when completed."})
+    failureReason = fields.String(allow_none=True, metadata={"description": "Only when failed or cancelled."})
+
+
+class WaitResultSchema(OrderStatusSchema):
+    """Answer of the wait route: the status plus whether it is final and how long the request was held."""
+
+    final = fields.Boolean(required=True, metadata={"description": "false only when the wait timed out (or the server is stopping) with the order still pending."})
+    waitedMs = fields.Integer(required=True)
+
+
+class CallbackAckSchema(Schema):
+    """Answer to PayHero's callback."""
+
+    received = fields.Boolean(required=True)
+    duplicate = fields.Boolean(metadata={"description": "true when the order was already final; nothing changed."})
+
+
+class HealthSchema(Schema):
+    """Answer of /healthz and /readyz when all is well."""
+
+    status = fields.String(required=True, validate=validate.OneOf(["ok", "ready"]))
+
+
+class NotReadySchema(ErrorSchema):
+    """Answer of /readyz when a dependency is down."""
+
+    down = fields.List(fields.String(validate=validate.OneOf(["mongodb", "redis"])), required=True)

@@ -1,0 +1,226 @@
+"""The OpenAPI 3 document, built by apispec from the marshmallow schemas that validate the requests.
+
+Paths come from the app's url_map and bodies, queries and answers from eventi/schemas.py, so the
+document cannot drift from the routes; OPERATIONS adds what only a person can say (summaries,
+examples). tests/test_openapi.py fails when a route is missing here or an example stops validating.
+"""
+import re
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from werkzeug.routing import Rule
+
+from . import schemas
+
+ORDER_ID = "6751a3f2c9e77b0012ab34cd"
+STATUS_TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
+UPDATED_AT = "2026-11-28T05:12:09.481Z"
+
+ERRORS = {
+    400: "Invalid input: `validation_error` with `details` per field, or `invalid_json`.",
+    401: "Missing or wrong callback token (`unauthorized`).",
+    404: "Unknown or malformed order id, or a token that does not match it: all look the same (`not_found`).",
+    413: "Body larger than EVENTI_MAX_CONTENT_LENGTH.",
+    415: "The body is not sent as application/json (`unsupported_media_type`).",
+    429: "Too many waits on this order or this worker (`too_many_waits`); retry after `Retry-After` seconds.",
+    503: "MongoDB or Redis is unreachable (`store_unavailable`, `redis_unavailable`); retry.",
+}
+
+ERROR_EXAMPLES = {
+    400: {"error": "validation_error", "message": "The request is not valid.",
+          "details": {"phone": ["Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}},
+    401: {"error": "unauthorized", "message": "Missing or wrong callback token."},
+    404: {"error": "not_found", "message": "No such order, or the token does not match it."},
+    413: {"error": "request_entity_too_large", "message": "The data value transmitted exceeds the capacity limit."},
+    415: {"error": "unsupported_media_type", "message": "Send the body as application/json."},
+    429: {"error": "too_many_waits", "message": "Too many requests are waiting; retry shortly."},
+    503: {"error": "store_unavailable", "message": "The order store is not reachable; try again."},
+}
+
+ORDER_ID_PARAM = {
+    "in": "path", "name": "order_id", "required": True, "example": ORDER_ID,
+    "description": "The orderId returned by POST /api/orders.",
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
+}
+
+PENDING = {"orderId": ORDER_ID, "paymentStatus": "pending", "amount": 1500, "updatedAt": UPDATED_AT}
+COMPLETED = {**PENDING, "paymentStatus": "completed", "mpesaReceipt": "TKS2P0X9QH"}
+CANCELLED = {**PENDING, "paymentStatus": "cancelled", "failureReason": "Request cancelled by user"}
+
+
+def _ok(schema, examples, description="OK"):
+    return {"description": description, "schema": schema, "examples": examples}
+
+
+def _text(media_type, description, example):
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}, "example": example}}}
+
+
+OPERATIONS = {
+    "orders.create_order": {"post": {
+        "tags": ["checkout"],
+        "summary": "Create a pending order",
+        "description": "Stores a pending order and returns the token and URL the payment page waits on. "
+                       "Unknown fields, wrong types and operator objects are rejected; nothing is stored then.",
+        "body": schemas.OrderCreateSchema,
+        "body_examples": {
+            "local": {"eventId": "nairobi-jazz-2026", "amount": 1500, "phone": "0712345678",
+                      "email": "wanjiru@example.com", "name": "Wanjiru Kamau"},
+            "international": {"eventId": "ev_42", "amount": 3000, "phone": "+254112345678", "email": "otieno@example.co.ke"},
+        },
+        "responses": {201: _ok(schemas.OrderCreatedSchema, {"created": {
+            "orderId": ORDER_ID, "paymentStatus": "pending", "statusToken": STATUS_TOKEN,
+            "waitUrl": f"/api/orders/{ORDER_ID}/wait?token={STATUS_TOKEN}"}}, "Created"),
+            400: None, 413: None, 415: None, 503: None},
+    }},
+    "orders.get_status": {"get": {
+        "tags": ["checkout"],
+        "summary": "Read an order's current status",
+        "params": [ORDER_ID_PARAM],
+        "query": schemas.TokenQuerySchema,
+        "query_examples": {"token": STATUS_TOKEN},
+        "responses": {200: _ok(schemas.OrderStatusSchema, {"pending": PENDING, "completed": COMPLETED}), 404: None, 503: None},
+    }},
+    "orders.wait_for_status": {"get": {
+        "tags": ["checkout"],
+        "summary": "Long-poll until the payment is final",
+        "description": "Held until the status is final (answered the instant PayHero's callback is stored, on any "
+                       "worker or machine) or until `timeout` seconds pass, then answered with `final: false`. "
+                       "Call it again while `final` is false. Responses carry `Cache-Control: no-store` and "
+                       "`X-Accel-Buffering: no`; proxies must allow more than the longest hold (120 s).",
+        "params": [ORDER_ID_PARAM],
+        "query": schemas.WaitQuerySchema,
+        "query_examples": {"token": STATUS_TOKEN, "timeout": 60},
+        "responses": {200: _ok(schemas.WaitResultSchema, {
+            "completed": {**COMPLETED, "final": True, "waitedMs": 8412},
+            "cancelled": {**CANCELLED, "final": True, "waitedMs": 15003},
+            "timed out": {**PENDING, "final": False, "waitedMs": 60001},
+        }), 404: None, 429: None, 503: None},
+    }},
+    "payhero.callback": {"post": {
+        "tags": ["PayHero"],
+        "summary": "PayHero's payment result for one order",
+        "description": "Called by PayHero with the per-order callback token the STK push carried. Both PayHero "
+                       "formats are accepted. ResultCode 0 completes the order, 1032 cancels it, anything else fails "
+                       "it; an amount different from the order's fails it with `amount_mismatch`. Repeated and late "
+                       "deliveries change nothing and answer `duplicate: true`.",
+        "query": schemas.CallbackQuerySchema,
+        "query_examples": {"token": STATUS_TOKEN},
+        "body": {"oneOf": [schemas.CallbackV2Schema, schemas.CallbackFlatSchema]},
+        "body_examples": {
+            "v2 success": {"status": True, "response": {
+                "Amount": 1500, "CheckoutRequestID": "ws_CO_28112026051209481712345678",
+                "ExternalReference": ORDER_ID, "MerchantRequestID": "c4d8-4f1b-9e2a-77a1b2c3d4e5",
+                "MpesaReceiptNumber": "TKS2P0X9QH", "Phone": "+254712345678", "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.", "Status": "Success"}},
+            "v2 cancelled": {"status": False, "response": {
+                "Amount": 1500, "CheckoutRequestID": "ws_CO_28112026051209481712345678",
+                "ExternalReference": ORDER_ID, "MpesaReceiptNumber": "", "ResultCode": 1032,
+                "ResultDesc": "Request cancelled by user", "Status": "Cancelled"}},
+            "flat success": {"status": "success", "external_reference": ORDER_ID, "amount": 1500,
+                             "provider_reference": "TKS2P0X9QH", "reference": "E8UWT7CLUW",
+                             "message": "Payment successful", "success": True},
+        },
+        "responses": {200: _ok(schemas.CallbackAckSchema, {"stored": {"received": True},
+                                                           "repeated": {"received": True, "duplicate": True}}),
+                      400: None, 401: None, 413: None, 415: None, 503: None},
+    }},
+    "health.healthz": {"get": {
+        "tags": ["ops"], "summary": "Liveness: 200 while the process runs",
+        "responses": {200: _ok(schemas.HealthSchema, {"ok": {"status": "ok"}})},
+    }},
+    "health.readyz": {"get": {
+        "tags": ["ops"], "summary": "Readiness: 200 when MongoDB and Redis answer",
+        "responses": {
+            200: _ok(schemas.HealthSchema, {"ready": {"status": "ready"}}),
+            503: _ok(schemas.NotReadySchema, {"redis down": {"error": "not_ready", "message": "Down: redis", "down": ["redis"]}},
+                     "A dependency is down; take this instance out of rotation"),
+        },
+    }},
+    "health.prometheus": {"get": {
+        "tags": ["ops"], "summary": "Prometheus metrics, summed over all gunicorn workers",
+        "description": "See docs/operations.md for each metric and example PromQL.",
+        "responses": {200: _text("text/plain", "Prometheus text exposition format",
+                                 'eventi_waits_held 412.0\neventi_callbacks_total{outcome="completed"} 1893.0\n')},
+    }},
+    "apidocs.openapi_json": {"get": {
+        "tags": ["docs"], "summary": "This OpenAPI 3 document",
+        "responses": {200: {"description": "OpenAPI 3.0 document", "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }},
+    "apidocs.docs_page": {"get": {
+        "tags": ["docs"], "summary": "This document as a self-contained HTML page",
+        "responses": {200: _text("text/html", "HTML page", "<!doctype html>...")},
+    }},
+}
+"""Per endpoint and method: summary, description, path params, query and body schemas with examples,
+responses (None: the standard error answer for that status)."""
+
+
+def openapi_path(rule: Rule):
+    """/api/orders/<order_id>/wait -> /api/orders/{order_id}/wait"""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+
+
+def _phone_and_amount(self, field, **kwargs):
+    """Say in the document what the custom fields accept."""
+    if isinstance(field, schemas.KenyanPhone):
+        return {"pattern": r"^(\+?254|0)[17][0-9]{8}$", "example": "0712345678", "description": "07…, 01…, 2547…, 2541…, optionally with +; stored as 254…"}
+    if isinstance(field, schemas.WholeNumber):
+        return {"description": "A whole number; 1500, 1500.0 and \"1500\" are accepted."}
+    return {}
+
+
+def build(app):
+    """The OpenAPI document (a dict) for every documented route of app."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="eventi", version="1", openapi_version="3.0.3", plugins=[plugin],
+        info={"description": "Instant M-Pesa payment status: the payment page holds one long poll, "
+                             "answered when PayHero's callback lands. Every error is "
+                             "`{\"error\", \"message\", \"details\"?}`. Every response carries `X-Request-ID` "
+                             "(the request's, when it sent a safe one of 1-64 `A-Za-z0-9._:-`)."},
+    )
+    plugin.converter.add_attribute_function(_phone_and_amount)
+    spec.components.schema("Error", schema=schemas.ErrorSchema)
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        documented = OPERATIONS.get(rule.endpoint)
+        if documented is None:
+            continue
+        operations = {method: _operation(rule.endpoint, op) for method, op in documented.items()
+                      if method.upper() in (rule.methods or ())}
+        spec.path(path=openapi_path(rule), operations=operations)
+    document = spec.to_dict()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            examples = operation.pop("x-query-example", {})
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter["name"] in examples:
+                    parameter["example"] = examples[parameter["name"]]
+    return document
+
+
+def _operation(endpoint, op):
+    out = {key: op[key] for key in ("tags", "summary", "description") if key in op}
+    parameters = list(op.get("params", []))
+    if "query" in op:
+        parameters.append({"in": "query", "schema": op["query"]})
+    if parameters:
+        out["parameters"] = parameters
+    if "body" in op:
+        out["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": op["body"],
+            "examples": {name: {"value": value} for name, value in op.get("body_examples", {}).items()},
+        }}}
+    out["responses"] = {}
+    for status, response in op["responses"].items():
+        if response is None:
+            response = {"description": ERRORS[status], "schema": "Error", "examples": {"error": ERROR_EXAMPLES[status]}}
+        if "schema" in response:
+            response = {"description": response["description"], "content": {"application/json": {
+                "schema": response["schema"],
+                "examples": {name: {"value": value} for name, value in response["examples"].items()},
+            }}}
+        out["responses"][str(status)] = response
+    out["operationId"] = endpoint.replace(".", "_")
+    out["x-query-example"] = op.get("query_examples", {})
+    return out

@@ -1,0 +1,117 @@
+"""The OpenAPI document: every route in it, every example valid against the schemas that validate requests."""
+import copy
+import json
+
+import pytest
+
+from eventi import openapi, schemas
+from eventi.payhero import parse_callback
+
+
+@pytest.fixture
+def document(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.json
+
+
+def operations(document):
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def resolve(document, schema):
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return document["components"]["schemas"][name]
+    return schema
+
+
+def test_every_route_and_method_is_documented(app, document):
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = document["paths"].get(openapi.openapi_path(rule), {})
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            operation = path.get(method.lower())
+            if not operation or not operation.get("summary") or not operation.get("responses"):
+                missing.append(f"{method} {rule.rule} ({rule.endpoint})")
+    assert not missing, "document these in eventi/openapi.py OPERATIONS: " + ", ".join(missing)
+
+
+def test_every_reference_resolves(document):
+    text = json.dumps(document)
+    for ref in {part.split('"')[0] for part in text.split('"$ref": "')[1:]}:
+        assert ref.rsplit("/", 1)[1] in document["components"]["schemas"], ref
+
+
+def test_request_examples_validate_against_the_request_schemas():
+    checked = 0
+    for endpoint, methods in openapi.OPERATIONS.items():
+        for method, op in methods.items():
+            for name, example in op.get("body_examples", {}).items():
+                body = op["body"]
+                if isinstance(body, dict):  # PayHero's two formats: the parser picks the schema
+                    assert parse_callback(example).order_id == openapi.ORDER_ID, (endpoint, name)
+                else:
+                    body().load(example)
+                checked += 1
+            if "query" in op:
+                as_query = {k: str(v) for k, v in op["query_examples"].items()}
+                loaded = op["query"]().load(as_query)
+                assert set(loaded) >= set(as_query), endpoint
+                checked += 1
+    assert checked >= 6
+
+
+def test_documented_query_parameters_carry_examples(document):
+    for path, method, operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            assert "example" in parameter, f"{method} {path} {parameter['name']}"
+
+
+def test_response_examples_have_the_documented_fields(document):
+    checked = 0
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            content = response.get("content", {}).get("application/json")
+            if not content or "examples" not in content:
+                continue
+            schema = resolve(document, content["schema"])
+            for name, example in content["examples"].items():
+                where = f"{method} {path} {status} {name}"
+                assert set(schema.get("required", [])) <= set(example["value"]), where
+                assert set(example["value"]) <= set(schema["properties"]), where
+                checked += 1
+    assert checked >= 15
+
+
+def test_examples_work_against_the_running_api(client, parts):
+    """The documented create, callback and wait examples, sent for real, answer what the document says."""
+    create = openapi.OPERATIONS["orders.create_order"]["post"]
+    created = client.post("/api/orders", json=create["body_examples"]["local"])
+    assert created.status_code == 201, created.json
+    assert set(created.json) == set(schemas.OrderCreatedSchema().fields)
+    order_id, token = created.json["orderId"], created.json["statusToken"]
+
+    status = client.get(f"/api/orders/{order_id}", query_string={"token": token})
+    assert set(status.json) == {name for name, f in schemas.OrderStatusSchema().fields.items() if f.required}
+
+    callback = copy.deepcopy(openapi.OPERATIONS["payhero.callback"]["post"]["body_examples"]["v2 success"])
+    callback["response"]["ExternalReference"] = order_id
+    acked = client.post("/api/payhero/callback", query_string={"token": parts.tokens.callback_token(order_id)}, json=callback)
+    assert acked.status_code == 200 and acked.json == {"received": True}
+
+    waited = client.get(created.json["waitUrl"] + "&timeout=5")
+    assert set(waited.json) <= set(schemas.WaitResultSchema().fields)
+    assert (waited.json["paymentStatus"], waited.json["final"]) == ("completed", True)
+
+
+def test_docs_page_is_self_contained_html(client):
+    response = client.get("/api/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "/api/orders/{order_id}/wait" in page and "Long-poll until the payment is final" in page
