@@ -7,13 +7,22 @@ import os
 import shutil
 import tempfile
 
+
+def _int_setting(name, default):
+    """A positive integer from the environment; anything else stops gunicorn with one line naming it."""
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"eventi: invalid setting: {name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
 # --- Where and how many --------------------------------------------------------------
 bind = os.environ.get("EVENTI_BIND", "127.0.0.1:8000")
 # gevent wants few processes with many connections each, not cpu*2+1 sync workers.
-workers = int(os.environ.get("EVENTI_WORKERS", "2"))
+workers = _int_setting("EVENTI_WORKERS", 2)
 worker_class = "gevent"
 # Counts held waits and idle keep-alive connections alike (gunicorn #2585): room for 10,000+ per worker.
-worker_connections = int(os.environ.get("EVENTI_WORKER_CONNECTIONS", "12000"))
+worker_connections = _int_setting("EVENTI_WORKER_CONNECTIONS", 12000)
 backlog = 4096
 
 # --- Time ----------------------------------------------------------------------------
@@ -26,6 +35,8 @@ max_requests = 0  # recycling workers drops held requests (gunicorn #2297, #2567
 
 # --- Logs ----------------------------------------------------------------------------
 accesslog = os.environ.get("EVENTI_ACCESS_LOG") or None
+# The path without the query (%(U)s, not %(r)s) and no Referer: both can carry a status token.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s xff="%({x-forwarded-for}i)s" "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("EVENTI_LOG_LEVEL", "info").lower()
 proc_name = "eventi"

@@ -3,6 +3,16 @@ from gevent import monkey
 
 monkey.patch_all()
 
-from eventi import create_app  # noqa: E402
+import sys  # noqa: E402
 
-app = create_app()
+from eventi import create_app  # noqa: E402
+from eventi.config import ConfigError  # noqa: E402
+
+APP_LOAD_ERROR = 4
+"""gunicorn's exit code for "App failed to load": the arbiter stops instead of starting the worker again."""
+
+try:
+    app = create_app()
+except ConfigError as exc:  # one line naming the setting, not a traceback per worker
+    print(f"eventi: invalid setting: {exc}", file=sys.stderr, flush=True)
+    sys.exit(APP_LOAD_ERROR)

@@ -40,7 +40,7 @@ def callback():
 
 def _reject(why, order_id=None):
     _count("rejected")
-    log.warning("PayHero callback rejected (%s) orderId=%s", why, order_id)
+    log.warning("PayHero callback rejected (%s) orderId=%s ip=%s", why, order_id, request.remote_addr)
     raise Unauthorized()
 
 

@@ -1,0 +1,137 @@
+"""Log lines: redaction of tokens, phones and e-mails; request ids per request and per greenlet; ProxyFix."""
+import json
+import logging
+import sys
+
+import gevent
+import pytest
+from flask import request
+
+from eventi.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, TextFormatter, redact
+
+TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
+
+
+@pytest.mark.parametrize("text, secret, kept", [
+    ("phone=254712345678 sent", "254712345678", "678"),
+    ("phone +254112345678", "254112345678", "678"),
+    ("from 0712345678.", "0712345678", "678"),
+    ("email=wanjiru.kamau@example.co.ke", "wanjiru.kamau@", "@example.co.ke"),
+    (f"GET /api/orders/x/wait?token={TOKEN[:20]}&timeout=5", TOKEN[:20], "timeout=5"),
+    (f"statusToken {TOKEN} issued", TOKEN, TOKEN[:4]),
+    ('{"callbackToken": "abc"} url?callback_token=s3cr3t', "s3cr3t", "callback_token=***"),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload", "eyJhbGciOiJIUzI1NiJ9", "Bearer ***"),
+])
+def test_redact_masks_secrets_and_keeps_context(text, secret, kept):
+    masked = redact(text)
+    assert secret not in masked
+    assert kept in masked
+
+
+@pytest.mark.parametrize("text", [
+    "orderId=6751a3f2c9e77b0012ab34cd status=completed",  # ids, amounts and receipts stay readable
+    "amount=1500 waitedMs=20713 receipt=TKS2P0X9QH",
+    "orderId=0712345678abcdef01234567",  # hex that merely contains a phone-like run
+])
+def test_redact_leaves_ordinary_fields_alone(text):
+    assert redact(text) == text
+
+
+def record(message, *args, exc_info=None):
+    rec = logging.LogRecord("eventi.test", logging.INFO, __file__, 1, message, args, exc_info)
+    RequestIdFilter().filter(rec)
+    return rec
+
+
+def test_json_formatter_gives_one_redacted_object_with_request_id():
+    token = REQUEST_ID.set("req-42")
+    try:
+        line = JsonFormatter().format(record("STK push to %s for %s", "254712345678", "a@example.com"))
+    finally:
+        REQUEST_ID.reset(token)
+    assert "\n" not in line
+    data = json.loads(line)
+    assert data["requestId"] == "req-42"
+    assert data["message"] == "STK push to ***678 for a***@example.com"
+    assert {"ts", "level", "logger", "pid"} <= set(data)
+
+
+def test_text_formatter_appends_request_id_on_the_first_line_and_redacts_tracebacks():
+    try:
+        raise ValueError(f"bad token={TOKEN}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    token = REQUEST_ID.set("req-7")
+    try:
+        text = TextFormatter().format(record("Unhandled error", exc_info=exc_info))
+    finally:
+        REQUEST_ID.reset(token)
+    first, rest = text.split("\n", 1)
+    assert first.endswith("eventi.test: Unhandled error requestId=req-7")
+    assert "ValueError: bad token=***" in rest and TOKEN not in text
+    assert "requestId" not in TextFormatter().format(record("outside any request"))
+
+
+def test_each_greenlet_has_its_own_request_id():
+    """greenlet >= 1.0 gives every greenlet its own contextvars context; gevent's hub does not share it."""
+    seen = {}
+
+    def serve(request_id):
+        REQUEST_ID.set(request_id)
+        gevent.sleep(0)  # let the others set theirs in between
+        seen[request_id] = REQUEST_ID.get()
+
+    gevent.joinall([gevent.spawn(serve, f"r{i}") for i in range(20)])
+    assert seen == {f"r{i}": f"r{i}" for i in range(20)}
+    assert REQUEST_ID.get() is None
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("abc-123_X.y:z", True),
+    ("0f8c6a02-51b4-4c61-9a47-8c5c1f3a4e10", True),
+    ("", False),
+    ("has space", False),
+    ("x" * 65, False),
+    ("semi;colon", False),
+    ("new\nline", False),
+])
+def test_request_id_is_taken_only_when_short_and_safe(client, given, kept):
+    headers = {"X-Request-ID": given} if "\n" not in given else {}
+    response = client.get("/healthz", headers=headers)
+    returned = response.headers["X-Request-ID"]
+    if kept:
+        assert returned == given
+    else:
+        assert returned != given and len(returned) == 32 and int(returned, 16) >= 0
+
+
+def test_request_id_is_on_error_answers_too(client):
+    response = client.get("/api/orders/nope", headers={"X-Request-ID": "err-1"})
+    assert response.status_code == 404 and response.headers["X-Request-ID"] == "err-1"
+
+
+def test_request_id_is_forgotten_after_the_request(client):
+    client.get("/healthz", headers={"X-Request-ID": "gone-after"})
+    assert REQUEST_ID.get() is None
+
+
+def test_proxy_count_trusts_only_the_last_forwarded_hop(settings):
+    from eventi import create_app
+
+    app = create_app({**settings, "PROXY_COUNT": 1})
+    seen = []
+    app.get("/test-remote-addr")(lambda: seen.append(request.remote_addr) or "ok")
+    try:
+        app.test_client().get("/test-remote-addr", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"},
+                              environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    finally:
+        app.extensions["eventi"].close()
+    assert seen == ["203.0.113.9"]
+
+
+def test_without_proxy_count_forwarded_for_is_ignored(app):
+    seen = []
+    app.get("/test-remote-addr")(lambda: seen.append(request.remote_addr) or "ok")
+    app.test_client().get("/test-remote-addr", headers={"X-Forwarded-For": "6.6.6.6"},
+                          environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert seen == ["127.0.0.1"]
