@@ -1,0 +1,109 @@
+"""What ops see of a real gunicorn with 2 gevent workers: summed metrics, JSON logs with request ids, start-up errors."""
+import json
+import re
+from collections import Counter
+
+import gevent
+import requests
+
+from tests.conftest import TEST_SECRET, gunicorn_env
+from tests.support.api import SAMPLE_ORDER_ID, Api, callback_body, eventually, order_body
+from tests.support.processes import Gunicorn
+
+ISSUE_METRICS = [  # issue 5's list
+    "eventi_waits_held",  # waits held now
+    "eventi_waits_answered_total",  # by outcome
+    "eventi_callback_to_answer_seconds",  # histogram
+    "eventi_callbacks_total",  # by outcome
+    "eventi_redis_reconnects_total",
+    "eventi_store_errors_total",
+    "eventi_stk_pushes_total",  # by outcome, once a push was tried
+]
+
+
+def families(metrics_text):
+    return {m.group(1) for m in re.finditer(r"^# TYPE (\w+) ", metrics_text, re.M)}
+
+
+def test_counters_are_summed_over_both_workers(start_gunicorn):
+    server = start_gunicorn(workers=2)
+    api = Api(server.base_url, TEST_SECRET)
+    wrong = callback_body(SAMPLE_ORDER_ID)
+    sent = 0
+
+    def rejected_by_worker():
+        return Counter(re.findall(r"\[(\d+)\] WARNING eventi\.web\.payhero: PayHero callback rejected", "".join(server.process.log)))
+
+    def both_workers_rejected_some():
+        nonlocal sent
+        for _ in range(10):  # a new connection each: the two workers compete to accept them
+            assert api.callback(SAMPLE_ORDER_ID, token="0" * 64, body=wrong).status_code == 401
+            sent += 1
+        return len(rejected_by_worker()) == 2
+
+    eventually(both_workers_rejected_some, 60, "rejected callbacks on both workers")
+    eventually(lambda: sum(rejected_by_worker().values()) == sent, 10, "every rejection logged")
+    per_worker = rejected_by_worker()
+    assert min(per_worker.values()) > 0 and sum(per_worker.values()) == sent
+    text = requests.get(f"{server.base_url}/metrics", timeout=10).text
+    assert f'eventi_callbacks_total{{outcome="rejected"}} {float(sent)}' in text, text
+
+    # One wait answered by a callback fills the labelled families and the histogram.
+    order_id, token = api.create_order()
+    wait = gevent.spawn(api.wait, order_id, token, 30)
+    api.await_waits_held(1)
+    assert api.callback(order_id).status_code == 200
+    assert wait.get(timeout=30).json()["final"] is True
+    text = requests.get(f"{server.base_url}/metrics", timeout=10).text
+    missing = set(ISSUE_METRICS) - families(text) - {"eventi_stk_pushes_total"}  # no PayHero configured here
+    assert not missing, missing
+    assert 'eventi_waits_answered_total{outcome="final"} 1.0' in text
+    assert 'eventi_callback_to_answer_seconds_count 1.0' in text
+    assert "eventi_waits_held 0.0" in text
+
+
+def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
+    server = start_gunicorn(workers=2, EVENTI_LOG_FORMAT="json", EVENTI_ACCESS_LOG="-")
+    api = Api(server.base_url, TEST_SECRET)
+    created = requests.post(f"{server.base_url}/api/orders", json=order_body(), headers={"X-Request-ID": "rid-create"}, timeout=10)
+    assert created.headers["X-Request-ID"] == "rid-create"
+    order_id, token = created.json()["orderId"], created.json()["statusToken"]
+    callback_token = api.tokens.callback_token(order_id)
+
+    wait = gevent.spawn(requests.get, f"{server.base_url}/api/orders/{order_id}/wait",
+                        params={"token": token, "timeout": 30}, headers={"X-Request-ID": "rid-wait"}, timeout=60)
+    api.await_waits_held(1)
+    answered = requests.post(f"{server.base_url}/api/payhero/callback", params={"token": callback_token},
+                             json=callback_body(order_id), headers={"X-Request-ID": "rid-callback"}, timeout=10)
+    assert answered.status_code == 200 and answered.headers["X-Request-ID"] == "rid-callback"
+    response = wait.get(timeout=60)
+    assert response.json()["final"] is True and response.headers["X-Request-ID"] == "rid-wait"
+    server.process.wait_for(r'"GET /api/orders/\w+/wait HTTP/1.1" 200 .* rid=rid-wait', timeout=10)
+
+    output = "".join(server.process.log)
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    about_order = {e["message"].split(" orderId=")[0]: e.get("requestId") for e in events if f"orderId={order_id}" in e["message"]}
+    assert about_order["Long polling started"] == "rid-wait"
+    assert about_order["Payment status changed via Redis"] == "rid-wait"
+    assert about_order["Payment status stored"] == "rid-callback"
+    for secret in (token, callback_token, "254712345678", "0712345678", "shopper@example.com"):
+        assert secret not in output
+    access = [line for line in output.splitlines() if '"GET /api/orders/' in line or '"POST /api/' in line]
+    assert len(access) >= 3 and not any("token" in line for line in access), access
+
+
+def test_an_invalid_setting_stops_gunicorn_with_one_line_naming_it(settings):
+    server = Gunicorn(gunicorn_env(settings, EVENTI_NOTIFIER="bogus"), workers=2)
+    server.process.start()
+    assert server.process.proc.wait(timeout=60) == 4  # gunicorn's "App failed to load": no restart loop
+    output = server.process.output()
+    assert "eventi: invalid setting: EVENTI_NOTIFIER must be one of hub, per-request" in output
+    assert "Traceback" not in output and "Reason: App failed to load." in output
+
+
+def test_an_invalid_worker_count_stops_gunicorn_before_it_binds(settings):
+    server = Gunicorn(gunicorn_env(settings), workers=2)
+    server.process.env = {**server.env, "EVENTI_WORKERS": "two"}
+    server.process.start()
+    assert server.process.proc.wait(timeout=60) != 0
+    assert server.process.output().strip() == "eventi: invalid setting: EVENTI_WORKERS must be a positive integer, got 'two'"
