@@ -4,7 +4,7 @@ import re
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-KENYAN_MOBILE = re.compile(r"^(?:\+?254|0)([17]\d{8})$")
+KENYAN_MOBILE = re.compile(r"^(?:\+?254|0)([17][0-9]{8})$")  # [0-9]: \d also matches other scripts' digits
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -13,6 +13,15 @@ class StrictInteger(fields.Integer):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryInteger(fields.Integer):
+    """An integer in a query string: ASCII digits only (int() would also take "٣" or " 3_0")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,6}", value):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 
@@ -57,7 +66,7 @@ class TokenQuerySchema(Schema):
 class WaitQuerySchema(TokenQuerySchema):
     """Query of GET /api/orders/<id>/wait."""
 
-    timeout = fields.Integer(load_default=None, strict=False, validate=validate.Range(min=1, max=120))
+    timeout = QueryInteger(load_default=None, validate=validate.Range(min=1, max=120))
 
 
 class CallbackQuerySchema(Schema):

@@ -1,0 +1,35 @@
+"""100 identical callbacks for one order, in parallel, across 2 workers."""
+import json
+
+import redis
+from gevent.pool import Pool
+from pymongo import MongoClient
+
+from tests.conftest import TEST_SECRET
+from tests.support.api import Api
+from eventi.notifier import channel_for
+
+SENTINEL = "sentinel"
+
+
+def test_100_parallel_identical_callbacks_change_the_order_once(start_gunicorn, settings):
+    server = start_gunicorn(workers=2)
+    api = Api(server.base_url, TEST_SECRET)
+    order_id, token = api.create_order()
+    listener = redis.Redis.from_url(settings["REDIS_URL"]).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel_for(order_id))
+
+    responses = Pool(100).map(lambda _: api.callback(order_id), range(100))
+
+    assert [r.status_code for r in responses] == [200] * 100
+    assert sum(1 for r in responses if r.json() == {"received": True}) == 1
+    assert sum(1 for r in responses if r.json() == {"received": True, "duplicate": True}) == 99
+    # Every publish happened before its POST was answered; a sentinel marks the end of them.
+    redis.Redis.from_url(settings["REDIS_URL"]).publish(channel_for(order_id), SENTINEL)
+    published = []
+    while (message := listener.get_message(timeout=30)) is not None and message["data"] != SENTINEL.encode():
+        published.append(json.loads(message["data"]))
+    assert [m["body"]["paymentStatus"] for m in published] == ["completed"]
+    assert api.status(order_id, token).json()["paymentStatus"] == "completed"
+    events = MongoClient(settings["MONGO_URI"]).get_default_database().payment_events
+    assert events.count_documents({"orderId": order_id}) == 100
