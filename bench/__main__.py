@@ -1,0 +1,49 @@
+"""python -m bench: the three designs on fresh servers, one after another, then the table."""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+
+from . import report  # noqa: E402
+from .run import DESIGNS, Config, run_all  # noqa: E402
+from .stack import raise_open_files  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--n", type=int, default=10_000, help="orders, and clients held at once")
+    p.add_argument("--rate", type=float, default=200.0, help="steady callbacks (and publishes) per second")
+    p.add_argument("--burst", type=int, default=1000, help="callbacks (and publishes) in one burst")
+    p.add_argument("--steady-seconds", type=float, default=10.0, help="length of the steady phases")
+    p.add_argument("--idle", type=float, default=30.0, help="seconds of idle hold while server CPU is measured")
+    p.add_argument("--loadgens", type=int, default=4, help="load generator processes")
+    p.add_argument("--instances", type=int, default=1, help="gunicorn instances (ports) behind one Redis and store")
+    p.add_argument("--workers", type=int, default=2, help="gevent workers per gunicorn instance")
+    p.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated: " + ", ".join(DESIGNS))
+    p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md's latest-run section")
+    a = p.parse_args(argv)
+    designs = [d.strip() for d in a.designs.split(",") if d.strip()]
+    unknown = set(designs) - set(DESIGNS)
+    if unknown:
+        p.error(f"unknown design(s): {', '.join(sorted(unknown))}")
+    soft, hard = raise_open_files()
+    print(f"bench: open-file limit raised from {soft} to {hard} for this process and the servers and load "
+          f"generators it starts (the hard limit here; hence {a.loadgens} load generator processes)", flush=True)
+    cfg = Config(n=a.n, rate=a.rate, burst=a.burst, steady_seconds=a.steady_seconds, idle_seconds=a.idle,
+                 loadgens=a.loadgens, instances=a.instances, workers=a.workers, designs=designs)
+    results = run_all(cfg)
+    command = "python -m bench " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
+    path = report.write_results(results, command)
+    print()
+    print(report.table(results["designs"]))
+    print(f"\nresults: {path}")
+    if not a.no_docs:
+        report.update_docs(results, command, path)
+        print("docs/benchmarks.md: latest-run section updated")
+
+
+if __name__ == "__main__":
+    main()

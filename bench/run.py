@@ -1,0 +1,394 @@
+"""The coordinator: for each design, a fresh stack, N held clients, then publishes and callbacks."""
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import gevent
+from bson import ObjectId
+from pymongo import MongoClient
+
+from eventi.models import OrderStatus, status_body, utcnow
+from eventi.notifier import channel_for, encode_message
+from eventi.status_cache import StatusCache
+from eventi.tokens import OrderTokens
+from tests.support.api import callback_body
+
+from .rawhttp import Connection, HttpError
+from .stack import ROOT, SECRET, Stack
+
+DESIGNS = {
+    # name: (EVENTI_NOTIFIER, client behaviour)
+    "hub": ("hub", "wait"),
+    "per-request": ("per-request", "wait"),
+    "short-poll": ("hub", "poll"),
+}
+CALLBACK_KINDS = ["success", "success", "success", "cancelled", "insufficient-funds"]
+EXPECTED = {"success": "completed", "cancelled": "cancelled", "insufficient-funds": "failed"}
+AMOUNT = 1500
+STATUS_CACHE_TTL = 60  # EVENTI_STATUS_CACHE_TTL's default, as the server uses it
+
+
+@dataclass
+class Config:
+    n: int = 10_000
+    rate: float = 200.0
+    burst: int = 1000
+    steady_seconds: float = 10.0
+    idle_seconds: float = 30.0
+    loadgens: int = 4
+    instances: int = 1
+    workers: int = 2
+    wait_timeout: int = 120
+    poll_interval: float = 3.0
+    settle_seconds: float = 3.5
+    designs: list = field(default_factory=lambda: list(DESIGNS))
+    workdir: str = ""
+    log_level: str = "INFO"
+    verbose: bool = True
+
+
+def say(cfg, *args):
+    if cfg.verbose:
+        print(time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+# --- orders --------------------------------------------------------------------------
+def seed_orders(stack, n):
+    """Insert N pending orders straight into the store, shaped as OrderStore.create_order makes
+    them, and prime the Redis status cache as OrderService.create does (FerretDB takes ~60-90
+    single writes/s, so N orders through POST /api/orders would take minutes)."""
+    tokens = OrderTokens(SECRET)
+    mongo = MongoClient(stack.mongo_uri, tz_aware=True)
+    r = stack.redis()
+    orders = []
+    try:
+        coll = mongo.get_default_database().get_collection("orders")
+        for start in range(0, n, 1000):
+            now = utcnow()
+            docs = [{"_id": ObjectId(), "eventId": "ev-bench", "amount": AMOUNT, "phone": "254712345678",
+                     "email": "shopper@example.com", "name": "Wanjiru Kamau", "status": OrderStatus.PENDING.value,
+                     "createdAt": now, "updatedAt": now} for _ in range(min(1000, n - start))]
+            coll.insert_many(docs)
+            pipe = r.pipeline(transaction=False)
+            cache = StatusCache(pipe, STATUS_CACHE_TTL)
+            for doc in docs:
+                cache.put(status_body(doc))
+            pipe.execute()
+            orders.extend((str(d["_id"]), tokens.status_token(str(d["_id"]))) for d in docs)
+    finally:
+        mongo.close()
+        r.close()
+    return orders
+
+
+# --- the server's own counters ---------------------------------------------------------
+def metrics(stack):
+    """Every counter of /metrics summed over instances and label values."""
+    totals = {}
+    for port in stack.ports:
+        conn = Connection("127.0.0.1", port, timeout=30)
+        try:
+            _, _, body = conn.request("GET", "/metrics")
+        finally:
+            conn.close()
+        for line in body.decode().splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name, _, value = line.rpartition(" ")
+            name = name.split("{", 1)[0]
+            try:
+                totals[name] = totals.get(name, 0.0) + float(value)
+            except ValueError:
+                pass
+    return totals
+
+
+# --- load generators -----------------------------------------------------------------
+class LoadGens:
+    """Several loadgen processes (20,000 open files per process), each from its own 127.0.0.x."""
+
+    def __init__(self, cfg, stack, orders, mode, tmp):
+        self.procs, self.outs, self.lines = [], [], []
+        count = max(1, min(cfg.loadgens, len(orders)))
+        for i in range(count):
+            out = os.path.join(tmp, f"loadgen-{i}.json")
+            spec = {"mode": mode, "ports": stack.ports, "orders": orders[i::count], "source_ip": f"127.0.0.{2 + i}",
+                    "wait_timeout": cfg.wait_timeout, "poll_interval": cfg.poll_interval, "io_timeout": None,
+                    "out": out}
+            spec_path = os.path.join(tmp, f"loadgen-{i}.spec.json")
+            with open(spec_path, "w") as f:
+                json.dump(spec, f)
+            proc = subprocess.Popen([sys.executable, "-m", "bench.loadgen", spec_path], cwd=str(ROOT),
+                                    stdout=subprocess.PIPE, text=True)
+            lines = []
+            gevent.spawn(self._pump, proc, lines)
+            self.procs.append(proc)
+            self.outs.append(out)
+            self.lines.append(lines)
+
+    @staticmethod
+    def _pump(proc, lines):
+        for line in proc.stdout:
+            lines.append(line.strip())
+
+    def await_all(self, word, timeout):
+        deadline = time.monotonic() + timeout
+        while not all(word in lines for lines in self.lines):
+            if any(p.poll() not in (None, 0) for p in self.procs):
+                raise RuntimeError("a load generator died")
+            if time.monotonic() > deadline:
+                return False
+            gevent.sleep(0.1)
+        return True
+
+    def finish(self, timeout):
+        """Wait for every loadgen to report done (asking laggards to stop); return their results."""
+        if not self.await_all("done", timeout):
+            for p in self.procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGUSR1)
+            self.await_all("done", 30)
+        for p in self.procs:
+            p.wait(30)
+        cpu, clients = 0.0, {}
+        for out in self.outs:
+            with open(out) as f:
+                data = json.load(f)
+            cpu += data["cpu"]
+            clients.update((c["id"], c) for c in data["clients"])
+        return cpu, clients
+
+
+# --- what the payment side does --------------------------------------------------------
+def final_body(order_id):
+    """The status body a completed payment publishes (what the store would then hold)."""
+    return {"orderId": order_id, "paymentStatus": "completed", "amount": AMOUNT,
+            "updatedAt": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "mpesaReceipt": "SAE3YULR0Y"}
+
+
+def publish(r, order_ids, starts):
+    """Cache and PUBLISH final bodies in one round trip, as CallbackService.announce does after the store."""
+    pipe = r.pipeline(transaction=False)
+    for order_id in order_ids:
+        body = final_body(order_id)
+        StatusCache(pipe, STATUS_CACHE_TTL).put(body)
+        pipe.publish(channel_for(order_id), encode_message(body))
+    now = time.time()
+    for order_id in order_ids:
+        starts[order_id] = now
+    pipe.execute()
+
+
+def publish_steady(r, order_ids, rate, starts):
+    t0 = time.monotonic()
+    for i, order_id in enumerate(order_ids):
+        delay = t0 + i / rate - time.monotonic()
+        if delay > 0:
+            gevent.sleep(delay)
+        publish(r, [order_id], starts)
+
+
+def post_callback(port, order_id, kind, tokens, starts, posts):
+    body = json.dumps(callback_body(order_id, kind, AMOUNT)).encode()
+    path = f"/api/payhero/callback?token={tokens.callback_token(order_id)}"
+    conn = Connection("127.0.0.1", port, timeout=120)
+    starts[order_id] = t = time.time()
+    try:
+        status, _, answer = conn.request("POST", path, body)
+    except (OSError, HttpError) as exc:
+        posts[order_id] = {"status": None, "error": f"{type(exc).__name__}: {exc}"[:120], "seconds": time.time() - t}
+        return
+    finally:
+        conn.close()
+    posts[order_id] = {"status": status, "seconds": time.time() - t, "error": None if status == 200 else answer[:120].decode()}
+
+
+def callbacks(stack, order_ids, kinds, rate, starts, posts):
+    """POST callbacks open-loop: at `rate` per second, or all at once when rate is None."""
+    tokens = OrderTokens(SECRET)
+    t0 = time.monotonic()
+    greenlets = []
+    for i, order_id in enumerate(order_ids):
+        if rate:
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+        port = stack.ports[i % len(stack.ports)]
+        greenlets.append(gevent.spawn(post_callback, port, order_id, kinds[order_id], tokens, starts, posts))
+    gevent.joinall(greenlets)
+    return time.monotonic() - t0
+
+
+# --- one design --------------------------------------------------------------------------
+def run_design(name, cfg):
+    notifier, mode = DESIGNS[name]
+    tmp = tempfile.mkdtemp(prefix=f"eventi-bench-{name}-", dir=cfg.workdir or None)
+    stack = Stack(Path(tmp) / "stack", notifier=notifier, instances=cfg.instances, workers=cfg.workers,
+                  log_level=cfg.log_level)
+    res = {"design": name, "notifier": notifier, "client": mode, "n": cfg.n, "instances": cfg.instances}
+    own_cpu0 = _own_cpu()
+    say(cfg, f"[{name}] starting redis-server, FerretDB and {cfg.instances} gunicorn x {cfg.workers} gevent workers")
+    try:
+        stack.start()
+        t = time.monotonic()
+        orders = seed_orders(stack, cfg.n)
+        res["seed_seconds"] = time.monotonic() - t
+        say(cfg, f"[{name}] seeded {len(orders)} orders in {res['seed_seconds']:.1f}s (insert_many + cache priming)")
+        res["rss_before"] = stack.rss_bytes()
+        res["redis_clients_before"], _ = stack.redis_clients()
+        m0 = metrics(stack)
+
+        t = time.monotonic()
+        gens = LoadGens(cfg, stack, orders, mode, tmp)
+        held = gens.await_all("ready" if mode == "poll" else "sent", timeout=300)
+        if mode == "wait":
+            deadline = time.monotonic() + 300
+            while (h := metrics(stack).get("eventi_waits_held", 0)) < cfg.n and time.monotonic() < deadline:
+                gevent.sleep(0.5)
+            held = h >= cfg.n
+        res["connect_seconds"] = time.monotonic() - t
+        res["all_held"] = bool(held)
+        say(cfg, f"[{name}] {cfg.n} clients {'held' if held else 'NOT all held'} after {res['connect_seconds']:.1f}s")
+
+        m1 = metrics(stack)
+        res["rss_holding"] = stack.rss_bytes()
+        res["redis_clients_holding"], per_worker = stack.redis_clients()
+        res["redis_clients_per_worker"] = list(per_worker.values())
+        res["waits_started_hold"] = m1.get("eventi_waits_started_total", 0) - m0.get("eventi_waits_started_total", 0)
+        res["store_reads_hold"] = m1.get("eventi_store_reads_total", 0) - m0.get("eventi_store_reads_total", 0)
+
+        cpu0, rcpu0, t0 = stack.cpu_seconds(), stack.redis_cpu_seconds(), time.monotonic()
+        say(cfg, f"[{name}] idle hold for {cfg.idle_seconds:.0f}s")
+        gevent.sleep(cfg.idle_seconds)
+        elapsed = time.monotonic() - t0
+        res["idle_seconds"] = elapsed
+        res["idle_server_cpu"] = stack.cpu_seconds() - cpu0
+        res["idle_redis_cpu"] = stack.redis_cpu_seconds() - rcpu0
+        res["rss_after_idle"] = stack.rss_bytes()
+
+        # The schedule: the same order slices and the same rate for every design.
+        ids = [oid for oid, _ in orders]
+        steady_n = int(min(cfg.rate * cfg.steady_seconds, len(ids) // 4))
+        burst_n = min(cfg.burst, len(ids) // 4)
+        slices, at = {}, 0
+        for phase, count in (("publish_steady", steady_n), ("publish_burst", burst_n),
+                             ("callback_steady", steady_n), ("callback_burst", burst_n)):
+            slices[phase] = ids[at:at + count]
+            at += count
+        slices["drain"] = ids[at:]
+        kinds = {oid: CALLBACK_KINDS[i % len(CALLBACK_KINDS)] for i, oid in enumerate(ids)}
+        starts, posts, phase_info = {}, {}, {}
+        r = stack.redis()
+        cpu_phases0 = stack.cpu_seconds()
+
+        say(cfg, f"[{name}] notifier path: {steady_n} publishes at {cfg.rate:.0f}/s")
+        t = time.monotonic()
+        publish_steady(r, slices["publish_steady"], cfg.rate, starts)
+        phase_info["publish_steady"] = {"send_seconds": time.monotonic() - t}
+        gevent.sleep(cfg.settle_seconds)
+        say(cfg, f"[{name}] notifier path: burst of {burst_n} publishes")
+        t = time.monotonic()
+        publish(r, slices["publish_burst"], starts)
+        phase_info["publish_burst"] = {"send_seconds": time.monotonic() - t}
+        gevent.sleep(cfg.settle_seconds)
+        say(cfg, f"[{name}] callbacks: {steady_n} at {cfg.rate:.0f}/s through POST /api/payhero/callback")
+        secs = callbacks(stack, slices["callback_steady"], kinds, cfg.rate, starts, posts)
+        phase_info["callback_steady"] = {"send_seconds": secs}
+        say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
+        gevent.sleep(cfg.settle_seconds)
+        say(cfg, f"[{name}] callbacks: burst of {burst_n}")
+        secs = callbacks(stack, slices["callback_burst"], kinds, None, starts, posts)
+        phase_info["callback_burst"] = {"send_seconds": secs}
+        say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
+        gevent.sleep(cfg.settle_seconds)
+        res["phases_server_cpu"] = stack.cpu_seconds() - cpu_phases0
+        say(cfg, f"[{name}] draining the other {len(slices['drain'])} clients")
+        for start in range(0, len(slices["drain"]), 1000):
+            publish(r, slices["drain"][start:start + 1000], {})
+        r.close()
+
+        lg_cpu, clients = gens.finish(timeout=cfg.wait_timeout + 60)
+        m2 = metrics(stack)
+        res["loadgen_cpu"] = lg_cpu
+        res["coordinator_cpu"] = _own_cpu() - own_cpu0
+        res["store_reads_total"] = m2.get("eventi_store_reads_total", 0) - m0.get("eventi_store_reads_total", 0)
+        res["phases"] = summarise(slices, kinds, starts, posts, clients, phase_info)
+        res["errors"], res["error_samples"] = count_errors(clients, posts, kinds, slices)
+        res["timeouts"] = sum(c["timeouts"] for c in clients.values())
+        res["unanswered"] = sum(1 for oid in ids if not (clients.get(oid) or {}).get("at"))
+        res["wrong_order"] = sum(1 for c in clients.values() if c["wrong"])
+        paid = [oid for p in ("publish_steady", "publish_burst", "callback_steady", "callback_burst") for oid in slices[p]]
+        reqs = [clients[oid]["requests"] for oid in paid if oid in clients]
+        res["requests_per_payment"] = sum(reqs) / len(reqs) if reqs else None
+        res["requests_per_payment_max"] = max(reqs) if reqs else None
+        res["worker_pids"] = stack.worker_pids()
+    finally:
+        say(cfg, f"[{name}] stopping the stack")
+        stack.stop()
+    return res
+
+
+def _own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentiles(values):
+    if not values:
+        return None
+    v = sorted(values)
+
+    def at(q):
+        return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
+
+    return {"count": len(v), "p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": v[-1]}
+
+
+def summarise(slices, kinds, starts, posts, clients, phase_info):
+    out = {}
+    for phase in ("publish_steady", "publish_burst", "callback_steady", "callback_burst"):
+        ids = slices[phase]
+        lat = [clients[o]["at"] - starts[o] for o in ids if o in starts and (clients.get(o) or {}).get("at")]
+        info = {"orders": len(ids), "answered": len(lat), "latency": percentiles(lat), **phase_info.get(phase, {})}
+        if ids and lat:
+            first = min(starts[o] for o in ids if o in starts)
+            info["all_answered_seconds"] = max(clients[o]["at"] for o in ids if (clients.get(o) or {}).get("at")) - first
+        if phase.startswith("callback"):
+            info["post"] = percentiles([posts[o]["seconds"] for o in ids if o in posts])
+            info["post_errors"] = sum(1 for o in ids if o in posts and posts[o]["status"] != 200)
+        out[phase] = info
+    return out
+
+
+def count_errors(clients, posts, kinds, slices):
+    samples, errors = [], 0
+    for oid, c in clients.items():
+        if c["errors"] or c["wrong"]:
+            errors += 1
+            samples.extend(c["errors"][:1])
+    for oid, p in posts.items():
+        if p["status"] != 200:
+            errors += 1
+            samples.append(f"callback {p['status']}: {p['error']}")
+    for phase in ("callback_steady", "callback_burst"):
+        for oid in slices[phase]:
+            c = clients.get(oid)
+            if c and c["status"] and c["status"] != EXPECTED[kinds[oid]]:
+                errors += 1
+                samples.append(f"{oid} answered {c['status']}, expected {EXPECTED[kinds[oid]]}")
+    return errors, samples[:10]
+
+
+def run_all(cfg):
+    results = []
+    for name in cfg.designs:
+        results.append(run_design(name, cfg))
+    return {"config": asdict(cfg), "designs": results}
