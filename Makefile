@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FERRETDB := .tools/bin/ferretdb
 N ?= 10000
+RATE ?= 200
+BURST ?= 1000
+BENCH_ARGS ?=
 
 .PHONY: help run test bench deps venv clean
 
@@ -15,6 +18,9 @@ run: deps  ## start Redis, FerretDB (data in var/) and gunicorn with gevent work
 
 test: deps  ## install what is missing, then run the whole test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: deps  ## hub vs per-request vs short polling, N held clients (N=, RATE=, BURST=, BENCH_ARGS=); table in docs/benchmarks.md
+	$(PY) -m bench --n $(N) --rate $(RATE) --burst $(BURST) $(BENCH_ARGS)
 
 deps: $(VENV)/.installed /usr/bin/redis-server $(FERRETDB)  ## install the venv, redis-server and FerretDB
 
