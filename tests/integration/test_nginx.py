@@ -1,0 +1,137 @@
+"""Debian's nginx with docker/nginx.conf (rendered for test ports) in front of a real gunicorn."""
+import http.client
+import json
+import os
+import pwd
+import re
+from pathlib import Path
+
+import gevent
+import pytest
+import requests
+from gevent.pool import Pool
+
+from tests.conftest import TEST_SECRET
+from tests.support.api import Api, callback_body, eventually
+from tests.support.processes import ROOT, Process, free_port
+
+NGINX = os.environ.get("EVENTI_NGINX", "/usr/sbin/nginx")
+
+pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason=f"{NGINX} missing: make deps installs it")
+
+
+def render(template, listen_port, upstream, tmp):
+    """docker/nginx.conf with the test's ports and paths, run as the current user."""
+    config = template.replace("server app:8000;", f"server {upstream};")
+    config = config.replace("listen 80;", f"listen 127.0.0.1:{listen_port};")
+    config = config.replace("/tmp/nginx", f"{tmp}/nginx")
+    assert f"server {upstream};" in config and f"listen 127.0.0.1:{listen_port};" in config
+    if os.geteuid() == 0:  # workers would otherwise switch to nobody, who cannot use the pytest tmp dir
+        config = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" + config
+    return config
+
+
+class Nginx:
+    def __init__(self, upstream_port, tmp):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        tmp = Path(tmp)
+        config = tmp / "nginx.conf"
+        config.write_text(render((ROOT / "docker" / "nginx.conf").read_text(), self.port, f"127.0.0.1:{upstream_port}", tmp))
+        self.process = Process("nginx", [NGINX, "-e", "stderr", "-p", f"{tmp}/", "-c", str(config), "-g", "daemon off;"])
+
+    def start(self):
+        self.process.start()
+        eventually(self._answers, 30, f"nginx on {self.port}:\n{self.process.output()}")
+        return self
+
+    def _answers(self):
+        if self.process.proc.poll() is not None:
+            raise RuntimeError(f"nginx exited:\n{self.process.output()}")
+        try:
+            return requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def stop(self):
+        self.process.stop()
+
+
+@pytest.fixture
+def behind_nginx(start_gunicorn, tmp_path):
+    server = start_gunicorn(workers=2, EVENTI_PROXY_COUNT=1)
+    nginx = Nginx(server.port, tmp_path).start()
+    yield server, nginx, Api(nginx.base_url, TEST_SECRET)
+    nginx.stop()
+
+
+def test_a_wait_held_20s_returns_as_soon_as_its_callback_lands(behind_nginx):
+    server, nginx, api = behind_nginx
+    order_id, token = api.create_order()
+    wait = gevent.spawn(api.wait, order_id, token, 60)
+    api.await_waits_held(1)
+    gevent.sleep(20)  # the scenario itself: a hold of 20 s through nginx, not a synchronisation
+    assert not wait.ready()
+    assert api.callback(order_id).status_code == 200
+    response = wait.get(timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["paymentStatus"], body["final"]) == ("completed", True)
+    assert 15_000 <= body["waitedMs"] < 45_000  # held ~20 s, answered long before its 60 s timeout
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Request-ID"]
+
+
+def test_200_concurrent_waits_pass_through_nginx(behind_nginx):
+    server, nginx, api = behind_nginx
+    orders = Pool(20).map(lambda _: api.create_order(), range(200))
+    waits = [gevent.spawn(api.wait, order_id, token, 60) for order_id, token in orders]
+    api.await_waits_held(200, timeout=60)
+    kinds = ["success", "cancelled"]
+    callbacks = Pool(4).map(lambda i: api.callback(orders[i][0], kinds[i % 2]), range(200))
+    assert {r.status_code for r in callbacks} == {200}
+    for i, wait in enumerate(waits):
+        response = wait.get(timeout=60)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["orderId"] == orders[i][0]
+        assert (body["paymentStatus"], body["final"]) == (["completed", "cancelled"][i % 2], True)
+
+
+def test_client_ip_and_request_id_pass_through_and_spoofed_forwarding_is_ignored(behind_nginx):
+    server, nginx, api = behind_nginx
+    order_id = "6751a3f2c9e77b0012ab34cd"
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10, source_address=("127.0.0.2", 0))
+    connection.request("POST", f"/api/payhero/callback?token={'0' * 64}", body=json.dumps(callback_body(order_id)),
+                       headers={"Content-Type": "application/json", "X-Forwarded-For": "6.6.6.6", "X-Request-ID": "via-nginx-1"})
+    response = connection.getresponse()
+    assert response.status == 401 and response.getheader("X-Request-ID") == "via-nginx-1"
+    # nginx saw 127.0.0.2 and appended it; the app trusts that one hop only (EVENTI_PROXY_COUNT=1), not 6.6.6.6.
+    server.process.wait_for(rf"PayHero callback rejected \(wrong token\) orderId={order_id} ip=127\.0\.0\.2 requestId=via-nginx-1", timeout=10)
+    # nginx's own access log shows the path without the token
+    nginx.process.wait_for(r'127\.0\.0\.2 .*"POST /api/payhero/callback HTTP/1\.1" 401 .* rid=via-nginx-1', timeout=10)
+    assert "0" * 64 not in nginx.process.output()
+
+
+def test_bodies_over_64k_are_refused_by_nginx(behind_nginx):
+    server, nginx, api = behind_nginx
+    response = requests.post(f"{nginx.base_url}/api/orders", data=b"{" + b" " * 70_000 + b"}",
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413
+
+
+def test_rendered_config_passes_nginx_t(tmp_path):
+    config = tmp_path / "nginx.conf"
+    config.write_text(render((ROOT / "docker" / "nginx.conf").read_text(), free_port(), "127.0.0.1:9", tmp_path))
+    process = Process("nginx -t", [NGINX, "-e", "stderr", "-p", f"{tmp_path}/", "-c", str(config), "-t"]).start()
+    process.wait_for(r"test is successful", timeout=30)
+    assert process.proc.wait(timeout=30) == 0
+
+
+def test_wait_location_is_tuned_for_long_polls():
+    config = (ROOT / "docker" / "nginx.conf").read_text()
+    wait = config.split("location ~ ^/api/orders/[^/]+/wait$ {", 1)[1].split("}", 1)[0]
+    read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", wait).group(1))
+    assert read_timeout > 120  # above EVENTI_WAIT_MAX_SECONDS' ceiling
+    assert "proxy_buffering off;" in wait and "proxy_next_upstream off;" in wait
+    assert re.search(r"keepalive \d+;", config) and 'proxy_set_header Connection "";' in config
+    assert "proxy_http_version 1.1;" in config and "client_max_body_size 64k;" in config
