@@ -22,7 +22,7 @@ test: deps  ## install what is missing, then run the whole test suite against re
 bench: deps  ## hub vs per-request vs short polling, N held clients (N=, RATE=, BURST=, BENCH_ARGS=); table in docs/benchmarks.md
 	$(PY) -m bench --n $(N) --rate $(RATE) --burst $(BURST) $(BENCH_ARGS)
 
-deps: $(VENV)/.installed /usr/bin/redis-server $(FERRETDB)  ## install the venv, redis-server and FerretDB
+deps: $(VENV)/.installed /usr/bin/redis-server /usr/sbin/nginx $(FERRETDB)  ## install the venv, redis-server, nginx (tests put it in front) and FerretDB
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 /usr/bin/redis-server:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+
+/usr/sbin/nginx:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 
 $(FERRETDB):
 	./scripts/install-ferretdb.sh $(FERRETDB)

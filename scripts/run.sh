@@ -4,6 +4,8 @@
 # as it is and not started here. Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Settings may also sit in .env (KEY=value lines, git-ignored); its values override the environment.
+if [[ -f .env ]]; then set -a; . ./.env; set +a; fi
 VAR=${EVENTI_VAR_DIR:-var}
 mkdir -p "$VAR/redis" "$VAR/ferretdb" "$VAR/log"
 pids=()
