@@ -23,6 +23,7 @@ def create_app(overrides=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["PROXY_COUNT"], x_proto=settings["PROXY_COUNT"])
 
     from .web import apidocs, errors, health, orders, payhero, request_id
+    from .web import pages
 
     request_id.init_app(app)
     errors.init_app(app)
@@ -30,5 +31,6 @@ def create_app(overrides=None):
     app.register_blueprint(orders.bp)
     app.register_blueprint(payhero.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(apidocs.bp)
     return app

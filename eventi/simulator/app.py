@@ -32,7 +32,6 @@ class Simulator:
         self.slow_seconds = slow_seconds
         self.pushes = {}
         self._lock = threading.Lock()
-        self._http = requests.Session()
 
     def authorised(self, header):
         return hmac.compare_digest((header or "").encode(), f"Basic {self.auth_token}".encode())
@@ -72,7 +71,10 @@ class Simulator:
         body = callback_body(record, outcome)
         sent_at = time.time()
         try:
-            status = self._http.post(record["callback_url"], json=body, timeout=CALLBACK_TIMEOUT).status_code
+            # One connection per delivery, closed after it, like a webhook sender; an idle keep-alive
+            # connection would hold up a graceful shutdown of the receiving gunicorn worker.
+            status = requests.post(record["callback_url"], json=body, timeout=CALLBACK_TIMEOUT,
+                                   headers={"Connection": "close"}).status_code
         except requests.RequestException as exc:
             status = exc.__class__.__name__
         record["deliveries"].append({"sentAt": sent_at, "answer": status})

@@ -1,0 +1,48 @@
+// The payment status page: one long poll until the order's status is final.
+import { waitForPayment } from "./long-poll.js";
+
+const root = document.getElementById("payment");
+const announce = document.getElementById("announce");
+const views = ["pending", "success", "failure", "unknown"];
+
+const REASONS = {
+  stk_push_failed: "We could not send the M-Pesa request to your phone.",
+  amount_mismatch: "The amount paid did not match the order.",
+};
+
+function show(name, message) {
+  for (const view of views) document.getElementById(`view-${view}`).hidden = view !== name;
+  const heading = document.querySelector(`#view-${name} h1`);
+  announce.textContent = message || heading.textContent;
+  heading.focus();
+}
+
+function render(body) {
+  if (body.paymentStatus === "completed") {
+    document.getElementById("receipt").textContent = body.mpesaReceipt || "";
+    show("success", `Payment received. M-Pesa receipt ${body.mpesaReceipt || ""}.`);
+  } else if (body.paymentStatus === "cancelled") {
+    document.getElementById("failure-reason").textContent = "You cancelled the M-Pesa request.";
+    show("failure", "Payment cancelled.");
+  } else {
+    const reason = REASONS[body.failureReason] || body.failureReason || "M-Pesa did not complete the payment.";
+    document.getElementById("failure-reason").textContent = reason;
+    show("failure", `Payment not completed. ${reason}`);
+  }
+}
+
+async function follow() {
+  show("pending");
+  try {
+    const result = await waitForPayment(root.dataset.waitUrl);
+    if (result.final) render(result.body);
+    else show("unknown");
+  } catch (err) {
+    document.getElementById("unknown-reason").textContent =
+      "We could not reach the server to check your payment. Check your connection, then try again.";
+    show("unknown");
+  }
+}
+
+document.getElementById("check-again").addEventListener("click", follow);
+if (root.dataset.status === "pending") follow();

@@ -1,0 +1,80 @@
+"""Each outcome of the PayHero simulator, end to end: gunicorn pushes, the simulator calls back."""
+import pytest
+import requests
+
+from tests.conftest import TEST_SECRET
+from tests.support.api import Api, eventually, order_body
+from tests.support.simulator import PayHeroSimulator
+from tests.test_payments import phone_ending
+
+
+@pytest.fixture(scope="module")
+def fast_simulator():
+    server = PayHeroSimulator(delay=0.3, slow_seconds=30).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(start_gunicorn, fast_simulator):
+    server = start_gunicorn(workers=1, PAYHERO_BASE_URL=fast_simulator.base_url, EVENTI_PUSH_TIMEOUT=2)
+    return Api(server.base_url, TEST_SECRET), server
+
+
+def order(api, digit):
+    answer = requests.post(f"{api.base_url}/api/orders", json=order_body(phone=phone_ending(digit)), timeout=30)
+    return answer
+
+
+EXPECTED = {
+    0: ("completed", None),
+    1: ("cancelled", "Request cancelled by user"),
+    2: ("failed", "The balance is insufficient for the transaction."),
+    3: ("failed", "DS timeout user cannot be reached"),
+    4: ("failed", "The initiator information is invalid."),
+    8: ("completed", None),
+}
+
+
+def test_each_outcome_reaches_the_waiting_shopper(stack, fast_simulator):
+    api, _ = stack
+    for digit, (status, reason) in EXPECTED.items():
+        answer = order(api, digit)
+        assert answer.status_code == 201, answer.text
+        body = api.wait(answer.json()["orderId"], answer.json()["statusToken"], timeout=30).json()
+        assert (digit, body["paymentStatus"], body["final"]) == (digit, status, True)
+        if status == "completed":
+            [record] = fast_simulator.pushes(body["orderId"])
+            assert body["mpesaReceipt"] == record["receipt"]
+        else:
+            assert body["failureReason"] == reason
+
+
+def test_no_callback_leaves_the_order_pending_while_payhero_knows_it_paid(stack, fast_simulator):
+    api, _ = stack
+    answer = order(api, 5).json()
+    eventually(lambda: fast_simulator.pushes(answer["orderId"])[0]["status"] == "SUCCESS", 30, "the simulated payment")
+    body = api.wait(answer["orderId"], answer["statusToken"], timeout=1).json()
+    assert (body["paymentStatus"], body["final"]) == ("pending", False)
+    assert fast_simulator.pushes(answer["orderId"])[0]["deliveries"] == []
+
+
+def test_duplicate_delivery_changes_the_order_once(stack, fast_simulator):
+    api, server = stack
+    answer = order(api, 6).json()
+    body = api.wait(answer["orderId"], answer["statusToken"], timeout=30).json()
+    assert body["paymentStatus"] == "completed"
+    eventually(lambda: [d["answer"] for d in fast_simulator.pushes(answer["orderId"])[0]["deliveries"]] == [200, 200],
+               30, "two deliveries answered 200")
+    server.process.wait_for(f"Payment result ignored, order already final orderId={answer['orderId']}", timeout=10)
+
+
+@pytest.mark.parametrize("digit", [7, 9])
+def test_push_error_and_slow_push_answer_502_and_fail_the_order(stack, digit):
+    api, _ = stack
+    answer = order(api, digit)
+    assert answer.status_code == 502
+    assert answer.json()["error"] == "payment_provider_error"
+    order_id = answer.json()["orderId"]
+    body = api.status(order_id, api.tokens.status_token(order_id)).json()
+    assert (body["paymentStatus"], body["failureReason"]) == ("failed", "stk_push_failed")
