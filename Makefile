@@ -8,7 +8,7 @@ RATE ?= 200
 BURST ?= 1000
 BENCH_ARGS ?=
 
-.PHONY: help run test bench deps venv clean
+.PHONY: help run test bench e2e deps venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,7 +22,10 @@ test: deps  ## install what is missing, then run the whole test suite against re
 bench: deps  ## hub vs per-request vs short polling, N held clients (N=, RATE=, BURST=, BENCH_ARGS=); table in docs/benchmarks.md
 	$(PY) -m bench --n $(N) --rate $(RATE) --burst $(BURST) $(BENCH_ARGS)
 
-deps: $(VENV)/.installed /usr/bin/redis-server /usr/sbin/nginx $(FERRETDB)  ## install the venv, redis-server, nginx (tests put it in front) and FerretDB
+e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
+	./scripts/run-payment-test.sh
+
+deps: $(VENV)/.installed /usr/bin/redis-server /usr/sbin/nginx /usr/bin/chromium $(FERRETDB)  ## install the venv, redis-server, nginx (tests put it in front), chromium (browser test) and FerretDB
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +38,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 /usr/sbin/nginx:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(FERRETDB):
 	./scripts/install-ferretdb.sh $(FERRETDB)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Settings may also sit in .env (KEY=value lines, git-ignored); its values override the environment.
 if [[ -f .env ]]; then set -a; . ./.env; set +a; fi
 VAR=${EVENTI_VAR_DIR:-var}
-mkdir -p "$VAR/redis" "$VAR/ferretdb" "$VAR/log"
+mkdir -p "$VAR/redis" "$VAR/ferretdb" "$VAR/log" "$VAR/metrics"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -39,9 +39,23 @@ if [[ -z ${EVENTI_MONGO_URI:-} ]]; then
   wait_port 127.0.0.1 "$port" ferretdb
 fi
 
+if [[ -z ${PAYHERO_BASE_URL:-} ]]; then
+  # No PayHero configured: the local simulator (python -m eventi.simulator) takes the pushes and
+  # calls back after EVENTI_SIMULATOR_DELAY seconds; the phone number's last digit picks the outcome.
+  port=${EVENTI_SIMULATOR_PORT:-8010}
+  export PAYHERO_AUTH_TOKEN="simulator-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  export PAYHERO_CHANNEL_ID=${PAYHERO_CHANNEL_ID:-911}
+  .venv/bin/python -m eventi.simulator --port "$port" >"$VAR/log/simulator.log" 2>&1 &
+  pids+=($!)
+  export PAYHERO_BASE_URL="http://127.0.0.1:$port"
+  wait_port 127.0.0.1 "$port" payhero-simulator
+  echo "PayHero simulator: $PAYHERO_BASE_URL (callback after ${EVENTI_SIMULATOR_DELAY:-3}s; log $VAR/log/simulator.log)"
+fi
+
 .venv/bin/flask --app wsgi create-indexes
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "eventi: http://${EVENTI_BIND:-127.0.0.1:8000}  (Redis $EVENTI_REDIS_URL, MongoDB $EVENTI_MONGO_URI)"
+echo "checkout page: http://${EVENTI_BIND:-127.0.0.1:8000}/events/demo/checkout  (PayHero $PAYHERO_BASE_URL)"
 PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$VAR/metrics} .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app &
 pids+=($!)
 wait "${pids[-1]}"

@@ -20,15 +20,14 @@ function clearErrors() {
 }
 
 function showFieldErrors(details) {
-  let first = null;
   for (const [key, messages] of Object.entries(details || {})) {
     const field = FIELD_FOR[key];
     const text = Array.isArray(messages) ? messages.join(" ") : String(messages);
     if (!field) { showFormError(text); continue; }
     document.getElementById(`${field}-error`).textContent = text;
     form.elements[field].setAttribute("aria-invalid", "true");
-    first = first || form.elements[field];
   }
+  const first = form.querySelector('[aria-invalid="true"]'); // first in the page, not in the answer
   if (first) first.focus();
 }
 

@@ -1,0 +1,64 @@
+"""Drive Debian's headless Chromium through one checkout with Playwright; print what happened as JSON.
+
+Run as its own process (not under the tests' gevent patching): python tests/browser/drive.py SPEC_JSON
+"""
+import json
+import sys
+import time
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def main(spec):
+    requests_seen, console = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+        page.on("request", lambda r: requests_seen.append({"method": r.method, "url": r.url, "at": time.time()}))
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(f"{spec['base_url']}/events/{spec['event_id']}/checkout")
+        if spec.get("invalid_first"):
+            page.fill("#email", "not-an-email")
+            page.fill("#phone", "12345")
+            page.click("#pay")
+            page.wait_for_selector("#phone-error:not(:empty)", timeout=15_000)
+            result_invalid = {"phone_error": page.text_content("#phone-error"), "email_error": page.text_content("#email-error"),
+                              "focused": page.evaluate("document.activeElement.id")}
+            page.screenshot(path=spec["screenshot"].replace(".png", "-errors.png"), full_page=True)
+        else:
+            result_invalid = None
+        page.fill("#name", "Wanjiru Kamau")
+        page.fill("#email", "wanjiru@example.com")
+        page.fill("#phone", spec["phone"])
+        page.select_option("#tickets", "2")
+        page.click("#pay")
+        page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
+        if spec.get("pending_screenshot"):
+            page.wait_for_selector("#view-pending:not([hidden])", timeout=15_000)
+            page.screenshot(path=spec["screenshot"].replace(".png", "-pending.png"), full_page=True)
+        page.wait_for_selector("#view-success:not([hidden]), #view-failure:not([hidden])", timeout=spec.get("timeout_ms", 60_000))
+        final_at = time.time()
+        view = "success" if page.is_visible("#view-success") else "failure"
+        page.screenshot(path=spec["screenshot"], full_page=True)
+        result = {
+            "view": view,
+            "final_at": final_at,
+            "url": page.url,
+            "receipt": page.text_content("#receipt"),
+            "failure_reason": page.text_content("#failure-reason"),
+            "retry_href": page.get_attribute("#retry", "href"),
+            "announce": page.text_content("#announce"),
+            "focused": page.evaluate("document.activeElement.textContent"),
+            "invalid": result_invalid,
+        }
+        browser.close()
+    result.update(requests=requests_seen, console=console)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

@@ -1,0 +1,78 @@
+"""A shopper in headless Chromium (Debian's package, driven by Playwright): checkout, M-Pesa, result."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.support.processes import ROOT
+from tests.support.simulator import PayHeroSimulator
+from tests.test_payments import phone_ending
+
+OUTPUT = ROOT / "tests" / "output"
+DRIVER = Path(__file__).with_name("drive.py")
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    """PayHero's stand-in: the shopper 'approves' on the phone 2 s after the push."""
+    server = PayHeroSimulator(delay=2).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shop(start_gunicorn, simulator):
+    assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
+    return start_gunicorn(workers=2, PAYHERO_BASE_URL=simulator.base_url)
+
+
+def shop_in_browser(base_url, phone, screenshot, **spec):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    spec = {"base_url": base_url, "event_id": "concert-2026", "phone": phone, "screenshot": str(OUTPUT / screenshot), **spec}
+    env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
+    done = subprocess.run([sys.executable, str(DRIVER), json.dumps(spec)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def api_calls(result):
+    calls = []
+    for r in result["requests"]:
+        path = urlparse(r["url"]).path
+        if path.startswith("/api/"):
+            calls.append((r["method"], "wait" if path.endswith("/wait") else path))
+    return calls
+
+
+def test_paid_order_shows_the_receipt_after_one_wait(shop, simulator):
+    result = shop_in_browser(shop.base_url, phone_ending(0), "checkout-success.png", invalid_first=True,
+                             pending_screenshot=True)
+    assert result["view"] == "success"
+    order_id = urlparse(result["url"]).path.split("/")[2]
+    [push] = simulator.pushes(order_id)
+    assert push["amount"] == 3000  # 2 tickets at EVENTI_TICKET_PRICE
+    assert result["receipt"] == push["receipt"] and result["receipt"]
+    calls = api_calls(result)
+    waits = calls.count(("GET", "wait"))
+    assert 1 <= waits <= 2, calls  # two only if a hold expired before the callback
+    assert calls == [("POST", "/api/orders")] * 2 + [("GET", "wait")] * waits, calls  # no other polling
+    assert "Long polling attempt 1/4 - Waiting for payment..." in result["console"]
+    assert "Payment status resolved! Final status: completed" in result["console"]
+    assert result["announce"].startswith("Payment received") and result["focused"] == "Payment received"
+    invalid = result["invalid"]  # the first, invalid submission: messages next to the fields
+    assert invalid["phone_error"].startswith("Not a Kenyan mobile number") and invalid["email_error"]
+    assert invalid["focused"] == "email"
+
+
+def test_cancelled_payment_shows_the_failure_view_with_a_retry_link(shop):
+    result = shop_in_browser(shop.base_url, phone_ending(1), "checkout-cancelled.png")
+    assert result["view"] == "failure"
+    assert result["failure_reason"] == "You cancelled the M-Pesa request."
+    assert result["retry_href"] == "/events/concert-2026/checkout"
+    assert api_calls(result).count(("GET", "wait")) == 1
+    assert "Payment status resolved! Final status: cancelled" in result["console"]
