@@ -38,10 +38,10 @@ def status(order_id):
 
 
 def _not_found():
-    return _page(render_template("not_found.html")), 404
+    return _page(render_template("not_found.html"), 404)
 
 
-def _page(html):
+def _page(html, status=200):
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
-    return html, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+    return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}

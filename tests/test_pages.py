@@ -1,0 +1,101 @@
+"""The shopper's pages, server side: checkout form, status page, static assets; and the e2e script."""
+import subprocess
+
+import pytest
+
+from tests.support.api import callback_body, order_body
+from tests.support.processes import ROOT
+from tests.support.simulator import PayHeroSimulator
+
+
+def make_order(client, **fields):
+    response = client.post("/api/orders", json=order_body(**fields))
+    assert response.status_code == 201, response.json
+    return response.json["orderId"], response.json["statusToken"]
+
+
+def test_checkout_page_has_a_labelled_form_with_the_configured_price(settings):
+    from eventi import create_app
+
+    app = create_app({**settings, "TICKET_PRICE": 2500, "MAX_TICKETS": 4})
+    try:
+        page = app.test_client().get("/events/concert-2026/checkout")
+    finally:
+        app.extensions["eventi"].close()
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert page.headers["Cache-Control"] == "no-store"
+    for field in ("name", "email", "phone", "tickets"):
+        assert f'<label for="{field}">' in html and f'id="{field}-error"' in html
+    assert 'data-ticket-price="2500"' in html and 'data-event-id="concert-2026"' in html
+    assert '<option value="4">' in html and '<option value="5">' not in html
+    assert "/static/js/checkout.js" in html and "http" not in html.split("<body>")[1].split("Buy tickets")[0]
+
+
+@pytest.mark.parametrize("event_id", ["x" * 65, "bad id", "a.b"])
+def test_checkout_for_a_malformed_event_is_a_404_page(client, event_id):
+    page = client.get(f"/events/{event_id}/checkout")
+    assert page.status_code == 404 and "Page not found" in page.get_data(as_text=True)
+
+
+def test_status_page_for_a_pending_order_asks_to_check_the_phone(client, unique_event):
+    order_id, token = make_order(client, event_id=unique_event)
+    page = client.get(f"/orders/{order_id}/status?token={token}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Check your phone to approve the M-Pesa payment" in html
+    assert f'data-wait-url="/api/orders/{order_id}/wait?token={token}"' in html and 'data-status="pending"' in html
+    assert 'aria-live="polite"' in html and "/static/js/status.js" in html
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_status_page_of_a_final_order_shows_the_result_without_polling(client, parts, unique_event):
+    paid_id, paid_token = make_order(client, event_id=unique_event)
+    failed_id, failed_token = make_order(client, event_id=unique_event)
+    for order_id, kind in ((paid_id, "success"), (failed_id, "insufficient-funds")):
+        url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
+        assert client.post(url, json=callback_body(order_id, kind)).status_code == 200
+    paid = client.get(f"/orders/{paid_id}/status?token={paid_token}").get_data(as_text=True)
+    assert 'data-status="completed"' in paid and "SAE3YULR0Y" in paid
+    assert '<div id="view-success" class="view success">' in paid and '<div id="view-pending" class="view" hidden>' in paid
+    failed = client.get(f"/orders/{failed_id}/status?token={failed_token}").get_data(as_text=True)
+    assert '<div id="view-failure" class="view failure">' in failed
+    assert "The balance is insufficient for the transaction." in failed
+    assert f'href="/events/{unique_event}/checkout"' in failed
+
+
+def test_status_page_with_a_wrong_or_missing_token_is_a_404_page(client, parts, unique_event):
+    order_id, token = make_order(client, event_id=unique_event)
+    for url in (f"/orders/{order_id}/status", f"/orders/{order_id}/status?token={token[:-1]}0",
+                f"/orders/{order_id}/status?token={parts.tokens.callback_token(order_id)}", f"/orders/nope/status?token={token}"):
+        page = client.get(url)
+        assert page.status_code == 404 and "Page not found" in page.get_data(as_text=True), url
+        assert order_id not in page.get_data(as_text=True)
+
+
+def test_static_assets_are_served(client):
+    for path, mimetype in (("js/long-poll.js", "text/javascript"), ("js/status.js", "text/javascript"),
+                           ("css/eventi.css", "text/css"), ("favicon.svg", "image/svg+xml")):
+        response = client.get(f"/static/{path}")
+        assert (response.status_code, response.mimetype) == (200, mimetype), path
+    assert "export async function waitForPayment" in client.get("/static/js/long-poll.js").get_data(as_text=True)
+
+
+def test_e2e_script_reports_one_line_and_exit_0(start_gunicorn):
+    simulator = PayHeroSimulator(delay=1).start()
+    try:
+        server = start_gunicorn(workers=1, PAYHERO_BASE_URL=simulator.base_url)
+        done = subprocess.run([str(ROOT / "scripts" / "run-payment-test.sh"), "--url", server.base_url,
+                               "--simulator", simulator.base_url], capture_output=True, text=True, timeout=120)
+    finally:
+        simulator.stop()
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(lines) == 1 and lines[0].startswith("e2e: ok ")
+    assert "requests=2 " in lines[0] and "final=completed" in lines[0], lines[0]
+
+
+def test_e2e_script_fails_when_nothing_answers():
+    done = subprocess.run([str(ROOT / "scripts" / "run-payment-test.sh"), "--url", "http://127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout.startswith("e2e: FAILED")
