@@ -125,6 +125,21 @@ OPERATIONS = {
                                                            "repeated": {"received": True, "duplicate": True}}),
                       400: None, 401: None, 413: None, 415: None, 503: None},
     }},
+    "pages.checkout": {"get": {
+        "tags": ["pages"], "summary": "The checkout form for one event (HTML)",
+        "params": [{"in": "path", "name": "event_id", "required": True, "example": "nairobi-jazz-2026",
+                    "schema": {"type": "string", "pattern": schemas.EVENT_ID.pattern}}],
+        "responses": {200: _text("text/html", "The form; it posts to POST /api/orders", "<!doctype html>..."),
+                      404: _text("text/html", "Not an event id", "<!doctype html>...")},
+    }},
+    "pages.status": {"get": {
+        "tags": ["pages"], "summary": "The payment page: the status now, then one long poll (HTML)",
+        "description": "Served with `Cache-Control: no-store` and `Referrer-Policy: no-referrer`: its URL holds the token.",
+        "params": [ORDER_ID_PARAM, {"in": "query", "name": "token", "required": True, "example": STATUS_TOKEN,
+                                    "description": "The statusToken.", "schema": {"type": "string"}}],
+        "responses": {200: _text("text/html", "The page", "<!doctype html>..."),
+                      404: _text("text/html", "Unknown order or wrong token", "<!doctype html>...")},
+    }},
     "health.healthz": {"get": {
         "tags": ["ops"], "summary": "Liveness: 200 while the process runs",
         "responses": {200: _ok(schemas.HealthSchema, {"ok": {"status": "ok"}})},

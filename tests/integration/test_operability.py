@@ -46,6 +46,8 @@ def test_counters_are_summed_over_both_workers(start_gunicorn):
     per_worker = rejected_by_worker()
     assert min(per_worker.values()) > 0 and sum(per_worker.values()) == sent
     text = requests.get(f"{server.base_url}/metrics", timeout=10).text
+    assert text, ("/metrics is empty: was prometheus_client imported in gunicorn's master before on_starting "
+                  "set PROMETHEUS_MULTIPROC_DIR (e.g. a worker_class inside the eventi package)?")
     assert f'eventi_callbacks_total{{outcome="rejected"}} {float(sent)}' in text, text
 
     # One wait answered by a callback fills the labelled families and the histogram.
