@@ -16,8 +16,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--n", type=int, default=10_000, help="orders, and clients held at once")
     p.add_argument("--rate", type=float, default=200.0, help="steady callbacks (and publishes) per second")
+    p.add_argument("--callback-rate", type=float, default=0.0,
+                   help="steady callbacks per second if different from --rate (FerretDB sustains ~60-90)")
+    p.add_argument("--callback-concurrency", type=int, default=8,
+                   help="callbacks in flight at once, like a sender's delivery workers (0: open loop; "
+                        "FerretDB collapses into timeouts under hundreds of concurrent writers)")
     p.add_argument("--burst", type=int, default=1000, help="callbacks (and publishes) in one burst")
-    p.add_argument("--steady-seconds", type=float, default=10.0, help="length of the steady phases")
+    p.add_argument("--steady-seconds", type=float, default=5.0, help="length of the steady phases")
     p.add_argument("--idle", type=float, default=30.0, help="seconds of idle hold while server CPU is measured")
     p.add_argument("--loadgens", type=int, default=4, help="load generator processes")
     p.add_argument("--instances", type=int, default=1, help="gunicorn instances (ports) behind one Redis and store")
@@ -32,7 +37,7 @@ def main(argv=None):
     soft, hard = raise_open_files()
     print(f"bench: open-file limit raised from {soft} to {hard} for this process and the servers and load "
           f"generators it starts (the hard limit here; hence {a.loadgens} load generator processes)", flush=True)
-    cfg = Config(n=a.n, rate=a.rate, burst=a.burst, steady_seconds=a.steady_seconds, idle_seconds=a.idle,
+    cfg = Config(n=a.n, rate=a.rate, callback_rate=a.callback_rate, callback_concurrency=a.callback_concurrency, burst=a.burst, steady_seconds=a.steady_seconds, idle_seconds=a.idle,
                  loadgens=a.loadgens, instances=a.instances, workers=a.workers, designs=designs)
     results = run_all(cfg)
     command = "python -m bench " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))

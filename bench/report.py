@@ -68,6 +68,11 @@ def rows(designs):
         lambda d: f"{_ms(d['phases']['callback_steady']['post']['p50'])} / {_ms(d['phases']['callback_steady']['post']['p99'])}")
     add("steady callbacks: time to send and get all 200s",
         lambda d: f"{d['phases']['callback_steady']['send_seconds']:.1f} s ({d['phases']['callback_steady']['orders']} at the set rate)")
+    add("callbacks answered 200 / sent (steady + burst)",
+        lambda d: f"{sum(d['phases'][p]['orders'] - d['phases'][p]['post_errors'] for p in ('callback_steady', 'callback_burst'))}"
+                  f" / {sum(d['phases'][p]['orders'] for p in ('callback_steady', 'callback_burst'))}")
+    add("steady callbacks achieved rate",
+        lambda d: f"{(d['phases']['callback_steady']['orders'] - d['phases']['callback_steady']['post_errors']) / d['phases']['callback_steady']['send_seconds']:.0f}/s")
     add("burst of callbacks: all clients answered", lambda d: _ms(d["phases"]["callback_burst"]["all_answered_seconds"]),
         lambda d: d["phases"]["callback_burst"]["all_answered_seconds"])
     add("burst of publishes: all clients answered", lambda d: _ms(d["phases"]["publish_burst"]["all_answered_seconds"]),

@@ -103,8 +103,9 @@ class Stack:
             raise RuntimeError(f"create-indexes failed:\n{done.stdout}{done.stderr}")
         for i in range(self.instances):
             port = free_port()
-            genv = {**env, "EVENTI_BIND": f"127.0.0.1:{port}",
-                    "PROMETHEUS_MULTIPROC_DIR": str(self.dir / f"metrics-{i}")}
+            metrics_dir = self.dir / f"metrics-{i}"
+            metrics_dir.mkdir(parents=True, exist_ok=True)  # the worker class may import eventi.metrics first
+            genv = {**env, "EVENTI_BIND": f"127.0.0.1:{port}", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
             g = Server(f"gunicorn-{i}", [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
                                          "wsgi:app"], self.dir / f"gunicorn-{i}.log", env=genv)
             g.start(r"eventi worker ready", count=self.workers, timeout=90)
