@@ -20,7 +20,7 @@ def _int_setting(name, default):
 bind = os.environ.get("EVENTI_BIND", "127.0.0.1:8000")
 # gevent wants few processes with many connections each, not cpu*2+1 sync workers.
 workers = _int_setting("EVENTI_WORKERS", 2)
-worker_class = "gevent"
+worker_class = "eventi.gunicorn_worker.EventiGeventWorker"  # gevent, closing idle keep-alives on stop
 # Counts held waits and idle keep-alive connections alike (gunicorn #2585): room for 10,000+ per worker.
 worker_connections = _int_setting("EVENTI_WORKER_CONNECTIONS", 12000)
 backlog = 4096
@@ -64,6 +64,9 @@ def post_worker_init(worker):
         parts = worker.wsgi.extensions["eventi"]
         parts.waits.stopping = True
         parts.notifier.stop()
+        while True:  # answered waits leave idle keep-alive connections behind: close them too
+            worker.close_idle_connections()
+            gevent.sleep(0.2)
 
     gevent.spawn(watch_for_shutdown)
     parts = worker.wsgi.extensions["eventi"]

@@ -1,11 +1,17 @@
-"""eventi: the instant an M-Pesa payment settles, the shopper's browser knows."""
-from flask import Flask
+"""eventi: the instant an M-Pesa payment settles, the shopper's browser knows.
 
-from . import cli, config, extensions, logs
+Importing the package imports nothing else: gunicorn's master imports eventi.gunicorn_worker
+before forking, before gevent patches ssl and before prometheus_client may see its
+multiprocess directory, so Flask, redis-py and pymongo are imported by create_app only.
+"""
 
 
 def create_app(overrides=None):
     """Build the Flask app: settings, per-worker parts, blueprints, JSON errors. No I/O here."""
+    from flask import Flask
+
+    from . import cli, config, extensions, logs
+
     settings = config.load(overrides)
     logs.configure(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
     app = Flask(__name__)

@@ -31,20 +31,6 @@ class ClientConnection:
             self._watcher = None
 
 
-def end_keepalive(environ):
-    """After the response, stop reading from this connection so a stopping worker can exit.
-
-    gunicorn ignores a Connection header set by the app, and an idle keep-alive connection
-    would hold a stopping worker until its keepalive timeout.
-    """
-    sock = environ.get("gunicorn.socket")
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
-
-
 def client_connection(environ):
     """The ClientConnection of a gunicorn request, or None when the server does not expose it."""
     sock = environ.get("gunicorn.socket")

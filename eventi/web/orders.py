@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify, request, url_for
 from ..errors import NotFound
 from ..schemas import OrderCreateSchema, TokenQuerySchema, WaitQuerySchema
 from ..store import parse_order_id
-from .client_socket import client_connection, end_keepalive
+from .client_socket import client_connection
 from .common import json_body, load, parts, query
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
@@ -52,9 +52,6 @@ def wait_for_status(order_id):
     response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
-    if result.outcome == "shutdown":
-        environ = request.environ
-        response.call_on_close(lambda: end_keepalive(environ))
     return response
 
 
