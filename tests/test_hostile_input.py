@@ -123,7 +123,7 @@ def test_fuzzed_order_bodies_never_5xx_and_rejected_ones_store_nothing(fuzz_app,
        flat=st.booleans())
 def test_fuzzed_callbacks_never_5xx(fuzz_app, mutation, flat):
     parts = fuzz_app.extensions["eventi"]
-    order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345678",
+    order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
                                         "email": "a@example.com"})["_id"])
     body = callback_body(order_id, "flat-success" if flat else "success")
     (body if flat else body["response"]).update(mutation)

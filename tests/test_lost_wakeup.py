@@ -38,7 +38,7 @@ def test_change_between_read_and_wait_still_wakes_the_waiter(settings, mode):
     parts = app.extensions["eventi"]
     try:
         assert parts.notifier.wait_connected(timeout=10)
-        order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345678",
+        order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
                                             "email": "a@example.com"})["_id"])
         waits = WaitService(parts.notifier, ChangeAfterRead(parts))
         result = waits.wait(order_id, timeout=10)

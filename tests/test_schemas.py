@@ -72,7 +72,7 @@ def test_required_fields_are_named():
 
 def test_a_valid_order_loads_with_unicode_name():
     data = SCHEMA.load(order_body(name="Wanjirũ Kamau 🎟"))
-    assert data == {"eventId": "ev-test", "amount": 1500, "phone": "254712345678",
+    assert data == {"eventId": "ev-test", "amount": 1500, "phone": "254712345675",
                     "email": "shopper@example.com", "name": "Wanjirũ Kamau 🎟"}
 
 

@@ -30,8 +30,12 @@ def callback_body(order_id, kind="success", amount=1500):
     return body
 
 
+QUIET_PHONE = "0712345675"
+"""The simulator never calls back for numbers ending in 5: the tests deliver callbacks themselves."""
+
+
 def order_body(event_id="ev-test", amount=1500, **extra):
-    return {"eventId": event_id, "amount": amount, "phone": "0712345678", "email": "shopper@example.com",
+    return {"eventId": event_id, "amount": amount, "phone": QUIET_PHONE, "email": "shopper@example.com",
             "name": "Wanjiru Kamau", **extra}
 
 
