@@ -24,12 +24,29 @@ def main(argv=None):
     p.add_argument("--burst", type=int, default=1000, help="callbacks (and publishes) in one burst")
     p.add_argument("--steady-seconds", type=float, default=5.0, help="length of the steady phases")
     p.add_argument("--idle", type=float, default=30.0, help="seconds of idle hold while server CPU is measured")
+    p.add_argument("--callbacks", type=int, default=200,
+                   help="callbacks in the steady phase and in the burst, each (0: as many as the publishes); "
+                        "FerretDB's findAndModify takes ~250 ms with 10,000 orders, so 1,000 take minutes")
+    p.add_argument("--fanout", type=int, default=2000, help="unwatched messages to measure the fan-out cost (0: skip)")
     p.add_argument("--loadgens", type=int, default=4, help="load generator processes")
     p.add_argument("--instances", type=int, default=1, help="gunicorn instances (ports) behind one Redis and store")
     p.add_argument("--workers", type=int, default=2, help="gevent workers per gunicorn instance")
     p.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated: " + ", ".join(DESIGNS))
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md's latest-run section")
+    p.add_argument("--report", metavar="RESULTS_JSON", help="only print the table of an earlier results file "
+                   "(and, without --no-docs, put it in docs/benchmarks.md)")
     a = p.parse_args(argv)
+    if a.report:
+        import json
+        from pathlib import Path
+
+        path = Path(a.report)
+        results = json.loads(path.read_text())
+        print(report.table(results["designs"]))
+        if not a.no_docs:
+            report.update_docs(results, results.get("command", "?"), path, machine=results.get("machine"))
+            print("docs/benchmarks.md: latest-run section updated")
+        return
     designs = [d.strip() for d in a.designs.split(",") if d.strip()]
     unknown = set(designs) - set(DESIGNS)
     if unknown:
@@ -38,7 +55,7 @@ def main(argv=None):
     print(f"bench: open-file limit raised from {soft} to {hard} for this process and the servers and load "
           f"generators it starts (the hard limit here; hence {a.loadgens} load generator processes)", flush=True)
     cfg = Config(n=a.n, rate=a.rate, callback_rate=a.callback_rate, callback_concurrency=a.callback_concurrency, burst=a.burst, steady_seconds=a.steady_seconds, idle_seconds=a.idle,
-                 loadgens=a.loadgens, instances=a.instances, workers=a.workers, designs=designs)
+                 loadgens=a.loadgens, fanout=a.fanout, callbacks=a.callbacks, instances=a.instances, workers=a.workers, designs=designs)
     results = run_all(cfg)
     command = "python -m bench " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     path = report.write_results(results, command)

@@ -68,12 +68,15 @@ def rows(designs):
         lambda d: f"{_ms(d['phases']['callback_steady']['post']['p50'])} / {_ms(d['phases']['callback_steady']['post']['p99'])}")
     add("steady callbacks: time to send and get all 200s",
         lambda d: f"{d['phases']['callback_steady']['send_seconds']:.1f} s ({d['phases']['callback_steady']['orders']} at the set rate)")
+    add("steady publishes achieved rate",
+        lambda d: f"{d['phases']['publish_steady']['orders'] / d['phases']['publish_steady']['send_seconds']:.0f}/s")
     add("callbacks answered 200 / sent (steady + burst)",
         lambda d: f"{sum(d['phases'][p]['orders'] - d['phases'][p]['post_errors'] for p in ('callback_steady', 'callback_burst'))}"
                   f" / {sum(d['phases'][p]['orders'] for p in ('callback_steady', 'callback_burst'))}")
     add("steady callbacks achieved rate",
         lambda d: f"{(d['phases']['callback_steady']['orders'] - d['phases']['callback_steady']['post_errors']) / d['phases']['callback_steady']['send_seconds']:.0f}/s")
-    add("burst of callbacks: all clients answered", lambda d: _ms(d["phases"]["callback_burst"]["all_answered_seconds"]),
+    add("burst of callbacks: all clients answered",
+        lambda d: f"{_ms(d['phases']['callback_burst']['all_answered_seconds'])} ({d['phases']['callback_burst']['orders']} callbacks)",
         lambda d: d["phases"]["callback_burst"]["all_answered_seconds"])
     add("burst of publishes: all clients answered", lambda d: _ms(d["phases"]["publish_burst"]["all_answered_seconds"]),
         lambda d: d["phases"]["publish_burst"]["all_answered_seconds"])
@@ -97,6 +100,9 @@ def rows(designs):
     add("Redis CPU during the idle hold", lambda d: f"{d['idle_redis_cpu']:.2f} s", lambda d: d["idle_redis_cpu"])
     add("server CPU during the callback/publish phases", lambda d: f"{d['phases_server_cpu']:.1f} s",
         lambda d: d["phases_server_cpu"])
+    add("fan-out: server CPU per unwatched message",
+        lambda d: f"{1e6 * d['fanout']['server_cpu'] / d['fanout']['messages']:.0f} µs ({d['fanout']['workers']} workers)",
+        lambda d: d["fanout"]["server_cpu"] / d["fanout"]["messages"])
     add("load generator CPU (all processes)", lambda d: f"{d['loadgen_cpu']:.1f} s", lambda d: d["loadgen_cpu"])
     add("coordinator CPU (callbacks, publishes)", lambda d: f"{d['coordinator_cpu']:.1f} s")
     return out
@@ -135,10 +141,10 @@ def write_results(results, command):
     return path
 
 
-def update_docs(results, command, results_path):
+def update_docs(results, command, results_path, machine=None):
     """Replace the latest-run section of docs/benchmarks.md (between its markers)."""
     doc = ROOT / "docs" / "benchmarks.md"
-    m = machine()
+    m = machine or globals()["machine"]()
     section = "\n".join([
         BEGIN,
         f"Run finished {results_path.stem} (UTC), results file `bench/results/{results_path.name}` (not committed).",

@@ -51,6 +51,8 @@ class Config:
     wait_timeout: int = 120
     poll_interval: float = 3.0
     settle_seconds: float = 3.5
+    callbacks: int = 200  # callbacks in the steady phase and in the burst (0: as many as publishes)
+    fanout: int = 2000  # unwatched messages published at 1,000/s to measure the per-message cost
     designs: list = field(default_factory=lambda: list(DESIGNS))
     workdir: str = ""
     log_level: str = "INFO"
@@ -293,13 +295,34 @@ def run_design(name, cfg):
         res["idle_redis_cpu"] = stack.redis_cpu_seconds() - rcpu0
         res["rss_after_idle"] = stack.rss_bytes()
 
+        if cfg.fanout:
+            # Fan-out cost: messages for orders nobody waits for. In hub mode every worker of every
+            # instance receives each one (PSUBSCRIBE order:status:*) and drops it.
+            r0 = stack.redis()
+            cpu0, rcpu0 = stack.cpu_seconds(), stack.redis_cpu_seconds()
+            t0 = time.monotonic()
+            for i in range(cfg.fanout):
+                delay = t0 + i / 1000 - time.monotonic()
+                if delay > 0:
+                    gevent.sleep(delay)
+                r0.publish(channel_for(str(ObjectId())), encode_message(final_body("0" * 24)))
+            gevent.sleep(1.0)
+            r0.close()
+            res["fanout"] = {"messages": cfg.fanout, "server_cpu": stack.cpu_seconds() - cpu0,
+                             "redis_cpu": stack.redis_cpu_seconds() - rcpu0, "workers": len(stack.worker_pids()),
+                             "seconds": time.monotonic() - t0}
+            say(cfg, f"[{name}] fan-out: {cfg.fanout} unwatched messages cost the server "
+                     f"{res['fanout']['server_cpu']:.2f} s CPU, Redis {res['fanout']['redis_cpu']:.2f} s")
+
         # The schedule: the same order slices and the same rate for every design.
         ids = [oid for oid, _ in orders]
         steady_n = int(min(cfg.rate * cfg.steady_seconds, len(ids) // 4))
         burst_n = min(cfg.burst, len(ids) // 4)
         slices, at = {}, 0
+        cb_steady_n = min(cfg.callbacks, steady_n) if cfg.callbacks else steady_n
+        cb_burst_n = min(cfg.callbacks, burst_n) if cfg.callbacks else burst_n
         for phase, count in (("publish_steady", steady_n), ("publish_burst", burst_n),
-                             ("callback_steady", steady_n), ("callback_burst", burst_n)):
+                             ("callback_steady", cb_steady_n), ("callback_burst", cb_burst_n)):
             slices[phase] = ids[at:at + count]
             at += count
         slices["drain"] = ids[at:]
@@ -318,13 +341,13 @@ def run_design(name, cfg):
         publish(r, slices["publish_burst"], starts)
         phase_info["publish_burst"] = {"send_seconds": time.monotonic() - t}
         gevent.sleep(cfg.settle_seconds)
-        say(cfg, f"[{name}] callbacks: {steady_n} at {cfg.callback_rate or cfg.rate:.0f}/s through POST /api/payhero/callback")
+        say(cfg, f"[{name}] callbacks: {cb_steady_n} at {cfg.callback_rate or cfg.rate:.0f}/s through POST /api/payhero/callback")
         secs = callbacks(stack, slices["callback_steady"], kinds, cfg.callback_rate or cfg.rate, starts, posts,
                          cfg.callback_concurrency)
         phase_info["callback_steady"] = {"send_seconds": secs}
         say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
         gevent.sleep(cfg.settle_seconds)
-        say(cfg, f"[{name}] callbacks: burst of {burst_n} ({cfg.callback_concurrency or 'no'} limit in flight)")
+        say(cfg, f"[{name}] callbacks: burst of {cb_burst_n} ({cfg.callback_concurrency or 'no'} limit in flight)")
         secs = callbacks(stack, slices["callback_burst"], kinds, None, starts, posts, cfg.callback_concurrency)
         phase_info["callback_burst"] = {"send_seconds": secs}
         say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")

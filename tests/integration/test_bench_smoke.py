@@ -7,7 +7,7 @@ from bench.run import Config, run_design
 @pytest.mark.parametrize("design", ["hub"])
 def test_bench_smoke_every_wait_gets_its_own_answer(design, tmp_path):
     cfg = Config(n=200, rate=200, burst=50, steady_seconds=0.25, idle_seconds=0.5, loadgens=2,
-                 settle_seconds=0.5, designs=[design], workdir=str(tmp_path), verbose=False)
+                 settle_seconds=0.5, fanout=100, designs=[design], workdir=str(tmp_path), verbose=False)
     res = run_design(design, cfg)
     assert res["all_held"]
     assert (res["errors"], res["error_samples"]) == (0, [])
