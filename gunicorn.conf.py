@@ -70,6 +70,11 @@ def post_worker_init(worker):
 
     gevent.spawn(watch_for_shutdown)
     parts = worker.wsgi.extensions["eventi"]
+    interval = parts.settings["RECONCILE_INTERVAL_SECONDS"]
+    if interval > 0:
+        from eventi.services.reconcile import reconcile_forever
+
+        gevent.spawn(reconcile_forever, parts.reconciler(), parts.redis, interval)
     if not parts.notifier.wait_connected(timeout=5):
         worker.log.warning("eventi: Redis not reachable yet; the hub keeps retrying")
     worker.log.info("eventi worker ready (pid %s)", worker.pid)

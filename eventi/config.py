@@ -27,12 +27,17 @@ DEFAULTS = {
     "PUSH_TIMEOUT": 8.0,
     "PUSH_LIMIT": 3,
     "PUSH_LIMIT_WINDOW": 600,
+    "RECONCILE_AFTER_SECONDS": 120,
+    "RECONCILE_GIVE_UP_SECONDS": 900,
+    "RECONCILE_INTERVAL_SECONDS": 0,
+    "PAYHERO_VERIFY_CALLBACKS": "0",
     "TICKET_PRICE": 1500,
     "MAX_TICKETS": 10,
 }
 """Every setting, keyed without its EVENTI_ prefix; the README's table lists them."""
 
-UNPREFIXED = ("PAYHERO_BASE_URL", "PAYHERO_AUTH_TOKEN", "PAYHERO_CHANNEL_ID", "PUBLIC_BASE_URL")
+UNPREFIXED = ("PAYHERO_BASE_URL", "PAYHERO_AUTH_TOKEN", "PAYHERO_CHANNEL_ID", "PUBLIC_BASE_URL",
+              "PAYHERO_VERIFY_CALLBACKS")
 """PayHero's settings keep the names its own documentation uses (no EVENTI_ prefix)."""
 
 

@@ -12,6 +12,7 @@ from .push_limit import PushLimiter
 from .notifier import Hub, PerRequestNotifier, Publisher
 from .services.callbacks import CallbackService
 from .services.ordering import OrderService
+from .services.reconcile import Reconciler
 from .services.status import StatusReader
 from .services.waiting import WaitService
 from .status_cache import StatusCache
@@ -36,6 +37,11 @@ class Parts:
     waits: WaitService
     callbacks: CallbackService
     payhero: PayHeroClient | None = None
+
+    def reconciler(self):
+        """A Reconciler over this worker's store, PayHero client and callback path."""
+        return Reconciler(self.store, self.payhero, self.callbacks,
+                          self.settings["RECONCILE_AFTER_SECONDS"], self.settings["RECONCILE_GIVE_UP_SECONDS"])
 
     def close(self):
         if self.payhero is not None:
@@ -74,8 +80,9 @@ def build(settings):
     notifier = _notifier(settings)
     reader = StatusReader(store, cache)
     tokens = OrderTokens(settings["SECRET_KEY"])
-    callbacks = CallbackService(store, cache, Publisher(commands))
     payhero = _payhero(settings)
+    verify = payhero is not None and settings["PAYHERO_VERIFY_CALLBACKS"] in ("1", "true", "yes")
+    callbacks = CallbackService(store, cache, Publisher(commands), payhero if verify else None)
     return Parts(
         settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
         tokens=tokens, notifier=notifier, reader=reader,

@@ -32,6 +32,7 @@ class PaymentResult:
     reference: str | None = None
     checkout_request_id: str | None = None
     cancelled: bool = False
+    raw: str = ""
 
 
 @dataclass(frozen=True)

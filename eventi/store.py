@@ -110,6 +110,12 @@ class OrderStore:
         self.orders.update_one({"_id": ObjectId(order_id)}, {"$set": fields})
 
     @_unavailable_on_error
+    def stale_pending(self, pushed_before, limit=500):
+        """Pending orders whose STK push went out before the given time, oldest first."""
+        query = {"status": OrderStatus.PENDING.value, "pushedAt": {"$lt": pushed_before}}
+        return list(self.orders.find(query).sort("pushedAt", ASCENDING).limit(limit))
+
+    @_unavailable_on_error
     def record_event(self, order_id, source, raw_body, summary):
         """Keep one delivery verbatim in the audit trail; return its id."""
         event = {"orderId": order_id, "source": source, "raw": raw_body, "summary": summary, "receivedAt": utcnow()}

@@ -6,7 +6,7 @@ import gevent
 from redis.exceptions import RedisError
 
 from .. import metrics
-from ..errors import NotFound
+from ..errors import NotFound, PaymentProviderError
 from ..models import AMOUNT_MISMATCH, OrderStatus, Outcome, decide_outcome, status_body
 
 log = logging.getLogger(__name__)
@@ -16,21 +16,28 @@ ANNOUNCE_RETRIES = 5
 
 @dataclass(frozen=True)
 class CallbackResult:
-    body: dict
+    body: dict | None
     duplicate: bool
+    verified: bool = True
 
 
 class CallbackService:
     """The one code path for every payment result (callbacks and reconciliation alike)."""
 
-    def __init__(self, store, cache, publisher):
+    def __init__(self, store, cache, publisher, verifier=None):
         self._store = store
         self._cache = cache
         self._publisher = publisher
+        self._verifier = verifier  # strict mode: a PayHero client asked before completing
+
 
     def apply(self, result, raw, source="callback"):
         """Record the delivery, finalize a pending order, announce the change. Idempotent."""
         event_id = self._store.record_event(result.order_id, source, raw, _summary(result))
+        if result.paid and source == "callback" and self._verifier is not None and not self._confirmed(result):
+            metrics.CALLBACKS.labels("unverified").inc()
+            log.warning("Paid callback not confirmed by transaction-status orderId=%s; left pending", result.order_id)
+            return CallbackResult(body=None, duplicate=False, verified=False)
         updated = self._finalize(result, event_id)
         if updated is None:
             order = self._store.get_order(result.order_id)
@@ -44,6 +51,18 @@ class CallbackService:
         log.info("Payment status stored orderId=%s status=%s source=%s", result.order_id, body["paymentStatus"], source)
         self.announce(body)
         return CallbackResult(body=body, duplicate=False)
+
+    def _confirmed(self, result):
+        """Strict mode: PayHero's transaction-status must say SUCCESS for the order's reference."""
+        order = self._store.get_order(result.order_id)
+        reference = (order or {}).get("payheroReference")
+        if not reference:
+            return False
+        try:
+            answer = self._verifier.transaction_status(reference)
+        except PaymentProviderError:
+            return False
+        return str(answer.get("status", "")).upper() == "SUCCESS"
 
     def _finalize(self, result, event_id):
         """One conditional update in the usual case; the amount rule is part of its filter."""

@@ -35,6 +35,8 @@ def callback():
     outcome = p.callbacks.apply(result, raw=request.get_data(as_text=True))
     if outcome.duplicate:
         return jsonify(received=True, duplicate=True)
+    if not outcome.verified:  # strict mode: kept pending until transaction-status confirms it
+        return jsonify(received=True, verified=False)
     return jsonify(received=True)
 
 

@@ -1,0 +1,124 @@
+"""Reconciliation against a real PayHero simulator process, and strict callback verification."""
+import subprocess
+from datetime import timedelta
+
+import gevent
+import pytest
+
+from eventi import create_app
+from eventi.models import utcnow
+from eventi.services.reconcile import result_from_status
+from tests.support.api import callback_body, eventually, payhero_fixture
+from tests.support.processes import ROOT
+from tests.support.simulator import PayHeroSimulator
+
+NO_CALLBACK_PHONE = "254712345675"  # the simulator settles it (paid) but never calls back
+
+
+@pytest.fixture
+def quick_simulator():
+    simulator = PayHeroSimulator(delay=0.1).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def make_app(settings):
+    made = []
+
+    def make(**overrides):
+        app = create_app({**settings, **overrides})
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.extensions["eventi"].close()
+
+
+@pytest.fixture
+def make_parts(make_app):
+    return lambda **overrides: make_app(**overrides).extensions["eventi"]
+
+
+def create(parts, phone=NO_CALLBACK_PHONE):
+    return str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": phone, "email": "a@example.com"})["_id"])
+
+
+def test_reconcile_completes_a_paid_order_whose_callback_never_came(make_parts, quick_simulator):
+    parts = make_parts(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0)
+    order_id = create(parts)
+    eventually(lambda: quick_simulator.pushes(order_id)[0]["status"] == "SUCCESS", 30, "the simulator to settle")
+    waiting = gevent.spawn(parts.waits.wait, order_id, 60)
+    report = parts.reconciler().run_once()
+    assert report.applied.get("completed") == 1
+    result = waiting.get(timeout=30)
+    assert (result.body["paymentStatus"], result.final) == ("completed", True)
+    reference = parts.store.get_order(order_id)["payheroReference"]
+    assert result.body["mpesaReceipt"] == parts.payhero.transaction_status(reference)["provider_reference"]
+    assert [e["source"] for e in parts.store.events_for(order_id)] == ["reconcile"]
+    again = parts.reconciler().run_once()
+    assert order_id not in str(again.applied) and parts.store.get_order(order_id)["status"] == "completed"
+
+
+def test_reconcile_fails_orders_unanswered_past_the_give_up_age(make_parts, quick_simulator):
+    parts = make_parts(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    order_id = create(parts)
+    parts.store.set_fields(order_id, {"payheroReference": "NOT-AT-PAYHERO", "pushedAt": utcnow() - timedelta(hours=1)})
+    parts.reconciler().run_once()
+    order = parts.store.get_order(order_id)
+    assert (order["status"], order["failureReason"]) == ("failed", "no_callback")
+
+
+def test_reconcile_leaves_recent_unanswered_orders_pending(make_parts, quick_simulator):
+    parts = make_parts(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    order_id = create(parts)
+    parts.store.set_fields(order_id, {"payheroReference": "NOT-AT-PAYHERO"})
+    parts.reconciler().run_once()
+    assert parts.store.get_order(order_id)["status"] == "pending"
+
+
+def test_transaction_status_answers_map_to_results():
+    order = {"_id": "6751a3f2c9e77b0012ab34cd", "amount": 1500}
+    paid = result_from_status(order, payhero_fixture("transaction-status-success"))
+    assert (paid.paid, paid.amount, paid.receipt) == (True, 1500, "SAE3YULR0Y")
+    assert result_from_status(order, payhero_fixture("transaction-status-queued")) is None
+    assert result_from_status(order, {"status": "FAILED"}).paid is False
+
+
+def test_strict_mode_completes_only_what_transaction_status_confirms(make_app):
+    slow = PayHeroSimulator(delay=3600).start()  # its record stays QUEUED
+    try:
+        app = make_app(**slow.settings, PAYHERO_VERIFY_CALLBACKS="1")
+        parts = app.extensions["eventi"]
+        order_id = create(parts)
+        response = app.test_client().post(f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}",
+                               json=callback_body(order_id, "success"))
+        assert response.json == {"received": True, "verified": False}
+        assert parts.store.get_order(order_id)["status"] == "pending"
+        assert len(parts.store.events_for(order_id)) == 1  # the claim is still audited
+    finally:
+        slow.stop()
+
+
+def test_strict_mode_accepts_a_confirmed_payment(make_app, quick_simulator):
+    app = make_app(**quick_simulator.settings, PAYHERO_VERIFY_CALLBACKS="1")
+    parts = app.extensions["eventi"]
+    order_id = create(parts)
+    eventually(lambda: quick_simulator.pushes(order_id)[0]["status"] == "SUCCESS", 30, "the simulator to settle")
+    response = app.test_client().post(f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}",
+                                        json=callback_body(order_id, "success"))
+    assert response.json == {"received": True}
+    assert parts.store.get_order(order_id)["status"] == "completed"
+
+
+def test_reconcile_command_has_help_and_runs(settings, quick_simulator):
+    env = {f"EVENTI_{k}": str(v) for k, v in settings.items() if not k.startswith("PAYHERO")}
+    env.update({k: str(v) for k, v in quick_simulator.settings.items()}, PATH="/usr/bin:/bin")
+    flask = str(ROOT / ".venv" / "bin" / "flask")
+    help_text = subprocess.run([flask, "--app", "wsgi", "reconcile", "--help"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)
+    assert help_text.returncode == 0 and "no_callback" in help_text.stdout
+    run = subprocess.run([flask, "--app", "wsgi", "reconcile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.startswith("checked="), run.stderr[-2000:]
+
