@@ -144,7 +144,7 @@ class Hub:
         self.start()
         waiter = _HubWaiter(self)
         self._waiters[order_id].add(waiter)
-        log.debug("Subscribed to Redis channel %s (hub) orderId=%s", channel_for(order_id), order_id)
+        log.info("Subscribed to Redis channel %s (hub) orderId=%s", channel_for(order_id), order_id)
         try:
             yield waiter
         finally:
@@ -307,7 +307,7 @@ class PerRequestNotifier:
                 log.warning("Redis subscribe failed (%s); re-checking the store instead", exc.__class__.__name__)
                 yield _StorePollingWaiter(self.recheck_seconds)
                 return
-            log.debug("Subscribed to Redis channel %s orderId=%s", channel, order_id)
+            log.info("Subscribed to Redis channel %s orderId=%s", channel, order_id)
             yield _PubSubWaiter(pubsub, self.recheck_seconds)
         finally:
             _close_quietly(pubsub)

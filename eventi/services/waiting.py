@@ -40,8 +40,8 @@ class WaitService:
     def wait(self, order_id, timeout, client=None):
         """Wait up to timeout seconds for a final status; a client that leaves ends the wait early."""
         started = time.monotonic()
+        log.info("Long polling started orderId=%s timeout=%ss", order_id, timeout)
         with self._slot(order_id), self._notifier.waiter(order_id) as waiter:
-            log.info("Long polling started orderId=%s timeout=%ss", order_id, timeout)
             body = self._reader.current(order_id)
             if body is None:
                 raise NotFound()
