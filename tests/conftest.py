@@ -43,8 +43,8 @@ def mongo_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def payhero_simulator():
-    """The local PayHero simulator as a real process. Every order the tests create gets a real
-    STK push over HTTP; its callback delay is an hour, so it never races the tests' own callbacks."""
+    """The local PayHero simulator as a real process; its callback delay is an hour, so it never
+    races the tests' own callbacks. Only tests that ask for it (push_settings) send pushes."""
     server = PayHeroSimulator(delay=3600).start()
     yield server
     server.stop()
@@ -56,10 +56,9 @@ class _External:
 
 
 @pytest.fixture
-def settings(redis_server, mongo_server, payhero_simulator, tmp_path):
+def settings(redis_server, mongo_server, tmp_path):
+    """No PAYHERO_BASE_URL: orders are stored without an STK push (see push_settings)."""
     return {
-        **payhero_simulator.settings,
-        "PUSH_LIMIT": 0,  # the tests reuse one phone number; tests/test_payments.py checks the limit
         "ENV": "test",
         "SECRET_KEY": TEST_SECRET,
         "REDIS_URL": redis_server.url,
@@ -67,6 +66,12 @@ def settings(redis_server, mongo_server, payhero_simulator, tmp_path):
         "VAR_DIR": str(tmp_path / "var"),
         "RECHECK_SECONDS": 1.0,
     }
+
+
+@pytest.fixture
+def push_settings(settings, payhero_simulator):
+    """settings plus PayHero = the session's simulator: every order gets a real STK push over HTTP."""
+    return {**settings, **payhero_simulator.settings, "PUSH_LIMIT": 0}
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_static_assets_are_served(client):
 def test_e2e_script_reports_one_line_and_exit_0(start_gunicorn):
     simulator = PayHeroSimulator(delay=1).start()
     try:
-        server = start_gunicorn(workers=1, PAYHERO_BASE_URL=simulator.base_url)
+        server = start_gunicorn(workers=1, **simulator.settings)
         done = subprocess.run([str(ROOT / "scripts" / "run-payment-test.sh"), "--url", server.base_url,
                                "--simulator", simulator.base_url], capture_output=True, text=True, timeout=120)
     finally:

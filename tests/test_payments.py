@@ -26,6 +26,14 @@ def slow_simulator():
     server.stop()
 
 
+@pytest.fixture
+def push_app(push_settings):
+    """An in-process app whose orders are pushed to the session's simulator."""
+    app = create_app(push_settings)
+    yield app.test_client(), app.extensions["eventi"]
+    app.extensions["eventi"].close()
+
+
 def client_for(simulator, token=SIMULATOR_TOKEN, timeout=5.0, base_url=None):
     return PayHeroClient(base_url or simulator.base_url, token, CHANNEL_ID, timeout=timeout)
 
@@ -80,7 +88,8 @@ def test_too_slow_is_unavailable(slow_simulator):
         push(client_for(slow_simulator, timeout=0.5), digit=9)
 
 
-def test_order_creation_sends_one_push_and_keeps_payheros_references(client, parts, payhero_simulator, unique_event):
+def test_order_creation_sends_one_push_and_keeps_payheros_references(push_app, payhero_simulator, unique_event):
+    client, parts = push_app
     response = client.post("/api/orders", json=order_body(event_id=unique_event))
     assert response.status_code == 201
     order_id = response.json["orderId"]
@@ -93,9 +102,9 @@ def test_order_creation_sends_one_push_and_keeps_payheros_references(client, par
 
 
 @pytest.mark.parametrize("how", ["down", "5xx"])
-def test_failed_push_fails_the_order_and_answers_502(settings, unique_event, how):
+def test_failed_push_fails_the_order_and_answers_502(push_settings, unique_event, how):
     overrides = {"PAYHERO_BASE_URL": f"http://127.0.0.1:{free_port()}"} if how == "down" else {}
-    app = create_app({**settings, **overrides})
+    app = create_app({**push_settings, **overrides})
     try:
         client, parts = app.test_client(), app.extensions["eventi"]
         phone = phone_ending(7 if how == "5xx" else 8)
@@ -113,8 +122,8 @@ def test_failed_push_fails_the_order_and_answers_502(settings, unique_event, how
         app.extensions["eventi"].close()
 
 
-def test_push_limit_per_phone_is_429_before_anything_is_stored(settings, unique_event):
-    app = create_app({**settings, "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600})
+def test_push_limit_per_phone_is_429_before_anything_is_stored(push_settings, unique_event):
+    app = create_app({**push_settings, "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600})
     try:
         client, parts = app.test_client(), app.extensions["eventi"]
         phone = phone_ending(8)
@@ -142,6 +151,13 @@ def test_payhero_settings_are_checked_at_start(tmp_path):
                                  "PAYHERO_CHANNEL_ID": "911", "EVENTI_BIND": "0.0.0.0:9000"})
     assert (loaded["PAYHERO_BASE_URL"], loaded["PAYHERO_CHANNEL_ID"]) == ("https://backend.payhero.co.ke", 911)
     assert loaded["PUBLIC_BASE_URL"] == "http://0.0.0.0:9000"
+
+
+def test_without_payhero_no_push_is_sent_and_the_order_stays_pending(client, parts, unique_event):
+    response = client.post("/api/orders", json=order_body(event_id=unique_event))
+    assert response.status_code == 201
+    order = parts.store.get_order(response.json["orderId"])
+    assert order["status"] == "pending" and "payheroReference" not in order
 
 
 def test_simulator_checks_the_basic_token(payhero_simulator):

@@ -17,7 +17,7 @@ def fast_simulator():
 
 @pytest.fixture
 def stack(start_gunicorn, fast_simulator):
-    server = start_gunicorn(workers=1, PAYHERO_BASE_URL=fast_simulator.base_url, EVENTI_PUSH_TIMEOUT=2)
+    server = start_gunicorn(workers=1, EVENTI_PUSH_TIMEOUT=2, **fast_simulator.settings)
     return Api(server.base_url, TEST_SECRET), server
 
 

@@ -27,7 +27,7 @@ def simulator():
 @pytest.fixture
 def shop(start_gunicorn, simulator):
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
-    return start_gunicorn(workers=2, PAYHERO_BASE_URL=simulator.base_url)
+    return start_gunicorn(workers=2, **simulator.settings)
 
 
 def shop_in_browser(base_url, phone, screenshot, **spec):
