@@ -12,7 +12,8 @@ def test_every_command_has_help_text(app):
         assert (command.help or "").strip(), f"{name} needs a docstring: it is its --help"
         result = runner.invoke(args=[name, "--help"])
         assert result.exit_code == 0, result.output
-        assert command.help.strip().splitlines()[0] in result.output
+        first_words = " ".join(command.help.split()[:5])
+        assert first_words in " ".join(result.output.split())  # click wraps the text
 
 
 def test_flask_cli_lists_the_commands(app, settings, tmp_path):
