@@ -1,0 +1,26 @@
+"""The README's settings table stays true: every setting the code reads from the environment is in it."""
+import re
+
+from eventi import config
+from tests.support.processes import ROOT
+
+
+def table_names():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`([A-Z][A-Z0-9_]+)`", "\n".join(line.split("|")[1] for line in section.splitlines()
+                                                               if line.startswith("| `"))))
+
+
+def test_every_app_setting_is_in_the_readme_table():
+    missing = {config.env_name(name) for name in config.DEFAULTS} - table_names()
+    assert not missing, f"add to README's settings table: {sorted(missing)}"
+
+
+def test_every_variable_gunicorn_and_make_run_read_is_in_the_readme_table():
+    read = set()
+    for path in ("gunicorn.conf.py", "scripts/run.sh"):
+        text = (ROOT / path).read_text()
+        read |= set(re.findall(r"\b((?:EVENTI|PROMETHEUS)_[A-Z0-9_]+)", text))
+    missing = read - table_names()
+    assert not missing, f"add to README's settings table: {sorted(missing)}"
