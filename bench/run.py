@@ -98,11 +98,16 @@ def metrics(stack):
     """Every counter of /metrics summed over instances and label values."""
     totals = {}
     for port in stack.ports:
-        conn = Connection("127.0.0.1", port, timeout=30)
-        try:
-            _, _, body = conn.request("GET", "/metrics")
-        finally:
-            conn.close()
+        for attempt in (1, 2, 3):
+            conn = Connection("127.0.0.1", port, timeout=60)
+            try:
+                _, _, body = conn.request("GET", "/metrics")
+                break
+            except (OSError, HttpError):
+                if attempt == 3:
+                    raise
+            finally:
+                conn.close()
         for line in body.decode().splitlines():
             if line.startswith("#") or not line.strip():
                 continue

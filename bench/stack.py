@@ -49,9 +49,9 @@ class Server:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout=150):
+    def stop(self, timeout=150, signum=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signum)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -115,7 +115,9 @@ class Stack:
 
     def stop(self):
         for g in self.gunicorns:
-            g.stop()
+            # Quick shutdown: the measurements are over, and a graceful stop answers every held wait
+            # after a MongoDB re-read (Hub.stop wakes all waiters with recheck=True).
+            g.stop(timeout=30, signum=signal.SIGQUIT)
         for s in reversed(self.servers):
             s.stop(timeout=20)
 
