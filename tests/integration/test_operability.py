@@ -97,15 +97,16 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
 def test_an_invalid_setting_stops_gunicorn_with_one_line_naming_it(settings):
     server = Gunicorn(gunicorn_env(settings, EVENTI_NOTIFIER="bogus"), workers=2)
     server.process.start()
+    server.process.wait_for(r"^eventi: invalid setting: EVENTI_NOTIFIER must be one of hub, per-request$", timeout=60)
+    server.process.wait_for(r"Reason: App failed to load\.", timeout=60)  # the arbiter's last words
     assert server.process.proc.wait(timeout=60) == 4  # gunicorn's "App failed to load": no restart loop
-    output = server.process.output()
-    assert "eventi: invalid setting: EVENTI_NOTIFIER must be one of hub, per-request" in output
-    assert "Traceback" not in output and "Reason: App failed to load." in output
+    assert "Traceback" not in server.process.output()
 
 
 def test_an_invalid_worker_count_stops_gunicorn_before_it_binds(settings):
     server = Gunicorn(gunicorn_env(settings), workers=2)
     server.process.env = {**server.env, "EVENTI_WORKERS": "two"}
     server.process.start()
+    server.process.wait_for(r"^eventi: invalid setting: EVENTI_WORKERS must be a positive integer, got 'two'$", timeout=60)
     assert server.process.proc.wait(timeout=60) != 0
-    assert server.process.output().strip() == "eventi: invalid setting: EVENTI_WORKERS must be a positive integer, got 'two'"
+    assert "Traceback" not in server.process.output() and "Listening" not in server.process.output()
