@@ -37,6 +37,10 @@ max_requests = 0  # recycling workers drops held requests (gunicorn #2297, #2567
 accesslog = os.environ.get("EVENTI_ACCESS_LOG") or None
 # The path without the query (%(U)s, not %(r)s) and no Referer: both can carry a status token.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s xff="%({x-forwarded-for}i)s" "%(a)s"'
+# gunicorn's own lines masked like eventi's (tokens, phones, e-mails); eventi.logs imports the stdlib only.
+from eventi.logs import gunicorn_logger_class  # noqa: E402
+
+logger_class = gunicorn_logger_class()
 errorlog = "-"
 loglevel = os.environ.get("EVENTI_LOG_LEVEL", "info").lower()
 proc_name = "eventi"
@@ -45,13 +49,29 @@ control_socket_disable = True  # gunicorn 24+: one shared ctl path would clash b
 
 # --- Hooks ---------------------------------------------------------------------------
 def on_starting(server):
-    """Give prometheus_client a fresh multiprocess directory before any worker forks."""
+    """Check eventi's settings, then give prometheus_client a fresh multiprocess directory, before any fork."""
+    _check_settings()
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventi-metrics-")
+
+
+def _check_settings():
+    """A bad setting stops gunicorn here, before it binds, in one line (and not once per worker, racing:
+    two workers failing together make gunicorn's halt raise again with a traceback). eventi.config
+    imports the stdlib only. wsgi.py keeps the same check for other ways of loading the app."""
+    import sys
+
+    from eventi.config import ConfigError, load
+
+    try:
+        load()
+    except ConfigError as exc:
+        print(f"eventi: invalid setting: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(4) from None  # as wsgi.py: gunicorn's "App failed to load"
 
 
 def post_worker_init(worker):

@@ -83,3 +83,33 @@ def configure(log_format="text", level="INFO"):
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logger.addHandler(handler)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Wraps another formatter and masks secrets in what it produces."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record):
+        return redact(self.inner.format(record))
+
+
+def gunicorn_logger_class():
+    """gunicorn's Logger with its error and access lines redacted (gunicorn.conf.py's logger_class).
+
+    gunicorn's own lines can carry a query string ("Error handling request /…?token=…", or an
+    access_log_format with %(r)s). Imports gunicorn only when called: the master calls it once.
+    """
+    from gunicorn.glogging import Logger
+
+    class RedactingLogger(Logger):
+        def setup(self, cfg):
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    if not isinstance(handler.formatter, _RedactingFormatter):
+                        handler.setFormatter(_RedactingFormatter(handler.formatter or logging.Formatter()))
+
+    return RedactingLogger
