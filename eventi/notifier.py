@@ -126,6 +126,8 @@ class Hub:
         self._greenlet = None
         self._stopping = False
         self._connected_event = Event()
+        self._failures = 0
+        self._subscribed_before = False
         self.received = 0
         """Messages read from Redis so far (all orders)."""
 
@@ -171,43 +173,41 @@ class Hub:
         return self._connected_event.wait(timeout)
 
     def _run(self):
-        failures = 0
         while not self._stopping:
             pubsub = self._redis.pubsub()
             try:
                 pubsub.psubscribe(CHANNEL_PATTERN)
-                self._pump(pubsub, reconnected=failures > 0)
+                self._pump(pubsub)
             except (RedisError, OSError, ValueError) as exc:
-                failures += 1
-                delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
-                if self.connected or failures == 1:
+                self._failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(self._failures, 6)) * random.uniform(0.5, 1.0)
+                if self.connected or self._failures == 1:
                     log.warning("Redis hub disconnected (%s); reconnecting in %.1fs", exc.__class__.__name__, delay)
                 self._set_connected(False)
                 gevent.sleep(delay)
-            else:
-                failures = 0
             finally:
                 _close_quietly(pubsub)
 
-    def _pump(self, pubsub, reconnected):
+    def _pump(self, pubsub):
         last_seen = last_ping = time.monotonic()
         while not self._stopping:
             message = pubsub.get_message(timeout=1.0)
             now = time.monotonic()
             if message is not None:
                 last_seen = now
-                self._handle(message, reconnected)
+                self._handle(message)
             if now - last_ping >= HEARTBEAT_SECONDS:
                 pubsub.ping()
                 last_ping = now
             if now - last_seen > 3 * HEARTBEAT_SECONDS:
                 raise TimeoutError("no reply from Redis within three heartbeats")
 
-    def _handle(self, message, reconnected):
+    def _handle(self, message):
         kind = message["type"]
         if kind == "pmessage":
             self._dispatch(message["channel"], message["data"])
         elif kind == "psubscribe":
+            reconnected, self._subscribed_before, self._failures = self._subscribed_before, True, 0
             if reconnected:
                 metrics.REDIS_RECONNECTS.inc()
                 log.warning("Redis hub reconnected; every waiter re-reads its status")
