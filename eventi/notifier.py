@@ -135,11 +135,6 @@ class Hub:
     def connected(self):
         return self._connected_event.is_set()
 
-    @property
-    def waiting(self):
-        """How many waiters are registered right now."""
-        return sum(len(group) for group in self._waiters.values())
-
     @contextmanager
     def waiter(self, order_id):
         """Register a waiter for the order for the duration of the block."""
@@ -290,10 +285,6 @@ class PerRequestNotifier:
     def __init__(self, redis_client, recheck_seconds=2.0):
         self._redis = redis_client
         self.recheck_seconds = recheck_seconds
-
-    @property
-    def waiting(self):
-        return 0
 
     @contextmanager
     def waiter(self, order_id):
