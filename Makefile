@@ -11,9 +11,9 @@ BENCH_ARGS ?=
 .PHONY: help run test bench e2e deps venv clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: deps  ## start Redis, FerretDB (data in var/) and gunicorn with gevent workers on EVENTI_BIND
+run: deps  ## start Redis, FerretDB (data in var/), the PayHero simulator (when PAYHERO_BASE_URL is unset) and gunicorn on EVENTI_BIND
 	./scripts/run.sh
 
 test: deps  ## install what is missing, then run the whole test suite against real servers

@@ -57,9 +57,11 @@ class _External:
 
 @pytest.fixture
 def settings(redis_server, mongo_server, tmp_path):
-    """No PAYHERO_BASE_URL: orders are stored without an STK push (see push_settings)."""
+    """No PAYHERO_BASE_URL: orders are stored without an STK push (see push_settings). The push limit is
+    off because tests reuse phone numbers in one Redis; tests/test_payments.py sets it to check it."""
     return {
         "ENV": "test",
+        "PUSH_LIMIT": 0,
         "SECRET_KEY": TEST_SECRET,
         "REDIS_URL": redis_server.url,
         "MONGO_URI": mongo_server.uri,
@@ -71,7 +73,7 @@ def settings(redis_server, mongo_server, tmp_path):
 @pytest.fixture
 def push_settings(settings, payhero_simulator):
     """settings plus PayHero = the session's simulator: every order gets a real STK push over HTTP."""
-    return {**settings, **payhero_simulator.settings, "PUSH_LIMIT": 0}
+    return {**settings, **payhero_simulator.settings}
 
 
 @pytest.fixture
