@@ -47,13 +47,13 @@ class Api:
         self.tokens = OrderTokens(secret)
 
     def create_order(self, **fields):
-        response = requests.post(f"{self.base_url}/api/orders", json=order_body(**fields), timeout=10)
+        response = requests.post(f"{self.base_url}/api/orders", json=order_body(**fields), timeout=60)
         assert response.status_code == 201, response.text
         data = response.json()
         return data["orderId"], data["statusToken"]
 
     def status(self, order_id, token):
-        return requests.get(f"{self.base_url}/api/orders/{order_id}", params={"token": token}, timeout=10)
+        return requests.get(f"{self.base_url}/api/orders/{order_id}", params={"token": token}, timeout=60)
 
     def wait(self, order_id, token, timeout=30):
         return requests.get(f"{self.base_url}/api/orders/{order_id}/wait",
@@ -65,7 +65,7 @@ class Api:
                              json=body if body is not None else callback_body(order_id, kind, amount), timeout=60)
 
     def metric(self, name):
-        text = requests.get(f"{self.base_url}/metrics", timeout=10).text
+        text = requests.get(f"{self.base_url}/metrics", timeout=60).text
         total = 0.0
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
