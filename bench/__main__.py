@@ -24,7 +24,7 @@ def main(argv=None):
     p.add_argument("--burst", type=int, default=1000, help="callbacks (and publishes) in one burst")
     p.add_argument("--steady-seconds", type=float, default=5.0, help="length of the steady phases")
     p.add_argument("--idle", type=float, default=30.0, help="seconds of idle hold while server CPU is measured")
-    p.add_argument("--callbacks", type=int, default=200,
+    p.add_argument("--callbacks", type=int, default=50,
                    help="callbacks in the steady phase and in the burst, each (0: as many as the publishes); "
                         "FerretDB's findAndModify takes ~250 ms with 10,000 orders, so 1,000 take minutes")
     p.add_argument("--fanout", type=int, default=2000, help="unwatched messages to measure the fan-out cost (0: skip)")

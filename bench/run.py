@@ -51,7 +51,7 @@ class Config:
     wait_timeout: int = 120
     poll_interval: float = 3.0
     settle_seconds: float = 3.5
-    callbacks: int = 200  # callbacks in the steady phase and in the burst (0: as many as publishes)
+    callbacks: int = 50  # callbacks in the steady phase and in the burst (0: as many as publishes)
     fanout: int = 2000  # unwatched messages published at 1,000/s to measure the per-message cost
     designs: list = field(default_factory=lambda: list(DESIGNS))
     workdir: str = ""
