@@ -55,7 +55,7 @@ class OrderService:
             metrics.STK_PUSHES.labels(getattr(exc, "reason", "rejected")).inc()
             log.warning("STK push failed orderId=%s (%s)", order_id, exc.message)
             self._fail(order_id, exc)
-            raise PaymentProviderError(exc.message, orderId=order_id) from None
+            raise PaymentProviderError(orderId=order_id) from None  # the shopper's sentence; details in log and audit
         metrics.STK_PUSHES.labels("queued").inc()
         fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id, "pushedAt": utcnow()}
         self._store.set_fields(order_id, fields)

@@ -36,6 +36,15 @@ def main(spec):
         page.fill("#phone", spec["phone"])
         page.select_option("#tickets", "2")
         page.click("#pay")
+        if spec.get("expect_form_error"):
+            page.wait_for_selector("#form-error:not([hidden])", timeout=30_000)
+            page.screenshot(path=spec["screenshot"], full_page=True)
+            result = {"form_error": page.text_content("#form-error"), "url": page.url,
+                      "focused": page.evaluate("document.activeElement.id"), "button": page.text_content("#pay")}
+            browser.close()
+            result.update(requests=requests_seen, console=console)
+            print(json.dumps(result))
+            return
         page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
         if spec.get("pending_screenshot"):
             page.wait_for_selector("#view-pending:not([hidden])", timeout=15_000)

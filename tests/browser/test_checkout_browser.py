@@ -76,3 +76,12 @@ def test_cancelled_payment_shows_the_failure_view_with_a_retry_link(shop):
     assert result["retry_href"] == "/events/concert-2026/checkout"
     assert api_calls(result).count(("GET", "wait")) == 1
     assert "Payment status resolved! Final status: cancelled" in result["console"]
+
+
+def test_a_push_payhero_refuses_is_explained_on_the_form(shop):
+    result = shop_in_browser(shop.base_url, phone_ending(7), "checkout-push-failed.png", expect_form_error=True)
+    assert result["form_error"] == "The payment provider did not accept the M-Pesa request; try again shortly."
+    assert result["url"].endswith("/events/concert-2026/checkout") and result["focused"] == "form-error"
+    assert result["button"] == "Pay with M-Pesa"  # enabled again for a retry by the shopper
+    assert [c for c in api_calls(result)] == [("POST", "/api/orders")]
+
