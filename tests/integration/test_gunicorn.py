@@ -11,7 +11,7 @@ from tests.conftest import TEST_SECRET
 from tests.support.api import Api
 
 
-def hold_waits(api, orders, timeout=60):
+def hold_waits(api, orders, timeout=120):
     """Start one wait per order in its own greenlet; return the greenlets."""
     return [gevent.spawn(api.wait, order_id, token, timeout) for order_id, token in orders]
 
