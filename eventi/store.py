@@ -1,17 +1,21 @@
 """OrderStore: orders and the payment_events audit trail in MongoDB."""
 import functools
 import logging
+from datetime import timedelta
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, MongoClient, ReturnDocument, WriteConcern
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from . import metrics
 from .errors import StoreUnavailable
 from .models import OrderStatus, utcnow
 
 log = logging.getLogger(__name__)
+
+CLAIM_REPAIR_AFTER = timedelta(seconds=30)
+"""A status claim this old whose order is still pending was interrupted; the next delivery finishes it."""
 
 
 def connect(uri, timeout_ms=2000):
@@ -63,6 +67,7 @@ class OrderStore:
         self.db = database
         self.orders = database.get_collection("orders", write_concern=durable)
         self.events = database.get_collection("payment_events", write_concern=durable)
+        self.claims = database.get_collection("status_claims", write_concern=durable)
 
     @_unavailable_on_error
     def ensure_indexes(self):
@@ -88,18 +93,36 @@ class OrderStore:
         return self.orders.find_one({"_id": oid})
 
     @_unavailable_on_error
-    def finalize(self, order_id, outcome, event_id=None, conditions=None):
-        """Move a pending order (matching extra conditions) to its outcome; None when none matched."""
+    def finalize(self, order_id, outcome, event_id=None):
+        """Decide a pending order's final status exactly once; the updated order, or None if decided before.
+
+        The decision is a claim inserted under the order's id: a unique insert is atomic on MongoDB and
+        on FerretDB alike, while FerretDB v1's conditional findAndModify lets racing writers all win.
+        The order document then follows its claim. A claim older than CLAIM_REPAIR_AFTER whose order
+        is still pending (its writer failed midway) is finished by the next delivery.
+        """
         oid = parse_order_id(order_id)
         if oid is None:
             return None
-        changes = {"status": outcome.status.value, "updatedAt": utcnow(), "statusEventId": event_id}
-        if outcome.mpesa_receipt is not None:
-            changes["mpesaReceipt"] = outcome.mpesa_receipt
-        if outcome.failure_reason is not None:
-            changes["failureReason"] = outcome.failure_reason
+        claim = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
+                 "failureReason": outcome.failure_reason, "eventId": event_id, "claimedAt": utcnow()}
+        try:
+            self.claims.insert_one(claim)
+        except DuplicateKeyError:
+            earlier = self.claims.find_one({"_id": oid})
+            if earlier is None or earlier["claimedAt"] > utcnow() - CLAIM_REPAIR_AFTER:
+                return None
+            log.warning("Finishing an interrupted status change orderId=%s", order_id)
+            claim = earlier
+        return self._apply_claim(claim)
+
+    def _apply_claim(self, claim):
+        changes = {"status": claim["status"], "updatedAt": utcnow(), "statusEventId": claim["eventId"]}
+        for name in ("mpesaReceipt", "failureReason"):
+            if claim.get(name) is not None:
+                changes[name] = claim[name]
         return self.orders.find_one_and_update(
-            {"_id": oid, "status": OrderStatus.PENDING.value, **(conditions or {})},
+            {"_id": claim["_id"], "status": OrderStatus.PENDING.value},
             {"$set": changes},
             return_document=ReturnDocument.AFTER,
         )

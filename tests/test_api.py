@@ -213,3 +213,31 @@ def test_errors_are_json_never_html(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json == {"status": "ok"}
     assert client.get("/readyz").json == {"status": "ready"}
+
+
+def test_an_interrupted_status_change_is_finished_by_the_next_delivery(client, parts, make_order):
+    """The claim was written but the order update was not (store failed midway): nothing is lost."""
+    from datetime import timedelta
+
+    from bson import ObjectId
+
+    from eventi.models import utcnow
+
+    order_id, _ = make_order()
+    parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
+                                   "failureReason": None, "eventId": None, "claimedAt": utcnow() - timedelta(minutes=5)})
+    assert post_callback(client, parts, order_id, "cancelled").json == {"received": True}
+    order = stored(parts, order_id)
+    assert (order["status"], order["mpesaReceipt"]) == ("completed", "EARLIER1")  # the first decision stands
+
+
+def test_a_fresh_claim_by_another_delivery_makes_this_one_a_duplicate(client, parts, make_order):
+    from bson import ObjectId
+
+    from eventi.models import utcnow
+
+    order_id, _ = make_order()
+    parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "RACING1",
+                                   "failureReason": None, "eventId": None, "claimedAt": utcnow()})
+    assert post_callback(client, parts, order_id, "success").json == {"received": True, "duplicate": True}
+    assert stored(parts, order_id)["status"] == "pending"  # the racing winner materialises its own claim

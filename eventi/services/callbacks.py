@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from .. import metrics
 from ..errors import NotFound, PaymentProviderError
-from ..models import AMOUNT_MISMATCH, OrderStatus, Outcome, decide_outcome, status_body
+from ..models import OrderStatus, decide_outcome, status_body
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,20 @@ class CallbackService:
         self._publisher = publisher
         self._verifier = verifier  # strict mode: a PayHero client asked before completing
 
-
     def apply(self, result, raw, source="callback"):
         """Record the delivery, finalize a pending order, announce the change. Idempotent."""
         event_id = self._store.record_event(result.order_id, source, raw, _summary(result))
-        if result.paid and source == "callback" and self._verifier is not None and not self._confirmed(result):
+        order = self._store.get_order(result.order_id)
+        if order is None:
+            raise NotFound()
+        if result.paid and source == "callback" and self._verifier is not None and not self._confirmed(order):
             metrics.CALLBACKS.labels("unverified").inc()
             log.warning("Paid callback not confirmed by transaction-status orderId=%s; left pending", result.order_id)
             return CallbackResult(body=None, duplicate=False, verified=False)
-        updated = self._finalize(result, event_id)
+        updated = None
+        if order["status"] == OrderStatus.PENDING.value:
+            updated = self._store.finalize(result.order_id, decide_outcome(result, order["amount"]), event_id)
         if updated is None:
-            order = self._store.get_order(result.order_id)
-            if order is None:
-                raise NotFound()
             metrics.CALLBACKS.labels("duplicate").inc()
             log.info("Payment result ignored, order already final orderId=%s source=%s", result.order_id, source)
             return CallbackResult(body=status_body(order), duplicate=True)
@@ -52,10 +53,9 @@ class CallbackService:
         self.announce(body)
         return CallbackResult(body=body, duplicate=False)
 
-    def _confirmed(self, result):
+    def _confirmed(self, order):
         """Strict mode: PayHero's transaction-status must say SUCCESS for the order's reference."""
-        order = self._store.get_order(result.order_id)
-        reference = (order or {}).get("payheroReference")
+        reference = order.get("payheroReference")
         if not reference:
             return False
         try:
@@ -63,18 +63,6 @@ class CallbackService:
         except PaymentProviderError:
             return False
         return str(answer.get("status", "")).upper() == "SUCCESS"
-
-    def _finalize(self, result, event_id):
-        """One conditional update in the usual case; the amount rule is part of its filter."""
-        finalize = self._store.finalize
-        if not result.paid:
-            return finalize(result.order_id, decide_outcome(result, result.amount), event_id)
-        updated = finalize(result.order_id, decide_outcome(result, result.amount), event_id,
-                           {"amount": result.amount})
-        if updated is None:  # already final, or paid a different amount than ordered
-            updated = finalize(result.order_id, Outcome(OrderStatus.FAILED, failure_reason=AMOUNT_MISMATCH),
-                               event_id, {"amount": {"$ne": result.amount}})
-        return updated
 
     def announce(self, body):
         """Cache and publish the new status; if Redis fails, keep trying in the background."""
