@@ -33,7 +33,7 @@ DESIGNS = {
 CALLBACK_KINDS = ["success", "success", "success", "cancelled", "insufficient-funds"]
 EXPECTED = {"success": "completed", "cancelled": "cancelled", "insufficient-funds": "failed"}
 AMOUNT = 1500
-STATUS_CACHE_TTL = 60  # EVENTI_STATUS_CACHE_TTL's default, as the server uses it
+STATUS_CACHE_TTL = 300  # EVENTI_STATUS_CACHE_TTL's default, as the server uses it
 
 
 @dataclass

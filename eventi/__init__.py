@@ -15,12 +15,15 @@ def create_app(overrides=None):
     settings = config.load(overrides)
     logs.configure(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
     app = Flask(__name__)
+    # No SECRET_KEY for Flask: eventi has no sessions, and with a key Flask builds a
+    # session serializer on every request (11 % of a worker's CPU, docs/benchmarks.md).
     app.config.update(
-        SECRET_KEY=settings["SECRET_KEY"],
         MAX_CONTENT_LENGTH=settings["MAX_CONTENT_LENGTH"],
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
+    # "/api/orders//wait" must be a JSON 404, not an HTML redirect to "/api/orders/wait".
+    app.url_map.merge_slashes = False
     app.extensions["eventi"] = extensions.build(settings)
     if settings["PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

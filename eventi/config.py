@@ -12,7 +12,7 @@ DEFAULTS = {
     "VAR_DIR": "var",
     "WAIT_DEFAULT_SECONDS": 60,
     "WAIT_MAX_SECONDS": 120,
-    "STATUS_CACHE_TTL": 60,
+    "STATUS_CACHE_TTL": 300,
     "RECHECK_SECONDS": 2.0,
     "MAX_WAITS_PER_ORDER": 20,
     "MAX_WAITS_PER_WORKER": 10_000,
@@ -88,6 +88,8 @@ def _check(settings):
         raise ConfigError("EVENTI_LOG_FORMAT must be text or json")
     if not 1 <= settings["WAIT_DEFAULT_SECONDS"] <= settings["WAIT_MAX_SECONDS"]:
         raise ConfigError("EVENTI_WAIT_DEFAULT_SECONDS must be between 1 and EVENTI_WAIT_MAX_SECONDS")
+    if settings["STATUS_CACHE_TTL"] <= settings["WAIT_MAX_SECONDS"]:
+        raise ConfigError("EVENTI_STATUS_CACHE_TTL must be longer than EVENTI_WAIT_MAX_SECONDS, or re-waits read MongoDB")
     if settings["MAX_WAITS_PER_ORDER"] < 1 or settings["MAX_WAITS_PER_WORKER"] < 1:
         raise ConfigError("EVENTI_MAX_WAITS_PER_ORDER and EVENTI_MAX_WAITS_PER_WORKER must be at least 1")
     if settings["RECHECK_SECONDS"] <= 0:

@@ -156,9 +156,13 @@ class Hub:
             self._greenlet = gevent.spawn(self._run)
 
     def stop(self):
-        """Stop reading and wake every waiter so it can answer and leave."""
+        """Stop reading and wake every waiter so it answers its last known status and leaves.
+
+        No store re-read here: at a deploy that would be one MongoDB read per held wait at once,
+        and the page simply waits again.
+        """
         self._stopping = True
-        self._wake_all(recheck=True)
+        self._wake_all(recheck=False)
         if self._greenlet is not None:
             self._greenlet.join(timeout=2 * HEARTBEAT_SECONDS)
 

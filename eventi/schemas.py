@@ -1,4 +1,5 @@
 """Marshmallow schemas for every request body and query string the API accepts."""
+import math
 import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -87,9 +88,14 @@ class WholeNumber(fields.Number):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         number = super()._deserialize(value, attr, data, **kwargs)
-        if number != int(number):
+        if not math.isfinite(number) or number != int(number):
             raise ValidationError("Not a whole number.")
         return int(number)
+
+
+# Bounds keep absurd numbers out of BSON (8-byte ints) and out of the audit trail.
+CALLBACK_AMOUNT = validate.Range(min=0, max=10_000_000)
+RESULT_CODE = validate.Range(min=-(2**31), max=2**31 - 1)
 
 
 class _Lenient(Schema):
@@ -100,12 +106,12 @@ class _Lenient(Schema):
 class CallbackV2ResponseSchema(_Lenient):
     """The ``response`` object of PayHero's v2 callback (Safaricom's field names)."""
 
-    Amount = WholeNumber(required=True)
+    Amount = WholeNumber(required=True, validate=CALLBACK_AMOUNT)
     CheckoutRequestID = fields.String(load_default=None, allow_none=True)
     ExternalReference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     MerchantRequestID = fields.String(load_default=None, allow_none=True)
     MpesaReceiptNumber = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
-    ResultCode = fields.Integer(required=True, strict=False)
+    ResultCode = fields.Integer(required=True, strict=False, validate=RESULT_CODE)
     ResultDesc = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
     Status = fields.String(load_default=None, allow_none=True)
 
@@ -122,7 +128,7 @@ class CallbackFlatSchema(_Lenient):
 
     status = fields.String(required=True, validate=validate.OneOf(["success", "failed", "SUCCESS", "FAILED", "Success", "Failed"]))
     external_reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    amount = WholeNumber(load_default=None, allow_none=True)
+    amount = WholeNumber(load_default=None, allow_none=True, validate=CALLBACK_AMOUNT)
     message = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
     reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=128))
     provider_reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))

@@ -74,6 +74,7 @@ def test_injection_and_junk_in_query_parameters(client, route, query):
 @pytest.mark.parametrize("order_id", [
     "x", "6751a3f2c9e77b0012ab34cz", "6751A3F2C9E77B0012AB34CD0", "%24ne", "..%2F..%2Fetc", "%00" * 24,
     "🎟" * 24, "6751a3f2c9e77b0012ab34c\u0000", "a" * 3000, "null", "{\"$ne\":null}",
+    "", "\n", "%0A", "/",  # empty ids: "/api/orders//wait" once answered an HTML 308 redirect
 ])
 def test_malformed_ids_are_404(client, order_id):
     for route in ("", "/wait"):
@@ -139,3 +140,18 @@ def test_fuzzed_status_and_wait_queries_never_5xx(client, order_id, params):
     for route in ("", "/wait"):
         response = client.get(f"/api/orders/{order_id}{route}", query_string=params)
         assert response.status_code in (400, 404, 405), (order_id, params, response.data[:200])
+        assert response.is_json, (order_id, params, response.data[:200])
+
+
+@pytest.mark.parametrize("amount", [9223372036854775296, 2**70, "1e400", "NaN", "inf", -1])
+def test_absurd_callback_amounts_are_400_and_change_nothing(fuzz_app, amount):
+    """Seed corpus from the fuzzer: an amount past BSON's 8-byte ints once answered 500."""
+    parts = fuzz_app.extensions["eventi"]
+    order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
+                                        "email": "a@example.com"})["_id"])
+    body = callback_body(order_id, "success")
+    body["response"]["Amount"] = amount
+    response = fuzz_app.test_client().post(
+        f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}", json=body)
+    assert_clean_error(response, 400)
+    assert parts.store.get_order(order_id)["status"] == "pending"

@@ -45,3 +45,39 @@ def test_change_between_read_and_wait_still_wakes_the_waiter(settings, mode):
         assert (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"]) == ("final", "completed", "RCPT123")
     finally:
         parts.close()
+
+
+class CountingReader(StatusReader):
+    """A status reader that counts its MongoDB reads."""
+
+    def __init__(self, parts):
+        super().__init__(parts.store, parts.cache)
+        self.store_reads = 0
+
+    def from_store(self, order_id, refresh_cache=False):
+        self.store_reads += 1
+        return super().from_store(order_id, refresh_cache)
+
+
+def test_shutdown_answers_held_waits_without_reading_the_store(settings):
+    """At a deploy every held wait answers its last known status; 10,000 store reads at once would stall it."""
+    import gevent
+
+    app = create_app({**settings, "NOTIFIER": "hub"})
+    parts = app.extensions["eventi"]
+    try:
+        assert parts.notifier.wait_connected(timeout=10)
+        order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
+                                            "email": "a@example.com"})["_id"])
+        reader = CountingReader(parts)
+        waits = WaitService(parts.notifier, reader)
+        held = gevent.spawn(waits.wait, order_id, 60)
+        eventually(lambda: waits.held == 1, 10, "the wait to be held")
+        reads_before_stop = reader.store_reads
+        waits.stopping = True
+        parts.notifier.stop()
+        result = held.get(timeout=10)
+        assert (result.outcome, result.body["paymentStatus"], result.final) == ("shutdown", "pending", False)
+        assert reader.store_reads == reads_before_stop
+    finally:
+        parts.close()

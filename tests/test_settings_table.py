@@ -1,6 +1,8 @@
 """The README's settings table stays true: every setting the code reads from the environment is in it."""
 import re
 
+import pytest
+
 from eventi import config
 from tests.support.processes import ROOT
 
@@ -24,3 +26,9 @@ def test_every_variable_gunicorn_and_make_run_read_is_in_the_readme_table():
         read |= set(re.findall(r"\b((?:EVENTI|PROMETHEUS)_[A-Z0-9_]+)", text))
     missing = read - table_names()
     assert not missing, f"add to README's settings table: {sorted(missing)}"
+
+
+def test_a_cache_shorter_than_the_longest_hold_is_refused(tmp_path):
+    with pytest.raises(config.ConfigError, match="EVENTI_STATUS_CACHE_TTL"):
+        config.load({"VAR_DIR": str(tmp_path)}, environ={"EVENTI_STATUS_CACHE_TTL": "60"})
+    assert config.load({"VAR_DIR": str(tmp_path)}, environ={})["STATUS_CACHE_TTL"] > 120
