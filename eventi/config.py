@@ -14,6 +14,7 @@ DEFAULTS = {
     "WAIT_MAX_SECONDS": 120,
     "STATUS_CACHE_TTL": 300,
     "RECHECK_SECONDS": 2.0,
+    "STORE_MAX_READS": 32,
     "MAX_WAITS_PER_ORDER": 20,
     "MAX_WAITS_PER_WORKER": 10_000,
     "LOG_FORMAT": "text",
@@ -92,6 +93,8 @@ def _check(settings):
         raise ConfigError("EVENTI_STATUS_CACHE_TTL must be longer than EVENTI_WAIT_MAX_SECONDS, or re-waits read MongoDB")
     if settings["MAX_WAITS_PER_ORDER"] < 1 or settings["MAX_WAITS_PER_WORKER"] < 1:
         raise ConfigError("EVENTI_MAX_WAITS_PER_ORDER and EVENTI_MAX_WAITS_PER_WORKER must be at least 1")
+    if settings["STORE_MAX_READS"] < 1:
+        raise ConfigError("EVENTI_STORE_MAX_READS must be at least 1")
     if settings["RECHECK_SECONDS"] <= 0:
         raise ConfigError("EVENTI_RECHECK_SECONDS must be positive")
     if not 0 <= settings["PROXY_COUNT"] <= 5:

@@ -75,7 +75,7 @@ def build(settings):
         retry=Retry(NoBackoff(), 1), client_name=f"eventi:{os.getpid()}:pool",
     )
     commands = redis.Redis(connection_pool=pool)
-    store = store_module.OrderStore(mongo.get_default_database())
+    store = store_module.OrderStore(mongo.get_default_database(), max_reads=settings["STORE_MAX_READS"])
     cache = StatusCache(commands, settings["STATUS_CACHE_TTL"])
     notifier = _notifier(settings)
     reader = StatusReader(store, cache)

@@ -1,6 +1,7 @@
 """OrderStore: orders and the payment_events audit trail in MongoDB."""
 import functools
 import logging
+import threading
 from datetime import timedelta
 
 from bson import ObjectId
@@ -62,8 +63,13 @@ def parse_order_id(order_id):
 class OrderStore:
     """Every MongoDB read and write of the service goes through here."""
 
-    def __init__(self, database):
+    def __init__(self, database, max_reads=32, read_queue_seconds=5.0):
         durable = WriteConcern(w="majority", j=True)
+        # A bulkhead for reads: after a Redis restart empties the status cache, every held wait
+        # re-reads its order at once; those reads queue here (green, under gevent) instead of
+        # opening hundreds of connections to the store and starving the callbacks' writes.
+        self._reads = threading.BoundedSemaphore(max_reads)
+        self._read_queue_seconds = read_queue_seconds
         self.db = database
         self.orders = database.get_collection("orders", write_concern=durable)
         self.events = database.get_collection("payment_events", write_concern=durable)
@@ -89,8 +95,15 @@ class OrderStore:
         oid = parse_order_id(order_id)
         if oid is None:
             return None
-        metrics.STORE_READS.inc()
-        return self.orders.find_one({"_id": oid})
+        if not self._reads.acquire(timeout=self._read_queue_seconds):
+            metrics.STORE_ERRORS.inc()
+            log.warning("Store read queue full: %.0fs without a free read slot", self._read_queue_seconds)
+            raise StoreUnavailable()
+        try:
+            metrics.STORE_READS.inc()
+            return self.orders.find_one({"_id": oid})
+        finally:
+            self._reads.release()
 
     @_unavailable_on_error
     def finalize(self, order_id, outcome, event_id=None):
