@@ -58,6 +58,7 @@ class Config:
     workdir: str = ""
     log_level: str = "INFO"
     verbose: bool = True
+    ferretdb_id_index: bool = True  # see stack.index_ferretdb_id_lookups
 
 
 def say(cfg, *args):
@@ -260,7 +261,7 @@ def run_design(name, cfg):
     notifier, mode = DESIGNS[name]
     tmp = tempfile.mkdtemp(prefix=f"eventi-bench-{name}-", dir=cfg.workdir or None)
     stack = Stack(Path(tmp) / "stack", notifier=notifier, instances=cfg.instances, workers=cfg.workers,
-                  log_level=cfg.log_level)
+                  log_level=cfg.log_level, index_id_lookups=cfg.ferretdb_id_index)
     res = {"design": name, "notifier": notifier, "client": mode, "n": cfg.n, "instances": cfg.instances}
     own_cpu0 = _own_cpu()
     gens = None

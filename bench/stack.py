@@ -4,7 +4,9 @@ import re
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
+from contextlib import closing
 import time
 from pathlib import Path
 
@@ -62,9 +64,10 @@ class Server:
 class Stack:
     """Fresh Redis + FerretDB data, then `instances` gunicorn masters with `workers` gevent workers each."""
 
-    def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO"):
+    def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO", index_id_lookups=False):
         self.dir = Path(workdir)
         self.notifier, self.instances, self.workers, self.log_level = notifier, instances, workers, log_level
+        self.index_id_lookups = index_id_lookups
         self.redis_port = free_port()
         self.mongo_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -101,6 +104,8 @@ class Stack:
                               env=env, cwd=str(ROOT), capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"create-indexes failed:\n{done.stdout}{done.stderr}")
+        if self.index_id_lookups:
+            index_ferretdb_id_lookups(self.dir / "ferretdb")
         for i in range(self.instances):
             port = free_port()
             metrics_dir = self.dir / f"metrics-{i}"
@@ -115,8 +120,8 @@ class Stack:
 
     def stop(self):
         for g in self.gunicorns:
-            # Quick shutdown: the measurements are over, and a graceful stop answers every held wait
-            # after a MongoDB re-read (Hub.stop wakes all waiters with recheck=True).
+            # Quick shutdown: the measurements are over, and a graceful stop would write one log line
+            # and one answer per held wait.
             g.stop(timeout=30, signum=signal.SIGQUIT)
         for s in reversed(self.servers):
             s.stop(timeout=20)
@@ -157,6 +162,23 @@ class Stack:
             r.close()
         per_worker = {pid: sum(1 for n in names if n.startswith(f"eventi:{pid}:")) for pid in self.worker_pids()}
         return total, per_worker
+
+
+def index_ferretdb_id_lookups(ferretdb_dir):
+    """Index the expression FerretDB v1.24's SQLite backend looks `_id` up by, in every collection table.
+
+    Its `_id` index is on `_ferretdb_sjson->"_id"`, but its queries and updates by `_id` filter on
+    `_ferretdb_sjson->'$._id'`, which that index does not serve: without this, finding or updating
+    the newest of 10,000 orders scans the table (docs/benchmarks.md, "the store"). MongoDB always
+    serves `_id` from an index. Only tables that exist now are indexed: call it after the
+    collections are created.
+    """
+    for path in Path(ferretdb_dir).glob("*.sqlite"):
+        with closing(sqlite3.connect(path, timeout=30)) as db:
+            tables = [name for (name,) in db.execute("SELECT table_name FROM _ferretdb_collections")]
+            for table in tables:
+                db.execute(f"CREATE INDEX IF NOT EXISTS \"{table}_id_lookup\" ON \"{table}\" (_ferretdb_sjson->'$._id')")
+            db.commit()
 
 
 def children(pid):

@@ -1,7 +1,8 @@
 """How FerretDB's per-operation cost grows with the orders collection: python -m bench.store_probe.
 
-Starts its own FerretDB, then for 100, 1,000 and 10,000 orders times 50 find_one({_id}) and 50
-findAndModify({_id, status}) calls, one at a time (the figures quoted in docs/benchmarks.md).
+Starts its own FerretDB, then for 100, 1,000 and 10,000 orders times 50 each of find_one({_id}),
+insert_one, update_one({_id}) and findAndModify({_id, status}), one at a time; then the same
+updates again after `index_ferretdb_id_lookups` (the figures quoted in docs/benchmarks.md).
 """
 import tempfile
 import time
@@ -9,7 +10,30 @@ import time
 from bson import ObjectId
 from pymongo import MongoClient
 
-from .stack import FERRETDB, Server, _await_port, free_port
+from .stack import FERRETDB, Server, _await_port, free_port, index_ferretdb_id_lookups
+
+SAMPLES = 50
+
+
+def _ms_per_call(operation, ids):
+    start = time.perf_counter()
+    for x in ids:
+        operation(x)
+    return (time.perf_counter() - start) / len(ids) * 1000
+
+
+def _probe(orders, ids):
+    ids = ids[-2 * SAMPLES:]  # the newest orders, last in the table, as a callback's order usually is
+    read = _ms_per_call(lambda x: orders.find_one({"_id": x}), ids[:SAMPLES])
+    insert = _ms_per_call(lambda x: orders.insert_one({"status": "pending", "amount": 1500}), ids[:SAMPLES])
+    update = _ms_per_call(lambda x: orders.update_one({"_id": x}, {"$set": {"pushedAt": 1}}), ids[:SAMPLES])
+    modify = _ms_per_call(lambda x: orders.find_one_and_update({"_id": x, "status": "pending"},
+                                                               {"$set": {"status": "completed"}}),
+                          ids[SAMPLES:2 * SAMPLES])
+    modify_id = _ms_per_call(lambda x: orders.find_one_and_update({"_id": x}, {"$set": {"status": "failed"}}),
+                             ids[SAMPLES:2 * SAMPLES])
+    return (f"find_one {read:.1f} ms, insert {insert:.1f} ms, update_one({{_id}}) {update:.1f} ms, "
+            f"findAndModify({{_id, status}}) {modify:.1f} ms, findAndModify({{_id}}) {modify_id:.1f} ms")
 
 
 def main():
@@ -26,15 +50,10 @@ def main():
             ids = [ObjectId() for _ in range(n)]
             for i in range(0, n, 1000):
                 orders.insert_many([{"_id": x, "status": "pending", "amount": 1500} for x in ids[i:i + 1000]])
-            t = time.perf_counter()
-            for x in ids[:50]:
-                orders.find_one({"_id": x})
-            read = (time.perf_counter() - t) / 50
-            t = time.perf_counter()
-            for x in ids[50:100]:
-                orders.find_one_and_update({"_id": x, "status": "pending"}, {"$set": {"status": "completed"}})
-            write = (time.perf_counter() - t) / 50
-            print(f"{n:>6} orders: find_one by _id {read * 1000:.1f} ms, findAndModify {write * 1000:.1f} ms")
+            print(f"{n:>6} orders, as shipped:        {_probe(orders, ids)}")
+            orders.update_many({}, {"$set": {"status": "pending"}})
+            index_ferretdb_id_lookups(workdir)
+            print(f"{n:>6} orders, _id index added:    {_probe(orders, ids)}")
     finally:
         server.stop(timeout=20)
 

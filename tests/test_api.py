@@ -241,3 +241,22 @@ def test_a_fresh_claim_by_another_delivery_makes_this_one_a_duplicate(client, pa
                                    "failureReason": None, "eventId": None, "claimedAt": utcnow()})
     assert post_callback(client, parts, order_id, "success").json == {"received": True, "duplicate": True}
     assert stored(parts, order_id)["status"] == "pending"  # the racing winner materialises its own claim
+
+
+def test_a_claim_applied_twice_changes_the_status_once(parts, make_order):
+    """Two deliveries finishing the same interrupted change: one status change, the same document after both."""
+    from datetime import timedelta
+
+    from bson import ObjectId
+
+    from eventi.models import OrderStatus, Outcome, utcnow
+
+    order_id, _ = make_order()
+    parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
+                                   "failureReason": None, "eventId": None, "claimedAt": utcnow() - timedelta(minutes=5)})
+    late = Outcome(OrderStatus.CANCELLED, failure_reason="cancelled")
+    first = parts.store.finalize(order_id, late)
+    after_first = stored(parts, order_id)
+    assert (first["status"], first["mpesaReceipt"]) == ("completed", "EARLIER1")
+    assert parts.store.finalize(order_id, late) is None
+    assert stored(parts, order_id) == after_first
