@@ -29,7 +29,7 @@ def main():
         event = Event()
         before = rss_bytes(os.getpid())
         greenlets = [gevent.spawn(_block_at, depth, event) for _ in range(GREENLETS)]
-        gevent.sleep(0.5)
+        gevent.idle()  # every greenlet has run up to its wait
         grown = rss_bytes(os.getpid()) - before
         print(f"call depth {depth:>2}: {grown / GREENLETS / 1024:.1f} KB RSS per blocked greenlet")
         event.set()

@@ -16,7 +16,7 @@ import tempfile  # noqa: E402
 import redis  # noqa: E402
 from redis.utils import HIREDIS_AVAILABLE  # noqa: E402
 
-from .stack import Server, _await_port, free_port  # noqa: E402
+from tests.support.processes import RedisServer  # noqa: E402
 
 MESSAGES = 3000
 BODY = b'{"orderId":"6b0ade5c347701d5547b1307","paymentStatus":"completed","amount":1500}'
@@ -51,12 +51,9 @@ def _report(label, seconds):
 
 
 def main():
-    port = free_port()
-    server = Server("redis-server", ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-                    f"{tempfile.mkdtemp(prefix='eventi-pubsub-probe-')}/redis.log").start(r"Ready to accept connections")
+    server = RedisServer(tempfile.mkdtemp(prefix="eventi-pubsub-probe-")).start()
     try:
-        _await_port(port)
-        client = redis.Redis(port=port)
+        client = redis.Redis(port=server.port)
         pubsub = client.pubsub()
         pubsub.psubscribe("order:status:*")
         pipe = client.pipeline(transaction=False)
@@ -64,11 +61,12 @@ def main():
             pipe.publish(f"order:status:{i:024x}", BODY)
         pipe.execute()
         _report("queued (published at once)", _read(pubsub, MESSAGES))
-        publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(port), str(MESSAGES), "1000", BODY.decode()])
+        publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(server.port), str(MESSAGES), "1000",
+                                      BODY.decode()])
         _report("arriving at 1,000/s", _read(pubsub, MESSAGES))
         publisher.wait()
     finally:
-        server.stop(timeout=10)
+        server.stop()
 
 
 if __name__ == "__main__":

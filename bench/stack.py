@@ -6,8 +6,8 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-from contextlib import closing
 import time
+from contextlib import closing
 from pathlib import Path
 
 import redis

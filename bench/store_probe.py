@@ -10,7 +10,9 @@ import time
 from bson import ObjectId
 from pymongo import MongoClient
 
-from .stack import FERRETDB, Server, _await_port, free_port, index_ferretdb_id_lookups
+from tests.support.processes import FerretDB
+
+from .stack import index_ferretdb_id_lookups
 
 SAMPLES = 50
 
@@ -38,13 +40,9 @@ def _probe(orders, ids):
 
 def main():
     workdir = tempfile.mkdtemp(prefix="eventi-store-probe-")
-    port = free_port()
-    server = Server("ferretdb", [FERRETDB, "--handler=sqlite", f"--sqlite-url=file:{workdir}/", f"--state-dir={workdir}",
-                                 f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", "--telemetry=disable",
-                                 "--log-level=warn"], f"{workdir}/ferretdb.log").start(r".", count=0)
+    ferretdb = FerretDB(workdir).start()
     try:
-        _await_port(port)
-        orders = MongoClient(f"mongodb://127.0.0.1:{port}/probe")["probe"]["orders"]
+        orders = MongoClient(f"mongodb://127.0.0.1:{ferretdb.port}/probe")["probe"]["orders"]
         for n in (100, 1000, 10_000):
             orders.drop()
             ids = [ObjectId() for _ in range(n)]
@@ -55,7 +53,7 @@ def main():
             index_ferretdb_id_lookups(workdir)
             print(f"{n:>6} orders, _id index added:    {_probe(orders, ids)}")
     finally:
-        server.stop(timeout=20)
+        ferretdb.stop()
 
 
 if __name__ == "__main__":
