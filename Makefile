@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 FERRETDB := .tools/bin/ferretdb
+# Debian's PostgreSQL server (any version), the storage under FerretDB
+POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/postgres) /usr/lib/postgresql/15/bin/postgres)
 N ?= 10000
 RATE ?= 200
 BURST ?= 1000
@@ -13,7 +15,7 @@ BENCH_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: deps  ## start Redis, FerretDB (data in var/), the PayHero simulator (when PAYHERO_BASE_URL is unset) and gunicorn on EVENTI_BIND
+run: deps  ## start Redis, PostgreSQL + FerretDB (data in var/), the PayHero simulator (when PAYHERO_BASE_URL is unset) and gunicorn on EVENTI_BIND
 	./scripts/run.sh
 
 test: deps  ## install what is missing, then run the whole test suite against real servers
@@ -25,7 +27,7 @@ bench: deps  ## hub vs per-request vs short polling, N held clients (N=, RATE=, 
 e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
 	./scripts/run-payment-test.sh
 
-deps: $(VENV)/.installed /usr/bin/redis-server /usr/sbin/nginx /usr/bin/chromium $(FERRETDB)  ## install the venv, redis-server, nginx (tests put it in front), chromium (browser test) and FerretDB
+deps: $(VENV)/.installed /usr/bin/redis-server $(POSTGRES) /usr/sbin/nginx /usr/bin/chromium $(FERRETDB)  ## install the venv, redis-server, postgresql, nginx (tests put it in front), chromium (browser test); build FerretDB into .tools/
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +37,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 /usr/bin/redis-server:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+
+$(POSTGRES):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 
 /usr/sbin/nginx:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx

@@ -31,9 +31,6 @@ def main(argv=None):
     p.add_argument("--loadgens", type=int, default=4, help="load generator processes")
     p.add_argument("--instances", type=int, default=1, help="gunicorn instances (ports) behind one Redis and store")
     p.add_argument("--workers", type=int, default=2, help="gevent workers per gunicorn instance")
-    p.add_argument("--ferretdb-as-shipped", action="store_true",
-                   help="leave out the index on the expression FerretDB v1.24's SQLite backend looks _id up by, "
-                        "so each find or update by _id scans the table (docs/benchmarks.md, 'the store')")
     p.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated: " + ", ".join(DESIGNS))
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md's latest-run section")
     p.add_argument("--report", metavar="RESULTS_JSON", help="only print the table of an earlier results file "
@@ -58,8 +55,7 @@ def main(argv=None):
     print(f"bench: open-file limit raised from {soft} to {hard} for this process and the servers and load "
           f"generators it starts (the hard limit here; hence {a.loadgens} load generator processes)", flush=True)
     cfg = Config(n=a.n, rate=a.rate, callback_rate=a.callback_rate, callback_concurrency=a.callback_concurrency, burst=a.burst, steady_seconds=a.steady_seconds, idle_seconds=a.idle,
-                 loadgens=a.loadgens, fanout=a.fanout, callbacks=a.callbacks, instances=a.instances, workers=a.workers, designs=designs,
-                 ferretdb_id_index=not a.ferretdb_as_shipped)
+                 loadgens=a.loadgens, fanout=a.fanout, callbacks=a.callbacks, instances=a.instances, workers=a.workers, designs=designs)
     results = run_all(cfg)
     command = "python -m bench " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     path = report.write_results(results, command)

@@ -58,7 +58,6 @@ class Config:
     workdir: str = ""
     log_level: str = "INFO"
     verbose: bool = True
-    ferretdb_id_index: bool = True  # see stack.index_ferretdb_id_lookups
 
 
 def say(cfg, *args):
@@ -261,11 +260,11 @@ def run_design(name, cfg):
     notifier, mode = DESIGNS[name]
     tmp = tempfile.mkdtemp(prefix=f"eventi-bench-{name}-", dir=cfg.workdir or None)
     stack = Stack(Path(tmp) / "stack", notifier=notifier, instances=cfg.instances, workers=cfg.workers,
-                  log_level=cfg.log_level, index_id_lookups=cfg.ferretdb_id_index)
+                  log_level=cfg.log_level)
     res = {"design": name, "notifier": notifier, "client": mode, "n": cfg.n, "instances": cfg.instances}
     own_cpu0 = _own_cpu()
     gens = None
-    say(cfg, f"[{name}] starting redis-server, FerretDB and {cfg.instances} gunicorn x {cfg.workers} gevent workers")
+    say(cfg, f"[{name}] starting redis-server, PostgreSQL + FerretDB and {cfg.instances} gunicorn x {cfg.workers} gevent workers")
     try:
         stack.start()
         t = time.monotonic()

@@ -1,18 +1,16 @@
-"""The stack as production runs it: redis-server, FerretDB and gunicorn from gunicorn.conf.py."""
+"""The stack as production runs it: redis-server, FerretDB over PostgreSQL and gunicorn from gunicorn.conf.py."""
 import os
 import re
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
-from contextlib import closing
 from pathlib import Path
 
 import redis
 
-from tests.support.processes import free_port
+from tests.support.processes import Postgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FERRETDB = os.environ.get("EVENTI_FERRETDB", str(ROOT / ".tools" / "bin" / "ferretdb"))
@@ -64,10 +62,10 @@ class Server:
 class Stack:
     """Fresh Redis + FerretDB data, then `instances` gunicorn masters with `workers` gevent workers each."""
 
-    def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO", index_id_lookups=False):
+    def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO"):
         self.dir = Path(workdir)
         self.notifier, self.instances, self.workers, self.log_level = notifier, instances, workers, log_level
-        self.index_id_lookups = index_id_lookups
+        self.postgres = None
         self.redis_port = free_port()
         self.mongo_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -86,7 +84,9 @@ class Stack:
                                       "--appendonly", "no", "--maxclients", "19000", "--tcp-backlog", "4096"],
                      self.dir / "redis.log")
         self.servers.append(rds.start(r"Ready to accept connections"))
-        fdb = Server("ferretdb", [FERRETDB, "--handler=sqlite", f"--sqlite-url=file:{self.dir / 'ferretdb'}/",
+        # PostgreSQL with its default (durable) settings, as production would run it.
+        self.postgres = Postgres(options=()).start()
+        fdb = Server("ferretdb", [FERRETDB, "--handler=postgresql", f"--postgresql-url={self.postgres.url}",
                                   f"--state-dir={self.dir / 'ferretdb'}", f"--listen-addr=127.0.0.1:{self.mongo_port}",
                                   "--debug-addr=-", "--telemetry=disable", "--log-level=warn", "--log-format=text"],
                      self.dir / "ferretdb.log")
@@ -104,8 +104,6 @@ class Stack:
                               env=env, cwd=str(ROOT), capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"create-indexes failed:\n{done.stdout}{done.stderr}")
-        if self.index_id_lookups:
-            index_ferretdb_id_lookups(self.dir / "ferretdb")
         for i in range(self.instances):
             port = free_port()
             metrics_dir = self.dir / f"metrics-{i}"
@@ -125,6 +123,8 @@ class Stack:
             g.stop(timeout=30, signum=signal.SIGQUIT)
         for s in reversed(self.servers):
             s.stop(timeout=20)
+        if self.postgres:
+            self.postgres.stop()
 
     # --- what the server costs --------------------------------------------------------
     def gunicorn_pids(self):
@@ -162,23 +162,6 @@ class Stack:
             r.close()
         per_worker = {pid: sum(1 for n in names if n.startswith(f"eventi:{pid}:")) for pid in self.worker_pids()}
         return total, per_worker
-
-
-def index_ferretdb_id_lookups(ferretdb_dir):
-    """Index the expression FerretDB v1.24's SQLite backend looks `_id` up by, in every collection table.
-
-    Its `_id` index is on `_ferretdb_sjson->"_id"`, but its queries and updates by `_id` filter on
-    `_ferretdb_sjson->'$._id'`, which that index does not serve: without this, finding or updating
-    the newest of 10,000 orders scans the table (docs/benchmarks.md, "the store"). MongoDB always
-    serves `_id` from an index. Only tables that exist now are indexed: call it after the
-    collections are created.
-    """
-    for path in Path(ferretdb_dir).glob("*.sqlite"):
-        with closing(sqlite3.connect(path, timeout=30)) as db:
-            tables = [name for (name,) in db.execute("SELECT table_name FROM _ferretdb_collections")]
-            for table in tables:
-                db.execute(f"CREATE INDEX IF NOT EXISTS \"{table}_id_lookup\" ON \"{table}\" (_ferretdb_sjson->'$._id')")
-            db.commit()
 
 
 def children(pid):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the local stack in the foreground: Redis and FerretDB (data under var/), then gunicorn.
+# Start the local stack in the foreground: Redis, PostgreSQL and FerretDB over it (data under var/), then gunicorn.
 # A service whose URL is already set in the environment (EVENTI_REDIS_URL, EVENTI_MONGO_URI) is used
 # as it is and not started here. Ctrl-C stops everything this script started.
 set -euo pipefail
@@ -8,12 +8,15 @@ cd "$(dirname "$0")/.."
 if [[ -f .env ]]; then set -a; . ./.env; set +a; fi
 VAR=${EVENTI_VAR_DIR:-var}
 mkdir -p "$VAR/redis" "$VAR/ferretdb" "$VAR/log" "$VAR/metrics"
+VAR=$(realpath "$VAR")
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {  # newest first: gunicorn before the store, FerretDB before PostgreSQL
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+}
 trap cleanup EXIT INT TERM
 
-wait_port() {  # host port name
-  for _ in $(seq 100); do
+wait_port() {  # host port name (30 s: PostgreSQL runs initdb on its first start)
+  for _ in $(seq 300); do
     (echo >"/dev/tcp/$1/$2") 2>/dev/null && return 0
     sleep 0.1
   done
@@ -30,10 +33,15 @@ if [[ -z ${EVENTI_REDIS_URL:-} ]]; then
 fi
 
 if [[ -z ${EVENTI_MONGO_URI:-} ]]; then
+  # FerretDB's postgresql handler over a private PostgreSQL cluster in $VAR/postgres (scripts/postgres.sh).
+  pg_port=${EVENTI_LOCAL_POSTGRES_PORT:-5433}
+  ./scripts/postgres.sh "$VAR/postgres" "$pg_port" >"$VAR/log/postgres.log" 2>&1 &
+  pids+=($!)
+  wait_port 127.0.0.1 "$pg_port" postgres
   port=${EVENTI_LOCAL_MONGO_PORT:-27017}
-  .tools/bin/ferretdb --handler=sqlite --sqlite-url="file:$VAR/ferretdb/" --state-dir="$VAR/ferretdb" \
-    --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable --log-level=warn \
-    >"$VAR/log/ferretdb.log" 2>&1 &
+  .tools/bin/ferretdb --handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:$pg_port/postgres" \
+    --state-dir="$VAR/ferretdb" --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable \
+    --log-level=warn >"$VAR/log/ferretdb.log" 2>&1 &
   pids+=($!)
   export EVENTI_MONGO_URI="mongodb://127.0.0.1:$port/eventi"
   wait_port 127.0.0.1 "$port" ferretdb

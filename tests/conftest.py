@@ -1,4 +1,4 @@
-"""Fixtures: real redis-server and FerretDB per session, apps and gunicorn instances on top.
+"""Fixtures: real redis-server, PostgreSQL and FerretDB per session, apps and gunicorn instances on top.
 
 The test process is gevent-patched like a gunicorn worker, so the notifier's greenlets and
 the many concurrent HTTP clients of the tests run cooperatively.
@@ -13,7 +13,7 @@ import uuid  # noqa: E402
 import pytest  # noqa: E402
 
 from eventi.config import env_name  # noqa: E402
-from tests.support.processes import FerretDB, Gunicorn, RedisServer  # noqa: E402
+from tests.support.processes import FerretDB, Gunicorn, Postgres, RedisServer  # noqa: E402
 from tests.support.simulator import PayHeroSimulator  # noqa: E402
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -31,12 +31,20 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def mongo_server(tmp_path_factory):
-    """A real MongoDB-protocol server: EVENTI_TEST_MONGO_URI if set, else FerretDB over SQLite."""
+def postgres_server():
+    """One private PostgreSQL cluster per test run, under every FerretDB the tests start."""
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(request):
+    """A real MongoDB-protocol server: EVENTI_TEST_MONGO_URI if set, else FerretDB over PostgreSQL."""
     if os.environ.get("EVENTI_TEST_MONGO_URI"):
         yield _External(uri=os.environ["EVENTI_TEST_MONGO_URI"])
         return
-    server = FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
+    server = FerretDB(request.getfixturevalue("postgres_server")).start()
     yield server
     server.stop()
 

@@ -1,4 +1,6 @@
 """Fault tests get servers of their own, because they stop and start them."""
+import uuid
+
 import pytest
 
 from tests.support.processes import FerretDB, RedisServer
@@ -13,8 +15,9 @@ def own_redis(tmp_path):
 
 
 @pytest.fixture
-def own_mongo(tmp_path):
-    server = FerretDB(tmp_path / "ferretdb").start()
+def own_mongo(postgres_server):
+    """A FerretDB of this test's own (a database of its own on the session's PostgreSQL)."""
+    server = FerretDB(postgres_server, database="eventi_" + uuid.uuid4().hex[:12]).start()
     yield server
     if server.process.proc.poll() is None:
         server.stop()

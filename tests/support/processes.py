@@ -1,4 +1,4 @@
-"""Real server processes for the tests: redis-server, ferretdb and gunicorn, on free ports."""
+"""Real server processes for the tests and the benchmark: redis-server, PostgreSQL, FerretDB and gunicorn."""
 import os
 import queue
 import re
@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -99,20 +100,50 @@ class RedisServer:
         self.process.stop()
 
 
-class FerretDB:
-    """FerretDB (MongoDB wire protocol over SQLite) on a free port; restartable on the same port."""
+class Postgres:
+    """A private PostgreSQL cluster (scripts/postgres.sh) on a free port: the storage under FerretDB.
 
-    def __init__(self, workdir):
+    Its data lives in a fresh directory under the system temp dir, not pytest's: pytest's are private to
+    root, and as root the cluster runs as the `postgres` user. fsync is off: test data need not survive
+    a power cut, and the tests run faster without it.
+    """
+
+    def __init__(self, options=("fsync=off", "synchronous_commit=off", "full_page_writes=off")):
         self.port = free_port()
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.uri = f"mongodb://127.0.0.1:{self.port}/eventi_test"
+        self.dir = Path(tempfile.mkdtemp(prefix="eventi-postgres-"))
+        self.dir.chmod(0o755)
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        options = [arg for option in options for arg in ("-c", option)]
+        self.process = Process("postgres", [str(ROOT / "scripts" / "postgres.sh"), str(self.dir / "data"),
+                                            str(self.port), *options])
+
+    def start(self):
+        self.process.start(ready=r"database system is ready to accept connections", timeout=60)
+        return self
+
+    def stop(self):
+        self.process.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FerretDB:
+    """FerretDB (MongoDB wire protocol) over a Postgres, on a free port; stop() and start() keep the port.
+
+    Stopping it is how the tests stop "the store": the Postgres under it keeps running. Several FerretDBs
+    may share one Postgres: each MongoDB database is a schema of its own there.
+    """
+
+    def __init__(self, postgres, database="eventi_test"):
+        self.port = free_port()
+        self.postgres = postgres
+        self.uri = f"mongodb://127.0.0.1:{self.port}/{database}"
+        self.state_dir = Path(tempfile.mkdtemp(prefix="eventi-ferretdb-"))
         self.process = None
 
     def start(self):
-        argv = [FERRETDB, "--handler=sqlite", f"--sqlite-url=file:{self.dir}/", f"--state-dir={self.dir}",
-                f"--listen-addr=127.0.0.1:{self.port}", "--debug-addr=-", "--telemetry=disable",
-                "--log-level=info", "--log-format=text"]
+        argv = [FERRETDB, "--handler=postgresql", f"--postgresql-url={self.postgres.url}",
+                f"--state-dir={self.state_dir}", f"--listen-addr=127.0.0.1:{self.port}", "--debug-addr=-",
+                "--telemetry=disable", "--log-level=info", "--log-format=text"]
         self.process = Process("ferretdb", argv).start(ready=r"Listening on TCP")
         return self
 
