@@ -43,6 +43,7 @@ class PaymentProviderError(EventiError):
     """PayHero was unreachable, too slow, or refused the STK push."""
 
     status, code, message = 502, "payment_provider_error", "The payment provider did not accept the M-Pesa request; try again shortly."
+    sent = True  # False only when the request surely never reached PayHero (the push limit then gives it back)
 
 
 class TooManyPushes(EventiError):

@@ -1,4 +1,8 @@
-"""Logging: one line per event, as text or JSON lines (EVENTI_LOG_FORMAT), with the request id, redacted."""
+"""Logging: one line per event, as text or JSON lines (EVENTI_LOG_FORMAT), with the request id, redacted.
+
+Both formatters escape control characters in the message (format string and arguments alike), so a
+caller's value (a callback's ExternalReference, a header) can never start a forged log line.
+"""
 import contextvars
 import json
 import logging
@@ -23,6 +27,16 @@ _REDACTIONS = (
 )
 
 
+_LINE_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+"""Control characters (C0, DEL, C1 such as NEL), Unicode line and paragraph separators, lone surrogates."""
+
+
+def escape_controls(text):
+    """Write control characters as Python escapes (newline as \\n, ESC as \\x1b), so a logged value
+    can neither start a line of its own nor drive a terminal."""
+    return _LINE_BREAKERS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def redact(text):
     """Mask tokens, phone numbers and e-mail addresses in a log line."""
     for pattern, replacement in _REDACTIONS:
@@ -39,10 +53,14 @@ class RequestIdFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """``time [pid] LEVEL logger: message requestId=...``, redacted."""
+    """``time [pid] LEVEL logger: message requestId=...``, redacted; the message on one line, escaped."""
 
     def __init__(self):
         super().__init__("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record):
+        record.message = escape_controls(record.message)  # the message only: a traceback keeps its lines
+        return super().formatMessage(record)
 
     def format(self, record):
         line = super().format(record)
@@ -62,7 +80,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "message": redact(record.getMessage()),
+            "message": redact(escape_controls(record.getMessage())),
         }
         request_id = getattr(record, "request_id", None)
         if request_id:

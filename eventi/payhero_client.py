@@ -3,6 +3,7 @@ import logging
 from dataclasses import dataclass
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from .errors import PaymentProviderError
 
@@ -15,6 +16,10 @@ class PayHeroUnavailable(PaymentProviderError):
     """PayHero could not be reached or did not answer within the timeout."""
 
     reason = "unreachable"
+
+    def __init__(self, message, sent=True):
+        super().__init__(message)
+        self.sent = sent
 
 
 class PayHeroRejected(PaymentProviderError):
@@ -68,10 +73,13 @@ class PayHeroClient:
     def _call(self, method, path, **kwargs):
         try:
             response = self._session.request(method, self._base + path, timeout=self._timeout, **kwargs)
+        except requests.ConnectTimeout:  # before requests.Timeout: a ConnectTimeout is both
+            raise PayHeroUnavailable("PayHero could not be connected to in time.", sent=False) from None
         except requests.Timeout:
             raise PayHeroUnavailable("PayHero did not answer in time.") from None
         except requests.RequestException as exc:
-            raise PayHeroUnavailable(f"PayHero is not reachable ({exc.__class__.__name__}).") from None
+            raise PayHeroUnavailable(f"PayHero is not reachable ({exc.__class__.__name__}).",
+                                     sent=not _never_connected(exc)) from None
         if not 200 <= response.status_code < 300:
             log.warning("PayHero answered %s to %s %s", response.status_code, method, path)
             raise PayHeroRejected(f"PayHero answered HTTP {response.status_code}.")
@@ -82,6 +90,12 @@ class PayHeroClient:
         if not isinstance(data, dict):
             raise PayHeroRejected("PayHero answered with an unexpected body.")
         return data
+
+
+def _never_connected(exc):
+    """True when requests failed to open the connection (refused, no route, no DNS): nothing was sent."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 def local_phone(phone):

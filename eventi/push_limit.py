@@ -1,4 +1,11 @@
-"""At most N STK pushes per phone number per window: a Redis counter (INCR, then EXPIRE)."""
+"""At most N STK pushes per phone number per window: a Redis counter of the pushes sent.
+
+A push is counted by reserving it before the order is stored (INCR, EXPIRE on the first) and giving
+the reservation back when no push went out: a 503 from the store, a 500, PayHero unreachable. So
+the limit counts only pushes that may have reached PayHero, which is what PayHero blocks numbers
+for, and concurrent checkouts for one phone still cannot push more than N between them (counting
+only after the push would let them all pass the check first).
+"""
 import logging
 
 from redis.exceptions import RedisError
@@ -10,6 +17,9 @@ log = logging.getLogger(__name__)
 
 KEY_TEMPLATE = "stk:pushes:{phone}"
 
+# DECR only a counter that still exists: one that expired meanwhile must not come back at -1, without expiry.
+_GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
+
 
 class PushLimiter:
     """PayHero blocks numbers after repeated failed pushes, so we stop first. limit 0 turns it off."""
@@ -18,11 +28,12 @@ class PushLimiter:
         self._redis = redis_client
         self.limit = limit
         self.window = window_seconds
+        self._give_back = redis_client.register_script(_GIVE_BACK)
 
-    def hit(self, phone):
-        """Count one push to phone; raise TooManyPushes past the limit. Open when Redis is down."""
+    def reserve(self, phone):
+        """One push to phone, held until sent(); raises TooManyPushes past the limit. Open when Redis is down."""
         if not self.limit:
-            return
+            return Reservation()
         key = KEY_TEMPLATE.format(phone=phone)
         try:
             count, ttl = self._redis.pipeline().incr(key).ttl(key).execute()
@@ -32,9 +43,39 @@ class PushLimiter:
         except RedisError as exc:
             metrics.REDIS_ERRORS.inc()
             log.warning("Push limit not checked, Redis failed (%s)", exc.__class__.__name__)
-            return
+            return Reservation()
         if count > self.limit:
+            self.release(key)  # a refused push is not a push
             metrics.STK_PUSHES.labels("limited").inc()
             error = TooManyPushes()
             error.retry_after = max(1, ttl)
             raise error
+        return Reservation(self, key)
+
+    def release(self, key):
+        """Give one reserved push back. If Redis fails here, the push stays counted until the window ends."""
+        try:
+            self._give_back(keys=[key])
+        except RedisError as exc:
+            metrics.REDIS_ERRORS.inc()
+            log.warning("Push limit reservation not given back, Redis failed (%s)", exc.__class__.__name__)
+
+
+class Reservation:
+    """A push held against the limit: given back when its with-block ends unless sent() was called."""
+
+    def __init__(self, limiter=None, key=None):
+        self._limiter = limiter
+        self._key = key
+
+    def sent(self):
+        """The push went out (or may have): it counts for the rest of the window."""
+        self._key = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._key is not None:
+            self._limiter.release(self._key)
+            self._key = None

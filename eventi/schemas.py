@@ -80,17 +80,25 @@ class CallbackQuerySchema(Schema):
 
 
 class WholeNumber(fields.Number):
-    """An amount PayHero may send as 1500, 1500.0 or "1500"; must be a whole number."""
+    """An amount as a JSON number that is whole: 1500 or 1500.0. No strings ("1_500", "１５００"), no booleans."""
 
     num_type = float
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
-        number = super()._deserialize(value, attr, data, **kwargs)
-        if not math.isfinite(number) or number != int(number):
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
             raise ValidationError("Not a whole number.")
-        return int(number)
+        return int(value)
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false: not "true", 1 or "yes", which fields.Boolean would also take."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 # Bounds keep absurd numbers out of BSON (8-byte ints) and out of the audit trail.
@@ -110,17 +118,33 @@ class CallbackV2ResponseSchema(_Lenient):
     CheckoutRequestID = fields.String(load_default=None, allow_none=True)
     ExternalReference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     MerchantRequestID = fields.String(load_default=None, allow_none=True)
-    MpesaReceiptNumber = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
-    ResultCode = fields.Integer(required=True, strict=False, validate=RESULT_CODE)
+    MpesaReceiptNumber = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=64), no_control_chars])
+    ResultCode = StrictInteger(required=True, validate=RESULT_CODE)
     ResultDesc = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
-    Status = fields.String(load_default=None, allow_none=True)
+    Status = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+    @validates_schema
+    def _a_success_is_consistent(self, data, **kwargs):
+        """ResultCode 0 is the only success: it needs its receipt, and Status may not say otherwise."""
+        paid = data["ResultCode"] == 0
+        if paid and not (data.get("MpesaReceiptNumber") or "").strip():
+            raise ValidationError("A successful payment (ResultCode 0) needs its MpesaReceiptNumber.", "MpesaReceiptNumber")
+        status = (data.get("Status") or "").strip()
+        if status and (status.lower() == "success") != paid:
+            raise ValidationError(f"Status {status!r} contradicts ResultCode {data['ResultCode']}.", "Status")
 
 
 class CallbackV2Schema(_Lenient):
     """PayHero's v2 callback: ``{"status": bool, "response": {...}}``."""
 
     response = fields.Nested(CallbackV2ResponseSchema, required=True)
-    status = fields.Boolean(load_default=None, allow_none=True)
+    status = StrictBoolean(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _status_agrees_with_the_result_code(self, data, **kwargs):
+        if data["status"] is not None and data["status"] != (data["response"]["ResultCode"] == 0):
+            raise ValidationError(f"status {str(data['status']).lower()} contradicts ResultCode "
+                                  f"{data['response']['ResultCode']}.", "status")
 
 
 class CallbackFlatSchema(_Lenient):
@@ -131,13 +155,16 @@ class CallbackFlatSchema(_Lenient):
     amount = WholeNumber(load_default=None, allow_none=True, validate=CALLBACK_AMOUNT)
     message = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
     reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=128))
-    provider_reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
-    success = fields.Boolean(load_default=None, allow_none=True)
+    provider_reference = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=64), no_control_chars])
+    success = StrictBoolean(load_default=None, allow_none=True)
 
     @validates_schema
-    def _receipt_on_success(self, data, **kwargs):
-        if data["status"].lower() == "success" and not data.get("provider_reference"):
+    def _a_success_is_consistent(self, data, **kwargs):
+        paid = data["status"].lower() == "success"
+        if paid and not (data.get("provider_reference") or "").strip():
             raise ValidationError("A successful payment needs its provider_reference.", "provider_reference")
+        if data["success"] is not None and data["success"] != paid:
+            raise ValidationError(f"success {str(data['success']).lower()} contradicts status {data['status']!r}.", "success")
 
 
 # --- Responses: documented in the OpenAPI document (eventi/openapi.py), never used to load ---------

@@ -3,7 +3,7 @@ import json
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 
 from tests.support.api import callback_body, order_body
 
@@ -98,19 +98,27 @@ def test_control_and_unicode_characters(fuzz_app):
     assert client.post("/api/orders", json=order_body(name="Njeri wa Mũthoni ✓")).status_code == 201
 
 
+# Text may hold lone surrogates (category Cs, which hypothesis leaves out by default): json.dumps writes
+# them as "\ud800" escapes, which once reached MongoDB and the HMAC and answered 500.
+TEXT = st.text(st.characters(exclude_categories=()), max_size=30)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=12,
 )
 ORDER_FIELDS = st.fixed_dictionaries({}, optional={
-    key: JSON | st.text(max_size=70) for key in ["eventId", "amount", "phone", "email", "name", "$where", "status"]
+    key: JSON | st.text(st.characters(exclude_categories=()), max_size=70)
+    for key in ["eventId", "amount", "phone", "email", "name", "$where", "status"]
 })
+NESTED = json.loads("[" * 40 + "]" * 40)
 FUZZ = hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
 @given(body=JSON | ORDER_FIELDS)
+@example(body=order_body(name="\ud800"))  # seeds from issue 11: each answered 500
+@example(body=order_body(name="a\udfff"))
+@example(body={**order_body(), "name": NESTED})
 def test_fuzzed_order_bodies_never_5xx_and_rejected_ones_store_nothing(fuzz_app, body):
     before = orders_stored(fuzz_app)
     response = fuzz_app.test_client().post("/api/orders", data=json.dumps(body), content_type="application/json")
@@ -122,6 +130,10 @@ def test_fuzzed_order_bodies_never_5xx_and_rejected_ones_store_nothing(fuzz_app,
 @given(mutation=st.dictionaries(st.sampled_from(["Amount", "ResultCode", "ExternalReference", "MpesaReceiptNumber",
                                                   "ResultDesc", "CheckoutRequestID"]), JSON, max_size=3),
        flat=st.booleans())
+@example(mutation={"ExternalReference": "\ud800"}, flat=False)  # seeds from issue 11: 500s
+@example(mutation={"ResultDesc": "\ud800"}, flat=False)
+@example(mutation={"ResultDesc": NESTED}, flat=False)
+@example(mutation={"ResultCode": "0"}, flat=False)  # and loose types that completed the order
 def test_fuzzed_callbacks_never_5xx(fuzz_app, mutation, flat):
     parts = fuzz_app.extensions["eventi"]
     order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
@@ -155,3 +167,361 @@ def test_absurd_callback_amounts_are_400_and_change_nothing(fuzz_app, amount):
         f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}", json=body)
     assert_clean_error(response, 400)
     assert parts.store.get_order(order_id)["status"] == "pending"
+
+
+# --- Issue 11, items 4-8: hostile input that reached a 500 or a side effect ------------------------
+
+DEEP = [
+    "[" * 2000,  # 2,000 unclosed arrays in 2 KB: the parser recursed past Python's limit (500)
+    "[" * 2000 + "]" * 2000,
+    '{"a":' * 1000 + "1" + "}" * 1000,
+]
+
+
+@pytest.fixture
+def pending_order(fuzz_app):
+    """A pending order of fuzz_app and a poster of callbacks for it (with its callback token unless told)."""
+    parts = fuzz_app.extensions["eventi"]
+    order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
+                                        "email": "a@example.com"})["_id"])
+
+    def post(body, token=None, raw=None):
+        token = parts.tokens.callback_token(order_id) if token is None else token
+        data = raw if raw is not None else json.dumps(body)
+        return fuzz_app.test_client().post(f"/api/payhero/callback?token={token}", data=data,
+                                           content_type="application/json")
+
+    post.order_id = order_id
+    post.status = lambda: parts.store.get_order(order_id)["status"]
+    post.events = lambda: len(parts.store.events_for(order_id))
+    return post
+
+
+@pytest.mark.parametrize("body", DEEP)
+@pytest.mark.parametrize("path", ["/api/orders", "/api/payhero/callback?token=x"])
+def test_deeply_nested_json_is_invalid_json(fuzz_app, path, body):
+    response = fuzz_app.test_client().post(path, data=body, content_type="application/json")
+    assert_clean_error(response, 400)
+    assert response.json["error"] == "invalid_json"
+    assert (orders_stored(fuzz_app), events_stored(fuzz_app)) == (0, 0)
+
+
+def test_nesting_past_32_levels_is_refused_even_in_a_field_nobody_reads(pending_order):
+    """A valid callback carrying 33 levels in an ignored field was applied; 32 levels still are."""
+    body = callback_body(pending_order.order_id, "success")
+    body["forward_url"] = json.loads("[" * 32 + "]" * 32)[0]  # 31 + the body's own object = 32
+    deeper = {**body, "forward_url": [body["forward_url"]]}
+    refused = pending_order(deeper)
+    assert_clean_error(refused, 400)
+    assert refused.json["error"] == "invalid_json" and "32" in refused.json["message"]
+    assert (pending_order.status(), pending_order.events()) == ("pending", 0)
+    assert pending_order(body).json == {"received": True}
+    assert pending_order.status() == "completed"
+
+
+BAD_UNICODE = [
+    ("lone high surrogate escape", b'"\\ud800"'),
+    ("lone low surrogate escape", b'"\\udfff"'),
+    ("reversed surrogate pair", b'"\\udf9f\\ud83c"'),
+    ("surrogate encoded in UTF-8 (ED A0 80)", b'"\xed\xa0\x80"'),
+    ("invalid byte", b'"\xff"'),  # held before issue 11: kept as a guard
+    ("overlong slash", b'"\xc0\xaf"'),  # held before issue 11: kept as a guard
+    ("truncated sequence", b'"\xe2\x82"'),  # held before issue 11: kept as a guard
+    ("latin-1 text", b'"Mw\xe9ni"'),  # held before issue 11: kept as a guard
+]
+
+
+def with_raw_value(body, field, raw):
+    """body as JSON bytes with field's value replaced by raw JSON bytes (json.dumps cannot write them)."""
+    marker = "@@VALUE@@"
+    target = body["response"] if "response" in body else body
+    target[field] = marker
+    return json.dumps(body).encode().replace(f'"{marker}"'.encode(), raw)
+
+
+@pytest.mark.parametrize("what, raw", BAD_UNICODE, ids=[w for w, _ in BAD_UNICODE])
+def test_invalid_unicode_in_an_order_body_is_400_and_stores_nothing(fuzz_app, what, raw):
+    data = with_raw_value(order_body(), "name", raw)
+    response = fuzz_app.test_client().post("/api/orders", data=data, content_type="application/json")
+    assert_clean_error(response, 400)
+    assert response.json["error"] == "invalid_json"
+    assert orders_stored(fuzz_app) == 0
+
+
+@pytest.mark.parametrize("field", ["ExternalReference", "ResultDesc", "MpesaReceiptNumber", "Phone"])
+@pytest.mark.parametrize("what, raw", BAD_UNICODE[:4], ids=[w for w, _ in BAD_UNICODE[:4]])
+def test_invalid_unicode_in_a_callback_is_400_and_records_nothing(pending_order, field, what, raw):
+    for token in (None, "wrong"):  # with its token, and as anyone
+        response = pending_order(None, token=token, raw=with_raw_value(callback_body(pending_order.order_id), field, raw))
+        assert_clean_error(response, 400)
+        assert response.json["error"] == "invalid_json"
+    assert (pending_order.status(), pending_order.events()) == ("pending", 0)
+
+
+ORDER = "6751a3f2c9e77b0012ab34cd"
+BAD_URL_BYTES = ["%ED%A0%80", "%FF", "%C0%AF", "%E2%82", "Mw%E9ni"]
+
+
+@pytest.mark.parametrize("bad", BAD_URL_BYTES)
+@pytest.mark.parametrize("method, url", [
+    ("GET", f"/api/orders/{ORDER}?token={{bad}}"),
+    ("GET", f"/api/orders/{ORDER}/wait?token=abc&timeout={{bad}}"),
+    ("GET", "/api/orders/{bad}"),
+    ("GET", "/api/orders/{bad}/wait?token=abc"),
+    ("POST", "/api/orders?x={bad}"),
+    ("POST", "/api/payhero/callback?token={bad}"),
+    ("GET", "/events/{bad}/checkout"),
+    ("GET", f"/orders/{ORDER}/status?token={{bad}}"),
+    ("GET", "/orders/{bad}/status?token=abc"),
+    ("GET", "/healthz?probe={bad}"),
+    ("GET", "/api/openapi.json?{bad}=1"),
+    ("GET", "/nowhere/{bad}"),
+])
+def test_invalid_utf8_in_a_path_or_query_string_is_400_on_every_route(client, method, url, bad):
+    response = client.open(url.format(bad=bad), method=method, json=order_body() if method == "POST" else None)
+    assert_clean_error(response, 400)
+    assert response.json["error"] == "invalid_url_encoding"
+
+
+@FUZZ
+@given(segment=st.binary(min_size=1, max_size=12), value=st.binary(max_size=12))
+def test_fuzzed_raw_bytes_in_urls_never_5xx_and_invalid_utf8_is_400(client, segment, value):
+    from urllib.parse import quote_from_bytes
+
+    valid = all(_is_utf8(part) for part in (segment, value))
+    for route in ("", "/wait"):
+        response = client.get(f"/api/orders/{quote_from_bytes(segment, safe='')}{route}?token={quote_from_bytes(value, safe='')}")
+        assert response.is_json, response.data[:200]
+        if valid:
+            assert response.status_code in (400, 404), response.data[:200]
+        else:
+            assert (response.status_code, response.json["error"]) == (400, "invalid_url_encoding")
+
+
+def _is_utf8(data):
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+LOOSE_V2 = [
+    # (what, changes to the v2 "response", changes to the top level)
+    ("ResultCode as a string", {"ResultCode": "0"}, {}),
+    ("ResultCode with spaces", {"ResultCode": " 0 "}, {}),
+    ("ResultCode in Arabic-Indic digits", {"ResultCode": "٠"}, {}),
+    ("ResultCode as a fraction", {"ResultCode": 0.5}, {}),
+    ("ResultCode as a tiny float", {"ResultCode": 1e-9}, {}),
+    ("ResultCode as a whole float", {"ResultCode": 0.0}, {}),
+    ("ResultCode as false", {"ResultCode": False}, {}),  # held before issue 11: kept as a guard
+    ("cancel code as a fraction", {"ResultCode": 1032.9, "MpesaReceiptNumber": "", "Status": "Failed"}, {"status": False}),
+    ("cancel code as a string", {"ResultCode": "1032", "MpesaReceiptNumber": "", "Status": "Failed"}, {"status": False}),
+    ("Amount with an underscore", {"Amount": "1_500"}, {}),
+    ("Amount in fullwidth digits", {"Amount": "１５００"}, {}),
+    ("Amount as a string", {"Amount": "1500"}, {}),
+    ("Amount as true", {"Amount": True}, {}),  # held before issue 11: kept as a guard
+    ("Amount with a fraction", {"Amount": 1500.5}, {}),  # held before issue 11: kept as a guard
+    ("success without a receipt", {"MpesaReceiptNumber": ""}, {}),
+    ("success with a blank receipt", {"MpesaReceiptNumber": "   "}, {}),
+    ("success with no receipt field", {"MpesaReceiptNumber": None}, {}),
+    ("success with a control character in the receipt", {"MpesaReceiptNumber": "SAE3\nYULR0Y"}, {}),
+    ("success but status false and Status Failed", {"Status": "Failed"}, {"status": False}),
+    ("success but status false", {}, {"status": False}),
+    ("success but Status Failed", {"Status": "Failed"}, {}),
+    ("success with status as a string", {}, {"status": "true"}),
+    ("success with status as 1", {}, {"status": 1}),
+    ("failure code but status true", {"ResultCode": 1, "MpesaReceiptNumber": "", "Status": "Failed"}, {"status": True}),
+    ("failure code but Status Success", {"ResultCode": 1032, "MpesaReceiptNumber": ""}, {"status": False}),
+]
+
+
+@pytest.mark.parametrize("what, response_changes, top_changes", LOOSE_V2, ids=[w for w, _, _ in LOOSE_V2])
+def test_loosely_typed_or_contradictory_v2_callbacks_are_400_and_change_nothing(pending_order, what,
+                                                                                 response_changes, top_changes):
+    body = callback_body(pending_order.order_id, "success")
+    body["response"].update(response_changes)
+    body.update(top_changes)
+    response = pending_order(body)
+    assert_clean_error(response, 400)
+    assert response.json["error"] == "validation_error"
+    assert (pending_order.status(), pending_order.events()) == ("pending", 0)
+
+
+LOOSE_FLAT = [
+    ("amount as a string", {"amount": "1500"}),
+    ("amount in fullwidth digits", {"amount": "１５００"}),
+    ("amount with a fraction", {"amount": 1500.25}),  # held before issue 11: kept as a guard
+    ("success without a receipt", {"provider_reference": ""}),  # held before issue 11: kept as a guard
+    ("success with a blank receipt", {"provider_reference": " "}),
+    ("status success but success false", {"success": False}),
+    ("success as a string", {"success": "true"}),
+    ("status failed but success true", {"status": "failed", "provider_reference": None}),
+]
+
+
+@pytest.mark.parametrize("what, changes", LOOSE_FLAT, ids=[w for w, _ in LOOSE_FLAT])
+def test_loosely_typed_or_contradictory_flat_callbacks_are_400_and_change_nothing(pending_order, what, changes):
+    body = {**callback_body(pending_order.order_id, "flat-success"), **changes}
+    response = pending_order(body)
+    assert_clean_error(response, 400)
+    assert (pending_order.status(), pending_order.events()) == ("pending", 0)
+
+
+@pytest.mark.parametrize("kind, amount, status", [
+    ("success", 1500.0, "completed"),  # a whole float is still an amount
+    ("cancelled", 1500, "cancelled"),
+    ("timeout", 1500, "failed"),
+    ("flat-success", 1500.0, "completed"),
+    ("flat-cancelled", None, "cancelled"),
+])
+def test_real_payhero_shapes_still_apply(pending_order, kind, amount, status):
+    body = callback_body(pending_order.order_id, kind, amount=amount)
+    assert pending_order(body).status_code == 200
+    assert pending_order.status() == status
+
+
+@pytest.fixture
+def eventi_log():
+    """What the eventi loggers write, in the format asked for (as EVENTI_LOG_FORMAT would set it)."""
+    import io
+    import logging
+
+    from eventi.logs import JsonFormatter, RequestIdFilter, TextFormatter
+
+    def capture(log_format):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+        logging.getLogger("eventi").addHandler(handler)
+        handlers.append(handler)
+        return stream
+
+    handlers = []
+    yield capture
+    for handler in handlers:
+        logging.getLogger("eventi").removeHandler(handler)
+
+
+FORGED = "2026-11-29 12:00:00,000 [1] INFO eventi.services.callbacks: Payment status stored orderId=x status=completed"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\u2028", "\x85"])
+def test_a_wrong_token_callback_cannot_forge_a_log_line(pending_order, eventi_log, log_format, breaker):
+    stream = eventi_log(log_format)
+    body = callback_body(pending_order.order_id, "success")
+    body["response"]["ExternalReference"] = "abc" + breaker + FORGED[:60 - 3]  # within the field's 64 characters
+    assert pending_order(body, token="wrong").status_code == 401
+    lines = stream.getvalue().splitlines()  # splits on \r, \u2028 and \x85 too, as log viewers may
+    rejected = [line for line in lines if "callback rejected" in line]
+    assert len(lines) == len(rejected) == 1, lines
+    message = json.loads(lines[0])["message"] if log_format == "json" else lines[0]
+    assert breaker not in message
+    assert "orderId=abc" + breaker.encode("unicode_escape").decode() + "2026-11-29" in message
+
+
+def test_three_failed_checkouts_do_not_lock_a_phone_out(push_settings):
+    """Item 5: three 500s (a lone surrogate in the name) raised the phone's push counter: 429, no push."""
+    from eventi import create_app
+
+    app = create_app({**push_settings, "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600})
+    try:
+        client, phone = app.test_client(), _fresh_phone()
+        broken = with_raw_value(order_body(phone=phone), "name", b'"\\ud800"')
+        for _ in range(3):
+            assert client.post("/api/orders", data=broken, content_type="application/json").status_code == 400
+        assert client.post("/api/orders", json=order_body(phone=phone)).status_code == 201
+    finally:
+        app.extensions["eventi"].close()
+
+
+def _fresh_phone():
+    import random
+
+    return "07" + "".join(random.choice("0123456789") for _ in range(7)) + "5"  # 5: the simulator never calls back
+
+
+def _pushes_counted(app, phone):
+    from eventi.push_limit import KEY_TEMPLATE
+
+    parts = app.extensions["eventi"]
+    return int(parts.redis.get(KEY_TEMPLATE.format(phone="254" + phone[1:])) or 0)
+
+
+@pytest.mark.parametrize("broken", ["store_down", "payhero_unreachable"])
+def test_checkouts_whose_push_never_went_out_do_not_count(push_settings, broken):
+    """Item 5: three 503s (store down) or 502s (PayHero refused the connection), then 429 for a good checkout."""
+    import gevent
+
+    from eventi import create_app
+    from tests.support.processes import free_port
+
+    limited = {**push_settings, "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600}
+    dead = f"127.0.0.1:{free_port()}"
+    failing = create_app({**limited, **({"MONGO_URI": f"mongodb://{dead}/eventi"} if broken == "store_down"
+                                        else {"PAYHERO_BASE_URL": f"http://{dead}"})})
+    working = create_app(limited)
+    phone = _fresh_phone()
+    try:
+        client = failing.test_client()
+        attempts = [gevent.spawn(client.post, "/api/orders", json=order_body(phone=phone)) for _ in range(3)]
+        gevent.joinall(attempts, raise_error=True)
+        expected = 503 if broken == "store_down" else 502
+        assert [a.value.status_code for a in attempts] == [expected] * 3
+        assert _pushes_counted(working, phone) == 0
+        assert working.test_client().post("/api/orders", json=order_body(phone=phone)).status_code == 201
+        assert _pushes_counted(working, phone) == 1
+    finally:
+        failing.extensions["eventi"].close()
+        working.extensions["eventi"].close()
+
+
+def test_concurrent_checkouts_for_one_phone_still_push_at_most_the_limit(push_settings):
+    """Counting only pushes sent must not let concurrent checkouts all pass the check first;
+    and a refused checkout is not a push: the counter ends at the limit, not above."""
+    import gevent
+
+    from eventi import create_app
+
+    app = create_app({**push_settings, "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600})
+    phone = _fresh_phone()
+    try:
+        client = app.test_client()
+        attempts = [gevent.spawn(client.post, "/api/orders", json=order_body(phone=phone)) for _ in range(6)]
+        gevent.joinall(attempts, raise_error=True)
+        assert sorted(a.value.status_code for a in attempts) == [201] * 3 + [429] * 3
+        assert _pushes_counted(app, phone) == 3
+    finally:
+        app.extensions["eventi"].close()
+
+
+def test_bodies_over_the_limit_are_413_through_gunicorn_chunked_or_not(start_gunicorn, settings):
+    """Item 8: a 70 KB body sent chunked (no Content-Length) answered 400 invalid_json: werkzeug cut it at the limit."""
+    import requests
+
+    server = start_gunicorn(workers=1)
+    oversized = json.dumps({**order_body(), "name": "x" * 70_000}).encode()
+    fits = json.dumps(order_body()).encode()
+
+    def chunks(data, size=4096):
+        for start in range(0, len(data), size):
+            yield data[start:start + size]
+
+    headers = {"Content-Type": "application/json"}
+    for path in ("/api/orders", "/api/payhero/callback?token=x"):
+        for body in (chunks(oversized), oversized):
+            response = requests.post(server.base_url + path, data=body, headers=headers, timeout=30)
+            assert response.status_code == 413, (path, response.text[:200])
+            assert response.json()["error"] == "request_entity_too_large"
+    exactly = fits + b" " * (65536 - len(fits))  # a chunked body of exactly the limit is accepted
+    assert requests.post(server.base_url + "/api/orders", data=chunks(exactly), headers=headers, timeout=30).status_code == 201
+    one_more = exactly + b" "
+    assert requests.post(server.base_url + "/api/orders", data=chunks(one_more), headers=headers, timeout=30).status_code == 413
+    # the same worker, the rest of items 4's routes: a real server's PATH_INFO, deep nesting in a real greenlet
+    for url in ("/api/orders/%ED%A0%80/wait?token=x", f"/api/orders/{ORDER}?token=%FF"):
+        response = requests.get(server.base_url + url, timeout=30)
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_url_encoding")
+    response = requests.post(server.base_url + "/api/orders", data="[" * 2000, headers=headers, timeout=30)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_json")

@@ -56,6 +56,17 @@ def test_json_formatter_gives_one_redacted_object_with_request_id():
     assert {"ts", "level", "logger", "pid"} <= set(data)
 
 
+@pytest.mark.parametrize("formatter", [TextFormatter, JsonFormatter])
+def test_control_characters_in_a_message_are_escaped_in_both_formats(formatter):
+    """A value can neither start a line (\\n, \\r, NEL, U+2028) nor drive a terminal (ESC)."""
+    value = "abc\n2026-01-01 00:00:00,000 [1] INFO eventi: forged\r\x1b[2J\x85\u2028\u2029\ud800 é 🎟"
+    line = formatter().format(record("PayHero callback rejected orderId=%s", value))
+    message = json.loads(line)["message"] if formatter is JsonFormatter else line
+    assert len(line.splitlines()) == 1 and len(message.splitlines()) == 1
+    assert message.endswith("orderId=abc\\n2026-01-01 00:00:00,000 [1] INFO eventi: forged"
+                            "\\r\\x1b[2J\\x85\\u2028\\u2029\\ud800 é 🎟")
+
+
 def test_text_formatter_appends_request_id_on_the_first_line_and_redacts_tracebacks():
     try:
         raise ValueError(f"bad token={TOKEN}")

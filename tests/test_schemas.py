@@ -87,6 +87,14 @@ def test_v2_success_callback_parses():
     assert (result.order_id, result.paid, result.amount, result.receipt) == ("6751a3f2c9e77b0012ab34cd", True, 1500, "SAE3YULR0Y")
 
 
+def test_a_whole_float_amount_is_an_amount_and_status_may_be_absent():
+    body = payhero_fixture("callback-success")
+    body["response"]["Amount"] = 1500.0
+    del body["status"], body["response"]["Status"]
+    result = parse_callback(body)
+    assert (result.paid, result.amount) == (True, 1500) and isinstance(result.amount, int)
+
+
 def test_flat_success_callback_parses():
     result = parse_callback(payhero_fixture("callback-flat-success"))
     assert (result.order_id, result.paid, result.amount, result.receipt) == ("6751a3f2c9e77b0012ab34cd", True, 1500, "UFU51A2XO2")
@@ -123,6 +131,16 @@ def test_a_different_amount_never_completes(kind):
     {"response": {"ExternalReference": "a", "Amount": 1.5, "ResultCode": 0}},
     {"status": "success", "external_reference": "a", "amount": 1},
     {"status": "maybe", "external_reference": "a"},
+    # strictly typed (issue 11): a string, bool or float ResultCode; a string Amount; a success without receipt
+    {"response": {"ExternalReference": "a", "Amount": 1, "ResultCode": "0", "MpesaReceiptNumber": "R"}},
+    {"response": {"ExternalReference": "a", "Amount": 1, "ResultCode": 0.0, "MpesaReceiptNumber": "R"}},
+    {"response": {"ExternalReference": "a", "Amount": 1, "ResultCode": True, "MpesaReceiptNumber": "R"}},
+    {"response": {"ExternalReference": "a", "Amount": "1", "ResultCode": 0, "MpesaReceiptNumber": "R"}},
+    {"response": {"ExternalReference": "a", "Amount": 1, "ResultCode": 0}},
+    {"response": {"ExternalReference": "a", "Amount": 1, "ResultCode": 0, "MpesaReceiptNumber": "R"}, "status": False},
+    {"response": {"ExternalReference": "a", "Amount": 1, "ResultCode": 0, "MpesaReceiptNumber": "R", "Status": "Failed"}},
+    {"status": "success", "external_reference": "a", "amount": "1", "provider_reference": "R"},
+    {"status": "success", "external_reference": "a", "amount": 1, "provider_reference": "R", "success": False},
 ])
 def test_malformed_callbacks_are_rejected(payload):
     with pytest.raises(ValidationError):

@@ -6,6 +6,7 @@ from redis.exceptions import RedisError
 from .. import metrics
 from ..errors import PaymentProviderError
 from ..models import OrderStatus, Outcome, status_body, utcnow
+from ..push_limit import Reservation
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +32,25 @@ class OrderService:
         """Store a pending order from validated fields, push it; return the stored document.
 
         Raises TooManyPushes before anything is stored, PaymentProviderError (with orderId)
-        after the order was stored and marked failed.
+        after the order was stored and marked failed. The push limit counts the push only once
+        it went out: any failure before that gives the reservation back.
         """
-        if self._limiter is not None and self._payhero is not None:
-            self._limiter.hit(fields["phone"])
-        order = self._store.create_order(fields)
-        try:
-            self._cache.put(status_body(order))
-        except RedisError:
-            pass  # a cache miss later costs one MongoDB read, nothing more
-        if self._payhero is not None:
-            order = self._push(order)
+        with self._reserve_push(fields["phone"]) as reservation:
+            order = self._store.create_order(fields)
+            try:
+                self._cache.put(status_body(order))
+            except RedisError:
+                pass  # a cache miss later costs one MongoDB read, nothing more
+            if self._payhero is not None:
+                order = self._push(order, reservation)
         return order
 
-    def _push(self, order):
+    def _reserve_push(self, phone):
+        if self._limiter is None or self._payhero is None:
+            return Reservation()
+        return self._limiter.reserve(phone)
+
+    def _push(self, order, reservation):
         order_id = str(order["_id"])
         try:
             push = self._payhero.stk_push(
@@ -52,10 +58,13 @@ class OrderService:
                 customer_name=order.get("name") or "Customer", callback_url=self._callback_url(order_id),
             )
         except PaymentProviderError as exc:
+            if exc.sent:  # PayHero may have prompted the phone (timeout, rejection): it counts
+                reservation.sent()
             metrics.STK_PUSHES.labels(getattr(exc, "reason", "rejected")).inc()
             log.warning("STK push failed orderId=%s (%s)", order_id, exc.message)
             self._fail(order_id, exc)
             raise PaymentProviderError(orderId=order_id) from None  # the shopper's sentence; details in log and audit
+        reservation.sent()
         metrics.STK_PUSHES.labels("queued").inc()
         fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id, "pushedAt": utcnow()}
         self._store.set_fields(order_id, fields)
