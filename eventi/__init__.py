@@ -31,14 +31,16 @@ def create_app(overrides=None):
         # Trust X-Forwarded-For/-Proto only as far back as the proxies we run (nginx: 1).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["PROXY_COUNT"], x_proto=settings["PROXY_COUNT"])
 
-    from .web import apidocs, errors, health, orders, payhero, request_id, utf8_urls
+    from .web import apidocs, cors, errors, events, health, orders, payhero, request_id, utf8_urls
     from .web import pages
 
     request_id.init_app(app)
     utf8_urls.init_app(app)  # after the request id, so its 400 carries one
     errors.init_app(app)
+    cors.init_app(app, settings["CORS_ORIGINS"])
     cli.init_app(app)
     app.register_blueprint(orders.bp)
+    app.register_blueprint(events.bp)
     app.register_blueprint(payhero.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)

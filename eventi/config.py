@@ -1,5 +1,6 @@
 """Settings: defaults, the EVENTI_ environment, and checks made at start-up."""
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -32,8 +33,7 @@ DEFAULTS = {
     "RECONCILE_GIVE_UP_SECONDS": 900,
     "RECONCILE_INTERVAL_SECONDS": 0,
     "PAYHERO_VERIFY_CALLBACKS": "0",
-    "TICKET_PRICE": 1500,
-    "MAX_TICKETS": 10,
+    "CORS_ORIGINS": "",
 }
 """Every setting, keyed without its EVENTI_ prefix; the README's table lists them."""
 
@@ -66,6 +66,7 @@ def load(overrides=None, environ=os.environ):
         settings["PUBLIC_BASE_URL"] = "http://" + environ.get("EVENTI_BIND", "127.0.0.1:8000")
     _check(settings)
     _check_payhero(settings)
+    settings["CORS_ORIGINS"] = cors_origins(settings["CORS_ORIGINS"])
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _dev_secret(Path(settings["VAR_DIR"]))
     return settings
@@ -123,8 +124,20 @@ def _check_payhero(settings):
         raise ConfigError("EVENTI_PUSH_TIMEOUT must be positive")
     if settings["PUSH_LIMIT"] < 0 or settings["PUSH_LIMIT_WINDOW"] < 1:
         raise ConfigError("EVENTI_PUSH_LIMIT must be 0 (off) or more and EVENTI_PUSH_LIMIT_WINDOW at least 1")
-    if not 1 <= settings["TICKET_PRICE"] <= 250_000 or not 1 <= settings["MAX_TICKETS"] <= 100:
-        raise ConfigError("EVENTI_TICKET_PRICE must be 1..250000 and EVENTI_MAX_TICKETS 1..100")
+
+
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
+
+
+def cors_origins(value):
+    """EVENTI_CORS_ORIGINS as a tuple of exact origins (scheme://host[:port], no path, no wildcard)."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(value)
+    origins = tuple(part.strip() for part in (value or "").split(",") if part.strip())
+    for origin in origins:
+        if not ORIGIN.match(origin):
+            raise ConfigError(f"EVENTI_CORS_ORIGINS must list exact origins such as https://shop.example.com, got {origin!r}")
+    return origins
 
 
 def _dev_secret(var_dir):

@@ -50,3 +50,28 @@ class TooManyPushes(EventiError):
     """Too many STK pushes to one phone number lately."""
 
     status, code, message = 429, "too_many_pushes", "Too many M-Pesa requests to this phone number; wait a few minutes."
+
+
+class EventNotFound(EventiError):
+    """No such event, or it has started: its tickets are no longer sold."""
+
+    status, code, message = 404, "event_not_found", "No such event, or its ticket sales have closed."
+
+
+class SoldOut(EventiError):
+    """Fewer tickets of the type are left than the order asks for."""
+
+    status, code, message = 409, "sold_out", "Not enough tickets of this type are left."
+
+
+class IdempotencyKeyReused(EventiError):
+    """An Idempotency-Key sent again with a different body."""
+
+    status, code, message = 422, "idempotency_key_reused", "This Idempotency-Key was used with a different order; use a new key."
+
+
+class IdempotencyKeyInUse(EventiError):
+    """An Idempotency-Key whose first request is still being answered."""
+
+    status, code, message = 409, "idempotency_key_in_use", "An order with this Idempotency-Key is still being created; retry shortly."
+    retry_after = 1

@@ -7,15 +7,19 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import store as store_module
+from .events import EventStore
+from .idempotency import IdempotencyKeys
 from .payhero_client import PayHeroClient
 from .push_limit import PushLimiter
 from .notifier import Hub, PerRequestNotifier, Publisher
 from .services.callbacks import CallbackService
+from .services.idempotent import IdempotentOrders
 from .services.ordering import OrderService
 from .services.reconcile import Reconciler
 from .services.status import StatusReader
 from .services.waiting import WaitService
 from .status_cache import StatusCache
+from .tickets import TicketHolds
 from .tokens import OrderTokens
 
 PER_REQUEST_MAX_CONNECTIONS = 50_000
@@ -36,12 +40,17 @@ class Parts:
     orders: OrderService
     waits: WaitService
     callbacks: CallbackService
+    events: EventStore
+    tickets: TicketHolds
+    keys: IdempotencyKeys
+    creations: IdempotentOrders
     payhero: PayHeroClient | None = None
 
     def reconciler(self):
         """A Reconciler over this worker's store, PayHero client and callback path."""
         return Reconciler(self.store, self.payhero, self.callbacks,
-                          self.settings["RECONCILE_AFTER_SECONDS"], self.settings["RECONCILE_GIVE_UP_SECONDS"])
+                          self.settings["RECONCILE_AFTER_SECONDS"], self.settings["RECONCILE_GIVE_UP_SECONDS"],
+                          tickets=self.tickets)
 
     def close(self):
         if self.payhero is not None:
@@ -75,7 +84,9 @@ def build(settings):
         retry=Retry(NoBackoff(), 1), client_name=f"eventi:{os.getpid()}:pool",
     )
     commands = redis.Redis(connection_pool=pool)
-    store = store_module.OrderStore(mongo.get_default_database(), max_reads=settings["STORE_MAX_READS"])
+    database = mongo.get_default_database()
+    events, tickets, keys = EventStore(database), TicketHolds(database), IdempotencyKeys(database)
+    store = store_module.OrderStore(database, max_reads=settings["STORE_MAX_READS"], tickets=tickets)
     cache = StatusCache(commands, settings["STATUS_CACHE_TTL"])
     notifier = _notifier(settings)
     reader = StatusReader(store, cache)
@@ -83,15 +94,16 @@ def build(settings):
     payhero = _payhero(settings)
     verify = payhero is not None and settings["PAYHERO_VERIFY_CALLBACKS"] in ("1", "true", "yes")
     callbacks = CallbackService(store, cache, Publisher(commands), payhero if verify else None)
+    orders = OrderService(
+        store, cache, events, tickets, payhero=payhero, announce=callbacks.announce,
+        limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),
+        callback_url=lambda order_id: (f"{settings['PUBLIC_BASE_URL']}/api/payhero/callback"
+                                       f"?token={tokens.callback_token(order_id)}"),
+    )
     return Parts(
         settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
-        tokens=tokens, notifier=notifier, reader=reader,
-        orders=OrderService(
-            store, cache, payhero=payhero, announce=callbacks.announce,
-            limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),
-            callback_url=lambda order_id: (f"{settings['PUBLIC_BASE_URL']}/api/payhero/callback"
-                                           f"?token={tokens.callback_token(order_id)}"),
-        ),
+        tokens=tokens, notifier=notifier, reader=reader, orders=orders,
+        events=events, tickets=tickets, keys=keys, creations=IdempotentOrders(orders, keys),
         waits=WaitService(notifier, reader, settings["MAX_WAITS_PER_ORDER"], settings["MAX_WAITS_PER_WORKER"]),
         callbacks=callbacks, payhero=payhero,
     )

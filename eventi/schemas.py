@@ -5,6 +5,9 @@ import re
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+"""Ids of events and ticket types in event files: lowercase letters, digits and inner hyphens."""
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 KENYAN_MOBILE = re.compile(r"^(?:\+?254|0)([17][0-9]{8})$")  # [0-9]: \d also matches other scripts' digits
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -49,7 +52,8 @@ class OrderCreateSchema(Schema):
     """Body of POST /api/orders."""
 
     eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
-    amount = StrictInteger(required=True, validate=validate.Range(min=1, max=250_000))
+    ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
+    quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=100))
     phone = KenyanPhone(required=True)
     email = fields.Email(required=True, validate=validate.Length(max=254))
     name = fields.String(validate=[validate.Length(max=100), no_control_chars])
@@ -184,7 +188,31 @@ class OrderCreatedSchema(Schema):
     orderId = fields.String(required=True, metadata={"description": "24 hex characters."})
     paymentStatus = fields.String(required=True, validate=validate.OneOf(["pending"]))
     statusToken = fields.String(required=True, metadata={"description": "Pass as ?token= to the status and wait routes."})
-    waitUrl = fields.String(required=True, metadata={"description": "The wait route for this order, token included."})
+    amount = fields.Integer(required=True, metadata={"description": "What the STK push asks for: price x quantity, decided by the server."})
+    currency = fields.String(required=True, validate=validate.OneOf(["KES"]))
+    waitUrl = fields.String(required=True, metadata={"description": "The wait route for this order, token included; absolute, on PUBLIC_BASE_URL."})
+    statusUrl = fields.String(required=True, metadata={"description": "The status route for this order, token included; absolute, on PUBLIC_BASE_URL."})
+
+
+class TicketTypeSchema(Schema):
+    """One ticket type of an event, with what is left of it."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    price = fields.Integer(required=True, metadata={"description": "Whole shillings per ticket."})
+    maxPerOrder = fields.Integer(required=True)
+    left = fields.Integer(required=True, metadata={"description": "Tickets not held by pending or completed orders."})
+
+
+class EventSchema(Schema):
+    """Answer of GET /api/events/<eventId>."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    startsAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
+    venue = fields.String(required=True)
+    currency = fields.String(required=True, validate=validate.OneOf(["KES"]))
+    ticketTypes = fields.List(fields.Nested(TicketTypeSchema), required=True)
 
 
 class OrderStatusSchema(Schema):

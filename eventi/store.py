@@ -15,6 +15,9 @@ from .models import OrderStatus, utcnow
 
 log = logging.getLogger(__name__)
 
+RELEASING = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
+"""Final statuses that give the order's tickets back; completed keeps them."""
+
 CLAIM_REPAIR_AFTER = timedelta(seconds=30)
 """A status claim this old whose order is still pending was interrupted; the next delivery finishes it."""
 
@@ -63,7 +66,8 @@ def parse_order_id(order_id):
 class OrderStore:
     """Every MongoDB read and write of the service goes through here."""
 
-    def __init__(self, database, max_reads=32, read_queue_seconds=5.0):
+    def __init__(self, database, max_reads=32, read_queue_seconds=5.0, tickets=None):
+        self._tickets = tickets  # TicketHolds: an order that ends failed or cancelled gives its tickets back
         durable = WriteConcern(w="majority", j=True)
         # A bulkhead for reads: after a Redis restart empties the status cache, every held wait
         # re-reads its order at once; those reads queue here (green, under gevent) instead of
@@ -82,10 +86,10 @@ class OrderStore:
         self.events.create_index([("orderId", ASCENDING), ("receivedAt", ASCENDING)])
 
     @_unavailable_on_error
-    def create_order(self, fields):
-        """Store a new pending order and return the stored document."""
+    def create_order(self, fields, order_id=None):
+        """Store a new pending order (under order_id when given) and return the stored document."""
         now = utcnow()
-        order = {"_id": ObjectId(), **fields, "status": OrderStatus.PENDING.value, "createdAt": now, "updatedAt": now}
+        order = {"_id": order_id or ObjectId(), **fields, "status": OrderStatus.PENDING.value, "createdAt": now, "updatedAt": now}
         self.orders.insert_one(order)
         return order
 
@@ -134,6 +138,10 @@ class OrderStore:
         # the _id alone: FerretDB v1 pushes only a lone _id down to SQLite and reads every row for
         # {_id, status} (0.5 s per write at 10,000 orders, docs/benchmarks.md). The order as it was
         # before the write says whether this writer is the one that made it final.
+        # Tickets go back before the order shows its final status, so a final order always has its release
+        # done or recorded as started (eventi/tickets.py finishes an interrupted one).
+        if self._tickets is not None and claim["status"] in RELEASING:
+            self._tickets.release(claim["_id"])
         changes = {"status": claim["status"], "updatedAt": claim["claimedAt"], "statusEventId": claim["eventId"]}
         for name in ("mpesaReceipt", "failureReason"):
             if claim.get(name) is not None:

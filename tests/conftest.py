@@ -13,6 +13,7 @@ import uuid  # noqa: E402
 import pytest  # noqa: E402
 
 from eventi.config import env_name  # noqa: E402
+from tests.support.events import event_spec, save_events, seed_test_events  # noqa: E402
 from tests.support.processes import FerretDB, Gunicorn, Postgres, RedisServer  # noqa: E402
 from tests.support.simulator import PayHeroSimulator  # noqa: E402
 
@@ -66,7 +67,9 @@ class _External:
 @pytest.fixture
 def settings(redis_server, mongo_server, tmp_path):
     """No PAYHERO_BASE_URL: orders are stored without an STK push (see push_settings). The push limit is
-    off because tests reuse phone numbers in one Redis; tests/test_payments.py sets it to check it."""
+    off because tests reuse phone numbers in one Redis; tests/test_payments.py sets it to check it.
+    The store holds the test events (tests/support/events.py)."""
+    seed_test_events(mongo_server.uri)
     return {
         "ENV": "test",
         "PUSH_LIMIT": 0,
@@ -127,5 +130,8 @@ def start_gunicorn(settings):
 
 
 @pytest.fixture
-def unique_event():
-    return "ev-" + uuid.uuid4().hex[:12]
+def unique_event(mongo_server):
+    """A fresh event, on sale, like ev-test: its orders and tickets are this test's alone."""
+    event_id = "ev-" + uuid.uuid4().hex[:12]
+    save_events(mongo_server.uri, event_spec(event_id))
+    return event_id

@@ -31,15 +31,18 @@ def test_create_order_answers_201_and_stores_normalised_order(client, parts, uni
     response = client.post("/api/orders", json=order_body(event_id=unique_event, phone="+254712345675"))
     assert response.status_code == 201
     data = response.json
-    assert set(data) == {"orderId", "paymentStatus", "statusToken", "waitUrl"}
-    assert data["paymentStatus"] == "pending"
+    assert set(data) == {"orderId", "paymentStatus", "statusToken", "amount", "currency", "waitUrl", "statusUrl"}
+    assert (data["paymentStatus"], data["amount"], data["currency"]) == ("pending", 1500, "KES")
     assert data["statusToken"] == parts.tokens.status_token(data["orderId"])
-    assert data["waitUrl"] == f"/api/orders/{data['orderId']}/wait?token={data['statusToken']}"
+    base = parts.settings["PUBLIC_BASE_URL"]
+    assert data["waitUrl"] == f"{base}/api/orders/{data['orderId']}/wait?token={data['statusToken']}"
+    assert data["statusUrl"] == f"{base}/api/orders/{data['orderId']}?token={data['statusToken']}"
     order = stored(parts, data["orderId"])
     assert (order["eventId"], order["phone"], order["amount"], order["status"]) == (unique_event, "254712345675", 1500, "pending")
 
 
-@pytest.mark.parametrize("bad", [{"amount": {"$ne": None}}, {"eventId": {"$gt": ""}}, {"extra": 1}, {"phone": "123"}])
+@pytest.mark.parametrize("bad", [{"quantity": {"$ne": None}}, {"eventId": {"$gt": ""}}, {"extra": 1}, {"phone": "123"},
+                                 {"amount": 1}])
 def test_invalid_order_is_400_with_details_and_nothing_stored(client, parts, unique_event, bad):
     response = client.post("/api/orders", json={**order_body(event_id=unique_event), **bad})
     assert response.status_code == 400
@@ -156,7 +159,7 @@ def test_callback_that_is_not_json_is_rejected(client, parts, make_order):
 
 
 def test_amount_mismatch_fails_the_order(client, parts, make_order):
-    order_id, _ = make_order(amount=1500)
+    order_id, _ = make_order()
     assert post_callback(client, parts, order_id, "success", amount=15).status_code == 200
     order = stored(parts, order_id)
     assert (order["status"], order["failureReason"]) == ("failed", "amount_mismatch")

@@ -10,7 +10,7 @@ from eventi import create_app
 from eventi.models import PaymentResult
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
-from tests.support.api import eventually
+from tests.support.api import eventually, order_fields
 
 
 class ChangeAfterRead(StatusReader):
@@ -38,8 +38,7 @@ def test_change_between_read_and_wait_still_wakes_the_waiter(settings, mode):
     parts = app.extensions["eventi"]
     try:
         assert parts.notifier.wait_connected(timeout=10)
-        order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
-                                            "email": "a@example.com"})["_id"])
+        order_id = str(parts.orders.create(order_fields())["_id"])
         waits = WaitService(parts.notifier, ChangeAfterRead(parts))
         result = waits.wait(order_id, timeout=10)
         assert (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"]) == ("final", "completed", "RCPT123")
@@ -67,8 +66,7 @@ def test_shutdown_answers_held_waits_without_reading_the_store(settings):
     parts = app.extensions["eventi"]
     try:
         assert parts.notifier.wait_connected(timeout=10)
-        order_id = str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
-                                            "email": "a@example.com"})["_id"])
+        order_id = str(parts.orders.create(order_fields())["_id"])
         reader = CountingReader(parts)
         waits = WaitService(parts.notifier, reader)
         held = gevent.spawn(waits.wait, order_id, 60)

@@ -8,7 +8,7 @@ import pytest
 from eventi import create_app
 from eventi.models import utcnow
 from eventi.services.reconcile import result_from_status
-from tests.support.api import callback_body, eventually, payhero_fixture
+from tests.support.api import callback_body, eventually, order_fields, payhero_fixture
 from tests.support.processes import ROOT
 from tests.support.simulator import PayHeroSimulator
 
@@ -42,7 +42,7 @@ def make_parts(make_app):
 
 
 def create(parts, phone=NO_CALLBACK_PHONE):
-    return str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": phone, "email": "a@example.com"})["_id"])
+    return str(parts.orders.create(order_fields(phone=phone))["_id"])
 
 
 def test_reconcile_completes_a_paid_order_whose_callback_never_came(make_parts, quick_simulator):

@@ -5,7 +5,7 @@ from gevent.event import Event
 
 from eventi.errors import StoreUnavailable
 from eventi.store import OrderStore
-from tests.support.api import eventually
+from tests.support.api import eventually, order_fields
 
 
 class HeldCollection:
@@ -29,8 +29,7 @@ class HeldCollection:
 
 @pytest.fixture
 def order_id(parts):
-    return str(parts.orders.create({"eventId": "ev", "amount": 1500, "phone": "254712345675",
-                                    "email": "a@example.com"})["_id"])
+    return str(parts.orders.create(order_fields())["_id"])
 
 
 def gated_store(parts, **limits):

@@ -1,10 +1,11 @@
 """Creating orders and sending their M-Pesa STK push."""
 import logging
 
+from bson import ObjectId
 from redis.exceptions import RedisError
 
-from .. import metrics
-from ..errors import PaymentProviderError
+from .. import metrics, pricing
+from ..errors import EventNotFound, PaymentProviderError
 from ..models import OrderStatus, Outcome, status_body, utcnow
 from ..push_limit import Reservation
 
@@ -14,29 +15,45 @@ STK_PUSH_FAILED = "stk_push_failed"
 
 
 class OrderService:
-    """Checks the push limit, stores the order, primes the cache, then sends one STK push.
+    """Prices the order from the stored event, checks the push limit, holds the tickets, stores the
+    order, primes the cache, then sends one STK push.
 
     payhero is None when no PAYHERO_BASE_URL is set (development and test only): orders
     stay pending until a callback arrives. callback_url(order_id) gives the URL PayHero calls.
     """
 
-    def __init__(self, store, cache, payhero=None, limiter=None, announce=None, callback_url=None):
+    def __init__(self, store, cache, events, tickets, payhero=None, limiter=None, announce=None, callback_url=None):
         self._store = store
         self._cache = cache
+        self._events = events
+        self._tickets = tickets
         self._payhero = payhero
         self._limiter = limiter
         self._announce = announce
         self._callback_url = callback_url
 
-    def create(self, fields):
-        """Store a pending order from validated fields, push it; return the stored document.
+    def create(self, fields, order_id=None):
+        """Store a pending order from validated fields (under order_id when given), push it; the stored document.
 
-        Raises TooManyPushes before anything is stored, PaymentProviderError (with orderId)
-        after the order was stored and marked failed. The push limit counts the push only once
-        it went out: any failure before that gives the reservation back.
+        The amount is the stored price times the quantity: the client sends no amount. Raises
+        EventNotFound, ValidationFailed (ticket type, quantity), TooManyPushes and SoldOut before
+        anything is stored; PaymentProviderError (with orderId) after the order was stored and
+        marked failed. The push limit counts the push only once it went out: any failure before
+        that gives the reservation back.
         """
+        event = self._events.on_sale(fields["eventId"])
+        if event is None:
+            raise EventNotFound()
+        quote = pricing.quote(event, fields["ticketTypeId"], fields["quantity"])
+        order_id = order_id or ObjectId()
+        contact = {name: fields[name] for name in ("phone", "email", "name") if name in fields}
         with self._reserve_push(fields["phone"]) as reservation:
-            order = self._store.create_order(fields)
+            slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity)
+            try:
+                order = self._store.create_order({**quote.order_fields(), **contact, "ticketSlots": slots}, order_id)
+            except BaseException:
+                self._tickets.give_back(order_id, slots)
+                raise
             try:
                 self._cache.put(status_body(order))
             except RedisError:

@@ -22,6 +22,7 @@ class ReconcileReport:
     applied: dict = field(default_factory=dict)
     unanswered: int = 0
     errors: int = 0
+    releases_finished: int = 0
 
     def count(self, status):
         self.applied[status] = self.applied.get(status, 0) + 1
@@ -30,8 +31,9 @@ class ReconcileReport:
 class Reconciler:
     """One sweep over stale pending orders."""
 
-    def __init__(self, store, payhero, callbacks, pending_after_seconds=120, give_up_after_seconds=900):
+    def __init__(self, store, payhero, callbacks, pending_after_seconds=120, give_up_after_seconds=900, tickets=None):
         self._store = store
+        self._tickets = tickets
         self._payhero = payhero
         self._callbacks = callbacks
         self._pending_after = timedelta(seconds=pending_after_seconds)
@@ -51,8 +53,10 @@ class Reconciler:
                 continue
             outcome = self._callbacks.apply(result, raw=result.raw, source="reconcile")
             report.count("duplicate" if outcome.duplicate else outcome.body["paymentStatus"])
-        log.info("Reconcile checked=%d applied=%s unanswered=%d errors=%d",
-                 report.checked, report.applied, report.unanswered, report.errors)
+        if self._tickets is not None:
+            report.releases_finished = self._tickets.finish_interrupted(now)
+        log.info("Reconcile checked=%d applied=%s unanswered=%d errors=%d releases_finished=%d",
+                 report.checked, report.applied, report.unanswered, report.errors, report.releases_finished)
         return report
 
     def _ask_payhero(self, order, report):

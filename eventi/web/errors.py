@@ -22,7 +22,7 @@ def init_app(app):
     @app.errorhandler(EventiError)
     def _eventi_error(exc):
         response, status = error_response(exc.status, exc.code, exc.message, exc.details, **exc.extra)
-        if exc.status == 429:
+        if exc.status == 429 or hasattr(exc, "retry_after"):
             response.headers["Retry-After"] = str(getattr(exc, "retry_after", 5))
         return response, status
 

@@ -1,8 +1,8 @@
 """Blueprint for the shopper's browser: create an order, read its status, wait for it."""
 from flask import Blueprint, jsonify, request, url_for
 
-from ..errors import NotFound
-from ..schemas import OrderCreateSchema, TokenQuerySchema, WaitQuerySchema
+from ..errors import NotFound, ValidationFailed
+from ..schemas import IDEMPOTENCY_KEY, OrderCreateSchema, TokenQuerySchema, WaitQuerySchema
 from ..store import parse_order_id
 from .client_socket import client_connection
 from .common import json_body, load, parts, query
@@ -16,18 +16,41 @@ _WAIT = WaitQuerySchema()
 
 @bp.post("")
 def create_order():
-    """Store a pending order and hand back its status token and wait URL."""
+    """Store a pending order priced by the server; hand back its status token and absolute URLs.
+
+    With an Idempotency-Key, a repeat of the same request answers the first answer again.
+    """
+    key = _idempotency_key()
     fields = load(_CREATE, json_body())
+    created = parts().creations.create(fields, key, _created_body)
+    response = jsonify(created.body)
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, created.status
+
+
+def _idempotency_key():
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise ValidationFailed(details={"Idempotency-Key": ["1-64 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'."]})
+    return key
+
+
+def _created_body(order):
+    """The 201 body: URLs absolute on PUBLIC_BASE_URL, so an app on another origin can follow them."""
     p = parts()
-    order = p.orders.create(fields)
     order_id = str(order["_id"])
     token = p.tokens.status_token(order_id)
-    return jsonify(
-        orderId=order_id,
-        paymentStatus=order["status"],
-        statusToken=token,
-        waitUrl=url_for("orders.wait_for_status", order_id=order_id, token=token),
-    ), 201
+    base = p.settings["PUBLIC_BASE_URL"]
+    return {
+        "orderId": order_id,
+        "paymentStatus": order["status"],
+        "statusToken": token,
+        "amount": order["amount"],
+        "currency": order["currency"],
+        "waitUrl": base + url_for("orders.wait_for_status", order_id=order_id, token=token),
+        "statusUrl": base + url_for("orders.get_status", order_id=order_id, token=token),
+    }
 
 
 @bp.get("/<order_id>")

@@ -1,4 +1,6 @@
-"""Blueprint for the shopper's pages: the checkout form and the payment status page (server-rendered)."""
+"""Blueprint for the shopper's pages: events on sale, the checkout form and the payment status page (server-rendered)."""
+from datetime import timedelta, timezone
+
 from flask import Blueprint, render_template, request, url_for
 
 from ..models import is_final, status_body
@@ -8,20 +10,32 @@ from .common import parts
 
 bp = Blueprint("pages", __name__)
 
+EAT = timezone(timedelta(hours=3), "EAT")
+"""Events are in Kenya (prices in KES): times are shown in East Africa Time."""
+
+
+@bp.get("/events")
+def events():
+    """The events whose tickets are on sale, soonest first."""
+    return _page(render_template("events.html", events=[_event_view(e) for e in parts().events.upcoming()]))
+
 
 @bp.get("/events/<event_id>/checkout")
 def checkout(event_id):
-    """The checkout form: name, email, phone, number of tickets."""
-    if not EVENT_ID.match(event_id):
-        return _not_found()
-    settings = parts().settings
-    return _page(render_template("checkout.html", event_id=event_id, ticket_price=settings["TICKET_PRICE"],
-                                 max_tickets=settings["MAX_TICKETS"]))
+    """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event."""
+    p = parts()
+    event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+    if event is None:
+        return _not_found("This event does not exist, or its ticket sales have closed.")
+    left = p.tickets.left(event)
+    ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
+    chosen = next((t for t in ticket_types if t["most"] > 0), None)
+    return _page(render_template("checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen))
 
 
 @bp.get("/orders/<order_id>/status")
 def status(order_id):
-    """The payment page: the order's status now, then one long poll until it is final."""
+    """The payment page: what was bought, the order's status now, then one long poll until it is final."""
     token = request.args.get("token", "")
     p = parts()
     if parse_order_id(order_id) is None or not p.tokens.check_status_token(order_id, token):
@@ -30,15 +44,31 @@ def status(order_id):
     if order is None:
         return _not_found()
     body = status_body(order)
+    event = p.events.get(order["eventId"])
     return _page(render_template(
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],
+        event=_event_view(event) if event else None, bought=_bought(order),
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
         retry_url=url_for("pages.checkout", event_id=order["eventId"]),
     ))
 
 
-def _not_found():
-    return _page(render_template("not_found.html"), 404)
+def _event_view(event):
+    starts = event["startsAt"].astimezone(EAT)
+    return {"id": event["_id"], "name": event["name"], "venue": event["venue"], "currency": event["currency"],
+            "starts_iso": starts.isoformat(), "starts": starts.strftime("%a %d %b %Y, %H:%M EAT").replace(" 0", " ")}
+
+
+def _bought(order):
+    """What the order buys, as stored on it (orders from before issue 12 have no ticket type)."""
+    if "quantity" not in order:
+        return None
+    return {"quantity": order["quantity"], "name": order["ticketTypeName"], "unit_price": order["unitPrice"],
+            "amount": order["amount"], "currency": order.get("currency", "KES")}
+
+
+def _not_found(message=None):
+    return _page(render_template("not_found.html", message=message), 404)
 
 
 def _page(html, status=200):

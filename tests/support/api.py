@@ -34,9 +34,16 @@ QUIET_PHONE = "0712345675"
 """The simulator never calls back for numbers ending in 5: the tests deliver callbacks themselves."""
 
 
-def order_body(event_id="ev-test", amount=1500, **extra):
-    return {"eventId": event_id, "amount": amount, "phone": QUIET_PHONE, "email": "shopper@example.com",
-            "name": "Wanjiru Kamau", **extra}
+def order_body(event_id="ev-test", ticket_type="regular", quantity=1, **extra):
+    """An order for quantity Regular tickets (KES 1,500 each) of the test event."""
+    return {"eventId": event_id, "ticketTypeId": ticket_type, "quantity": quantity, "phone": QUIET_PHONE,
+            "email": "shopper@example.com", "name": "Wanjiru Kamau", **extra}
+
+
+def order_fields(event_id="ev-test", phone="254712345675", **extra):
+    """Validated fields for OrderService.create, as the route passes them."""
+    return {"eventId": event_id, "ticketTypeId": "regular", "quantity": 1, "phone": phone,
+            "email": "shopper@example.com", **extra}
 
 
 class Api:

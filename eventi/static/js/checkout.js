@@ -1,13 +1,63 @@
-// The checkout form: POST /api/orders, then on to the payment status page.
+// The checkout form: POST /api/orders (priced by the server), then on to the payment status page.
 const form = document.getElementById("checkout");
-const price = Number(form.dataset.ticketPrice);
+const currency = form.dataset.currency;
 const formError = document.getElementById("form-error");
 const button = document.getElementById("pay");
-const FIELD_FOR = { name: "name", email: "email", phone: "phone", amount: "tickets" };
+const FIELD_FOR = { name: "name", email: "email", phone: "phone", quantity: "tickets", ticketTypeId: "ticket-type" };
+const EARLIER = `eventi:order:${form.dataset.eventId}`;
 
+const ticketType = form.elements["ticket-type"];
 const tickets = form.elements.tickets;
-tickets.addEventListener("change", () => {
-  document.getElementById("total").textContent = (price * Number(tickets.value)).toLocaleString("en-KE");
+
+// One Idempotency-Key per form submission: a double tap or a retry after a network error sends the
+// same key and body, so the server answers the first order again instead of charging twice. Editing
+// the form, or an answer that ends the attempt, starts a new submission with a new key.
+let idempotencyKey = null;
+
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16)); // works on plain http too, unlike randomUUID
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function money(amount) {
+  return amount.toLocaleString("en-KE");
+}
+
+function chosenType() {
+  return ticketType.options[ticketType.selectedIndex];
+}
+
+function showTotal() {
+  // Display only: the server prices the order from the stored event and the payment page shows its amount.
+  const option = chosenType();
+  const price = Number(option.dataset.price);
+  const count = Number(tickets.value);
+  document.getElementById("line").textContent = `${count} × ${option.dataset.name} at ${currency} ${money(price)}`;
+  document.getElementById("total").textContent = money(price * count);
+}
+
+function offerQuantities() {
+  const most = Number(chosenType().dataset.most);
+  const keep = Math.min(Number(tickets.value) || 1, most);
+  tickets.replaceChildren(...Array.from({ length: most }, (_, i) => new Option(String(i + 1), String(i + 1))));
+  tickets.value = String(keep);
+}
+
+ticketType.addEventListener("change", () => { offerQuantities(); showTotal(); });
+tickets.addEventListener("change", showTotal);
+form.addEventListener("input", () => { idempotencyKey = null; });
+form.addEventListener("change", () => { idempotencyKey = null; });
+
+// Coming back with the Back button restores the form's values, not what was computed from them.
+window.addEventListener("pageshow", () => {
+  showTotal();
+  const earlier = sessionStorage.getItem(EARLIER);
+  if (earlier) {
+    document.getElementById("earlier-order-link").href = earlier;
+    document.getElementById("earlier-order").hidden = false;
+  }
+  button.disabled = false;
+  button.textContent = "Pay with M-Pesa";
 });
 
 function clearErrors() {
@@ -49,7 +99,8 @@ form.addEventListener("submit", async (event) => {
   clearErrors();
   const body = {
     eventId: form.dataset.eventId,
-    amount: price * Number(tickets.value),
+    ticketTypeId: ticketType.value,
+    quantity: Number(tickets.value),
     phone: form.elements.phone.value.trim(),
     email: form.elements.email.value.trim(),
   };
@@ -58,22 +109,27 @@ form.addEventListener("submit", async (event) => {
   const missing = localErrors(body);
   if (Object.keys(missing).length) { showFieldErrors(missing); return; }
 
+  idempotencyKey = idempotencyKey || newKey();
   button.disabled = true;
   button.textContent = "Sending the M-Pesa request…";
   try {
     const response = await fetch("/api/orders", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: { "Content-Type": "application/json", Accept: "application/json", "Idempotency-Key": idempotencyKey },
       body: JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
     if (response.status === 201) {
-      window.location.assign(`/orders/${encodeURIComponent(data.orderId)}/status?token=${encodeURIComponent(data.statusToken)}`);
+      const page = `/orders/${encodeURIComponent(data.orderId)}/status?token=${encodeURIComponent(data.statusToken)}`;
+      sessionStorage.setItem(EARLIER, page);
+      window.location.assign(page);
       return;
     }
+    if (response.status !== 409 || data.error !== "idempotency_key_in_use") idempotencyKey = null; // that attempt is over
     if (data.error === "validation_error") showFieldErrors(data.details);
     else showFormError(data.message || `Something went wrong (HTTP ${response.status}). Please try again.`);
   } catch (err) {
+    // The order may have been made: the retry sends the same key, so it cannot be made twice.
     showFormError("We could not reach the server. Check your connection and try again.");
   }
   button.disabled = false;

@@ -1,0 +1,66 @@
+"""Idempotency keys of POST /api/orders in MongoDB: one document per key, inserted before anything else.
+
+The key document is inserted with the key as _id (a unique insert: atomic on MongoDB and FerretDB
+alike), so of two requests racing with one key exactly one creates the order. It holds a digest of
+the request, the orderId reserved for it and, once answered, the answer to replay for 24 hours.
+"""
+from datetime import timedelta
+
+from pymongo import ASCENDING, WriteConcern
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from .errors import IdempotencyKeyInUse
+from .models import utcnow
+from .store import _unavailable_on_error
+
+KEY_LIFETIME = timedelta(hours=24)
+
+
+class IdempotencyKeys:
+    """Claims, answers and forgets idempotency keys."""
+
+    def __init__(self, database):
+        self.keys = database.get_collection("idempotency_keys", write_concern=WriteConcern(w="majority", j=True))
+
+    def ensure_indexes(self):
+        """A TTL index lets MongoDB drop keys after a day; the code ignores older keys either way."""
+        try:
+            self.keys.create_index([("createdAt", ASCENDING)], expireAfterSeconds=int(KEY_LIFETIME.total_seconds()))
+        except OperationFailure:
+            self.keys.create_index([("createdAt", ASCENDING)])  # FerretDB v1 refuses TTL indexes
+
+    @_unavailable_on_error
+    def claim(self, key, digest, order_id):
+        """Take the key for a new request: None when taken, else the document of the earlier request.
+
+        A key older than KEY_LIFETIME is free again (MongoDB's TTL monitor runs once a minute; FerretDB
+        has none); if another request takes it in the meantime, this one is told the key is in use.
+        """
+        document = {"_id": key, "digest": digest, "orderId": order_id, "createdAt": utcnow(), "answer": None}
+        if self._insert(document):
+            return None
+        earlier = self.keys.find_one({"_id": key})
+        if earlier is not None and earlier["createdAt"] > utcnow() - KEY_LIFETIME:
+            return earlier
+        if earlier is not None:
+            self.keys.delete_one({"_id": key, "createdAt": earlier["createdAt"]})
+        if self._insert(document):
+            return None
+        raise IdempotencyKeyInUse()
+
+    def _insert(self, document):
+        try:
+            self.keys.insert_one(document)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    @_unavailable_on_error
+    def answer(self, key, status, body):
+        """Keep the answer the key's request got, for replays."""
+        self.keys.update_one({"_id": key}, {"$set": {"answer": {"status": status, "body": body}}})
+
+    @_unavailable_on_error
+    def forget(self, key):
+        """The request created nothing: the key may be used again."""
+        self.keys.delete_one({"_id": key})

@@ -1,0 +1,37 @@
+"""Pricing an order: the event's stored price times the quantity, checked against its limits (pure)."""
+from dataclasses import dataclass
+
+from .errors import ValidationFailed
+from .event_file import MAX_PAYMENT
+from .events import ticket_type
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What an order buys and what it costs, as stored on the order."""
+
+    event_id: str
+    ticket_type_id: str
+    ticket_type_name: str
+    quantity: int
+    unit_price: int
+    amount: int
+    currency: str
+    capacity: int
+
+    def order_fields(self):
+        return {"eventId": self.event_id, "ticketTypeId": self.ticket_type_id, "ticketTypeName": self.ticket_type_name,
+                "quantity": self.quantity, "unitPrice": self.unit_price, "amount": self.amount, "currency": self.currency}
+
+
+def quote(event, ticket_type_id, quantity):
+    """Price quantity tickets of one type; ValidationFailed (per field) when the order cannot be made."""
+    ticket = ticket_type(event, ticket_type_id)
+    if ticket is None:
+        raise ValidationFailed(details={"ticketTypeId": ["This event has no such ticket type."]})
+    if quantity > ticket["maxPerOrder"]:
+        raise ValidationFailed(details={"quantity": [f"At most {ticket['maxPerOrder']} tickets of this type per order."]})
+    amount = ticket["price"] * quantity
+    if amount > MAX_PAYMENT:
+        raise ValidationFailed(details={"quantity": [f"The total would exceed KES {MAX_PAYMENT:,}, the most one M-Pesa payment carries."]})
+    return Quote(event["_id"], ticket["id"], ticket["name"], quantity, ticket["price"], amount, event["currency"], ticket["capacity"])

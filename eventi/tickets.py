@@ -1,0 +1,149 @@
+"""Ticket holds: one document per seat slot, so no ticket type sells past its capacity.
+
+A ticket type of capacity C has slots 0..C-1. An order holds n tickets by inserting n documents
+``{_id: "<eventId>:<ticketTypeId>:<slot>"}``: _id is unique, so two orders never hold one slot. A
+unique insert is atomic on MongoDB and on FerretDB alike, where FerretDB v1's conditional updates
+and deletes are not (a filter is read, then the matching ids are written: README "FerretDB"), so
+no counter or conditional update decides anything here.
+
+Holds are taken when the order is created and kept while it is pending and once it completes. An
+order that ends failed or cancelled (no_callback included) releases them exactly once: the release
+first inserts a marker under the order's id (a unique insert again), and only the writer whose
+marker went in deletes the slots. Two deleters of one order could otherwise delete a slot that a
+third order took between their read and their write. A release interrupted midway (the store
+failed) leaves its marker unfinished; Reconciler's sweep finishes it (finish_interrupted).
+"""
+import logging
+import random
+from datetime import timedelta
+
+from pymongo import ASCENDING, WriteConcern
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from .errors import SoldOut
+from .models import utcnow
+from .store import _unavailable_on_error
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 20
+"""Rounds of read-then-insert one hold may take while other orders take the slots it tried."""
+INTERRUPTED_AFTER = timedelta(seconds=30)
+"""An unfinished release this old was interrupted; the sweep finishes it."""
+SPARSE_SLOTS = 50_000
+"""Above this capacity free slots are found by random draws, not by listing every slot."""
+
+
+def slot_id(event_id, ticket_type_id, slot):
+    return f"{event_id}:{ticket_type_id}:{slot}"
+
+
+class TicketHolds:
+    """Holds and releases the slots of ticket types; counts what is left."""
+
+    def __init__(self, database):
+        durable = WriteConcern(w="majority", j=True)
+        self.holds = database.get_collection("ticket_holds", write_concern=durable)
+        self.releases = database.get_collection("ticket_releases", write_concern=durable)
+        self.orders = database.get_collection("orders")
+
+    @_unavailable_on_error
+    def ensure_indexes(self):
+        self.holds.create_index([("event", ASCENDING), ("type", ASCENDING)])
+        self.releases.create_index([("done", ASCENDING), ("startedAt", ASCENDING)])
+
+    @_unavailable_on_error
+    def hold(self, order_id, event_id, ticket_type_id, capacity, quantity):
+        """Hold quantity slots for the order; their ids. SoldOut, holding nothing, when fewer are free.
+
+        The first round tries random slots without reading (cheap while most are free); later rounds
+        read which slots are taken and try free ones, until the order holds enough or too few are free.
+        """
+        mine = []
+        try:
+            for round_number in range(MAX_ROUNDS):
+                need = quantity - len(mine)
+                if need == 0:
+                    return mine
+                if round_number == 0:
+                    candidates = random.sample(range(capacity), min(need, capacity))
+                else:
+                    candidates = self._free_slots(event_id, ticket_type_id, capacity, need)
+                for slot in candidates:
+                    if self._insert(order_id, event_id, ticket_type_id, slot):
+                        mine.append(slot_id(event_id, ticket_type_id, slot))
+            if len(mine) == quantity:
+                return mine
+            raise SoldOut()
+        except BaseException:
+            self.give_back(order_id, mine)
+            raise
+
+    def _free_slots(self, event_id, ticket_type_id, capacity, need):
+        taken = {doc["n"] for doc in self.holds.find({"event": event_id, "type": ticket_type_id}, {"n": 1, "_id": 0})}
+        if capacity - len(taken) < need:
+            raise SoldOut()
+        if capacity <= SPARSE_SLOTS or len(taken) * 2 > capacity:
+            return random.sample([n for n in range(capacity) if n not in taken], need)
+        picked = set()
+        while len(picked) < need:
+            n = random.randrange(capacity)
+            if n not in taken:
+                picked.add(n)
+        return list(picked)
+
+    def _insert(self, order_id, event_id, ticket_type_id, slot):
+        try:
+            self.holds.insert_one({"_id": slot_id(event_id, ticket_type_id, slot), "event": event_id,
+                                   "type": ticket_type_id, "n": slot, "orderId": str(order_id), "heldAt": utcnow()})
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def give_back(self, order_id, slots):
+        """Delete the slots an order that was never stored took (best effort: only this writer has them)."""
+        try:
+            self._delete(str(order_id), slots)
+        except PyMongoError as exc:
+            log.warning("Ticket holds of an unstored order not given back orderId=%s slots=%d (%s)",
+                        order_id, len(slots), exc.__class__.__name__)
+
+    @_unavailable_on_error
+    def release(self, order_id):
+        """Give the order's tickets back, once; True when this call released them."""
+        order = self.orders.find_one({"_id": order_id}, {"ticketSlots": 1})
+        slots = (order or {}).get("ticketSlots")
+        if not slots:
+            return False
+        try:
+            self.releases.insert_one({"_id": str(order_id), "slots": slots, "startedAt": utcnow(), "done": False})
+        except DuplicateKeyError:
+            return False  # released before, or being released by its writer (finish_interrupted covers a crash)
+        self._finish(str(order_id), slots)
+        log.info("Tickets released orderId=%s count=%d", order_id, len(slots))
+        return True
+
+    @_unavailable_on_error
+    def finish_interrupted(self, now=None):
+        """Finish releases whose writer stopped midway; how many."""
+        cutoff = (now or utcnow()) - INTERRUPTED_AFTER
+        finished = 0
+        for marker in list(self.releases.find({"done": False, "startedAt": {"$lt": cutoff}}).limit(500)):
+            log.warning("Finishing an interrupted ticket release orderId=%s", marker["_id"])
+            self._finish(marker["_id"], marker["slots"])
+            finished += 1
+        return finished
+
+    def _finish(self, order_id, slots):
+        self._delete(order_id, slots)
+        self.releases.update_one({"_id": order_id}, {"$set": {"done": True}})
+
+    def _delete(self, order_id, slots):
+        for slot in slots:  # by _id: the one filter FerretDB answers from an index
+            self.holds.delete_one({"_id": slot, "orderId": order_id})
+
+    @_unavailable_on_error
+    def left(self, event):
+        """Tickets left per ticket type id (capacity minus slots held)."""
+        return {t["id"]: max(0, t["capacity"] - self.holds.count_documents({"event": event["_id"], "type": t["id"]}))
+                for t in event["ticketTypes"]}
