@@ -1,0 +1,424 @@
+"""Issue 12 in-process: events, server-side prices, ticket capacity and its release, idempotent creation, CORS."""
+import uuid
+from datetime import timedelta
+
+import gevent
+import pytest
+from bson import ObjectId
+
+from eventi import create_app
+from eventi.config import ConfigError, cors_origins
+from eventi.models import utcnow
+from tests.support.api import callback_body, order_body
+from tests.support.events import event_spec, save_events
+from tests.test_payments import phone_ending
+
+ALLOWED = "https://shop.example.com"
+
+
+@pytest.fixture
+def new_event(settings):
+    """Store a fresh event (event_spec keywords: capacity, vip_capacity, starts_in) and return its id."""
+    def make(**spec):
+        event_id = "ev-" + uuid.uuid4().hex[:12]
+        save_events(settings["MONGO_URI"], event_spec(event_id, **spec))
+        return event_id
+
+    return make
+
+
+def post_order(client, key=None, **fields):
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return client.post("/api/orders", json=order_body(**fields), headers=headers)
+
+
+def callback(client, parts, order_id, kind, amount):
+    url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
+    response = client.post(url, json=callback_body(order_id, kind, amount))
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def left(client, event_id, ticket_type="regular"):
+    event = client.get(f"/api/events/{event_id}").json
+    return {t["id"]: t["left"] for t in event["ticketTypes"]}[ticket_type]
+
+
+def orders_for(parts, event_id):
+    return parts.store.orders.count_documents({"eventId": event_id})
+
+
+def holds_for(parts, event_id):
+    return parts.tickets.holds.count_documents({"event": event_id})
+
+
+# --- prices ---------------------------------------------------------------------------------------
+
+
+def test_the_server_prices_the_order_from_the_stored_event(client, parts, new_event):
+    event_id = new_event()
+    response = post_order(client, event_id=event_id, ticket_type="vip", quantity=3)
+    assert response.status_code == 201, response.json
+    assert (response.json["amount"], response.json["currency"]) == (7500, "KES")
+    order = parts.store.get_order(response.json["orderId"])
+    assert {k: order[k] for k in ("eventId", "ticketTypeId", "ticketTypeName", "quantity", "unitPrice", "amount", "currency")} == {
+        "eventId": event_id, "ticketTypeId": "vip", "ticketTypeName": "VIP", "quantity": 3, "unitPrice": 2500,
+        "amount": 7500, "currency": "KES"}
+    assert len(order["ticketSlots"]) == 3
+
+
+def test_the_callback_amount_is_checked_against_the_stored_amount(client, parts, new_event, settings):
+    event_id = new_event()
+    cheap = post_order(client, event_id=event_id, quantity=2).json["orderId"]
+    paid = post_order(client, event_id=event_id, quantity=2).json["orderId"]
+    # A price change after the order was made does not change what the order must be paid.
+    save_events(settings["MONGO_URI"], {**event_spec(event_id), "ticketTypes": [
+        {"id": "regular", "name": "Regular", "price": 10, "capacity": 1_000_000, "maxPerOrder": 10}]})
+    callback(client, parts, cheap, "success", amount=20)
+    callback(client, parts, paid, "success", amount=3000)
+    assert (parts.store.get_order(cheap)["status"], parts.store.get_order(cheap)["failureReason"]) == ("failed", "amount_mismatch")
+    assert parts.store.get_order(paid)["status"] == "completed"
+
+
+def test_an_amount_in_the_body_is_an_unknown_field_and_nothing_is_stored(client, parts, new_event):
+    event_id = new_event()
+    response = client.post("/api/orders", json={**order_body(event_id=event_id), "amount": 1})
+    assert response.status_code == 400
+    assert response.json["details"] == {"amount": ["Unknown field."]}
+    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (0, 0)
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({"ticket_type": "balcony"}, "ticketTypeId", "This event has no such ticket type."),
+    ({"ticket_type": "vip", "quantity": 5}, "quantity", "At most 4 tickets of this type per order."),
+    ({"quantity": 11}, "quantity", "At most 10 tickets of this type per order."),
+])
+def test_ticket_type_and_quantity_are_checked_against_the_event(client, parts, new_event, fields, field, message):
+    event_id = new_event()
+    response = post_order(client, event_id=event_id, **fields)
+    assert response.status_code == 400
+    assert response.json["details"] == {field: [message]}
+    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (0, 0)
+
+
+def test_a_total_past_the_m_pesa_limit_is_refused(client, parts, settings):
+    event_id = "ev-" + uuid.uuid4().hex[:12]
+    save_events(settings["MONGO_URI"], {**event_spec(event_id), "ticketTypes": [
+        {"id": "regular", "name": "Table", "price": 100_000, "capacity": 10, "maxPerOrder": 5}]})
+    response = post_order(client, event_id=event_id, quantity=3)
+    assert response.status_code == 400 and "250,000" in response.json["details"]["quantity"][0]
+    assert post_order(client, event_id=event_id, quantity=2).json["amount"] == 200_000
+
+
+# --- unknown and past events ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["unknown", "past"])
+def test_unknown_and_past_events_are_404_on_the_api_and_the_page(client, parts, new_event, which):
+    event_id = new_event(starts_in=-timedelta(hours=1)) if which == "past" else "no-such-event"
+    created = post_order(client, event_id=event_id)
+    assert created.status_code == 404
+    assert created.json == {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}
+    assert orders_for(parts, event_id) == 0
+    assert client.get(f"/api/events/{event_id}").json["error"] == "event_not_found"
+    page = client.get(f"/events/{event_id}/checkout")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "ticket sales have closed" in html and 'href="/events"' in html
+    listing = client.get("/events").get_data(as_text=True)
+    assert f"/events/{event_id}/checkout" not in listing
+
+
+def test_the_events_page_lists_what_is_on_sale(client, new_event):
+    event_id = new_event()
+    html = client.get("/events").get_data(as_text=True)
+    assert f'<a href="/events/{event_id}/checkout">Test event {event_id}</a>' in html
+
+
+# --- the event and its tickets left ---------------------------------------------------------------
+
+
+def test_the_event_answers_with_tickets_left_per_type(client, new_event):
+    event_id = new_event(capacity=5, vip_capacity=2)
+    before = client.get(f"/api/events/{event_id}")
+    assert before.status_code == 200
+    body = before.json
+    assert set(body) == {"id", "name", "startsAt", "venue", "currency", "ticketTypes"} and body["startsAt"].endswith("Z")
+    assert body["ticketTypes"] == [
+        {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 5},
+        {"id": "vip", "name": "VIP", "price": 2500, "maxPerOrder": 4, "left": 2}]
+    post_order(client, event_id=event_id, quantity=3)
+    post_order(client, event_id=event_id, ticket_type="vip", quantity=2)
+    assert (left(client, event_id), left(client, event_id, "vip")) == (2, 0)
+
+
+def test_sold_out_is_409_with_nothing_stored(client, parts, new_event):
+    event_id = new_event(capacity=3)
+    assert post_order(client, event_id=event_id, quantity=2).status_code == 201
+    refused = post_order(client, event_id=event_id, quantity=2)
+    assert refused.status_code == 409
+    assert refused.json == {"error": "sold_out", "message": "Not enough tickets of this type are left."}
+    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 2)
+    assert post_order(client, event_id=event_id, quantity=1).status_code == 201
+    assert left(client, event_id) == 0
+    assert post_order(client, event_id=event_id, quantity=1).status_code == 409
+    page = client.get(f"/events/{event_id}/checkout").get_data(as_text=True)
+    assert "Regular · KES 1,500 (sold out)" in page
+
+
+def test_the_holds_of_a_sold_out_attempt_are_given_back(parts, new_event):
+    """An order that got some slots but not all holds none afterwards."""
+    from eventi.errors import SoldOut
+
+    event_id = new_event(capacity=3)
+    parts.tickets.hold(ObjectId(), event_id, "regular", 3, 2)
+    with pytest.raises(SoldOut):
+        parts.tickets.hold(ObjectId(), event_id, "regular", 3, 2)
+    assert holds_for(parts, event_id) == 2
+
+
+# --- release ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, amount, status", [
+    ("insufficient-funds", 1500, "failed"),
+    ("cancelled", 1500, "cancelled"),
+    ("success", 1, "failed"),  # amount_mismatch
+])
+def test_a_failed_or_cancelled_order_gives_its_tickets_back(client, parts, new_event, kind, amount, status):
+    event_id = new_event(capacity=1)
+    order_id = post_order(client, event_id=event_id).json["orderId"]
+    assert post_order(client, event_id=event_id).status_code == 409
+    callback(client, parts, order_id, kind, amount)
+    assert parts.store.get_order(order_id)["status"] == status
+    assert left(client, event_id) == 1
+    assert post_order(client, event_id=event_id).status_code == 201
+
+
+def test_a_completed_order_keeps_its_tickets(client, parts, new_event):
+    event_id = new_event(capacity=1)
+    order_id = post_order(client, event_id=event_id).json["orderId"]
+    callback(client, parts, order_id, "success", 1500)
+    assert left(client, event_id) == 0 and post_order(client, event_id=event_id).status_code == 409
+
+
+def test_no_callback_from_reconcile_gives_the_tickets_back(client, parts, new_event):
+    event_id = new_event(capacity=1)
+    order_id = post_order(client, event_id=event_id).json["orderId"]
+    parts.store.set_fields(order_id, {"pushedAt": utcnow() - timedelta(hours=1)})
+    parts.reconciler().run_once()
+    assert parts.store.get_order(order_id)["failureReason"] == "no_callback"
+    assert left(client, event_id) == 1
+
+
+def test_a_refused_push_gives_the_tickets_back(push_settings, new_event):
+    app = create_app(push_settings)
+    try:
+        client = app.test_client()
+        event_id = new_event(capacity=1)
+        response = post_order(client, event_id=event_id, phone=phone_ending(7))
+        assert response.status_code == 502
+        order = app.extensions["eventi"].store.get_order(response.json["orderId"])
+        assert order["failureReason"] == "stk_push_failed"
+        assert left(client, event_id) == 1
+    finally:
+        app.extensions["eventi"].close()
+
+
+def test_tickets_are_released_once_however_often_the_end_is_reported(client, parts, new_event):
+    """Once A's slot went back and B took it, A's later deliveries and reconcile must not free B's slot."""
+    from bson import ObjectId as Oid
+
+    event_id = new_event(capacity=1)
+    first = post_order(client, event_id=event_id).json["orderId"]
+    callback(client, parts, first, "cancelled", 1500)
+    second = post_order(client, event_id=event_id).json["orderId"]
+    assert left(client, event_id) == 0
+    assert callback(client, parts, first, "cancelled", 1500)["duplicate"] is True
+    assert callback(client, parts, first, "insufficient-funds", 1500)["duplicate"] is True
+    # The path that finishes an interrupted status change applies A's claim again; so may a direct release:
+    parts.store.claims.update_one({"_id": Oid(first)}, {"$set": {"claimedAt": utcnow() - timedelta(minutes=5)}})
+    parts.store.finalize(first, _cancelled())
+    assert parts.tickets.release(Oid(first)) is False
+    parts.reconciler().run_once()
+    assert left(client, event_id) == 0 and post_order(client, event_id=event_id).status_code == 409
+    assert parts.store.get_order(second)["status"] == "pending"
+
+
+def _cancelled():
+    from eventi.models import OrderStatus, Outcome
+
+    return Outcome(OrderStatus.CANCELLED, failure_reason="late")
+
+
+def test_an_interrupted_release_is_finished_by_reconcile(client, parts, new_event):
+    """The release marker went in but the store failed before the slots were deleted."""
+    event_id = new_event(capacity=1)
+    order_id = post_order(client, event_id=event_id).json["orderId"]
+    slots = parts.store.get_order(order_id)["ticketSlots"]
+    parts.tickets.releases.insert_one({"_id": order_id, "slots": slots, "startedAt": utcnow() - timedelta(minutes=5),
+                                       "done": False})
+    callback(client, parts, order_id, "cancelled", 1500)
+    assert left(client, event_id) == 0  # the marker says another writer is releasing them
+    assert parts.reconciler().run_once().releases_finished == 1
+    assert left(client, event_id) == 1
+    assert parts.reconciler().run_once().releases_finished == 0
+
+
+# --- idempotency -------------------------------------------------------------------------------------
+
+
+def test_the_same_key_and_body_replay_the_first_answer_and_push_once(push_settings, payhero_simulator, new_event):
+    app = create_app({**push_settings, "PUSH_LIMIT": 3})
+    try:
+        client, parts = app.test_client(), app.extensions["eventi"]
+        event_id, phone, key = new_event(), phone_ending(5), uuid.uuid4().hex
+        first = post_order(client, key=key, event_id=event_id, phone=phone, quantity=2)
+        assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+        again = [post_order(client, key=key, event_id=event_id, phone=phone, quantity=2) for _ in range(3)]
+        assert [r.status_code for r in again] == [201] * 3
+        assert all(r.json == first.json and r.headers["Idempotent-Replayed"] == "true" for r in again)
+        assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 2)
+        assert len(payhero_simulator.pushes(first.json["orderId"])) == 1
+        assert parts.redis.get(f"stk:pushes:254{phone[1:]}") == b"1"  # one push counted against the limit
+    finally:
+        app.extensions["eventi"].close()
+
+
+def test_the_same_key_with_another_body_is_422(client, parts, new_event):
+    event_id, key = new_event(), uuid.uuid4().hex
+    assert post_order(client, key=key, event_id=event_id, quantity=1).status_code == 201
+    reused = post_order(client, key=key, event_id=event_id, quantity=2)
+    assert reused.status_code == 422
+    assert reused.json["error"] == "idempotency_key_reused"
+    assert orders_for(parts, event_id) == 1
+
+
+def test_a_refused_push_is_replayed_as_the_same_502(push_settings, payhero_simulator, new_event):
+    app = create_app(push_settings)
+    try:
+        client, parts = app.test_client(), app.extensions["eventi"]
+        event_id, phone, key = new_event(), phone_ending(7), uuid.uuid4().hex
+        first = post_order(client, key=key, event_id=event_id, phone=phone)
+        again = post_order(client, key=key, event_id=event_id, phone=phone)
+        assert (first.status_code, again.status_code) == (502, 502) and again.json == first.json
+        assert [e["source"] for e in parts.store.events_for(first.json["orderId"])] == ["stk_push"]  # one attempt
+        assert orders_for(parts, event_id) == 1
+    finally:
+        app.extensions["eventi"].close()
+
+
+def test_a_key_whose_request_created_nothing_can_be_sent_again(client, parts, new_event):
+    event_id, key = new_event(capacity=1), uuid.uuid4().hex
+    taken = post_order(client, event_id=event_id).json["orderId"]
+    assert post_order(client, key=key, event_id=event_id).status_code == 409  # sold out: the key is free again
+    callback(client, parts, taken, "cancelled", 1500)
+    assert post_order(client, key=key, event_id=event_id).status_code == 201
+
+
+def test_a_key_still_being_answered_is_409_in_use(client, parts, new_event):
+    event_id, key = new_event(), uuid.uuid4().hex
+    from eventi.services.idempotent import digest
+
+    # The first request holds the key but has no answer yet:
+    parts.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), ObjectId())
+    response = post_order(client, key=key, event_id=event_id)
+    assert response.status_code == 409 and response.json["error"] == "idempotency_key_in_use"
+    assert response.headers["Retry-After"] == "1"
+    assert orders_for(parts, event_id) == 0
+
+
+def test_an_expired_key_is_free_again(client, parts, new_event):
+    event_id, key = new_event(), uuid.uuid4().hex
+    first = post_order(client, key=key, event_id=event_id).json
+    parts.keys.keys.update_one({"_id": key}, {"$set": {"createdAt": utcnow() - timedelta(hours=25)}})
+    second = post_order(client, key=key, event_id=event_id)
+    assert second.status_code == 201 and second.json["orderId"] != first["orderId"]
+
+
+@pytest.mark.parametrize("key", ["", "x" * 65, "has space", "ключ", "a/b"])
+def test_a_malformed_key_is_400_and_nothing_is_stored(client, parts, new_event, key):
+    event_id = new_event()
+    response = post_order(client, key=key, event_id=event_id)
+    assert response.status_code == 400 and "Idempotency-Key" in response.json["details"]
+    assert orders_for(parts, event_id) == 0
+
+
+def _loaded(body):
+    from eventi.schemas import OrderCreateSchema
+
+    return OrderCreateSchema().load(body)
+
+
+# --- CORS ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cors_client(settings):
+    app = create_app({**settings, "CORS_ORIGINS": f"{ALLOWED}, http://localhost:5173"})
+    yield app.test_client()
+    app.extensions["eventi"].close()
+
+
+def preflight(client, origin, path="/api/orders"):
+    return client.options(path, headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                         "Access-Control-Request-Headers": "content-type, idempotency-key"})
+
+
+def test_a_preflight_from_an_allowed_origin_allows_the_idempotency_key(cors_client):
+    response = preflight(cors_client, ALLOWED)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")} >= {"content-type", "idempotency-key"}
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_a_preflight_from_another_origin_gets_no_cors_headers(cors_client):
+    response = preflight(cors_client, "https://evil.example.com")
+    assert not [h for h in response.headers.keys() if h.startswith("Access-Control-")]
+
+
+def test_actual_requests_carry_cors_headers_for_allowed_origins_only(cors_client, new_event):
+    event_id = new_event()
+    allowed = cors_client.post("/api/orders", json=order_body(event_id=event_id), headers={"Origin": ALLOWED})
+    assert allowed.status_code == 201 and allowed.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "X-Request-ID" in allowed.headers["Access-Control-Expose-Headers"]
+    assert cors_client.get(f"/api/events/{event_id}", headers={"Origin": "http://localhost:5173"}).headers[
+        "Access-Control-Allow-Origin"] == "http://localhost:5173"
+    refused = cors_client.post("/api/orders", json=order_body(event_id=event_id), headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    error = cors_client.post("/api/orders", json={"eventId": event_id}, headers={"Origin": ALLOWED})
+    assert error.status_code == 400 and error.headers["Access-Control-Allow-Origin"] == ALLOWED  # errors are readable too
+
+
+def test_cors_is_for_the_api_routes_only(cors_client):
+    for path in ("/api/payhero/callback", "/healthz", "/metrics", "/events"):
+        response = cors_client.get(path, headers={"Origin": ALLOWED})
+        assert "Access-Control-Allow-Origin" not in response.headers, path
+
+
+def test_without_the_setting_no_route_answers_cors(client):
+    assert "Access-Control-Allow-Origin" not in preflight(client, ALLOWED).headers
+    assert "Access-Control-Allow-Origin" not in client.get("/healthz", headers={"Origin": ALLOWED}).headers
+
+
+@pytest.mark.parametrize("value", ["*", "https://shop.example.com/", "shop.example.com", "https://a.example.com/path"])
+def test_cors_origins_must_be_exact_origins(value):
+    with pytest.raises(ConfigError, match="EVENTI_CORS_ORIGINS"):
+        cors_origins(value)
+
+
+def test_cors_origins_are_parsed_from_a_comma_separated_list():
+    assert cors_origins(" https://a.example.com ,http://localhost:5173,") == ("https://a.example.com", "http://localhost:5173")
+    assert cors_origins("") == ()
+
+
+# --- concurrency in one process -------------------------------------------------------------------------
+
+
+def test_racing_orders_for_the_last_tickets_never_oversell(client, parts, new_event):
+    event_id = new_event(capacity=5)
+    answers = [g.get(timeout=60) for g in [gevent.spawn(post_order, client, event_id=event_id) for _ in range(30)]]
+    assert sorted(r.status_code for r in answers) == [201] * 5 + [409] * 25
+    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (5, 5)
