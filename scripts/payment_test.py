@@ -5,6 +5,7 @@ import os
 import random
 import sys
 import time
+from urllib.parse import urlsplit
 
 import requests
 
@@ -28,7 +29,9 @@ def main():
 def run(args):
     started = time.monotonic()
     phone = "07" + "".join(random.choice("0123456789") for _ in range(7)) + "0"  # last digit 0: the simulator pays
-    body = {"eventId": "e2e", "amount": 100, "phone": phone, "email": "e2e@example.com", "name": "E2E Test"}
+    # One Regular ticket of the demo event (eventi/demo_event.json, loaded by make run): the server prices it.
+    body = {"eventId": "demo", "ticketTypeId": "regular", "quantity": 1, "phone": phone, "email": "e2e@example.com",
+            "name": "E2E Test"}
     created = requests.post(f"{args.url}/api/orders", json=body, timeout=30)
     made = 1
     if created.status_code != 201:
@@ -39,7 +42,8 @@ def run(args):
     while time.monotonic() < deadline:
         hold = max(1, min(60, int(deadline - time.monotonic())))
         made += 1
-        response = requests.get(f"{args.url}{order['waitUrl']}", params={"timeout": hold}, timeout=hold + 30)
+        wait = urlsplit(order["waitUrl"])  # absolute on PUBLIC_BASE_URL; asked here at --url
+        response = requests.get(f"{args.url}{wait.path}?{wait.query}", params={"timeout": hold}, timeout=hold + 30)
         answered_at = time.time()
         if response.status_code != 200:
             return f"e2e: FAILED waiting: HTTP {response.status_code} {response.text.strip()}", False

@@ -14,28 +14,42 @@ def make_order(client, **fields):
     return response.json["orderId"], response.json["statusToken"]
 
 
-def test_checkout_page_has_a_labelled_form_with_the_configured_price(settings):
-    from eventi import create_app
-
-    app = create_app({**settings, "TICKET_PRICE": 2500, "MAX_TICKETS": 4})
-    try:
-        page = app.test_client().get("/events/concert-2026/checkout")
-    finally:
-        app.extensions["eventi"].close()
+def test_checkout_page_shows_the_event_and_its_stored_prices(client, unique_event):
+    page = client.get(f"/events/{unique_event}/checkout")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and page.mimetype == "text/html"
     assert page.headers["Cache-Control"] == "no-store"
-    for field in ("name", "email", "phone", "tickets"):
+    for field in ("ticket-type", "tickets", "name", "email", "phone"):
         assert f'<label for="{field}">' in html and f'id="{field}-error"' in html
-    assert 'data-ticket-price="2500"' in html and 'data-event-id="concert-2026"' in html
-    assert '<option value="4">' in html and '<option value="5">' not in html
-    assert "/static/js/checkout.js" in html and "http" not in html.split("<body>")[1].split("Buy tickets")[0]
+    assert f"<h1>Test event {unique_event}</h1>" in html and "Test Hall, Nairobi" in html and " EAT</time>" in html
+    assert 'data-price="1500" data-name="Regular" data-most="10"' in html and 'data-price="2500" data-name="VIP" data-most="4"' in html
+    assert f'data-event-id="{unique_event}"' in html and 'data-currency="KES"' in html
+    assert '<option value="10">' in html and '<option value="11">' not in html  # Regular's per-order maximum
+    assert "1 × Regular at KES 1,500" in html
+    assert "/static/js/checkout.js" in html and "http" not in html.split("<body>")[1].split("<form")[0]
+
+
+def test_checkout_offers_no_more_tickets_than_are_left(client, settings):
+    from tests.support.events import event_spec, save_events
+
+    save_events(settings["MONGO_URI"], event_spec("ev-almost-gone", capacity=3, vip_capacity=1))
+    html = client.get("/events/ev-almost-gone/checkout").get_data(as_text=True)
+    assert 'data-price="1500" data-name="Regular" data-most="3"' in html and '<option value="4">' not in html
 
 
 @pytest.mark.parametrize("event_id", ["x" * 65, "bad id", "a.b"])
 def test_checkout_for_a_malformed_event_is_a_404_page(client, event_id):
     page = client.get(f"/events/{event_id}/checkout")
     assert page.status_code == 404 and "Page not found" in page.get_data(as_text=True)
+    assert 'href="/events"' in page.get_data(as_text=True)
+
+
+def test_status_page_shows_what_was_bought_and_the_server_total(client, unique_event):
+    order_id, token = make_order(client, event_id=unique_event, ticket_type="vip", quantity=3)
+    html = client.get(f"/orders/{order_id}/status?token={token}").get_data(as_text=True)
+    assert f'<dd id="event-name">Test event {unique_event}</dd>' in html and "Test Hall, Nairobi" in html
+    assert '<dd id="order-line">3 × VIP at KES 2,500</dd>' in html and '<dd id="order-total">KES 7,500</dd>' in html
+    assert "<strong>KES 7,500</strong>" in html
 
 
 def test_status_page_for_a_pending_order_asks_to_check_the_phone(client, unique_event):

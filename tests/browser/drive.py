@@ -18,7 +18,8 @@ def main(spec):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
-        page.on("request", lambda r: requests_seen.append({"method": r.method, "url": r.url, "at": time.time()}))
+        page.on("request", lambda r: requests_seen.append({"method": r.method, "url": r.url, "at": time.time(),
+                                                           "key": r.headers.get("idempotency-key")}))
         page.on("console", lambda m: console.append(m.text))
         page.goto(f"{spec['base_url']}/events/{spec['event_id']}/checkout")
         if spec.get("invalid_first"):
@@ -34,7 +35,10 @@ def main(spec):
         page.fill("#name", "Wanjiru Kamau")
         page.fill("#email", "wanjiru@example.com")
         page.fill("#phone", spec["phone"])
+        if spec.get("ticket_type"):
+            page.select_option("#ticket-type", spec["ticket_type"])
         page.select_option("#tickets", "2")
+        totals = {"checkout": page.text_content("#total"), "checkout_line": page.text_content("#line")}
         page.click("#pay")
         if spec.get("expect_form_error"):
             page.wait_for_selector("#form-error:not([hidden])", timeout=30_000)
@@ -42,16 +46,20 @@ def main(spec):
             result = {"form_error": page.text_content("#form-error"), "url": page.url,
                       "focused": page.evaluate("document.activeElement.id"), "button": page.text_content("#pay")}
             browser.close()
-            result.update(requests=requests_seen, console=console)
+            result.update(requests=requests_seen, console=console, totals=totals)
             print(json.dumps(result))
             return
         page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
         if spec.get("pending_screenshot"):
             page.wait_for_selector("#view-pending:not([hidden])", timeout=15_000)
+            totals["pending"] = page.text_content("#order-total")
+            totals["pending_prompt"] = page.text_content("#view-pending strong")
             page.screenshot(path=spec["screenshot"].replace(".png", "-pending.png"), full_page=True)
         page.wait_for_selector("#view-success:not([hidden]), #view-failure:not([hidden])", timeout=spec.get("timeout_ms", 60_000))
         final_at = time.time()
         view = "success" if page.is_visible("#view-success") else "failure"
+        totals["final"] = page.text_content("#order-total")
+        totals["final_line"] = page.text_content("#order-line")
         page.screenshot(path=spec["screenshot"], full_page=True)
         result = {
             "view": view,
@@ -65,7 +73,7 @@ def main(spec):
             "invalid": result_invalid,
         }
         browser.close()
-    result.update(requests=requests_seen, console=console)
+    result.update(requests=requests_seen, console=console, totals=totals)
     print(json.dumps(result))
 
 

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.support.events import event_spec, save_events
 from tests.support.processes import ROOT
 from tests.support.simulator import PayHeroSimulator
 from tests.test_payments import phone_ending
@@ -25,8 +26,9 @@ def simulator():
 
 
 @pytest.fixture
-def shop(start_gunicorn, simulator):
+def shop(start_gunicorn, simulator, settings):
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
+    save_events(settings["MONGO_URI"], event_spec("concert-2026"))  # Regular KES 1,500, VIP KES 2,500
     return start_gunicorn(workers=2, **simulator.settings)
 
 
@@ -51,11 +53,17 @@ def api_calls(result):
 
 def test_paid_order_shows_the_receipt_after_one_wait(shop, simulator):
     result = shop_in_browser(shop.base_url, phone_ending(0), "checkout-success.png", invalid_first=True,
-                             pending_screenshot=True)
+                             pending_screenshot=True, ticket_type="vip")
     assert result["view"] == "success"
     order_id = urlparse(result["url"]).path.split("/")[2]
     [push] = simulator.pushes(order_id)
-    assert push["amount"] == 3000  # 2 tickets at EVENTI_TICKET_PRICE
+    assert push["amount"] == 5000  # 2 VIP tickets at the stored KES 2,500
+    totals = result["totals"]  # the same total on every page: the form, the pending view, the receipt
+    assert (totals["checkout"], totals["checkout_line"]) == ("5,000", "2 × VIP at KES 2,500")
+    assert (totals["pending"], totals["pending_prompt"], totals["final"]) == ("KES 5,000", "KES 5,000", "KES 5,000")
+    assert totals["final_line"] == "2 × VIP at KES 2,500"
+    keys = [r["key"] for r in result["requests"] if r["method"] == "POST"]
+    assert len(keys) == 2 and all(len(k) == 32 for k in keys) and keys[0] != keys[1]  # one key per submission
     assert result["receipt"] == push["receipt"] and result["receipt"]
     calls = api_calls(result)
     waits = calls.count(("GET", "wait"))
