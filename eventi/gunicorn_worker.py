@@ -2,10 +2,10 @@
 
 - Errors gunicorn's parser raises (request line, headers, framing) answer the same JSON shape
   as the app's errors, not gunicorn's HTML page.
-- A client has `header_timeout` seconds to send a request's headers: from connecting for the
-  first request, from the first byte of each later request on a kept-alive connection (the
-  idle time between requests stays gunicorn's `keepalive`). A slower client is disconnected
-  without an answer.
+- A new connection has `header_timeout` seconds to send its first request's headers, else it is
+  closed without an answer. Later requests on a kept-alive connection keep gunicorn's rule: the
+  whole request head within `keepalive` of the previous answer (an idle keep-alive costs as much
+  as a half-sent header, so a shorter limit there would protect nothing).
 - When the worker stops, requests in progress are answered with `Connection: close`, and idle
   keep-alive connections are closed without a byte (no 500 page, no ERROR line): a stopping
   gevent worker otherwise waits for every connection greenlet, and an idle one stays until the
@@ -20,6 +20,8 @@ from gunicorn import util
 from gunicorn.http import errors
 from gunicorn.workers.ggevent import GeventWorker
 from werkzeug.exceptions import default_exceptions
+
+from .errors import EventiError
 
 _STATUS = (  # first match wins; ParseException subclasses are the client's fault
     ((errors.InvalidResponseHeader, errors.InvalidResponseHeaderName), 500),  # the app's fault
@@ -42,10 +44,14 @@ def status_for(exc):
 
 
 def error_response(status, request_id):
-    """A complete HTTP/1.1 error response in the app's JSON shape, named as Flask names the status."""
-    http_error = default_exceptions[status]()
-    body = json.dumps({"error": http_error.name.lower().replace(" ", "_"),
-                       "message": http_error.description}).encode()
+    """A complete HTTP/1.1 error response in the app's JSON shape, named as the app names the status
+    (eventi/web/errors.py: werkzeug's name and description, and its own internal_error for a 500)."""
+    if status == 500:
+        error = {"error": EventiError.code, "message": EventiError.message}
+    else:
+        http_error = default_exceptions[status]()
+        error = {"error": http_error.name.lower().replace(" ", "_"), "message": http_error.description}
+    body = json.dumps(error).encode()
     head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             f"Cache-Control: no-store\r\nX-Request-ID: {request_id}\r\n\r\n")
@@ -55,57 +61,11 @@ def error_response(status, request_id):
 class _Connection:
     """What the worker knows about one client connection (one greenlet)."""
 
-    __slots__ = ("sock", "served", "request")
+    __slots__ = ("served", "request")
 
-    def __init__(self, sock):
-        self.sock = sock
+    def __init__(self):
         self.served = 0
         self.request = None  # the request being served; None while waiting for the next one
-
-
-class _HeadersTooSlow(BaseException):
-    """Thrown into a connection greenlet whose client is too slow; BaseException so that no
-    `except Exception` in gunicorn's parser swallows it."""
-
-
-class _RequestClock:
-    """Bounds the wait for one request: `idle` seconds for its first byte (None: no idle phase),
-    then `headers` seconds for the rest. Expiry leaves the with-block quietly with no request,
-    and gunicorn closes the connection."""
-
-    def __init__(self, fd, idle, headers):
-        self._fd, self._idle, self._headers = fd, idle, headers
-        self._timer = self._first_byte = None
-        self._expired = _HeadersTooSlow()
-
-    def __enter__(self):
-        self._greenlet = gevent.getcurrent()
-        if self._idle is None:
-            self._start_timer(self._headers)
-        else:
-            self._start_timer(self._idle)
-            self._first_byte = gevent.get_hub().loop.io(self._fd, 1)
-            self._first_byte.start(self._on_first_byte)
-        return self
-
-    def _start_timer(self, seconds):
-        if self._timer is not None:
-            self._timer.close()
-        self._timer = gevent.get_hub().loop.timer(seconds)
-        self._timer.start(self._expire, update=True)  # from now, not from the loop's cached time
-
-    def _on_first_byte(self):
-        self._first_byte.stop()  # level-triggered: once is enough
-        self._start_timer(self._headers)
-
-    def _expire(self):
-        self._greenlet.throw(self._expired)  # as gevent.Timeout does, from the hub
-
-    def __exit__(self, kind, exc, tb):
-        for watcher in (self._timer, self._first_byte):
-            if watcher is not None:
-                watcher.close()
-        return exc is self._expired
 
 
 class EventiGeventWorker(GeventWorker):
@@ -121,7 +81,7 @@ class EventiGeventWorker(GeventWorker):
 
     def handle(self, listener, client, addr):
         current = gevent.getcurrent()
-        self._connections[current] = _Connection(client)
+        self._connections[current] = _Connection()
         try:
             super().handle(listener, client, addr)
         finally:
@@ -139,12 +99,13 @@ class EventiGeventWorker(GeventWorker):
             connection.request = None
 
     def timeout_ctx(self):
-        """gunicorn wraps the read of each request in this (base_async.AsyncWorker.handle)."""
+        """gunicorn reads each request inside this (base_async.AsyncWorker.handle): the first one on a
+        connection within header_timeout of connecting, later ones within keepalive of the last answer.
+        On expiry the read ends quietly with no request, and gunicorn closes the connection."""
         connection = self._connections.get(gevent.getcurrent())
-        if connection is None or self.header_timeout is None:
+        if connection is None or connection.served or self.header_timeout is None:
             return super().timeout_ctx()
-        idle = self.cfg.keepalive if connection.served else None
-        return _RequestClock(connection.sock.fileno(), idle, self.header_timeout)
+        return gevent.Timeout(self.header_timeout, False)
 
     def close_after_response(self):
         """Answer every request in progress with `Connection: close`. gunicorn decides keep-alive when

@@ -3,7 +3,7 @@
 
 const DEFAULTS = {
   maxAttempts: 4,      // holds answered with "pending" before giving up
-  maxErrors: 6,        // network errors / 5xx / 429 tolerated, each followed by a backoff
+  maxErrors: 6,        // network errors / 5xx / 429 / "server stopping" answers, each followed by a backoff
   backoffBaseMs: 1000, // first backoff ceiling; doubles per error (full jitter)
   backoffMaxMs: 15000,
 };
