@@ -129,6 +129,7 @@ def test_stopping_closes_kept_alive_connections_quietly(start_gunicorn, signum):
     assert answered_reader.rest() == b""
     assert idle_reader.rest() == b""
     if signum == signal.SIGTERM:
+        server.process.wait_for(r"Shutting down: Master", timeout=60)  # the last line: the whole log is in
         assert server.process.proc.wait(timeout=60) == 0
     else:
         server.process.wait_for(r"Worker exiting|eventi worker ready", count=2, timeout=60)  # old out, new in
