@@ -2,14 +2,11 @@
 import shutil
 import subprocess
 
-import pytest
-
 from tests.support.processes import ROOT
 
 
 def test_long_poll_js_node_tests():
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: long-poll.js's tests (tests/js/) need Node 18+")
+    assert node, "node is not installed: `make deps` installs it (long-poll.js's tests need Node 18+)"
     result = subprocess.run([node, "--test", str(ROOT / "tests" / "js")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
