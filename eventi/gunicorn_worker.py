@@ -68,8 +68,20 @@ class _Connection:
         self.request = None  # the request being served; None while waiting for the next one
 
 
+def close_connection_after_response():
+    """Ask the worker serving the current request to close its connection once it has answered
+    (a body whose framing broke leaves the rest of the stream unreadable). A no-op outside gunicorn."""
+    worker = EventiGeventWorker.running
+    connection = worker._connections.get(gevent.getcurrent()) if worker else None
+    if connection is not None and connection.request is not None:
+        connection.request.must_close = True
+
+
 class EventiGeventWorker(GeventWorker):
     """The gevent worker with JSON errors, a header timeout and a quiet stop."""
+
+    running = None
+    """The worker of this process, once it runs (one per process)."""
 
     header_timeout = None
     """Seconds a client has to send a request's headers (EVENTI_HEADER_TIMEOUT_SECONDS, set by
@@ -78,6 +90,10 @@ class EventiGeventWorker(GeventWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._connections = {}  # greenlet -> _Connection
+
+    def init_process(self):
+        EventiGeventWorker.running = self
+        super().init_process()
 
     def handle(self, listener, client, addr):
         current = gevent.getcurrent()

@@ -152,3 +152,19 @@ def test_a_header_timeout_that_is_not_a_positive_number_is_refused(tmp_path, val
 
     with pytest.raises(config.ConfigError, match="EVENTI_HEADER_TIMEOUT_SECONDS"):
         config.load({"VAR_DIR": str(tmp_path)}, environ={"EVENTI_HEADER_TIMEOUT_SECONDS": value})
+
+
+def test_a_broken_chunked_body_answers_400_and_closes_the_connection(start_gunicorn):
+    server = start_gunicorn(workers=1)
+    for path in ("/api/orders", "/api/payhero/callback?token=x"):
+        sock = raw_http.connect(server.port)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n".encode())
+        reader = raw_http.Reader(sock)
+        response = reader.response()
+        assert response.status == 400, path
+        assert json.loads(response.body)["error"] == "malformed_body", path
+        assert reader.rest() == b"", path  # one answer, then the server closes
+        sock.close()
+    log = "".join(server.process.log)
+    assert "Traceback" not in log and "[ERROR]" not in log and "Unhandled error" not in log
