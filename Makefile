@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 FERRETDB := .tools/bin/ferretdb
+# node from the machine when it has one, else Debian's nodejs (long-poll.js's tests)
+NODE := $(or $(shell command -v node),/usr/bin/node)
 # Debian's PostgreSQL server (any version), the storage under FerretDB
 POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/postgres) /usr/lib/postgresql/15/bin/postgres)
 N ?= 10000
@@ -27,7 +29,7 @@ bench: deps  ## hub vs per-request vs short polling, N held clients (N=, RATE=, 
 e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
 	./scripts/run-payment-test.sh
 
-deps: $(VENV)/.installed /usr/bin/redis-server $(POSTGRES) /usr/sbin/nginx /usr/bin/chromium $(FERRETDB)  ## install the venv, redis-server, postgresql, nginx (tests put it in front), chromium (browser test); build FerretDB into .tools/
+deps: $(VENV)/.installed /usr/bin/redis-server $(POSTGRES) /usr/sbin/nginx /usr/bin/chromium $(NODE) $(FERRETDB)  ## install the venv, redis-server, postgresql, nginx (tests put it in front), chromium (browser test), node (long-poll.js tests); build FerretDB into .tools/
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,6 +42,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 $(POSTGRES):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+
+/usr/bin/node:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs
 
 /usr/sbin/nginx:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx

@@ -78,18 +78,20 @@ def post_worker_init(worker):
     """Answer held waits as soon as this worker is told to stop (SIGTERM, HUP reload)."""
     import gevent
 
+    parts = worker.wsgi.extensions["eventi"]
+    worker.header_timeout = parts.settings["HEADER_TIMEOUT_SECONDS"]
+
     def watch_for_shutdown():
         while worker.alive:
             gevent.sleep(0.2)
-        parts = worker.wsgi.extensions["eventi"]
+        worker.close_after_response()  # first: the waits answered next must close their connections
         parts.waits.stopping = True
         parts.notifier.stop()
-        while True:  # answered waits leave idle keep-alive connections behind: close them too
+        while True:  # idle keep-alive connections would hold the worker until the keepalive timeout
             worker.close_idle_connections()
             gevent.sleep(0.2)
 
     gevent.spawn(watch_for_shutdown)
-    parts = worker.wsgi.extensions["eventi"]
     interval = parts.settings["RECONCILE_INTERVAL_SECONDS"]
     if interval > 0:
         from eventi.services.reconcile import reconcile_forever

@@ -18,6 +18,7 @@ DEFAULTS = {
     "STORE_MAX_READS": 32,
     "MAX_WAITS_PER_ORDER": 20,
     "MAX_WAITS_PER_WORKER": 10_000,
+    "HEADER_TIMEOUT_SECONDS": 10.0,
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -98,6 +99,8 @@ def _check(settings):
         raise ConfigError("EVENTI_STORE_MAX_READS must be at least 1")
     if settings["RECHECK_SECONDS"] <= 0:
         raise ConfigError("EVENTI_RECHECK_SECONDS must be positive")
+    if settings["HEADER_TIMEOUT_SECONDS"] <= 0:
+        raise ConfigError("EVENTI_HEADER_TIMEOUT_SECONDS must be positive")
     if not 0 <= settings["PROXY_COUNT"] <= 5:
         raise ConfigError("EVENTI_PROXY_COUNT must be 0 (no proxy) to 5: the number of proxies in front whose X-Forwarded-For is trusted")
     if settings["ENV"] == "production" and len(settings["SECRET_KEY"] or "") < 32:

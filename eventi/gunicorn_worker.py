@@ -1,41 +1,156 @@
-"""gunicorn's gevent worker, plus closing idle keep-alive connections when the worker stops.
+"""gunicorn's gevent worker, with eventi's rules for what happens below Flask.
 
-A stopping gevent worker waits until every connection greenlet is done, and an idle
-keep-alive connection (nginx's upstream pool, PayHero's HTTP client) stays until gunicorn's
-keepalive timeout: a deploy would wait that long for nothing. Connections with a request in
-progress are left alone; held waits are answered by the app's own shutdown hook.
+- Errors gunicorn's parser raises (request line, headers, framing) answer the same JSON shape
+  as the app's errors, not gunicorn's HTML page.
+- A new connection has `header_timeout` seconds to send its first request's headers, else it is
+  closed without an answer. Later requests on a kept-alive connection keep gunicorn's rule: the
+  whole request head within `keepalive` of the previous answer (an idle keep-alive costs as much
+  as a half-sent header, so a shorter limit there would protect nothing).
+- When the worker stops, requests in progress are answered with `Connection: close`, and idle
+  keep-alive connections are closed without a byte (no 500 page, no ERROR line): a stopping
+  gevent worker otherwise waits for every connection greenlet, and an idle one stays until the
+  keepalive timeout. Held waits are answered by the app's own shutdown hook (gunicorn.conf.py).
 """
+import json
+import uuid
+from http import HTTPStatus
+
 import gevent
+from gunicorn import util
+from gunicorn.http import errors
 from gunicorn.workers.ggevent import GeventWorker
+from werkzeug.exceptions import default_exceptions
+
+from .errors import EventiError
+
+_STATUS = (  # first match wins; ParseException subclasses are the client's fault
+    ((errors.InvalidResponseHeader, errors.InvalidResponseHeaderName), 500),  # the app's fault
+    (errors.LimitRequestLine, 414),
+    (errors.LimitRequestHeaders, 431),
+    (errors.UnsupportedTransferCoding, 501),
+    (errors.ExpectationFailed, 417),
+    (errors.ForbiddenProxyRequest, 403),
+    (errors.ConfigurationProblem, 500),
+    (errors.ParseException, 400),
+)
+
+
+def status_for(exc):
+    """The HTTP status for an error raised below the app; 500 for anything not the client's fault."""
+    for kinds, status in _STATUS:
+        if isinstance(exc, kinds):
+            return status
+    return 500
+
+
+def error_response(status, request_id):
+    """A complete HTTP/1.1 error response in the app's JSON shape, named as the app names the status
+    (eventi/web/errors.py: werkzeug's name and description, and its own internal_error for a 500)."""
+    if status == 500:
+        error = {"error": EventiError.code, "message": EventiError.message}
+    else:
+        http_error = default_exceptions[status]()
+        error = {"error": http_error.name.lower().replace(" ", "_"), "message": http_error.description}
+    body = json.dumps(error).encode()
+    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Cache-Control: no-store\r\nX-Request-ID: {request_id}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class _Connection:
+    """What the worker knows about one client connection (one greenlet)."""
+
+    __slots__ = ("served", "request")
+
+    def __init__(self):
+        self.served = 0
+        self.request = None  # the request being served; None while waiting for the next one
+
+
+def close_connection_after_response():
+    """Ask the worker serving the current request to close its connection once it has answered
+    (a body whose framing broke leaves the rest of the stream unreadable). A no-op outside gunicorn."""
+    worker = EventiGeventWorker.running
+    connection = worker._connections.get(gevent.getcurrent()) if worker else None
+    if connection is not None and connection.request is not None:
+        connection.request.must_close = True
 
 
 class EventiGeventWorker(GeventWorker):
-    """The gevent worker with close_idle_connections()."""
+    """The gevent worker with JSON errors, a header timeout and a quiet stop."""
+
+    running = None
+    """The worker of this process, once it runs (one per process)."""
+
+    header_timeout = None
+    """Seconds a client has to send a request's headers (EVENTI_HEADER_TIMEOUT_SECONDS, set by
+    gunicorn.conf.py's post_worker_init); None keeps gunicorn's keepalive timeout for everything."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._connections = set()
-        self._busy = set()
+        self._connections = {}  # greenlet -> _Connection
+
+    def init_process(self):
+        EventiGeventWorker.running = self
+        super().init_process()
 
     def handle(self, listener, client, addr):
         current = gevent.getcurrent()
-        self._connections.add(current)
+        self._connections[current] = _Connection()
         try:
             super().handle(listener, client, addr)
         finally:
-            self._connections.discard(current)
+            del self._connections[current]
 
     def handle_request(self, listener_name, req, sock, addr):
-        current = gevent.getcurrent()
-        self._busy.add(current)
+        connection = self._connections.get(gevent.getcurrent())
+        if connection is None:  # not through handle(): nothing to track
+            return super().handle_request(listener_name, req, sock, addr)
+        connection.request = req
+        connection.served += 1
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
-            self._busy.discard(current)
+            connection.request = None
+
+    def timeout_ctx(self):
+        """gunicorn reads each request inside this (base_async.AsyncWorker.handle): the first one on a
+        connection within header_timeout of connecting, later ones within keepalive of the last answer.
+        On expiry the read ends quietly with no request, and gunicorn closes the connection."""
+        connection = self._connections.get(gevent.getcurrent())
+        if connection is None or connection.served or self.header_timeout is None:
+            return super().timeout_ctx()
+        return gevent.Timeout(self.header_timeout, False)
+
+    def close_after_response(self):
+        """Answer every request in progress with `Connection: close`. gunicorn decides keep-alive when
+        a request starts, so a wait held since before the stop would otherwise keep its connection."""
+        for connection in self._connections.values():
+            if connection.request is not None:
+                connection.request.must_close = True
 
     def close_idle_connections(self):
-        """Kill the greenlets waiting for a next request on a kept-alive connection."""
-        idle = self._connections - self._busy
+        """Close the connections waiting for a next request (or its headers): their greenlets end
+        quietly (see handle_error) and the client reads EOF."""
+        idle = [greenlet for greenlet, connection in self._connections.items() if connection.request is None]
         for greenlet in idle:
             greenlet.kill(block=False)
         return len(idle)
+
+    def handle_error(self, req, client, addr, exc):
+        """gunicorn's handler, writing the app's JSON error shape instead of an HTML page."""
+        if isinstance(exc, gevent.GreenletExit):  # closed by close_idle_connections: nothing to say
+            self.log.debug("Closed an idle connection from %s", (addr or ("",))[0])
+            return
+        status = status_for(exc)
+        request_id = uuid.uuid4().hex
+        if status == 500:
+            self.log.exception("Error handling request rid=%s", request_id)
+        else:
+            self.log.warning("Invalid request from ip=%s rid=%s: %s %s", (addr or ("",))[0], request_id,
+                             status, exc)
+        try:
+            util.write_nonblock(client, error_response(status, request_id))
+        except OSError:
+            self.log.debug("Failed to send error message.")

@@ -87,7 +87,9 @@ OPERATIONS = {
         "description": "Held until the status is final (answered the instant PayHero's callback is stored, on any "
                        "worker or machine) or until `timeout` seconds pass, then answered with `final: false`. "
                        "Call it again while `final` is false. Responses carry `Cache-Control: no-store` and "
-                       "`X-Accel-Buffering: no`; proxies must allow more than the longest hold (120 s).",
+                       "`X-Accel-Buffering: no`; proxies must allow more than the longest hold (120 s). "
+                       "A pending answer with `Retry-After` was cut short because the server is stopping "
+                       "(a deploy): not a hold; call again after that many seconds (0: at once).",
         "params": [ORDER_ID_PARAM],
         "query": schemas.WaitQuerySchema,
         "query_examples": {"token": STATUS_TOKEN, "timeout": 60},

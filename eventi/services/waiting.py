@@ -20,6 +20,12 @@ class WaitResult:
     waited_ms: int
     outcome: str  # final | timeout | client_gone | shutdown
 
+    @property
+    def cut_short(self):
+        """Still pending because this worker is stopping, not because the hold ran out: not a hold
+        the client should count; it should ask again at once (and reach a worker that is not stopping)."""
+        return self.outcome == "shutdown"
+
 
 class WaitService:
     """Registers the waiter first, then reads the status, then waits: no lost wake-ups."""

@@ -1,10 +1,12 @@
 """Helpers the blueprints share: the per-worker parts, JSON bodies and query strings."""
 from flask import current_app, request
 from marshmallow import ValidationError
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import strict_json
 from ..errors import EventiError, ValidationFailed
+from ..gunicorn_worker import close_connection_after_response
 
 
 class UnsupportedMediaType(EventiError):
@@ -13,6 +15,10 @@ class UnsupportedMediaType(EventiError):
 
 class InvalidJson(EventiError):
     status, code, message = 400, "invalid_json", "The body is not valid JSON."
+
+
+class MalformedBody(EventiError):
+    status, code, message = 400, "malformed_body", "The request body's framing is broken or incomplete."
 
 
 def parts():
@@ -42,7 +48,11 @@ def body_bytes():
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if limit is not None:
         request.max_content_length = limit + 1  # read by werkzeug when the stream is first opened
-    data = request.get_data(cache=True)
+    try:
+        data = request.get_data(cache=True)
+    except (ParseException, NoMoreData):  # gunicorn's chunked reader: a bad chunk size, a missing CRLF
+        close_connection_after_response()
+        raise MalformedBody() from None
     if limit is not None and len(data) > limit:
         raise RequestEntityTooLarge()
     return data

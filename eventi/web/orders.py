@@ -75,6 +75,8 @@ def wait_for_status(order_id):
     response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
+    if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
+        response.headers["Retry-After"] = "0"
     return response
 
 

@@ -1,4 +1,5 @@
 """Clients that leave, limits on waits, and workers that stop while waits are held."""
+import json
 import os
 import signal
 import socket
@@ -8,7 +9,8 @@ import pytest
 import requests
 
 from tests.conftest import TEST_SECRET
-from tests.support.api import Api, eventually
+from tests.support import raw_http
+from tests.support.api import Api, eventually, order_body
 
 
 def open_fds(pid):
@@ -86,3 +88,60 @@ def test_held_waits_are_answered_when_workers_stop(start_gunicorn, signum):
         assert api.wait(order_id, token, timeout=5).json()["paymentStatus"] == "completed"
     else:
         assert server.process.proc.wait(timeout=60) == 0
+
+
+def wait_path(order_id, token, timeout=120):
+    return f"/api/orders/{order_id}/wait?token={token}&timeout={timeout}"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stopping_closes_kept_alive_connections_quietly(start_gunicorn, signum):
+    server = start_gunicorn(workers=1)
+    api = Api(server.base_url, TEST_SECRET)
+    (paid, paid_token), (pending, pending_token) = api.create_order(), api.create_order()
+    # A wait answered before the stop, its connection kept alive (the page's tab still open).
+    answered = raw_http.connect(server.port)
+    answered_reader = raw_http.Reader(answered)
+    answered.sendall(raw_http.get(wait_path(paid, paid_token)))
+    api.await_waits_held(1)
+    assert api.callback(paid).status_code == 200
+    assert json.loads(answered_reader.response().body)["final"] is True
+    # An idle keep-alive connection (a pooled client), and a held wait with its page's re-wait
+    # already on the way (pipelined: it reaches the worker after the first answer, whatever the timing).
+    idle = raw_http.connect(server.port)
+    idle_reader = raw_http.Reader(idle)
+    idle.sendall(raw_http.get("/healthz"))
+    assert idle_reader.response().status == 200
+    held = raw_http.connect(server.port)
+    held_reader = raw_http.Reader(held)
+    held.sendall(raw_http.get(wait_path(pending, pending_token)) * 2)
+    api.await_waits_held(1)
+
+    server.process.signal(signum)
+
+    # The held wait: one answer the page can tell apart from a hold that ran out, then the end.
+    response = held_reader.response()
+    body = json.loads(response.body)
+    assert (response.status, body["orderId"], body["final"]) == (200, pending, False)
+    assert response.headers["retry-after"] == "0" and response.headers["connection"] == "close"
+    assert held_reader.rest() == b""  # no second answer to the re-wait: it goes to another worker
+    # Answered and idle connections: not a byte more (no unsolicited 500), just EOF.
+    assert answered_reader.rest() == b""
+    assert idle_reader.rest() == b""
+    if signum == signal.SIGTERM:
+        server.process.wait_for(r"Shutting down: Master", timeout=60)  # the last line: the whole log is in
+        assert server.process.proc.wait(timeout=60) == 0
+    else:
+        server.process.wait_for(r"Worker exiting|eventi worker ready", count=2, timeout=60)  # old out, new in
+    log = "".join(server.process.log)
+    assert "Traceback" not in log and "[ERROR]" not in log, log
+
+
+def test_a_wait_that_reaches_a_stopping_worker_is_answered_at_once_with_retry_after(client, parts):
+    created = client.post("/api/orders", json=order_body())
+    order_id, token = created.json["orderId"], created.json["statusToken"]
+    parts.waits.stopping = True
+    response = client.get(wait_path(order_id, token))
+    assert response.status_code == 200
+    assert (response.json["final"], response.headers["Retry-After"]) == (False, "0")
+    assert response.json["waitedMs"] < 60_000  # answered, not held for its 120 s

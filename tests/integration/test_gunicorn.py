@@ -1,4 +1,5 @@
 """Through real gunicorn processes with gevent workers, Redis and FerretDB."""
+import json
 import re
 from collections import Counter
 
@@ -8,6 +9,7 @@ import redis
 from gevent.pool import Pool
 
 from tests.conftest import TEST_SECRET
+from tests.support import raw_http
 from tests.support.api import Api
 
 
@@ -83,3 +85,86 @@ def test_redis_connections_per_worker_with_500_waits(start_gunicorn, settings, m
         assert max(per_worker.values()) <= 3, per_worker
     else:
         assert sum(per_worker.values()) >= 500, per_worker
+
+
+BELOW_FLASK = {  # what gunicorn's parser refuses before the app sees a request, and the status it answers
+    "a 5,000-character URI": (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: test\r\n\r\n", 414),
+    "a 10 KB header": (b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 10240 + b"\r\n\r\n", 431),
+    "120 headers": (b"GET /healthz HTTP/1.1\r\nHost: test\r\n"
+                    + b"".join(b"X-H%d: v\r\n" % i for i in range(120)) + b"\r\n", 431),
+    "a garbage request line": (b"HELLO\r\n\r\n", 400),
+    "a TLS hello on the HTTP port": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+    "Content-Length with chunked": (b"POST /api/orders HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n"
+                                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "a space in a header name": (b"GET /healthz HTTP/1.1\r\nHost: test\r\nX Bad: 1\r\n\r\n", 400),
+    "an unknown transfer coding": (b"POST /api/orders HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+}
+
+
+CODES = {400: "bad_request", 414: "request_uri_too_long", 431: "request_header_fields_too_large"}
+
+
+def test_errors_found_below_flask_answer_the_json_error_shape(start_gunicorn):
+    server = start_gunicorn(workers=1)
+    for case, (request, status) in BELOW_FLASK.items():
+        sock = raw_http.connect(server.port)
+        sock.sendall(request)
+        reader = raw_http.Reader(sock)
+        response = reader.response()
+        assert response.status == status, case
+        assert response.headers["content-type"] == "application/json", case
+        body = json.loads(response.body)
+        assert body["error"] == CODES[status] and body["message"].endswith(".") and len(body) == 2, (case, body)
+        assert response.headers["connection"] == "close" and response.headers["x-request-id"], case
+        assert reader.rest() == b"", case  # and the connection ends there
+        sock.close()
+    server.process.wait_for("WARNING] Invalid request from ip=127.0.0.1", count=len(BELOW_FLASK), timeout=30)
+    log = "".join(server.process.log)
+    assert "Traceback" not in log and "[ERROR]" not in log
+
+
+def test_a_client_that_does_not_finish_its_headers_is_disconnected(start_gunicorn):
+    server = start_gunicorn(workers=1, EVENTI_HEADER_TIMEOUT_SECONDS=1)  # keepalive stays 75 s
+    half = raw_http.connect(server.port)  # half a request, then nothing
+    half.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+    silent = raw_http.connect(server.port)  # connected, nothing sent
+    # The server closes both without an answer (the client's 30 s socket timeout would raise instead).
+    assert raw_http.Reader(half).rest() == b""
+    assert raw_http.Reader(silent).rest() == b""
+    log = "".join(server.process.log)
+    assert "Traceback" not in log and "[ERROR]" not in log
+
+
+def test_an_idle_kept_alive_connection_outlives_the_header_timeout(start_gunicorn):
+    server = start_gunicorn(workers=1, EVENTI_HEADER_TIMEOUT_SECONDS=1)
+    sock = raw_http.connect(server.port)
+    reader = raw_http.Reader(sock)
+    sock.sendall(raw_http.get("/healthz"))
+    assert reader.response().status == 200
+    gevent.sleep(2.5)  # not a synchronisation: the idle time under test (between requests, keepalive's 75 s apply)
+    sock.sendall(raw_http.get("/healthz"))
+    assert reader.response().status == 200
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_header_timeout_that_is_not_a_positive_number_is_refused(tmp_path, value):
+    from eventi import config
+
+    with pytest.raises(config.ConfigError, match="EVENTI_HEADER_TIMEOUT_SECONDS"):
+        config.load({"VAR_DIR": str(tmp_path)}, environ={"EVENTI_HEADER_TIMEOUT_SECONDS": value})
+
+
+def test_a_broken_chunked_body_answers_400_and_closes_the_connection(start_gunicorn):
+    server = start_gunicorn(workers=1)
+    for path in ("/api/orders", "/api/payhero/callback?token=x"):
+        sock = raw_http.connect(server.port)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n".encode())
+        reader = raw_http.Reader(sock)
+        response = reader.response()
+        assert response.status == 400, path
+        assert json.loads(response.body)["error"] == "malformed_body", path
+        assert reader.rest() == b"", path  # one answer, then the server closes
+        sock.close()
+    log = "".join(server.process.log)
+    assert "Traceback" not in log and "[ERROR]" not in log and "Unhandled error" not in log

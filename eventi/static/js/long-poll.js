@@ -3,7 +3,7 @@
 
 const DEFAULTS = {
   maxAttempts: 4,      // holds answered with "pending" before giving up
-  maxErrors: 6,        // network errors / 5xx / 429 tolerated, each followed by a backoff
+  maxErrors: 6,        // network errors / 5xx / 429 / "server stopping" answers, each followed by a backoff
   backoffBaseMs: 1000, // first backoff ceiling; doubles per error (full jitter)
   backoffMaxMs: 15000,
 };
@@ -19,7 +19,8 @@ export class WaitError extends Error {
 /**
  * Wait for an order's final payment status with as few requests as possible.
  * Resolves {final, body, attempts, requests}: final is true with the final status body,
- * or false with the last pending body after maxAttempts holds. Rejects with WaitError on
+ * or false with the last pending body after maxAttempts holds. A pending answer carrying
+ * Retry-After came back early because the server was stopping: it is not a hold. Rejects with WaitError on
  * 4xx (unknown order or wrong token), when errors exceed maxErrors, or when aborted.
  */
 export async function waitForPayment(waitUrl, options = {}) {
@@ -48,6 +49,14 @@ export async function waitForPayment(waitUrl, options = {}) {
       if (body.final) {
         log.log(`Payment status resolved! Final status: ${body.paymentStatus}`);
         return { final: true, body, attempts, requests };
+      }
+      const retryAfter = response.headers.get("Retry-After");
+      if (retryAfter !== null) {
+        // Answered early because the server is stopping (a deploy): not a hold. Like a 503, it takes
+        // one from the error budget and waits the (short) backoff, so a deploy's pages come back spread.
+        errors = await afterError(opts, errors, response.status, retryAfter, log, "server stopping");
+        attempts -= 1;
+        continue;
       }
       continue; // the hold expired with "pending": ask again at once
     }

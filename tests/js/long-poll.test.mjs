@@ -1,0 +1,60 @@
+// node --test tests/js/: long-poll.js against a fake fetch (no server, no framework).
+// Run from pytest by tests/test_long_poll_js.py.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+
+// long-poll.js is a browser ES module outside any package.json: load its source as a module.
+const source = readFileSync(new URL("../../eventi/static/js/long-poll.js", import.meta.url), "utf8");
+const { waitForPayment } = await import("data:text/javascript," + encodeURIComponent(source));
+
+const PENDING = { orderId: "o1", paymentStatus: "pending", amount: 1500, final: false, waitedMs: 60000 };
+const STOPPING = { ...PENDING, waitedMs: 12 };
+const COMPLETED = { orderId: "o1", paymentStatus: "completed", amount: 1500, mpesaReceipt: "R1", final: true, waitedMs: 40 };
+
+function answer(body, headers = {}, status = 200) {
+  return { ok: status >= 200 && status < 300, status, headers: new Headers(headers), json: async () => body };
+}
+
+/** A fetch that gives the answers in order and records each call. */
+function fakeFetch(answers) {
+  const calls = [];
+  const fetch = async (url) => {
+    calls.push(url);
+    if (!answers.length) throw new Error("no more answers");
+    return answers.shift();
+  };
+  return { fetch, calls };
+}
+
+const quiet = { log() {}, warn() {} };
+const fast = { log: quiet, backoffBaseMs: 1, backoffMaxMs: 1 };
+
+test("a pending answer cut short by a stopping server is not a hold", async () => {
+  const { fetch, calls } = fakeFetch([answer(STOPPING, { "Retry-After": "0" }), answer(COMPLETED)]);
+  const result = await waitForPayment("/api/orders/o1/wait?token=t", { ...fast, fetch, maxAttempts: 1 });
+  assert.equal(result.final, true);
+  assert.equal(result.body.paymentStatus, "completed");
+  assert.equal(result.attempts, 1);
+  assert.equal(calls.length, 2);
+});
+
+test("two reloads during one checkout leave every hold to the page", async () => {
+  const stop = () => answer(STOPPING, { "Retry-After": "0" });
+  const answers = [answer(PENDING), stop(), answer(PENDING), stop(), answer(PENDING), answer(PENDING)];
+  const { fetch, calls } = fakeFetch(answers);
+  const result = await waitForPayment("/w", { ...fast, fetch, maxAttempts: 4 });
+  assert.deepEqual([result.final, result.attempts, result.requests, calls.length], [false, 4, 6, 6]);
+});
+
+test("a hold that runs out counts, and the page gives up after maxAttempts of them", async () => {
+  const { fetch, calls } = fakeFetch([answer(PENDING), answer(PENDING), answer(COMPLETED)]);
+  const result = await waitForPayment("/w", { ...fast, fetch, maxAttempts: 2 });
+  assert.deepEqual([result.final, result.attempts, calls.length], [false, 2, 2]);
+});
+
+test("a server that only ever answers 'stopping' exhausts the error budget instead of looping", async () => {
+  const { fetch, calls } = fakeFetch(Array.from({ length: 20 }, () => answer(STOPPING, { "Retry-After": "0" })));
+  await assert.rejects(waitForPayment("/w", { ...fast, fetch, maxErrors: 3 }), { name: "WaitError" });
+  assert.equal(calls.length, 4);
+});
