@@ -1,6 +1,7 @@
 """`flask --app wsgi ...` commands for what ops do by hand."""
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from . import event_file
 
@@ -35,7 +36,7 @@ def reconcile(limit):
                f"errors={report.errors} releases_finished={report.releases_finished}")
 
 
-@click.group("events")
+@click.group("events", cls=AppGroup)
 def events():
     """Events and their ticket types."""
 

@@ -43,6 +43,29 @@ ORDER_ID_PARAM = {
     "schema": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
 }
 
+BASE_URL = "https://tickets.example.co.ke"
+IDEMPOTENCY_KEY = "9f6c1d3e2b7a4c58a0e1f2d3c4b5a697"
+
+EVENT_ID_PARAM = {
+    "in": "path", "name": "event_id", "required": True, "example": "demo",
+    "description": "The event's id (a slug), as loaded by `flask --app wsgi events load`.",
+    "schema": {"type": "string", "pattern": schemas.EVENT_ID.pattern},
+}
+
+IDEMPOTENCY_KEY_PARAM = {
+    "in": "header", "name": "Idempotency-Key", "required": False, "example": IDEMPOTENCY_KEY,
+    "description": "Optional; one per checkout attempt (1-64 of `A-Za-z0-9._:-`). The same key with the same body "
+                   "within 24 h answers the first answer again (header `Idempotent-Replayed: true`): no second order, "
+                   "no second STK push. The same key with another body is `422 idempotency_key_reused`; while the "
+                   "first request is still being answered, `409 idempotency_key_in_use` with `Retry-After`.",
+    "schema": {"type": "string", "pattern": schemas.IDEMPOTENCY_KEY.pattern},
+}
+
+
+def _error(description, example):
+    return {"description": description, "schema": "Error", "examples": {example["error"]: example}}
+
+
 PENDING = {"orderId": ORDER_ID, "paymentStatus": "pending", "amount": 1500, "updatedAt": UPDATED_AT}
 COMPLETED = {**PENDING, "paymentStatus": "completed", "mpesaReceipt": "TKS2P0X9QH"}
 CANCELLED = {**PENDING, "paymentStatus": "cancelled", "failureReason": "Request cancelled by user"}
@@ -59,19 +82,44 @@ def _text(media_type, description, example):
 OPERATIONS = {
     "orders.create_order": {"post": {
         "tags": ["checkout"],
-        "summary": "Create a pending order",
-        "description": "Stores a pending order and returns the token and URL the payment page waits on. "
-                       "Unknown fields, wrong types and operator objects are rejected; nothing is stored then.",
+        "summary": "Create a pending order, priced by the server",
+        "description": "Holds the tickets, stores a pending order, sends one M-Pesa STK push and returns the token "
+                       "and absolute URLs the payment page waits on. The amount is the event's stored price times "
+                       "`quantity`: an `amount` in the body is an unknown field. Unknown fields, wrong types and "
+                       "operator objects are rejected; nothing is stored then, nor when the answer is 404, 409 or 429.",
+        "params": [IDEMPOTENCY_KEY_PARAM],
         "body": schemas.OrderCreateSchema,
         "body_examples": {
-            "local": {"eventId": "nairobi-jazz-2026", "amount": 1500, "phone": "0712345678",
+            "local": {"eventId": "demo", "ticketTypeId": "regular", "quantity": 1, "phone": "0712345678",
                       "email": "wanjiru@example.com", "name": "Wanjiru Kamau"},
-            "international": {"eventId": "ev_42", "amount": 3000, "phone": "+254112345678", "email": "otieno@example.co.ke"},
+            "international": {"eventId": "demo", "ticketTypeId": "vip", "quantity": 2, "phone": "+254112345678",
+                              "email": "otieno@example.co.ke"},
         },
         "responses": {201: _ok(schemas.OrderCreatedSchema, {"created": {
-            "orderId": ORDER_ID, "paymentStatus": "pending", "statusToken": STATUS_TOKEN,
-            "waitUrl": f"/api/orders/{ORDER_ID}/wait?token={STATUS_TOKEN}"}}, "Created"),
-            400: None, 413: None, 415: None, 503: None},
+            "orderId": ORDER_ID, "paymentStatus": "pending", "statusToken": STATUS_TOKEN, "amount": 1500, "currency": "KES",
+            "waitUrl": f"{BASE_URL}/api/orders/{ORDER_ID}/wait?token={STATUS_TOKEN}",
+            "statusUrl": f"{BASE_URL}/api/orders/{ORDER_ID}?token={STATUS_TOKEN}"}}, "Created (or, with a replayed "
+            "Idempotency-Key, the first answer again)"),
+            400: _error("Invalid input: `validation_error` with `details` per field (an unknown ticket type, more "
+                        "than the type's `maxPerOrder`, a total past KES 250,000, a malformed `Idempotency-Key`), "
+                        "or `invalid_json`.", {"error": "validation_error", "message": "The request is not valid.",
+                                               "details": {"quantity": ["At most 4 tickets of this type per order."]}}),
+            404: _error("No such event, or it has started (`event_not_found`); nothing stored.",
+                        {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}),
+            409: _error("`sold_out`: fewer tickets of the type are left than asked for, nothing stored and no push; "
+                        "or `idempotency_key_in_use` (with `Retry-After`).",
+                        {"error": "sold_out", "message": "Not enough tickets of this type are left."}),
+            413: None, 415: None,
+            422: _error("`idempotency_key_reused`: the key came before with another body.",
+                        {"error": "idempotency_key_reused",
+                         "message": "This Idempotency-Key was used with a different order; use a new key."}),
+            429: _error("`too_many_pushes` to this phone lately (with `Retry-After`); nothing stored.",
+                        {"error": "too_many_pushes", "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
+            502: _error("PayHero did not accept the STK push: the order is stored as `failed` (`stk_push_failed`) "
+                        "and its tickets are released.",
+                        {"error": "payment_provider_error", "orderId": ORDER_ID,
+                         "message": "The payment provider did not accept the M-Pesa request; try again shortly."}),
+            503: None},
     }},
     "orders.get_status": {"get": {
         "tags": ["checkout"],
@@ -130,12 +178,31 @@ OPERATIONS = {
                                                            "repeated": {"received": True, "duplicate": True}}),
                       400: None, 401: None, 413: None, 415: None, 503: None},
     }},
+    "events.get_event": {"get": {
+        "tags": ["checkout"],
+        "summary": "An event on sale, with its ticket types, prices and tickets left",
+        "params": [EVENT_ID_PARAM],
+        "responses": {200: _ok(schemas.EventSchema, {"demo": {
+            "id": "demo", "name": "Nairobi Jazz Night", "startsAt": "2030-12-12T16:00:00.000Z",
+            "venue": "Kenya National Theatre, Nairobi", "currency": "KES", "ticketTypes": [
+                {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 412},
+                {"id": "vip", "name": "VIP", "price": 4000, "maxPerOrder": 4, "left": 0}]}}),
+            404: _error("No such event, or it has started (`event_not_found`).",
+                        {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}),
+            503: None},
+    }},
+    "pages.events": {"get": {
+        "tags": ["pages"], "summary": "The events on sale, soonest first (HTML)",
+        "responses": {200: _text("text/html", "A list of links to each event's checkout", "<!doctype html>...")},
+    }},
     "pages.checkout": {"get": {
         "tags": ["pages"], "summary": "The checkout form for one event (HTML)",
-        "params": [{"in": "path", "name": "event_id", "required": True, "example": "nairobi-jazz-2026",
-                    "schema": {"type": "string", "pattern": schemas.EVENT_ID.pattern}}],
+        "description": "Shows the event's name, date, venue and ticket types with their stored prices; posts to "
+                       "POST /api/orders with an Idempotency-Key per submission.",
+        "params": [EVENT_ID_PARAM],
         "responses": {200: _text("text/html", "The form; it posts to POST /api/orders", "<!doctype html>..."),
-                      404: _text("text/html", "Not an event id", "<!doctype html>...")},
+                      404: _text("text/html", "No such event, or it has started: a page linking to the events on sale",
+                                 "<!doctype html>...")},
     }},
     "pages.status": {"get": {
         "tags": ["pages"], "summary": "The payment page: the status now, then one long poll (HTML)",

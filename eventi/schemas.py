@@ -180,6 +180,7 @@ class ErrorSchema(Schema):
     error = fields.String(required=True, metadata={"example": "validation_error"})
     message = fields.String(required=True)
     details = fields.Dict(metadata={"description": "Field name to a list of messages (validation errors)."})
+    orderId = fields.String(metadata={"description": "Only with payment_provider_error: the order, stored as failed."})
 
 
 class OrderCreatedSchema(Schema):
