@@ -3,6 +3,7 @@ import uuid
 
 import pytest
 
+from tests.support.events import seed_test_events
 from tests.support.processes import FerretDB, RedisServer
 
 
@@ -16,8 +17,9 @@ def own_redis(tmp_path):
 
 @pytest.fixture
 def own_mongo(postgres_server):
-    """A FerretDB of this test's own (a database of its own on the session's PostgreSQL)."""
+    """A FerretDB of this test's own (a database of its own on the session's PostgreSQL), with the test events."""
     server = FerretDB(postgres_server, database="eventi_" + uuid.uuid4().hex[:12]).start()
+    seed_test_events(server.uri)
     yield server
     if server.process.proc.poll() is None:
         server.stop()

@@ -4,7 +4,7 @@ import redis
 import requests
 
 from tests.conftest import TEST_SECRET, gunicorn_env
-from tests.support.api import Api, eventually
+from tests.support.api import Api, eventually, order_body
 from tests.support.processes import Gunicorn
 
 
@@ -81,8 +81,7 @@ def test_store_outage_answers_503_writes_nothing_and_recovers(settings, own_mong
         own_mongo.stop()
         callback = api.callback(paid_id)
         assert (callback.status_code, callback.json()["error"]) == (503, "store_unavailable")
-        create = requests.post(api.base_url + "/api/orders", json={"eventId": "ev", "amount": 10,
-                               "phone": "0712345678", "email": "a@example.com"}, timeout=30)
+        create = requests.post(api.base_url + "/api/orders", json=order_body(), timeout=30)
         assert (create.status_code, create.json()["error"]) == (503, "store_unavailable")
         assert api.status(cached_id, cached_token).json()["paymentStatus"] == "pending"  # from the cache
         assert api.status(paid_id, api.tokens.status_token(paid_id)).status_code == 503  # not cached
