@@ -72,6 +72,13 @@ def main(spec):
             "focused": page.evaluate("document.activeElement.textContent"),
             "invalid": result_invalid,
         }
+        if spec.get("back_after"):  # the Back button from the payment page: the form as it was left
+            page.go_back()
+            page.wait_for_selector("#earlier-order:not([hidden])", timeout=15_000)
+            totals["back"] = page.text_content("#total")
+            totals["back_line"] = page.text_content("#line")
+            totals["back_notice_href"] = page.get_attribute("#earlier-order-link", "href")
+            page.screenshot(path=spec["screenshot"].replace(".png", "-back.png"), full_page=True)
         browser.close()
     result.update(requests=requests_seen, console=console, totals=totals)
     print(json.dumps(result))

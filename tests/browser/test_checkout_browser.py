@@ -53,7 +53,7 @@ def api_calls(result):
 
 def test_paid_order_shows_the_receipt_after_one_wait(shop, simulator):
     result = shop_in_browser(shop.base_url, phone_ending(0), "checkout-success.png", invalid_first=True,
-                             pending_screenshot=True, ticket_type="vip")
+                             pending_screenshot=True, ticket_type="vip", back_after=True)
     assert result["view"] == "success"
     order_id = urlparse(result["url"]).path.split("/")[2]
     [push] = simulator.pushes(order_id)
@@ -62,13 +62,17 @@ def test_paid_order_shows_the_receipt_after_one_wait(shop, simulator):
     assert (totals["checkout"], totals["checkout_line"]) == ("5,000", "2 × VIP at KES 2,500")
     assert (totals["pending"], totals["pending_prompt"], totals["final"]) == ("KES 5,000", "KES 5,000", "KES 5,000")
     assert totals["final_line"] == "2 × VIP at KES 2,500"
+    # Back from the payment page: the restored form shows its own total again, and says an order was made.
+    assert (totals["back"], totals["back_line"]) == ("5,000", "2 × VIP at KES 2,500")
+    assert totals["back_notice_href"] == urlparse(result["url"]).path + "?" + urlparse(result["url"]).query
     keys = [r["key"] for r in result["requests"] if r["method"] == "POST"]
     assert len(keys) == 2 and all(len(k) == 32 for k in keys) and keys[0] != keys[1]  # one key per submission
     assert result["receipt"] == push["receipt"] and result["receipt"]
     calls = api_calls(result)
     waits = calls.count(("GET", "wait"))
     assert 1 <= waits <= 2, calls  # two only if a hold expired before the callback
-    assert calls == [("POST", "/api/orders")] * 2 + [("GET", "wait")] * waits, calls  # no other polling
+    assert calls[:2 + waits] == [("POST", "/api/orders")] * 2 + [("GET", "wait")] * waits, calls  # no other polling
+    assert ("POST", "/api/orders") not in calls[2 + waits:]  # going Back and forth made no order
     assert "Long polling attempt 1/4 - Waiting for payment..." in result["console"]
     assert "Payment status resolved! Final status: completed" in result["console"]
     assert result["announce"].startswith("Payment received") and result["focused"] == "Payment received"

@@ -50,6 +50,7 @@ form.addEventListener("change", () => { idempotencyKey = null; });
 
 // Coming back with the Back button restores the form's values, not what was computed from them.
 window.addEventListener("pageshow", () => {
+  offerQuantities();
   showTotal();
   const earlier = sessionStorage.getItem(EARLIER);
   if (earlier) {
