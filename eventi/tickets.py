@@ -11,12 +11,14 @@ order that ends failed or cancelled (no_callback included) releases them exactly
 first inserts a marker under the order's id (a unique insert again), and only the writer whose
 marker went in deletes the slots. Two deleters of one order could otherwise delete a slot that a
 third order took between their read and their write. A release interrupted midway (the store
-failed) leaves its marker unfinished; Reconciler's sweep finishes it (finish_interrupted).
+failed) leaves its marker unfinished; Reconciler's sweep finishes it (finish_interrupted), and frees
+the holds of orders that were never stored (the store failed between the hold and the order).
 """
 import logging
 import random
 from datetime import timedelta
 
+from bson import ObjectId
 from pymongo import ASCENDING, WriteConcern
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -30,6 +32,10 @@ MAX_ROUNDS = 20
 """Rounds of read-then-insert one hold may take while other orders take the slots it tried."""
 INTERRUPTED_AFTER = timedelta(seconds=30)
 """An unfinished release this old was interrupted; the sweep finishes it."""
+ORPHAN_AFTER = timedelta(minutes=2)
+"""Holds this old whose order does not exist belong to a creation that failed after holding."""
+ORPHAN_WINDOW = timedelta(hours=1)
+"""How far back the sweep looks for such holds (it runs every few minutes when enabled)."""
 SPARSE_SLOTS = 50_000
 """Above this capacity free slots are found by random draws, not by listing every slot."""
 
@@ -125,14 +131,29 @@ class TicketHolds:
 
     @_unavailable_on_error
     def finish_interrupted(self, now=None):
-        """Finish releases whose writer stopped midway; how many."""
-        cutoff = (now or utcnow()) - INTERRUPTED_AFTER
+        """Finish releases whose writer stopped midway and free holds of orders never stored; how many orders."""
+        now = now or utcnow()
         finished = 0
-        for marker in list(self.releases.find({"done": False, "startedAt": {"$lt": cutoff}}).limit(500)):
+        for marker in list(self.releases.find({"done": False, "startedAt": {"$lt": now - INTERRUPTED_AFTER}}).limit(500)):
             log.warning("Finishing an interrupted ticket release orderId=%s", marker["_id"])
             self._finish(marker["_id"], marker["slots"])
             finished += 1
-        return finished
+        return finished + self._free_orphans(now)
+
+    def _free_orphans(self, now):
+        recent = self.holds.find({"heldAt": {"$lt": now - ORPHAN_AFTER, "$gt": now - ORPHAN_WINDOW}}, {"orderId": 1})
+        slots_of = {}
+        for hold in recent:
+            slots_of.setdefault(hold["orderId"], []).append(hold["_id"])
+        ids = [ObjectId(order_id) for order_id in slots_of if ObjectId.is_valid(order_id)]
+        stored = set()
+        for start in range(0, len(ids), 500):
+            stored |= {str(o["_id"]) for o in self.orders.find({"_id": {"$in": ids[start:start + 500]}}, {"_id": 1})}
+        orphans = [order_id for order_id in slots_of if order_id not in stored]
+        for order_id in orphans:
+            log.warning("Freeing the ticket holds of an order never stored orderId=%s count=%d", order_id, len(slots_of[order_id]))
+            self._delete(order_id, slots_of[order_id])
+        return len(orphans)
 
     def _finish(self, order_id, slots):
         self._delete(order_id, slots)

@@ -265,6 +265,19 @@ def test_an_interrupted_release_is_finished_by_reconcile(client, parts, new_even
     assert parts.reconciler().run_once().releases_finished == 0
 
 
+def test_holds_of_an_order_never_stored_are_freed_by_reconcile(client, parts, new_event):
+    """The store failed between the hold and the order insert: the sweep frees those holds, not others'."""
+    event_id = new_event(capacity=2)
+    kept = post_order(client, event_id=event_id).json["orderId"]
+    lost = ObjectId()
+    parts.tickets.hold(lost, event_id, "regular", 2, 1)
+    parts.tickets.holds.update_many({"event": event_id}, {"$set": {"heldAt": utcnow() - timedelta(minutes=5)}})
+    assert left(client, event_id) == 0
+    assert parts.reconciler().run_once().releases_finished == 1
+    assert left(client, event_id) == 1
+    assert parts.tickets.holds.count_documents({"orderId": kept}) == 1
+
+
 # --- idempotency -------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from .. import metrics, pricing
-from ..errors import EventNotFound, PaymentProviderError
+from ..errors import EventNotFound, PaymentProviderError, StoreUnavailable
 from ..models import OrderStatus, Outcome, status_body, utcnow
 from ..push_limit import Reservation
 
@@ -51,6 +51,8 @@ class OrderService:
             slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity)
             try:
                 order = self._store.create_order({**quote.order_fields(), **contact, "ticketSlots": slots}, order_id)
+            except StoreUnavailable:
+                raise  # the insert may still land: the holds stay, and the sweep frees them if it did not
             except BaseException:
                 self._tickets.give_back(order_id, slots)
                 raise
