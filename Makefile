@@ -52,7 +52,7 @@ $(POSTGRES):
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-$(FERRETDB):
+$(FERRETDB): scripts/install-ferretdb.sh scripts/ferretdb-id-lookup.patch
 	./scripts/install-ferretdb.sh $(FERRETDB)
 
 clean:  ## remove the venv, built tools and local data
