@@ -2,8 +2,12 @@
 
 `python -m bench --profile DIR` records each worker during the callback phases (py-spy from the
 test extra; it needs ptrace, which root has) into DIR/<design>-<pid>.txt in py-spy's raw
-(collapsed-stack) format, which speedscope also opens. py-spy skips idle samples, so samples are
-CPU time. The sampling pauses the worker briefly: latencies of a profiled run are not comparable.
+(collapsed-stack) format, which speedscope also opens. Only samples holding the GIL are kept
+(`--gil`): py-spy's idle detection counts a worker that is runnable but waiting for a core, or in a
+socket system call, as busy, which on a shared 2-core machine made up most of the samples. So the
+shares are of the Python-level (user) CPU; the kernel's share (system calls) is the "system time"
+row of the bench table. The sampling pauses the worker briefly: latencies of a profiled run are not
+comparable.
 `python -m bench.profile DIR/*.txt` prints the shares again.
 """
 import re
@@ -43,7 +47,7 @@ class Profiler:
         self.dir = Path(outdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.files = [self.dir / f"{label}-{pid}.txt" for pid in pids]
-        self.procs = [subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
+        self.procs = [subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--rate", str(RATE), "--gil", "--format", "raw",
                                         "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                       for pid, path in zip(pids, self.files)]
 

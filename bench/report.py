@@ -113,9 +113,13 @@ def rows(designs):
         lambda d: f"{d['idle_server_cpu']:.2f} s / {d['idle_seconds']:.0f} s = {100 * d['idle_server_cpu'] / d['idle_seconds']:.1f} % of a core",
         lambda d: d["idle_server_cpu"])
     add("Redis CPU during the idle hold", lambda d: f"{d['idle_redis_cpu']:.2f} s", lambda d: d["idle_redis_cpu"])
+    add("FerretDB / PostgreSQL CPU during the idle hold",
+        lambda d: f"{d['idle_cpu']['ferretdb']:.2f} / {d['idle_cpu']['postgres']:.2f} s", lambda d: d["idle_cpu"]["postgres"])
     add("CPU per callback: gunicorn / FerretDB / PostgreSQL / Redis",
         lambda d: _per(d["callback_cpu"], d["callbacks_sent"]),
         lambda d: d["callback_cpu"]["gunicorn"] / d["callbacks_sent"])
+    add("gunicorn CPU per callback in the kernel (system time)",
+        lambda d: f"{1000 * d['callback_cpu']['gunicorn_system'] / d['callbacks_sent']:.2f} ms")
     add("server CPU during the callback/publish phases", lambda d: f"{d['phases_server_cpu']:.1f} s",
         lambda d: d["phases_server_cpu"])
     add("fan-out: server CPU per unwatched message",

@@ -317,13 +317,14 @@ def run_design(name, cfg):
         res["waits_started_hold"] = m1.get("eventi_waits_started_total", 0) - m0.get("eventi_waits_started_total", 0)
         res["store_reads_hold"] = m1.get("eventi_store_reads_total", 0) - m0.get("eventi_store_reads_total", 0)
 
-        cpu0, rcpu0, t0 = stack.cpu_seconds(), stack.redis_cpu_seconds(), time.monotonic()
+        idle0, t0 = stack.cpu(), time.monotonic()
         say(cfg, f"[{name}] idle hold for {cfg.idle_seconds:.0f}s")
         gevent.sleep(cfg.idle_seconds)
         elapsed = time.monotonic() - t0
         res["idle_seconds"] = elapsed
-        res["idle_server_cpu"] = stack.cpu_seconds() - cpu0
-        res["idle_redis_cpu"] = stack.redis_cpu_seconds() - rcpu0
+        res["idle_cpu"] = cpu_delta(idle0, stack.cpu())
+        res["idle_server_cpu"] = res["idle_cpu"]["gunicorn"]
+        res["idle_redis_cpu"] = res["idle_cpu"]["redis"]
         res["rss_after_idle"] = stack.rss_bytes()
 
         if cfg.fanout:

@@ -160,7 +160,8 @@ class Stack:
         """CPU seconds so far of each server: gunicorn (master and workers), redis-server, FerretDB,
         PostgreSQL (the postmaster, its backends and the backends it has reaped) and the simulator."""
         postmaster = self.postgres.process.proc.pid
-        return {"gunicorn": self.cpu_seconds(), "redis": self.redis_cpu_seconds(),
+        return {"gunicorn": self.cpu_seconds(), "gunicorn_system": sum(cpu_seconds(p, user=False) for p in self.gunicorn_pids()),
+                "redis": self.redis_cpu_seconds(),
                 "ferretdb": cpu_seconds(self.servers[1].proc.pid),
                 "postgres": cpu_seconds(postmaster, reaped=True) + sum(cpu_seconds(p) for p in children(postmaster)),
                 "simulator": cpu_seconds(self.servers[2].proc.pid)}
@@ -200,13 +201,14 @@ def rss_bytes(pid):
     return 0
 
 
-def cpu_seconds(pid, reaped=False):
-    """utime + stime of a process; with reaped, plus those of its children it has waited for."""
+def cpu_seconds(pid, reaped=False, user=True):
+    """utime + stime of a process (stime alone without user); with reaped, plus those of the children
+    it has waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+    ticks = (int(fields[11]) if user else 0) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
     return ticks / CLOCK_TICKS
 
 
