@@ -21,12 +21,12 @@ from eventi.status_cache import StatusCache
 from eventi.tokens import OrderTokens
 from tests.support.api import callback_body
 
-from .rawhttp import Connection, HttpError
-from .stats import percentiles
 from .create import create_orders
 from .create import summary as creation_summary
 from .profile import Profiler
+from .rawhttp import Connection, HttpError
 from .stack import ROOT, SECRET, Stack, cpu_delta
+from .stats import percentiles
 
 DESIGNS = {
     # name: (EVENTI_NOTIFIER, client behaviour)
