@@ -103,7 +103,8 @@ OPERATIONS = {
         "description": "Called by PayHero with the per-order callback token the STK push carried. Both PayHero "
                        "formats are accepted. ResultCode 0 completes the order, 1032 cancels it, anything else fails "
                        "it; an amount different from the order's fails it with `amount_mismatch`. Repeated and late "
-                       "deliveries change nothing and answer `duplicate: true`.",
+                       "deliveries change nothing, announce the final status again and answer `duplicate: true`. "
+                       "A 503 asks for a redelivery; a write the store applied anyway is announced without one.",
         "query": schemas.CallbackQuerySchema,
         "query_examples": {"token": STATUS_TOKEN},
         "body": {"oneOf": [schemas.CallbackV2Schema, schemas.CallbackFlatSchema]},
