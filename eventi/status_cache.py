@@ -8,16 +8,19 @@ rules below are what keep "paid in MongoDB, pending on the page" from happening 
    so "newer" simply means "final":
    - a final body is SET unconditionally, for EVENTI_STATUS_CACHE_TTL: it can only be the truth
      (every writer writes the same body, see OrderStore.finalize);
-   - a pending body is written only with SET NX and PENDING_TTL_SECONDS. A reader that missed the
-     cache, read `pending` from MongoDB just before a callback's write, and puts it back just after
-     the callback cached `completed`, finds the key taken and writes nothing.
-2. A pending entry lives PENDING_TTL_SECONDS (2 s), so any stale pending, however it got there,
-   lasts at most that long. That covers what rule 1 cannot see: a reader whose SET NX landed in an
-   empty key before a callback whose own cache write then failed; Redis restarted from an old RDB
-   file that still holds entries written before the callback (RDB keeps absolute expiry times, so
-   an expired pending is dropped on load); a final write evicted. The price: a wait on a pending
-   order more than 2 s old reads MongoDB once (still at most one store read per wait); final
-   bodies, which every re-wait and status page after a payment reads, stay cached for the TTL.
+   - a pending body is written by a Lua script that leaves a final entry alone (the check and the
+     write are one atomic step). A reader that missed the cache, read `pending` from MongoDB just
+     before a callback's write, and caches it just after the callback cached `completed`, writes
+     nothing.
+2. A pending entry is trusted only by the Redis server process that wrote it. The script stamps it
+   with the server's run_id (INFO server) and the read script returns it only when the run_id still
+   matches. A Redis restarted from an RDB or AOF file, or a replica promoted by a failover, has a new
+   run_id: the pending entries it brings back, saved before a callback whose `completed` the file
+   may not hold, read as misses, so the reader asks MongoDB and caches what it finds. Final entries
+   it brings back are still true. This keeps pending entries for the full TTL, so a wait on a
+   pending order reads Redis, not MongoDB (docs/benchmarks.md, finding 1: a store read per wait is
+   a storm when thousands of waits open or re-wait together), and the status of a cached order can
+   still be answered while the store is down.
 3. The news is never given up: a final status is cached and published by the StatusBroadcaster
    (eventi/services/broadcast.py), which keeps retrying while Redis fails, for as long as the
    process lives. Each later delivery of the callback re-announces the final status too, so a
@@ -28,6 +31,10 @@ rules below are what keep "paid in MongoDB, pending on the page" from happening 
    redelivery applies an existing claim at once (OrderStore.finalize).
 5. Held waits: the hub re-reads MongoDB for every waiter whenever it (re)subscribes, and waits
    re-check MongoDB every EVENTI_RECHECK_SECONDS while Redis is unreachable (eventi/notifier.py).
+
+What is left: a final cache write that failed while Redis stayed up, in a process that then died
+before its retry, leaves the pending entry until the TTL ends or PayHero delivers again; the same
+for a timed-out store write that landed after its process died. Both need two faults at once.
 """
 import json
 
@@ -37,31 +44,50 @@ from .models import is_final
 
 CACHE_PREFIX = "order:cache:"
 
-PENDING_TTL_SECONDS = 2
-"""Longest a pending entry lives: the bound on any stale pending (rule 2 above). Short, because
-it is the time a shopper could read `pending` after paying; not shorter, because it still spares
-MongoDB the status page and first wait that follow an order's creation within a second or two."""
+# A pending entry is "<run_id> <body>"; a final entry is the body alone (it starts with "{").
+_READ = """
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+local run, body = string.match(value, '^(%x+) (.*)$')
+if not run then
+  if cjson.decode(value)['paymentStatus'] == 'pending' then return false end -- stored before run_ids
+  return value
+end
+if run == string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') then return body end
+return false
+"""
+_PUT_PENDING = """
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, 1) == '{' and cjson.decode(value)['paymentStatus'] ~= 'pending' then
+  return 0
+end
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+redis.call('SET', KEYS[1], run .. ' ' .. ARGV[1], 'EX', ARGV[2])
+return 1
+"""
 
 
 class StatusCache:
-    """Status bodies by order id: final ones for the TTL, pending ones briefly and never over a final one."""
+    """Status bodies by order id: final ones as they are, pending ones never over a final one and
+    trusted only by the Redis process that stored them."""
 
     def __init__(self, redis_client, ttl_seconds=60):
         self._redis = redis_client
         self._ttl = ttl_seconds
+        self._read = redis_client.register_script(_READ)
+        self._put_pending = redis_client.register_script(_PUT_PENDING)
 
     def get(self, order_id):
-        """The cached body, or None. Raises RedisError."""
-        raw = self._redis.get(CACHE_PREFIX + order_id)
+        """The cached body, or None (also for a pending entry this Redis process did not store). Raises RedisError."""
+        raw = self._read(keys=[CACHE_PREFIX + order_id])
         return json.loads(raw) if raw else None
 
     def put(self, body, via=None):
         """Cache the body by the rules above, on the client or on a pipeline given as via. Raises RedisError."""
-        client = self._redis if via is None else via
         key, value = CACHE_PREFIX + body["orderId"], json.dumps(body)
         if is_final(body):
-            return client.set(key, value, ex=self._ttl)
-        return client.set(key, value, ex=PENDING_TTL_SECONDS, nx=True)
+            return (self._redis if via is None else via).set(key, value, ex=self._ttl)
+        return self._put_pending(keys=[key], args=[value, self._ttl], client=via)
 
     def remember(self, body):
         """Cache a body read from or written to the store; when Redis fails, a later read costs one store read."""

@@ -4,7 +4,6 @@ GET /api/orders/<id>, a held wait and a fresh wait (issue 11; the design is in e
 Real processes throughout: gunicorn with 2 gevent workers, and a redis-server or FerretDB of the
 test's own that it stalls, stops, kills and restarts on the same port.
 """
-import json
 import signal
 
 import gevent
@@ -30,17 +29,19 @@ def start(settings, workers=2, **overrides):
     return Gunicorn(gunicorn_env({**settings, **FAST, **overrides}), workers=workers).start()
 
 
-def disagreements(api, db, cache, orders):
-    """Every place an order's status reads differently from MongoDB's order document (or its claim)."""
+def disagreements(api, db, redis_client, orders):
+    """Every place an order's status reads differently from MongoDB's order document (or its claim).
+    The cache is read as the app reads it (a pending entry another Redis process stored is a miss)."""
+    cache = StatusCache(redis_client, 300)
 
     def check(order):
         order_id, token = order
         stored = db.orders.find_one({"_id": ObjectId(order_id)})["status"]
         claim = db.status_claims.find_one({"_id": ObjectId(order_id)})
-        cached = cache.get(CACHE_PREFIX + order_id)
+        cached = cache.get(order_id)
         seen = {
             "claim": claim["status"] if claim else stored,
-            "cache": json.loads(cached)["paymentStatus"] if cached else stored,
+            "cache": cached["paymentStatus"] if cached else stored,
             "status": _status_of(api.status(order_id, token)),
             "wait": _status_of(api.wait(order_id, token, 1)),
         }
@@ -153,9 +154,9 @@ def test_readers_missing_the_cache_during_a_paid_callback_never_leave_pending_be
         readers = [gevent.spawn(_read_while, api, order_id, token, callback) for _ in range(6)]
         assert callback.get(timeout=60).status_code == 200
         gevent.joinall(readers, timeout=60, raise_error=True)
-        cached = cache.get(CACHE_PREFIX + order_id)
+        cached = StatusCache(cache, 300).get(order_id)
         after = api.status(order_id, token).json()["paymentStatus"]
-        if cached is None or json.loads(cached)["paymentStatus"] != "completed" or after != "completed":
+        if cached is None or cached["paymentStatus"] != "completed" or after != "completed":
             stale.append((order_id, cached, after))
     assert stale == []
 
@@ -192,7 +193,7 @@ def test_callbacks_while_redis_is_down_end_cached_and_announced_after_it_returns
         own_redis.start()
 
         def cached_final():
-            return all((raw := cache.get(CACHE_PREFIX + order_id)) and json.loads(raw)["paymentStatus"] == "completed"
+            return all((body := StatusCache(cache, 300).get(order_id)) and body["paymentStatus"] == "completed"
                        for order_id, _ in orders)
 
         eventually(cached_final, 30, "every order to be cached as completed again")
@@ -221,6 +222,30 @@ def test_redis_restarted_from_an_old_rdb_does_not_bring_pending_back(settings, o
         agree(api, db, cache, orders, timeout=30)
     finally:
         server.stop()
+
+
+def test_cache_rules_pending_never_over_final_and_never_from_another_redis_process(own_redis):
+    client = redis.Redis.from_url(own_redis.url)
+    cache = StatusCache(client, 300)
+    paid, waiting = "6751a3f2c9e77b0012ab34c1", "6751a3f2c9e77b0012ab34c2"
+    pending = {"orderId": paid, "paymentStatus": "pending", "amount": 1500, "updatedAt": "2026-01-01T00:00:00.000Z"}
+    final = {**pending, "paymentStatus": "completed", "mpesaReceipt": "RCPT123"}
+    cache.put(pending)
+    assert cache.get(paid) == pending
+    cache.put(final)
+    cache.put(pending)  # a reader that read MongoDB before the payment, caching late
+    assert cache.get(paid) == final
+    cache.put({**pending, "orderId": waiting})
+    client.save()
+    own_redis.stop()
+    own_redis.start()  # from the file: both entries are back
+    client = redis.Redis.from_url(own_redis.url)
+    cache = StatusCache(client, 300)
+    assert client.exists(CACHE_PREFIX + waiting) and cache.get(waiting) is None  # stored by another Redis process
+    assert cache.get(paid) == final  # a final entry is true wherever it comes from
+    cache.put({**pending, "orderId": waiting})
+    assert cache.get(waiting) == {**pending, "orderId": waiting}
+    client.close()
 
 
 # --- the broadcaster's retry has no end -------------------------------------------------------
