@@ -4,6 +4,7 @@ GET /api/orders/<id>, a held wait and a fresh wait (issue 11; the design is in e
 Real processes throughout: gunicorn with 2 gevent workers, and a redis-server or FerretDB of the
 test's own that it stalls, stops, kills and restarts on the same port.
 """
+import json
 import signal
 
 import gevent
@@ -245,6 +246,10 @@ def test_cache_rules_pending_never_over_final_and_never_from_another_redis_proce
     assert cache.get(paid) == final  # a final entry is true wherever it comes from
     cache.put({**pending, "orderId": waiting})
     assert cache.get(waiting) == {**pending, "orderId": waiting}
+    client.set(CACHE_PREFIX + waiting, json.dumps(pending | {"orderId": waiting}))  # as stored before run_ids
+    assert cache.get(waiting) is None
+    cache.put(final | {"orderId": waiting})
+    assert cache.get(waiting) == final | {"orderId": waiting}
     client.close()
 
 
