@@ -51,7 +51,7 @@ class CallbackService:
         self._broadcaster.announce(body)
         if not decided:
             metrics.CALLBACKS.labels("duplicate").inc()
-            log.info("Payment result ignored, status decided before orderId=%s status=%s source=%s",
+            log.info("Payment result ignored, order already final orderId=%s status=%s source=%s",
                      result.order_id, body["paymentStatus"], source)
             return CallbackResult(body=body, duplicate=True)
         metrics.CALLBACKS.labels(body["paymentStatus"]).inc()
