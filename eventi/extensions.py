@@ -9,10 +9,12 @@ from redis.retry import Retry
 from . import store as store_module
 from .payhero_client import PayHeroClient
 from .push_limit import PushLimiter
-from .notifier import Hub, PerRequestNotifier, Publisher
+from .notifier import Hub, PerRequestNotifier
+from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
 from .services.ordering import OrderService
 from .services.reconcile import Reconciler
+from .services.settle import Settler
 from .services.status import StatusReader
 from .services.waiting import WaitService
 from .status_cache import StatusCache
@@ -36,6 +38,8 @@ class Parts:
     orders: OrderService
     waits: WaitService
     callbacks: CallbackService
+    broadcaster: StatusBroadcaster
+    settler: Settler
     payhero: PayHeroClient | None = None
 
     def reconciler(self):
@@ -48,6 +52,8 @@ class Parts:
             self.payhero.close()
         self.waits.stopping = True
         self.notifier.stop()
+        self.settler.close()
+        self.broadcaster.close()
         self.mongo.close()
         self.redis.close()
 
@@ -82,18 +88,20 @@ def build(settings):
     tokens = OrderTokens(settings["SECRET_KEY"])
     payhero = _payhero(settings)
     verify = payhero is not None and settings["PAYHERO_VERIFY_CALLBACKS"] in ("1", "true", "yes")
-    callbacks = CallbackService(store, cache, Publisher(commands), payhero if verify else None)
+    broadcaster = StatusBroadcaster(commands, cache)
+    settler = Settler(store, broadcaster.announce)
+    callbacks = CallbackService(store, broadcaster, settler, payhero if verify else None)
     return Parts(
         settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
         tokens=tokens, notifier=notifier, reader=reader,
         orders=OrderService(
-            store, cache, payhero=payhero, announce=callbacks.announce,
+            store, cache, payhero=payhero, announce=broadcaster.announce, settle=settler.watch,
             limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),
             callback_url=lambda order_id: (f"{settings['PUBLIC_BASE_URL']}/api/payhero/callback"
                                            f"?token={tokens.callback_token(order_id)}"),
         ),
         waits=WaitService(notifier, reader, settings["MAX_WAITS_PER_ORDER"], settings["MAX_WAITS_PER_WORKER"]),
-        callbacks=callbacks, payhero=payhero,
+        callbacks=callbacks, broadcaster=broadcaster, settler=settler, payhero=payhero,
     )
 
 
