@@ -23,7 +23,7 @@ run: deps  ## start Redis, PostgreSQL + FerretDB (data in var/), the PayHero sim
 test: deps  ## install what is missing, then run the whole test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: deps  ## hub vs per-request vs short polling, N held clients (N=, RATE=, BURST=, BENCH_ARGS=); table in docs/benchmarks.md
+bench: deps  ## N orders created through the API, N held waits, RATE callbacks/s then a BURST; hub vs per-request vs short polling (N=, RATE=, BURST=, BENCH_ARGS=); docs/benchmarks.md
 	$(PY) -m bench --n $(N) --rate $(RATE) --burst $(BURST) $(BENCH_ARGS)
 
 e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
@@ -52,7 +52,7 @@ $(POSTGRES):
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-$(FERRETDB):
+$(FERRETDB): scripts/install-ferretdb.sh scripts/ferretdb-id-lookup.patch
 	./scripts/install-ferretdb.sh $(FERRETDB)
 
 clean:  ## remove the venv, built tools and local data

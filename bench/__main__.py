@@ -16,17 +16,19 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--n", type=int, default=10_000, help="orders, and clients held at once")
     p.add_argument("--rate", type=float, default=200.0, help="steady callbacks (and publishes) per second")
-    p.add_argument("--callback-rate", type=float, default=0.0,
-                   help="steady callbacks per second if different from --rate (FerretDB sustains ~60-90)")
-    p.add_argument("--callback-concurrency", type=int, default=8,
-                   help="callbacks in flight at once, like a sender's delivery workers (0: open loop; "
-                        "FerretDB collapses into timeouts under hundreds of concurrent writers)")
-    p.add_argument("--burst", type=int, default=1000, help="callbacks (and publishes) in one burst")
-    p.add_argument("--steady-seconds", type=float, default=5.0, help="length of the steady phases")
+    p.add_argument("--callback-concurrency", type=int, default=16,
+                   help="callbacks in flight at once, like a sender's pool of delivery workers each POSTing one "
+                        "callback at a time on a new connection (0: open loop)")
+    p.add_argument("--burst", type=int, default=1000, help="publishes in one burst, then as many callbacks in another")
+    p.add_argument("--steady-seconds", type=float, default=5.0,
+                   help="length of the steady phases: RATE x this many publishes, then as many callbacks")
     p.add_argument("--idle", type=float, default=30.0, help="seconds of idle hold while server CPU is measured")
-    p.add_argument("--callbacks", type=int, default=50,
-                   help="callbacks in the steady phase and in the burst, each (0: as many as the publishes); "
-                        "FerretDB's findAndModify takes ~250 ms with 10,000 orders, so 1,000 take minutes")
+    p.add_argument("--create-clients", type=int, default=16,
+                   help="concurrent clients creating the N orders through POST /api/orders (each STK-pushed)")
+    p.add_argument("--seed", action="store_true",
+                   help="insert the N orders straight into the store instead (seconds, not a minute; no creation figures)")
+    p.add_argument("--profile", metavar="DIR", default="",
+                   help="py-spy every worker during the callback phases into DIR (slows them: figures not comparable)")
     p.add_argument("--fanout", type=int, default=2000, help="unwatched messages to measure the fan-out cost (0: skip)")
     p.add_argument("--loadgens", type=int, default=4, help="load generator processes")
     p.add_argument("--instances", type=int, default=1, help="gunicorn instances (ports) behind one Redis and store")
@@ -54,8 +56,10 @@ def main(argv=None):
     soft, hard = raise_open_files()
     print(f"bench: open-file limit raised from {soft} to {hard} for this process and the servers and load "
           f"generators it starts (the hard limit here; hence {a.loadgens} load generator processes)", flush=True)
-    cfg = Config(n=a.n, rate=a.rate, callback_rate=a.callback_rate, callback_concurrency=a.callback_concurrency, burst=a.burst, steady_seconds=a.steady_seconds, idle_seconds=a.idle,
-                 loadgens=a.loadgens, fanout=a.fanout, callbacks=a.callbacks, instances=a.instances, workers=a.workers, designs=designs)
+    cfg = Config(n=a.n, rate=a.rate, callback_concurrency=a.callback_concurrency, burst=a.burst,
+                 steady_seconds=a.steady_seconds, idle_seconds=a.idle, loadgens=a.loadgens, fanout=a.fanout,
+                 create_clients=a.create_clients, seed=a.seed, profile_dir=a.profile, instances=a.instances,
+                 workers=a.workers, designs=designs)
     results = run_all(cfg)
     command = "python -m bench " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     path = report.write_results(results, command)

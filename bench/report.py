@@ -33,6 +33,11 @@ def _ms(x):
     return "–" if x is None else (f"{x * 1000:.1f} ms" if x < 10 else f"{x:.1f} s")
 
 
+def _per(cpu, count):
+    """CPU milliseconds per item of the servers on the request path."""
+    return " / ".join(f"{1000 * cpu[k] / count:.2f}" for k in ("gunicorn", "ferretdb", "postgres", "redis")) + " ms"
+
+
 def _lat(phase, key):
     lat = (phase or {}).get("latency")
     return None if not lat else lat[key]
@@ -54,7 +59,17 @@ def rows(designs):
         out.append((label, vals, nums))
 
     n = lambda d: d["n"]  # noqa: E731
-    add("clients held at once", lambda d: f"{d['n']}" + ("" if d["all_held"] else " (NOT all)"))
+    cr = lambda d: d["create"]  # noqa: E731
+    add("orders created through POST /api/orders, each STK-pushed / errors",
+        lambda d: f"{cr(d)['orders']} / {cr(d)['errors']} ({cr(d)['clients']} clients)", lambda d: cr(d)["errors"])
+    add("order creation rate: all / first 10,000 / last 10,000",
+        lambda d: f"{cr(d)['rate']:.0f} / {cr(d)['first']['rate']:.0f} / {cr(d)['last']['rate']:.0f} per s",
+        lambda d: cr(d)["rate"])
+    add("order creation POST, p50 / p99",
+        lambda d: f"{_ms(cr(d)['post']['p50'])} / {_ms(cr(d)['post']['p99'])}", lambda d: cr(d)["post"]["p99"])
+    add("CPU per order created: gunicorn / FerretDB / PostgreSQL / Redis",
+        lambda d: _per(cr(d)["cpu"], cr(d)["orders"]), lambda d: cr(d)["cpu"]["gunicorn"] / cr(d)["orders"])
+    add("clients held at once", lambda d: f"{d.get('held', d['n'])}" + ("" if d["all_held"] else " (NOT all)"))
     add("time to open them all", lambda d: f"{d['connect_seconds']:.1f} s", lambda d: d["connect_seconds"])
     add("errors", lambda d: str(d["errors"]), lambda d: d["errors"])
     add("unanswered at the end", lambda d: str(d["unanswered"]))
@@ -67,7 +82,7 @@ def rows(designs):
     add("callback POST itself, p50 / p99",
         lambda d: f"{_ms(d['phases']['callback_steady']['post']['p50'])} / {_ms(d['phases']['callback_steady']['post']['p99'])}")
     add("steady callbacks: time to send and get all 200s",
-        lambda d: f"{d['phases']['callback_steady']['send_seconds']:.1f} s ({d['phases']['callback_steady']['orders']} at the set rate)")
+        lambda d: f"{d['phases']['callback_steady']['send_seconds']:.1f} s ({d['phases']['callback_steady']['orders']} at {d['rate']:.0f}/s)")
     add("steady publishes achieved rate",
         lambda d: f"{d['phases']['publish_steady']['orders'] / d['phases']['publish_steady']['send_seconds']:.0f}/s")
     add("callbacks answered 200 / sent (steady + burst)",
@@ -98,6 +113,13 @@ def rows(designs):
         lambda d: f"{d['idle_server_cpu']:.2f} s / {d['idle_seconds']:.0f} s = {100 * d['idle_server_cpu'] / d['idle_seconds']:.1f} % of a core",
         lambda d: d["idle_server_cpu"])
     add("Redis CPU during the idle hold", lambda d: f"{d['idle_redis_cpu']:.2f} s", lambda d: d["idle_redis_cpu"])
+    add("FerretDB / PostgreSQL CPU during the idle hold",
+        lambda d: f"{d['idle_cpu']['ferretdb']:.2f} / {d['idle_cpu']['postgres']:.2f} s", lambda d: d["idle_cpu"]["postgres"])
+    add("CPU per callback: gunicorn / FerretDB / PostgreSQL / Redis",
+        lambda d: _per(d["callback_cpu"], d["callbacks_sent"]),
+        lambda d: d["callback_cpu"]["gunicorn"] / d["callbacks_sent"])
+    add("gunicorn CPU per callback in the kernel (system time)",
+        lambda d: f"{1000 * d['callback_cpu']['gunicorn_system'] / d['callbacks_sent']:.2f} ms")
     add("server CPU during the callback/publish phases", lambda d: f"{d['phases_server_cpu']:.1f} s",
         lambda d: d["phases_server_cpu"])
     add("fan-out: server CPU per unwatched message",

@@ -21,8 +21,12 @@ from eventi.status_cache import StatusCache
 from eventi.tokens import OrderTokens
 from tests.support.api import callback_body
 
+from .create import create_orders
+from .create import summary as creation_summary
+from .profile import Profiler
 from .rawhttp import Connection, HttpError
-from .stack import ROOT, SECRET, Stack
+from .stack import ROOT, SECRET, Stack, cpu_delta
+from .stats import percentiles
 
 DESIGNS = {
     # name: (EVENTI_NOTIFIER, client behaviour)
@@ -41,8 +45,7 @@ STATUS_CACHE_TTL = 300  # EVENTI_STATUS_CACHE_TTL's default, as the server uses 
 class Config:
     n: int = 10_000
     rate: float = 200.0
-    callback_rate: float = 0.0  # 0: same as rate
-    callback_concurrency: int = 8  # callbacks in flight at once; 0: open loop
+    callback_concurrency: int = 16  # callbacks in flight at once, a sender's delivery workers; 0: open loop
     burst: int = 1000
     steady_seconds: float = 5.0
     idle_seconds: float = 30.0
@@ -52,7 +55,9 @@ class Config:
     wait_timeout: int = 120
     poll_interval: float = 3.0
     settle_seconds: float = 3.5
-    callbacks: int = 50  # callbacks in the steady phase and in the burst (0: as many as publishes)
+    create_clients: int = 16  # concurrent clients creating the orders through POST /api/orders
+    seed: bool = False  # insert the orders straight into the store instead of creating them through the API
+    profile_dir: str = ""  # py-spy every worker during the callback phases, into this directory
     fanout: int = 2000  # unwatched messages published at 1,000/s to measure the per-message cost
     designs: list = field(default_factory=lambda: list(DESIGNS))
     workdir: str = ""
@@ -68,8 +73,8 @@ def say(cfg, *args):
 # --- orders --------------------------------------------------------------------------
 def seed_orders(stack, n):
     """Insert N pending orders straight into the store, shaped as OrderStore.create_order makes
-    them, and prime the Redis status cache as OrderService.create does (FerretDB takes ~60-90
-    single writes/s, so N orders through POST /api/orders would take minutes)."""
+    them (without the push's fields), and prime the Redis status cache as OrderService.create does:
+    `--seed`, seconds instead of the creation phase's minute, when only the waits matter."""
     tokens = OrderTokens(SECRET)
     mongo = MongoClient(stack.mongo_uri, tz_aware=True)
     r = stack.redis()
@@ -92,6 +97,25 @@ def seed_orders(stack, n):
         mongo.close()
         r.close()
     return orders
+
+
+def make_orders(name, cfg, stack, res):
+    """The N orders the clients wait for: created through the API (the creation phase), or seeded."""
+    if cfg.seed:
+        t = time.monotonic()
+        orders = seed_orders(stack, cfg.n)
+        res["seed_seconds"] = time.monotonic() - t
+        say(cfg, f"[{name}] seeded {len(orders)} orders in {res['seed_seconds']:.1f}s (insert_many + cache priming)")
+        return orders
+    say(cfg, f"[{name}] creating {cfg.n} orders through POST /api/orders from {cfg.create_clients} clients, "
+             "each STK-pushed to the PayHero simulator")
+    cpu0 = stack.cpu()
+    created = create_orders(stack.ports, cfg.n, cfg.create_clients, AMOUNT,
+                            progress=lambda k: k % 5000 == 0 and say(cfg, f"[{name}]   {k} orders created"))
+    res["create"] = {**creation_summary(created), "clients": cfg.create_clients, "cpu": cpu_delta(cpu0, stack.cpu())}
+    c = res["create"]
+    say(cfg, f"[{name}] created {c['orders']} orders in {c['seconds']:.1f}s ({c['rate'] or 0:.0f}/s), {c['errors']} errors")
+    return created["orders"]
 
 
 # --- the server's own counters ---------------------------------------------------------
@@ -261,16 +285,14 @@ def run_design(name, cfg):
     tmp = tempfile.mkdtemp(prefix=f"eventi-bench-{name}-", dir=cfg.workdir or None)
     stack = Stack(Path(tmp) / "stack", notifier=notifier, instances=cfg.instances, workers=cfg.workers,
                   log_level=cfg.log_level)
-    res = {"design": name, "notifier": notifier, "client": mode, "n": cfg.n, "instances": cfg.instances}
+    res = {"design": name, "notifier": notifier, "client": mode, "n": cfg.n, "instances": cfg.instances,
+           "rate": cfg.rate, "callback_concurrency": cfg.callback_concurrency}
     own_cpu0 = _own_cpu()
     gens = None
     say(cfg, f"[{name}] starting redis-server, PostgreSQL + FerretDB and {cfg.instances} gunicorn x {cfg.workers} gevent workers")
     try:
         stack.start()
-        t = time.monotonic()
-        orders = seed_orders(stack, cfg.n)
-        res["seed_seconds"] = time.monotonic() - t
-        say(cfg, f"[{name}] seeded {len(orders)} orders in {res['seed_seconds']:.1f}s (insert_many + cache priming)")
+        orders = make_orders(name, cfg, stack, res)
         res["rss_before"] = stack.rss_bytes()
         res["redis_clients_before"], _ = stack.redis_clients()
         m0 = metrics(stack)
@@ -280,12 +302,13 @@ def run_design(name, cfg):
         held = gens.await_all("ready" if mode == "poll" else "sent", timeout=300)
         if mode == "wait":
             deadline = time.monotonic() + 300
-            while (h := metrics(stack).get("eventi_waits_held", 0)) < cfg.n and time.monotonic() < deadline:
+            while (h := metrics(stack).get("eventi_waits_held", 0)) < len(orders) and time.monotonic() < deadline:
                 gevent.sleep(0.5)
-            held = h >= cfg.n
+            held = h >= len(orders)
         res["connect_seconds"] = time.monotonic() - t
-        res["all_held"] = bool(held)
-        say(cfg, f"[{name}] {cfg.n} clients {'held' if held else 'NOT all held'} after {res['connect_seconds']:.1f}s")
+        res["held"] = len(orders)
+        res["all_held"] = bool(held) and len(orders) == cfg.n
+        say(cfg, f"[{name}] {len(orders)} clients {'held' if held else 'NOT all held'} after {res['connect_seconds']:.1f}s")
 
         m1 = metrics(stack)
         res["rss_holding"] = stack.rss_bytes()
@@ -294,13 +317,14 @@ def run_design(name, cfg):
         res["waits_started_hold"] = m1.get("eventi_waits_started_total", 0) - m0.get("eventi_waits_started_total", 0)
         res["store_reads_hold"] = m1.get("eventi_store_reads_total", 0) - m0.get("eventi_store_reads_total", 0)
 
-        cpu0, rcpu0, t0 = stack.cpu_seconds(), stack.redis_cpu_seconds(), time.monotonic()
+        idle0, t0 = stack.cpu(), time.monotonic()
         say(cfg, f"[{name}] idle hold for {cfg.idle_seconds:.0f}s")
         gevent.sleep(cfg.idle_seconds)
         elapsed = time.monotonic() - t0
         res["idle_seconds"] = elapsed
-        res["idle_server_cpu"] = stack.cpu_seconds() - cpu0
-        res["idle_redis_cpu"] = stack.redis_cpu_seconds() - rcpu0
+        res["idle_cpu"] = cpu_delta(idle0, stack.cpu())
+        res["idle_server_cpu"] = res["idle_cpu"]["gunicorn"]
+        res["idle_redis_cpu"] = res["idle_cpu"]["redis"]
         res["rss_after_idle"] = stack.rss_bytes()
 
         if cfg.fanout:
@@ -327,10 +351,8 @@ def run_design(name, cfg):
         steady_n = int(min(cfg.rate * cfg.steady_seconds, len(ids) // 4))
         burst_n = min(cfg.burst, len(ids) // 4)
         slices, at = {}, 0
-        cb_steady_n = min(cfg.callbacks, steady_n) if cfg.callbacks else steady_n
-        cb_burst_n = min(cfg.callbacks, burst_n) if cfg.callbacks else burst_n
         for phase, count in (("publish_steady", steady_n), ("publish_burst", burst_n),
-                             ("callback_steady", cb_steady_n), ("callback_burst", cb_burst_n)):
+                             ("callback_steady", steady_n), ("callback_burst", burst_n)):
             slices[phase] = ids[at:at + count]
             at += count
         slices["drain"] = ids[at:]
@@ -349,17 +371,23 @@ def run_design(name, cfg):
         publish(r, slices["publish_burst"], starts)
         phase_info["publish_burst"] = {"send_seconds": time.monotonic() - t}
         gevent.sleep(cfg.settle_seconds)
-        say(cfg, f"[{name}] callbacks: {cb_steady_n} at {cfg.callback_rate or cfg.rate:.0f}/s through POST /api/payhero/callback")
-        secs = callbacks(stack, slices["callback_steady"], kinds, cfg.callback_rate or cfg.rate, starts, posts,
-                         cfg.callback_concurrency)
+        profiler = Profiler(stack.worker_pids(), cfg.profile_dir, name) if cfg.profile_dir else None
+        cb_cpu0 = stack.cpu()
+        say(cfg, f"[{name}] callbacks: {steady_n} at {cfg.rate:.0f}/s through POST /api/payhero/callback "
+                 f"({cfg.callback_concurrency or 'no'} limit in flight)")
+        secs = callbacks(stack, slices["callback_steady"], kinds, cfg.rate, starts, posts, cfg.callback_concurrency)
         phase_info["callback_steady"] = {"send_seconds": secs}
         say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
         gevent.sleep(cfg.settle_seconds)
-        say(cfg, f"[{name}] callbacks: burst of {cb_burst_n} ({cfg.callback_concurrency or 'no'} limit in flight)")
+        say(cfg, f"[{name}] callbacks: burst of {burst_n} ({cfg.callback_concurrency or 'no'} limit in flight)")
         secs = callbacks(stack, slices["callback_burst"], kinds, None, starts, posts, cfg.callback_concurrency)
         phase_info["callback_burst"] = {"send_seconds": secs}
         say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
         gevent.sleep(cfg.settle_seconds)
+        res["callback_cpu"] = cpu_delta(cb_cpu0, stack.cpu())
+        res["callbacks_sent"] = steady_n + burst_n
+        if profiler:
+            res["profile"] = profiler.stop()
         res["phases_server_cpu"] = stack.cpu_seconds() - cpu_phases0
         # Orders whose callback failed (the store timed out) are still pending: PayHero would retry;
         # here they are finalized by a publish, unmeasured, with the untouched rest.
@@ -396,17 +424,6 @@ def run_design(name, cfg):
 def _own_cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def percentiles(values):
-    if not values:
-        return None
-    v = sorted(values)
-
-    def at(q):
-        return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
-
-    return {"count": len(v), "p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": v[-1]}
 
 
 def summarise(slices, kinds, starts, posts, clients, phase_info):

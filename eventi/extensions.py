@@ -11,11 +11,13 @@ from .events import EventStore
 from .idempotency import IdempotencyKeys
 from .payhero_client import PayHeroClient
 from .push_limit import PushLimiter
-from .notifier import Hub, PerRequestNotifier, Publisher
+from .notifier import Hub, PerRequestNotifier
+from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
 from .services.idempotent import IdempotentOrders
 from .services.ordering import OrderService
 from .services.reconcile import Reconciler
+from .services.settle import Settler
 from .services.status import StatusReader
 from .services.waiting import WaitService
 from .status_cache import StatusCache
@@ -40,6 +42,8 @@ class Parts:
     orders: OrderService
     waits: WaitService
     callbacks: CallbackService
+    broadcaster: StatusBroadcaster
+    settler: Settler
     events: EventStore
     tickets: TicketHolds
     keys: IdempotencyKeys
@@ -57,6 +61,8 @@ class Parts:
             self.payhero.close()
         self.waits.stopping = True
         self.notifier.stop()
+        self.settler.close()
+        self.broadcaster.close()
         self.mongo.close()
         self.redis.close()
 
@@ -93,9 +99,11 @@ def build(settings):
     tokens = OrderTokens(settings["SECRET_KEY"])
     payhero = _payhero(settings)
     verify = payhero is not None and settings["PAYHERO_VERIFY_CALLBACKS"] in ("1", "true", "yes")
-    callbacks = CallbackService(store, cache, Publisher(commands), payhero if verify else None)
+    broadcaster = StatusBroadcaster(commands, cache)
+    settler = Settler(store, broadcaster.announce)
+    callbacks = CallbackService(store, broadcaster, settler, payhero if verify else None)
     orders = OrderService(
-        store, cache, events, tickets, payhero=payhero, announce=callbacks.announce,
+        store, cache, events, tickets, payhero=payhero, announce=broadcaster.announce, settle=settler.watch,
         limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),
         callback_url=lambda order_id: (f"{settings['PUBLIC_BASE_URL']}/api/payhero/callback"
                                        f"?token={tokens.callback_token(order_id)}"),
@@ -105,7 +113,7 @@ def build(settings):
         tokens=tokens, notifier=notifier, reader=reader, orders=orders,
         events=events, tickets=tickets, keys=keys, creations=IdempotentOrders(orders, keys),
         waits=WaitService(notifier, reader, settings["MAX_WAITS_PER_ORDER"], settings["MAX_WAITS_PER_WORKER"]),
-        callbacks=callbacks, payhero=payhero,
+        callbacks=callbacks, broadcaster=broadcaster, settler=settler, payhero=payhero,
     )
 
 

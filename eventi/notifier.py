@@ -1,7 +1,8 @@
-"""Status notifications over Redis pub/sub: the publisher, the per-worker hub, the per-request baseline.
+"""Status notifications over Redis pub/sub: the message format, the per-worker hub, the per-request baseline.
 
 A message on ``order:status:<orderId>`` is JSON ``{"body": <status body>, "sentAt": <epoch seconds>}``;
-it is sent only after the store holds the same status, so a waiter may answer with its body.
+it is sent (by eventi/services/broadcast.py) only after the store holds the same status, so a waiter
+may answer with its body.
 Pub/sub is at-most-once: whenever the link to Redis was lost, waiters re-read the store.
 """
 import json
@@ -55,24 +56,6 @@ RECHECK = object()
 
 def jittered(seconds):
     return seconds * random.uniform(0.8, 1.2)
-
-
-class Publisher:
-    """Publishes status bodies on their order's channel."""
-
-    def __init__(self, redis_client):
-        self._redis = redis_client
-        self._announced = False
-
-    def publish(self, body):
-        """PUBLISH the body; returns how many subscribers got it. Raises RedisError."""
-        order_id = body["orderId"]
-        receivers = self._redis.publish(channel_for(order_id), encode_message(body))
-        if not self._announced:
-            self._announced = True
-            log.info("Redis Publisher connected")
-        log.info("Redis notification sent orderId=%s status=%s receivers=%d", order_id, body["paymentStatus"], receivers)
-        return receivers
 
 
 class _HubWaiter:

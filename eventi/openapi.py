@@ -153,7 +153,8 @@ OPERATIONS = {
         "description": "Called by PayHero with the per-order callback token the STK push carried. Both PayHero "
                        "formats are accepted. ResultCode 0 completes the order, 1032 cancels it, anything else fails "
                        "it; an amount different from the order's fails it with `amount_mismatch`. Repeated and late "
-                       "deliveries change nothing and answer `duplicate: true`. Fields are strictly typed (`400` "
+                       "deliveries change nothing, announce the final status again and answer `duplicate: true`. "
+                       "A 503 asks for a redelivery; a write the store applied anyway is announced without one. Fields are strictly typed (`400` "
                        "otherwise): `ResultCode` a JSON integer, `Amount` a JSON number with no fraction, `status` "
                        "and `success` JSON booleans; a success needs its non-blank receipt, and flags that contradict "
                        "the result (`ResultCode` 0 with `status: false` or `Status: \"Failed\"`) are refused.",

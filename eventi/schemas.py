@@ -238,7 +238,7 @@ class CallbackAckSchema(Schema):
     """Answer to PayHero's callback."""
 
     received = fields.Boolean(required=True)
-    duplicate = fields.Boolean(metadata={"description": "true when the order was already final; nothing changed."})
+    duplicate = fields.Boolean(metadata={"description": "true when an earlier delivery had decided the status; nothing changed, the final status was announced again."})
 
 
 class HealthSchema(Schema):

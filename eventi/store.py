@@ -2,7 +2,7 @@
 import functools
 import logging
 import threading
-from datetime import timedelta
+from dataclasses import dataclass
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -18,8 +18,13 @@ log = logging.getLogger(__name__)
 RELEASING = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
 """Final statuses that give the order's tickets back; completed keeps them."""
 
-CLAIM_REPAIR_AFTER = timedelta(seconds=30)
-"""A status claim this old whose order is still pending was interrupted; the next delivery finishes it."""
+
+@dataclass(frozen=True)
+class Finalized:
+    """The order after its status was decided; decided is True for the delivery whose claim won."""
+
+    order: dict
+    decided: bool
 
 
 def connect(uri, timeout_ms=2000):
@@ -111,35 +116,47 @@ class OrderStore:
 
     @_unavailable_on_error
     def finalize(self, order_id, outcome, event_id=None):
-        """Decide a pending order's final status exactly once; the updated order, or None if decided before.
+        """Decide a pending order's final status exactly once; a Finalized, or None when there is no such order.
 
         The decision is a claim inserted under the order's id: a unique insert is atomic on MongoDB and
         on FerretDB alike, while FerretDB v1's conditional findAndModify lets racing writers all win.
-        The order document then follows its claim. A claim older than CLAIM_REPAIR_AFTER whose order
-        is still pending (its writer failed midway) is finished by the next delivery.
+        The order document then follows its claim. When a claim exists already (another delivery won,
+        or its writer timed out or died before the order followed) that claim is applied at once:
+        applying a claim twice writes the same values, so there is nothing to wait for.
         """
         oid = parse_order_id(order_id)
         if oid is None:
             return None
+        now = utcnow()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as BSON keeps it: every announcer's body is the same
         claim = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
-                 "failureReason": outcome.failure_reason, "eventId": event_id, "claimedAt": utcnow()}
+                 "failureReason": outcome.failure_reason, "eventId": event_id, "claimedAt": now}
         try:
             self.claims.insert_one(claim)
+            decided = True
         except DuplicateKeyError:
-            earlier = self.claims.find_one({"_id": oid})
-            if earlier is None or earlier["claimedAt"] > utcnow() - CLAIM_REPAIR_AFTER:
+            claim = self.claims.find_one({"_id": oid})
+            if claim is None:
                 return None
-            log.warning("Finishing an interrupted status change orderId=%s", order_id)
-            claim = earlier
-        return self._apply_claim(claim)
+            # Ours after all when the driver retried an insert of ours that had landed.
+            decided = event_id is not None and claim["eventId"] == event_id
+        order = self._apply_claim(claim)
+        return None if order is None else Finalized(order, decided)
+
+    @_unavailable_on_error
+    def settle(self, order_id):
+        """Apply the order's status claim if it has one; the final order, or None when no status was decided."""
+        oid = parse_order_id(order_id)
+        claim = None if oid is None else self.claims.find_one({"_id": oid})
+        return None if claim is None else self._apply_claim(claim)
 
     def _apply_claim(self, claim):
+        """The order as it is after following its claim, or None when there is no such order."""
         # Every field comes from the claim, so writing it twice writes the same values. The filter is
         # the _id alone: FerretDB v1 pushes only a lone _id down to SQLite and reads every row for
-        # {_id, status} (0.5 s per write at 10,000 orders, docs/benchmarks.md). The order as it was
-        # before the write says whether this writer is the one that made it final.
+        # {_id, status} (0.5 s per write at 10,000 orders, docs/benchmarks.md).
         # Tickets go back before the order shows its final status, so a final order always has its release
-        # done or recorded as started (eventi/tickets.py finishes an interrupted one).
+        # done or recorded as started (eventi/tickets.py: one releaser, however often the claim is applied).
         if self._tickets is not None and claim["status"] in RELEASING:
             self._tickets.release(claim["_id"])
         changes = {"status": claim["status"], "updatedAt": claim["claimedAt"], "statusEventId": claim["eventId"]}
@@ -148,9 +165,7 @@ class OrderStore:
                 changes[name] = claim[name]
         before = self.orders.find_one_and_update({"_id": claim["_id"]}, {"$set": changes},
                                                  return_document=ReturnDocument.BEFORE)
-        if before is None or before["status"] != OrderStatus.PENDING.value:
-            return None
-        return {**before, **changes}
+        return None if before is None else {**before, **changes}
 
     @_unavailable_on_error
     def set_fields(self, order_id, fields):

@@ -218,48 +218,67 @@ def test_health_and_readiness(client):
     assert client.get("/readyz").json == {"status": "ready"}
 
 
-def test_an_interrupted_status_change_is_finished_by_the_next_delivery(client, parts, make_order):
-    """The claim was written but the order update was not (store failed midway): nothing is lost."""
+@pytest.mark.parametrize("claim_age_seconds", [0, 300])
+def test_a_claim_whose_order_is_pending_is_applied_and_announced_by_the_next_delivery(
+        client, parts, settings, make_order, claim_age_seconds):
+    """The claim was written but the order did not follow (the writer timed out or died): the next
+    delivery applies that first decision at once, however fresh the claim, and announces it."""
     from datetime import timedelta
 
     from bson import ObjectId
 
     from eventi.models import utcnow
+    from tests.support.listen import ChannelListener
 
-    order_id, _ = make_order()
+    order_id, token = make_order()
+    claimed_at = (utcnow() - timedelta(seconds=claim_age_seconds)).replace(microsecond=0)
     parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
-                                   "failureReason": None, "eventId": None, "claimedAt": utcnow() - timedelta(minutes=5)})
-    assert post_callback(client, parts, order_id, "cancelled").json == {"received": True}
-    order = stored(parts, order_id)
-    assert (order["status"], order["mpesaReceipt"]) == ("completed", "EARLIER1")  # the first decision stands
+                                   "failureReason": None, "eventId": None, "claimedAt": claimed_at})
+    listener = ChannelListener(settings["REDIS_URL"], order_id)
+    try:
+        assert post_callback(client, parts, order_id, "cancelled").json == {"received": True, "duplicate": True}
+        order = stored(parts, order_id)
+        assert (order["status"], order["mpesaReceipt"]) == ("completed", "EARLIER1")  # the first decision stands
+        published = listener.next_body()
+    finally:
+        listener.close()
+    assert (published["paymentStatus"], published["mpesaReceipt"]) == ("completed", "EARLIER1")
+    assert parts.cache.get(order_id) == published
+    assert client.get(f"/api/orders/{order_id}?token={token}").json == published
 
 
-def test_a_fresh_claim_by_another_delivery_makes_this_one_a_duplicate(client, parts, make_order):
-    from bson import ObjectId
+def test_a_duplicate_of_a_final_order_re_announces_it(client, parts, settings, make_order):
+    """A publish lost on the first delivery heals on the next: the duplicate caches and publishes again."""
+    from tests.support.listen import ChannelListener
 
-    from eventi.models import utcnow
-
-    order_id, _ = make_order()
-    parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "RACING1",
-                                   "failureReason": None, "eventId": None, "claimedAt": utcnow()})
-    assert post_callback(client, parts, order_id, "success").json == {"received": True, "duplicate": True}
-    assert stored(parts, order_id)["status"] == "pending"  # the racing winner materialises its own claim
+    order_id, token = make_order()
+    first = post_callback(client, parts, order_id, "success")
+    assert first.json == {"received": True}
+    final = client.get(f"/api/orders/{order_id}?token={token}").json
+    parts.redis.delete(f"order:cache:{order_id}")  # as if the first announcement never reached Redis
+    listener = ChannelListener(settings["REDIS_URL"], order_id)
+    try:
+        assert post_callback(client, parts, order_id, "success").json == {"received": True, "duplicate": True}
+        published = listener.next_body()
+    finally:
+        listener.close()
+    assert published == final
+    assert parts.cache.get(order_id) == final
 
 
 def test_a_claim_applied_twice_changes_the_status_once(parts, make_order):
     """Two deliveries finishing the same interrupted change: one status change, the same document after both."""
-    from datetime import timedelta
-
     from bson import ObjectId
 
     from eventi.models import OrderStatus, Outcome, utcnow
 
     order_id, _ = make_order()
     parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
-                                   "failureReason": None, "eventId": None, "claimedAt": utcnow() - timedelta(minutes=5)})
+                                   "failureReason": None, "eventId": None, "claimedAt": utcnow()})
     late = Outcome(OrderStatus.CANCELLED, failure_reason="cancelled")
     first = parts.store.finalize(order_id, late)
     after_first = stored(parts, order_id)
-    assert (first["status"], first["mpesaReceipt"]) == ("completed", "EARLIER1")
-    assert parts.store.finalize(order_id, late) is None
+    assert (first.decided, first.order["status"], first.order["mpesaReceipt"]) == (False, "completed", "EARLIER1")
+    second = parts.store.finalize(order_id, late)
+    assert (second.decided, second.order["status"]) == (False, "completed")
     assert stored(parts, order_id) == after_first

@@ -1,17 +1,17 @@
-"""Applying a payment result: audit it, change the order once, then tell the waiters."""
+"""Applying a payment result: audit it, change the order once, then tell the waiters.
+
+Every delivery with a valid token announces the order's final status, not only the one that
+decided it: a duplicate re-announces (cache + publish, idempotent), so a publish that was lost
+heals on PayHero's next delivery. Why this keeps the shopper's view true: eventi/status_cache.py.
+"""
 import logging
 from dataclasses import dataclass
 
-import gevent
-from redis.exceptions import RedisError
-
 from .. import metrics
-from ..errors import NotFound, PaymentProviderError
+from ..errors import NotFound, PaymentProviderError, StoreUnavailable
 from ..models import OrderStatus, decide_outcome, status_body
 
 log = logging.getLogger(__name__)
-
-ANNOUNCE_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -24,34 +24,50 @@ class CallbackResult:
 class CallbackService:
     """The one code path for every payment result (callbacks and reconciliation alike)."""
 
-    def __init__(self, store, cache, publisher, verifier=None):
+    def __init__(self, store, broadcaster, settler, verifier=None):
         self._store = store
-        self._cache = cache
-        self._publisher = publisher
+        self._broadcaster = broadcaster
+        self._settler = settler
         self._verifier = verifier  # strict mode: a PayHero client asked before completing
 
     def apply(self, result, raw, source="callback"):
-        """Record the delivery, finalize a pending order, announce the change. Idempotent."""
+        """Record the delivery, finalize a pending order, announce its final status. Idempotent.
+
+        duplicate is True when an earlier delivery had decided the status already.
+        """
         event_id = self._store.record_event(result.order_id, source, raw, _summary(result))
         order = self._store.get_order(result.order_id)
         if order is None:
             raise NotFound()
-        if result.paid and source == "callback" and self._verifier is not None and not self._confirmed(order):
-            metrics.CALLBACKS.labels("unverified").inc()
-            log.warning("Paid callback not confirmed by transaction-status orderId=%s; left pending", result.order_id)
-            return CallbackResult(body=None, duplicate=False, verified=False)
-        updated = None
+        decided = False
         if order["status"] == OrderStatus.PENDING.value:
-            updated = self._store.finalize(result.order_id, decide_outcome(result, order["amount"]), event_id)
-        if updated is None:
+            if result.paid and source == "callback" and self._verifier is not None and not self._confirmed(order):
+                metrics.CALLBACKS.labels("unverified").inc()
+                log.warning("Paid callback not confirmed by transaction-status orderId=%s; left pending", result.order_id)
+                return CallbackResult(body=None, duplicate=False, verified=False)
+            finalized = self._finalize(result, order, event_id)
+            order, decided = finalized.order, finalized.decided
+        body = status_body(order)
+        self._broadcaster.announce(body)
+        if not decided:
             metrics.CALLBACKS.labels("duplicate").inc()
-            log.info("Payment result ignored, order already final orderId=%s source=%s", result.order_id, source)
-            return CallbackResult(body=status_body(order), duplicate=True)
-        body = status_body(updated)
+            log.info("Payment result ignored, order already final orderId=%s status=%s source=%s",
+                     result.order_id, body["paymentStatus"], source)
+            return CallbackResult(body=body, duplicate=True)
         metrics.CALLBACKS.labels(body["paymentStatus"]).inc()
         log.info("Payment status stored orderId=%s status=%s source=%s", result.order_id, body["paymentStatus"], source)
-        self.announce(body)
         return CallbackResult(body=body, duplicate=False)
+
+    def _finalize(self, result, order, event_id):
+        try:
+            finalized = self._store.finalize(result.order_id, decide_outcome(result, order["amount"]), event_id)
+        except StoreUnavailable:
+            # The write may still land after the timeout: find out once the store answers again.
+            self._settler.watch(result.order_id)
+            raise
+        if finalized is None:
+            raise NotFound()
+        return finalized
 
     def _confirmed(self, order):
         """Strict mode: PayHero's transaction-status must say SUCCESS for the order's reference."""
@@ -63,30 +79,6 @@ class CallbackService:
         except PaymentProviderError:
             return False
         return str(answer.get("status", "")).upper() == "SUCCESS"
-
-    def announce(self, body):
-        """Cache and publish the new status; if Redis fails, keep trying in the background."""
-        try:
-            self._cache_and_publish(body)
-        except RedisError as exc:
-            metrics.REDIS_ERRORS.inc()
-            log.warning("Redis notification failed orderId=%s (%s); retrying in background",
-                        body["orderId"], exc.__class__.__name__)
-            gevent.spawn(self._retry_announce, body)
-
-    def _cache_and_publish(self, body):
-        self._cache.put(body)
-        self._publisher.publish(body)
-
-    def _retry_announce(self, body):
-        for attempt in range(1, ANNOUNCE_RETRIES + 1):
-            gevent.sleep(0.5 * 2 ** attempt)
-            try:
-                self._cache_and_publish(body)
-                return
-            except RedisError:
-                metrics.REDIS_ERRORS.inc()
-        log.error("Redis notification abandoned orderId=%s; waiters will re-read the store", body["orderId"])
 
 
 def _summary(result):

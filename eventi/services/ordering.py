@@ -2,7 +2,6 @@
 import logging
 
 from bson import ObjectId
-from redis.exceptions import RedisError
 
 from .. import metrics, pricing
 from ..errors import EventNotFound, PaymentProviderError, StoreUnavailable
@@ -22,7 +21,8 @@ class OrderService:
     stay pending until a callback arrives. callback_url(order_id) gives the URL PayHero calls.
     """
 
-    def __init__(self, store, cache, events, tickets, payhero=None, limiter=None, announce=None, callback_url=None):
+    def __init__(self, store, cache, events, tickets, payhero=None, limiter=None, announce=None, callback_url=None,
+                 settle=None):
         self._store = store
         self._cache = cache
         self._events = events
@@ -31,6 +31,7 @@ class OrderService:
         self._limiter = limiter
         self._announce = announce
         self._callback_url = callback_url
+        self._settle = settle
 
     def create(self, fields, order_id=None):
         """Store a pending order from validated fields (under order_id when given), push it; the stored document.
@@ -56,10 +57,7 @@ class OrderService:
             except BaseException:
                 self._tickets.give_back(order_id, slots)
                 raise
-            try:
-                self._cache.put(status_body(order))
-            except RedisError:
-                pass  # a cache miss later costs one MongoDB read, nothing more
+            self._cache.remember(status_body(order))
             if self._payhero is not None:
                 order = self._push(order, reservation)
         return order
@@ -94,6 +92,11 @@ class OrderService:
         """The push did not go out: the order fails (only if still pending) and waiters learn it."""
         summary = {"error": exc.code, "reason": getattr(exc, "reason", None), "description": exc.message}
         event_id = self._store.record_event(order_id, "stk_push", "", summary)
-        updated = self._store.finalize(order_id, Outcome(OrderStatus.FAILED, failure_reason=STK_PUSH_FAILED), event_id)
-        if updated is not None and self._announce is not None:
-            self._announce(status_body(updated))
+        try:
+            finalized = self._store.finalize(order_id, Outcome(OrderStatus.FAILED, failure_reason=STK_PUSH_FAILED), event_id)
+        except StoreUnavailable:
+            if self._settle is not None:
+                self._settle(order_id)  # the write may land later: see eventi/services/settle.py
+            raise
+        if finalized is not None and self._announce is not None:
+            self._announce(status_body(finalized.order))

@@ -33,10 +33,7 @@ class StatusReader:
             return None
         body = status_body(order)
         if refresh_cache:
-            try:
-                self._cache.put(body)
-            except RedisError:
-                pass
+            self._cache.remember(body)  # a pending body never replaces a final one (status_cache.py)
         return body
 
     def recheck(self, order_id, fallback):

@@ -1,4 +1,7 @@
-"""100 identical callbacks for one order, in parallel, across 2 workers."""
+"""100 identical callbacks for one order, in parallel, across 2 workers.
+
+One delivery decides the status; every delivery announces the same final body (a duplicate
+re-announces, so a lost publish heals on the next delivery)."""
 import json
 import time
 
@@ -13,7 +16,7 @@ from eventi.notifier import channel_for
 SENTINEL = "sentinel"
 
 
-def test_100_parallel_identical_callbacks_change_the_order_once(start_gunicorn, settings):
+def test_100_parallel_identical_callbacks_change_the_order_once_and_announce_one_body(start_gunicorn, settings):
     server = start_gunicorn(workers=2)
     api = Api(server.base_url, TEST_SECRET)
     order_id, token = api.create_order()
@@ -36,7 +39,9 @@ def test_100_parallel_identical_callbacks_change_the_order_once(start_gunicorn, 
         if message["data"] == SENTINEL.encode():
             break
         published.append(json.loads(message["data"]))
-    assert [m["body"]["paymentStatus"] for m in published] == ["completed"]
-    assert api.status(order_id, token).json()["paymentStatus"] == "completed"
+    assert published, "no status change was published"
+    assert {json.dumps(m["body"], sort_keys=True) for m in published} == {json.dumps(api.status(order_id, token).json(),
+                                                                                     sort_keys=True)}
+    assert published[0]["body"]["paymentStatus"] == "completed"
     events = MongoClient(settings["MONGO_URI"]).get_default_database().payment_events
     assert events.count_documents({"orderId": order_id}) == 100

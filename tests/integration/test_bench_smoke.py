@@ -6,14 +6,23 @@ from bench.run import Config, run_design
 
 @pytest.mark.parametrize("design", ["hub"])
 def test_bench_smoke_every_wait_gets_its_own_answer(design, tmp_path):
-    cfg = Config(n=200, rate=200, burst=50, steady_seconds=0.25, idle_seconds=0.5, loadgens=2,
-                 settle_seconds=0.5, fanout=100, designs=[design], workdir=str(tmp_path), verbose=False)
+    cfg = Config(n=200, rate=200, burst=50, steady_seconds=0.25, idle_seconds=0.5, loadgens=2, create_clients=4,
+                 settle_seconds=0.5, fanout=100, designs=[design], workdir=str(tmp_path), verbose=False,
+                 profile_dir=str(tmp_path / "profile"))
     res = run_design(design, cfg)
+    created = res["create"]
+    assert (created["orders"], created["errors"], created["error_samples"]) == (200, 0, [])
+    assert (created["first"]["orders"], created["last"]["orders"]) == (200, 200)
     assert res["all_held"]
     assert (res["errors"], res["error_samples"]) == (0, [])
     assert res["unanswered"] == 0, "every wait must be answered with a final status"
     assert res["wrong_order"] == 0, "every wait must be answered with its own order"
     assert res["requests_per_payment_max"] == 1
     assert all(phase["answered"] == phase["orders"] for phase in res["phases"].values())
+    assert res["phases"]["callback_steady"]["orders"] == 50 and res["phases"]["callback_burst"]["orders"] == 50
+    assert res["callbacks_sent"] == 100
+    assert all(res["callback_cpu"][server] > 0 for server in ("gunicorn", "ferretdb", "postgres")), res["callback_cpu"]
     assert len(res["redis_clients_per_worker"]) == 2
     assert max(res["redis_clients_per_worker"]) <= 3, res["redis_clients_per_worker"]
+    assert res["profile"]["samples"] > 0
+    assert any("callback" in name for name in res["profile"]["eventi_functions"]), res["profile"]["eventi_functions"]

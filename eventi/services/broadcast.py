@@ -1,0 +1,103 @@
+"""Announcing a final status: cache it and PUBLISH it in one Redis round trip, and never give up.
+
+Callbacks, reconciliation and failed STK pushes all announce through one StatusBroadcaster, after
+MongoDB holds the status (eventi/status_cache.py has the whole argument). When Redis fails, the
+body joins a per-process backlog that one greenlet drains with capped, jittered exponential backoff
+for as long as the process lives: a final status the cache lacks is not abandoned after a few tries.
+The backlog holds one body per order (bodies of one order are all the same), so it is bounded by
+the orders decided during the outage.
+"""
+import logging
+import time
+
+import gevent
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from .. import metrics
+from ..notifier import channel_for, encode_message
+
+log = logging.getLogger(__name__)
+
+ALARM_AFTER_SECONDS = 60.0
+"""A backlog still undelivered this long is logged at ERROR (once per outage); retrying goes on."""
+BATCH = 500
+"""Bodies per pipeline when the backlog drains."""
+
+
+def default_backoff():
+    """Waits between retries: up to 0.1 s, doubling, at most 2 s, so a recovered Redis hears within ~2 s."""
+    return ExponentialWithJitterBackoff(cap=2.0, base=0.1)
+
+
+class StatusBroadcaster:
+    """Caches and publishes final status bodies; retries in the background until Redis takes them."""
+
+    def __init__(self, redis_client, cache, backoff=None, alarm_after=ALARM_AFTER_SECONDS):
+        self._redis = redis_client
+        self._cache = cache
+        self._backoff = backoff or default_backoff()
+        self._alarm_after = alarm_after
+        self._backlog = {}
+        self._greenlet = None
+        self.attempts = 0
+        """Background delivery attempts so far (tests watch it)."""
+
+    @property
+    def backlog(self):
+        """Order ids whose announcement waits for Redis."""
+        return set(self._backlog)
+
+    def announce(self, body):
+        """Cache and publish the body now; if Redis fails, keep it until Redis takes it."""
+        try:
+            self._send([body])
+        except RedisError as exc:
+            metrics.REDIS_ERRORS.inc()
+            log.warning("Redis notification failed orderId=%s (%s); retrying in background",
+                        body["orderId"], exc.__class__.__name__)
+            self._backlog[body["orderId"]] = body
+            if self._greenlet is None:
+                self._greenlet = gevent.spawn(self._drain)
+
+    def close(self):
+        """Stop retrying (the process is going away)."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def _send(self, bodies):
+        pipe = self._redis.pipeline(transaction=False)
+        for body in bodies:
+            self._cache.put(body, via=pipe)
+            pipe.publish(channel_for(body["orderId"]), encode_message(body))
+        replies = pipe.execute()
+        for body, receivers in zip(bodies, replies[1::2]):
+            log.info("Redis notification sent orderId=%s status=%s receivers=%d",
+                     body["orderId"], body["paymentStatus"], receivers)
+
+    def _drain(self):
+        failures, since, alarmed = 0, time.monotonic(), False
+        try:
+            while self._backlog:
+                gevent.sleep(self._backoff.compute(failures))
+                batch = dict(list(self._backlog.items())[:BATCH])
+                self.attempts += 1
+                try:
+                    self._send(list(batch.values()))
+                except RedisError as exc:
+                    failures += 1
+                    metrics.REDIS_ERRORS.inc()
+                    if not alarmed and time.monotonic() - since >= self._alarm_after:
+                        alarmed = True
+                        log.error("Redis notifications undelivered for %.0fs count=%d (%s); still retrying",
+                                  time.monotonic() - since, len(self._backlog), exc.__class__.__name__)
+                    continue
+                for order_id, body in batch.items():
+                    if self._backlog.get(order_id) is body:
+                        del self._backlog[order_id]
+                log.info("Redis notifications delivered after retrying count=%d remaining=%d",
+                         len(batch), len(self._backlog))
+                failures = 0
+        finally:
+            self._greenlet = None

@@ -1,0 +1,85 @@
+"""Settling status writes whose outcome is unknown: the callback answered 503, but did the store apply it?
+
+A store that stalls (FerretDB stopped, a MongoDB failover) times the driver out while the server
+still holds the write, and may apply it when it comes back: a callback answered 503 yet its status
+claim, or its order update, lands later. The callback path hands such an order to the Settler,
+which re-reads it (one greenlet per process, backoff while the store is down) and, when a status
+claim exists, applies it to the order and announces it, so the late write becomes visible and
+announced within seconds of the store answering again, without PayHero's help. An order with no
+claim is watched for WINDOW_SECONDS of the store answering, then let go: nothing landed, the 503
+changed nothing, and PayHero's redelivery (or reconciliation) decides it as usual.
+"""
+import logging
+import time
+
+import gevent
+from redis.backoff import ExponentialWithJitterBackoff
+
+from ..errors import StoreUnavailable
+from ..models import status_body
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 30.0
+"""How long after the store answers again a timed-out write is still looked for. A stalled server
+applies what it held within moments of resuming; 30 s leaves room for a slow one."""
+RECHECK_SECONDS = 1.0
+"""Re-read period while the store answers but no claim has appeared: inside the 5 s promise."""
+
+
+class Settler:
+    """Watches orders whose status write timed out until their claim is applied or the window passes."""
+
+    def __init__(self, store, announce, window=WINDOW_SECONDS, recheck=RECHECK_SECONDS, backoff=None):
+        self._store = store
+        self._announce = announce
+        self._window = window
+        self._recheck = recheck
+        self._backoff = backoff or ExponentialWithJitterBackoff(cap=2.0, base=0.1)
+        self._watched = {}  # order id -> when the store first answered "no claim yet", or None
+        self._greenlet = None
+
+    @property
+    def watched(self):
+        return set(self._watched)
+
+    def watch(self, order_id):
+        """Find out, in the background, whether a timed-out status write for the order landed."""
+        self._watched.setdefault(order_id, None)
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def close(self):
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def _run(self):
+        failures = 0
+        try:
+            while self._watched:
+                gevent.sleep(self._backoff.compute(failures) if failures else self._recheck)
+                try:
+                    for order_id in list(self._watched):
+                        self._settle(order_id)
+                    failures = 0
+                except StoreUnavailable:
+                    failures += 1
+        finally:
+            self._greenlet = None
+
+    def _settle(self, order_id):
+        order = self._store.settle(order_id)
+        if order is not None:
+            del self._watched[order_id]
+            log.warning("Status write that timed out was applied; announcing orderId=%s status=%s",
+                        order_id, order["status"])
+            self._announce(status_body(order))
+            return
+        now = time.monotonic()
+        first = self._watched[order_id]
+        if first is None:
+            self._watched[order_id] = now
+        elif now - first >= self._window:
+            del self._watched[order_id]
+            log.info("No status write landed for orderId=%s; the 503 changed nothing", order_id)

@@ -1,0 +1,46 @@
+"""The store's `_id` lookups use the `_id` index (scripts/ferretdb-id-lookup.patch), so a callback's
+reads and writes cost the same at 100 orders and at 100,000. Checked in PostgreSQL's own counters."""
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("EVENTI_TEST_MONGO_URI")),
+                                reason="MongoDB serves _id from its index; this checks the FerretDB build")
+
+
+def scans(postgres, schema):
+    """(sequential scans, index scans) of the schema's one collection table, as PostgreSQL counts them."""
+    sql = ("SELECT coalesce(sum(seq_scan), 0) || ' ' || coalesce(sum(idx_scan), 0) FROM pg_stat_user_tables "
+           f"WHERE schemaname = '{schema}' AND relname LIKE 'probe%'")
+    out = subprocess.run(["psql", postgres.url, "-At", "-c", sql], capture_output=True, text=True, check=True)
+    seq, idx = out.stdout.split()
+    return int(seq), int(idx)
+
+
+def test_finds_and_updates_by_id_are_index_scans(postgres_server, mongo_server):
+    database = "idx_" + uuid.uuid4().hex[:8]
+    client = MongoClient(mongo_server.uri.rsplit("/", 1)[0])
+    try:
+        probe = client[database]["probe"]
+        ids = [ObjectId() for _ in range(2000)]
+        probe.insert_many([{"_id": x, "status": "pending"} for x in ids])
+        before = scans(postgres_server, database)
+        for x in ids[-20:]:
+            assert probe.find_one({"_id": x})["status"] == "pending"
+            probe.find_one_and_update({"_id": x}, {"$set": {"status": "completed"}})
+        # PostgreSQL publishes a backend's counters within a second or so of its transactions: poll for them.
+        deadline = time.monotonic() + 30
+        while (after := scans(postgres_server, database))[1] < before[1] + 40 and time.monotonic() < deadline:
+            time.sleep(0.2)  # paces the polling of PostgreSQL's statistics only
+        assert after[1] >= before[1] + 40, (before, after)
+        # 40 lookups: unpatched, 40 more sequential scans; patched, none of them (one stray count may
+        # belong to the inserts, published after `before` was read).
+        assert after[0] - before[0] < 5, f"lookups by _id scanned the table: {before} -> {after}"
+    finally:
+        client.drop_database(database)
+        client.close()
