@@ -75,3 +75,7 @@ class IdempotencyKeyInUse(EventiError):
 
     status, code, message = 409, "idempotency_key_in_use", "An order with this Idempotency-Key is still being created; retry shortly."
     retry_after = 1
+
+
+class OrderExists(IdempotencyKeyInUse):
+    """The orderId an Idempotency-Key reserved was stored by another request with that key."""

@@ -111,7 +111,7 @@ def build(settings):
     return Parts(
         settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
         tokens=tokens, notifier=notifier, reader=reader, orders=orders,
-        events=events, tickets=tickets, keys=keys, creations=IdempotentOrders(orders, keys),
+        events=events, tickets=tickets, keys=keys, creations=IdempotentOrders(orders, keys, store),
         waits=WaitService(notifier, reader, settings["MAX_WAITS_PER_ORDER"], settings["MAX_WAITS_PER_WORKER"]),
         callbacks=callbacks, broadcaster=broadcaster, settler=settler, payhero=payhero,
     )

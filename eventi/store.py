@@ -10,7 +10,7 @@ from pymongo import ASCENDING, MongoClient, ReturnDocument, WriteConcern
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from . import metrics
-from .errors import StoreUnavailable
+from .errors import OrderExists, StoreUnavailable
 from .models import OrderStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,15 @@ class OrderStore:
         """Store a new pending order (under order_id when given) and return the stored document."""
         now = utcnow()
         order = {"_id": order_id or ObjectId(), **fields, "status": OrderStatus.PENDING.value, "createdAt": now, "updatedAt": now}
-        self.orders.insert_one(order)
+        try:
+            self.orders.insert_one(order)
+        except DuplicateKeyError:
+            # An orderId reserved by an Idempotency-Key: another request with that key stored it first,
+            # unless this is the driver retrying an insert of ours that had landed (its holds are ours).
+            existing = self.orders.find_one({"_id": order["_id"]})
+            if existing is None or existing.get("ticketSlots") != order.get("ticketSlots"):
+                raise OrderExists() from None
+            return existing
         return order
 
     @_unavailable_on_error

@@ -33,7 +33,8 @@ MAX_ROUNDS = 20
 INTERRUPTED_AFTER = timedelta(seconds=30)
 """An unfinished release this old was interrupted; the sweep finishes it."""
 ORPHAN_AFTER = timedelta(minutes=2)
-"""Holds this old whose order does not exist belong to a creation that failed after holding."""
+"""Holds this old that their order does not list belong to a creation that failed after holding
+(the order was never stored, or another request with the same Idempotency-Key stored it)."""
 ORPHAN_WINDOW = timedelta(hours=1)
 """How far back the sweep looks for such holds (it runs every few minutes when enabled)."""
 SPARSE_SLOTS = 50_000
@@ -141,19 +142,24 @@ class TicketHolds:
         return finished + self._free_orphans(now)
 
     def _free_orphans(self, now):
+        """Holds, taken between ORPHAN_WINDOW and ORPHAN_AFTER ago, that no stored order lists: free them."""
         recent = self.holds.find({"heldAt": {"$lt": now - ORPHAN_AFTER, "$gt": now - ORPHAN_WINDOW}}, {"orderId": 1})
         slots_of = {}
         for hold in recent:
             slots_of.setdefault(hold["orderId"], []).append(hold["_id"])
         ids = [ObjectId(order_id) for order_id in slots_of if ObjectId.is_valid(order_id)]
-        stored = set()
+        listed = {}
         for start in range(0, len(ids), 500):
-            stored |= {str(o["_id"]) for o in self.orders.find({"_id": {"$in": ids[start:start + 500]}}, {"_id": 1})}
-        orphans = [order_id for order_id in slots_of if order_id not in stored]
-        for order_id in orphans:
-            log.warning("Freeing the ticket holds of an order never stored orderId=%s count=%d", order_id, len(slots_of[order_id]))
-            self._delete(order_id, slots_of[order_id])
-        return len(orphans)
+            for order in self.orders.find({"_id": {"$in": ids[start:start + 500]}}, {"ticketSlots": 1}):
+                listed[str(order["_id"])] = set(order.get("ticketSlots") or ())
+        freed = 0
+        for order_id, slots in slots_of.items():
+            orphans = [slot for slot in slots if slot not in listed.get(order_id, ())]
+            if orphans:
+                log.warning("Freeing ticket holds no stored order lists orderId=%s count=%d", order_id, len(orphans))
+                self._delete(order_id, orphans)
+                freed += 1
+        return freed
 
     def _finish(self, order_id, slots):
         self._delete(order_id, slots)

@@ -341,6 +341,57 @@ def test_a_key_still_being_answered_is_409_in_use(client, parts, new_event):
     assert orders_for(parts, event_id) == 0
 
 
+def _stopped_request(parts, key, event_id, minutes_ago=2):
+    """A request that claimed the key, reserved an orderId and stopped without answering (store failure, crash)."""
+    from eventi.services.idempotent import digest
+
+    reserved = ObjectId()
+    parts.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), reserved)
+    parts.keys.keys.update_one({"_id": key}, {"$set": {"createdAt": utcnow() - timedelta(minutes=minutes_ago)}})
+    return reserved
+
+
+def test_a_retry_after_a_request_that_stored_nothing_creates_the_order_under_the_reserved_id(client, parts, new_event):
+    event_id, key = new_event(), uuid.uuid4().hex
+    reserved = _stopped_request(parts, key, event_id)
+    response = post_order(client, key=key, event_id=event_id)
+    assert response.status_code == 201 and response.json["orderId"] == str(reserved)
+    assert post_order(client, key=key, event_id=event_id).json == response.json  # and that answer is kept
+    assert orders_for(parts, event_id) == 1
+
+
+def test_a_retry_after_a_request_that_stored_its_order_answers_that_order(client, parts, new_event):
+    event_id, key = new_event(), uuid.uuid4().hex
+    reserved = _stopped_request(parts, key, event_id)
+    parts.orders.create(_loaded(order_body(event_id=event_id)), reserved)  # it landed, the answer did not
+    response = post_order(client, key=key, event_id=event_id)
+    assert response.status_code == 201 and response.json["orderId"] == str(reserved)
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 1)
+
+
+def test_a_second_order_under_a_reserved_id_is_refused_and_holds_nothing(parts, new_event):
+    from eventi.errors import IdempotencyKeyInUse
+
+    event_id, reserved = new_event(), ObjectId()
+    fields = _loaded(order_body(event_id=event_id))
+    parts.orders.create(fields, reserved)
+    with pytest.raises(IdempotencyKeyInUse):
+        parts.orders.create(fields, reserved)
+    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 1)
+
+
+def test_holds_an_order_does_not_list_are_freed_by_reconcile(client, parts, new_event):
+    """The late insert of a stalled request lost to a retry under the same orderId: its holds are orphans."""
+    event_id = new_event(capacity=2)
+    order_id = post_order(client, event_id=event_id).json["orderId"]
+    parts.tickets.hold(ObjectId(order_id), event_id, "regular", 2, 1)  # the loser's hold, same orderId
+    parts.tickets.holds.update_many({"event": event_id}, {"$set": {"heldAt": utcnow() - timedelta(minutes=5)}})
+    assert parts.reconciler().run_once().releases_finished == 1
+    assert left(client, event_id) == 1
+    assert parts.tickets.holds.count_documents({"orderId": order_id}) == 1
+
+
 def test_an_expired_key_is_free_again(client, parts, new_event):
     event_id, key = new_event(), uuid.uuid4().hex
     first = post_order(client, key=key, event_id=event_id).json
