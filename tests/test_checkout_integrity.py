@@ -245,6 +245,15 @@ def test_tickets_are_released_once_however_often_the_end_is_reported(client, par
     assert parts.store.get_order(second)["status"] == "pending"
 
 
+def test_racing_releases_of_one_order_have_one_releaser(client, parts, new_event):
+    """Only the writer whose release marker went in deletes: two deleters could free a slot resold between them."""
+    event_id = new_event(capacity=3)
+    order_id = ObjectId(post_order(client, event_id=event_id, quantity=3).json["orderId"])
+    released = [g.get(timeout=30) for g in [gevent.spawn(parts.tickets.release, order_id) for _ in range(20)]]
+    assert released.count(True) == 1
+    assert left(client, event_id) == 3
+
+
 def _cancelled():
     from eventi.models import OrderStatus, Outcome
 
