@@ -82,6 +82,8 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
     response = wait.get(timeout=60)
     assert response.json()["final"] is True and response.headers["X-Request-ID"] == "rid-wait"
     server.process.wait_for(r'"GET /api/orders/\w+/wait HTTP/1.1" 200 .* rid=rid-wait', timeout=10)
+    # Each worker writes its access line after answering: the callback's may come after the wait's.
+    eventually(lambda: 'rid=rid-callback xff' in "".join(server.process.log), 10, "the callback's access line")
 
     output = "".join(server.process.log)
     events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
