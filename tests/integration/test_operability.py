@@ -89,7 +89,9 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
     events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     about_order = {e["message"].split(" orderId=")[0]: e.get("requestId") for e in events if f"orderId={order_id}" in e["message"]}
     assert about_order["Long polling started"] == "rid-wait"
-    assert about_order["Payment status changed via Redis"] == "rid-wait"
+    # The held gauge rises before the wait's first read: on a loaded machine the callback can land
+    # before that read, and the wait then answers from it without a Redis message. Either way, its id.
+    assert about_order.get("Payment status changed via Redis", "rid-wait") == "rid-wait"
     assert about_order["Payment status stored"] == "rid-callback"
     for secret in (token, callback_token, "254712345678", "0712345678", "shopper@example.com"):
         assert secret not in output
