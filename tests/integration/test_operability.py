@@ -95,10 +95,19 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
     assert len(access) >= 3 and not any("token" in line for line in access), access
 
 
-def test_an_invalid_setting_stops_gunicorn_with_one_line_naming_it(settings):
-    server = Gunicorn(gunicorn_env(settings, EVENTI_NOTIFIER="bogus"), workers=2)
+@pytest.mark.parametrize("name, value, line", [
+    ("EVENTI_NOTIFIER", "bogus", "EVENTI_NOTIFIER must be one of hub, per-request"),
+    ("EVENTI_LOG_LEVEL", "verbose", "EVENTI_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got 'verbose'"),
+    ("EVENTI_MONGO_URI", "mongodb://127.0.0.1:27017", "EVENTI_MONGO_URI must name the database in its path, e.g. mongodb://host:27017/eventi"),
+    ("EVENTI_WAIT_MAX_SECONDS", "300", "EVENTI_WAIT_MAX_SECONDS must be 1 to 120: .*"),
+    ("EVENTI_WAIT_MAX_SECONDS", "two minutes", "EVENTI_WAIT_MAX_SECONDS must be a whole number, got 'two minutes'"),
+    ("EVENTI_WAIT_DEFAULT_SECONDS", "0", "EVENTI_WAIT_DEFAULT_SECONDS must be between 1 and EVENTI_WAIT_MAX_SECONDS"),
+    ("EVENTI_METRICS_BIND", "9100", "EVENTI_METRICS_BIND must be host:port, e.g. 0.0.0.0:9100, got '9100'"),
+])
+def test_an_invalid_setting_stops_gunicorn_with_one_line_naming_it(settings, name, value, line):
+    server = Gunicorn({**gunicorn_env(settings), name: value}, workers=2)
     server.process.start()
-    server.process.wait_for(r"^eventi: invalid setting: EVENTI_NOTIFIER must be one of hub, per-request$", timeout=60)
+    server.process.wait_for("^eventi: invalid setting: " + re.escape(line).replace(r"\.\*", ".*") + "$", timeout=60)
     assert server.process.proc.wait(timeout=60) == 4  # as gunicorn's "App failed to load"
     with pytest.raises(RuntimeError):  # the output ends (the process exited) without another line of interest
         server.process.wait_for(r"Traceback|Listening at|Booting worker|invalid setting", timeout=30)
