@@ -17,7 +17,9 @@ def _int_setting(name, default):
 
 
 # --- Where and how many --------------------------------------------------------------
-bind = os.environ.get("EVENTI_BIND", "127.0.0.1:8000")
+bind = [os.environ.get("EVENTI_BIND", "127.0.0.1:8000")]
+if os.environ.get("EVENTI_METRICS_BIND"):  # /metrics alone on its own listener (eventi/web/health.py)
+    bind.append(os.environ["EVENTI_METRICS_BIND"])
 # gevent wants few processes with many connections each, not cpu*2+1 sync workers.
 workers = _int_setting("EVENTI_WORKERS", 2)
 worker_class = "eventi.gunicorn_worker.EventiGeventWorker"  # gevent, closing idle keep-alives on stop

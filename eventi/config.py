@@ -73,6 +73,7 @@ def load(overrides=None, environ=os.environ):
     if not settings["PUBLIC_BASE_URL"] and settings["ENV"] != "production":
         settings["PUBLIC_BASE_URL"] = "http://" + environ.get("EVENTI_BIND", "127.0.0.1:8000")
     _check(settings)
+    _check_logs_and_addresses(settings, environ.get("EVENTI_BIND", "127.0.0.1:8000"))
     _check_payhero(settings)
     if not settings["SECRET_KEY"]:
         try:
@@ -99,7 +100,6 @@ def _check(settings):
         raise ConfigError(f"EVENTI_NOTIFIER must be one of {', '.join(NOTIFIER_MODES)}")
     if settings["LOG_FORMAT"] not in ("text", "json"):
         raise ConfigError("EVENTI_LOG_FORMAT must be text or json")
-    _check_logs_and_addresses(settings)
     if not 1 <= settings["WAIT_MAX_SECONDS"] <= HOLD_CEILING_SECONDS:
         raise ConfigError(f"EVENTI_WAIT_MAX_SECONDS must be 1 to {HOLD_CEILING_SECONDS}: gunicorn's graceful_timeout "
                           "and nginx's proxy_read_timeout are set for holds up to that")
@@ -122,7 +122,7 @@ def _check(settings):
         raise ConfigError("EVENTI_SECRET_KEY must be set (32+ characters) when EVENTI_ENV=production")
 
 
-def _check_logs_and_addresses(settings):
+def _check_logs_and_addresses(settings, bind):
     """Settings that used to fail late (a worker crash, a traceback at the first request) fail here."""
     level = str(settings["LOG_LEVEL"]).upper()
     if level not in LOG_LEVELS:
@@ -140,6 +140,8 @@ def _check_logs_and_addresses(settings):
         raise ConfigError("EVENTI_MAX_CONTENT_LENGTH must be at least 1")
     if settings["METRICS_BIND"] is not None and not re.fullmatch(r"[^\s:]*:[0-9]{1,5}", settings["METRICS_BIND"]):
         raise ConfigError(f"EVENTI_METRICS_BIND must be host:port, e.g. 0.0.0.0:9100, got {settings['METRICS_BIND']!r}")
+    if settings["METRICS_BIND"] and settings["METRICS_BIND"].rsplit(":", 1)[1] == bind.rsplit(":", 1)[-1]:
+        raise ConfigError(f"EVENTI_METRICS_BIND must use another port than EVENTI_BIND ({bind})")
     verify = str(settings["PAYHERO_VERIFY_CALLBACKS"]).lower()
     if verify not in ("0", "1", "true", "false", "yes", "no"):
         raise ConfigError(f"PAYHERO_VERIFY_CALLBACKS must be 0 or 1, got {settings['PAYHERO_VERIFY_CALLBACKS']!r}")

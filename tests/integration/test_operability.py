@@ -9,7 +9,7 @@ import requests
 
 from tests.conftest import TEST_SECRET, gunicorn_env
 from tests.support.api import SAMPLE_ORDER_ID, Api, callback_body, eventually, order_body
-from tests.support.processes import Gunicorn
+from tests.support.processes import Gunicorn, free_port
 
 ISSUE_METRICS = [  # issue 5's list
     "eventi_waits_held",  # waits held now
@@ -132,5 +132,28 @@ def test_gunicorns_own_lines_are_masked_even_with_a_query_in_the_access_log(sett
         requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": token, "phone": "0712345678"}, timeout=10)
         server.process.wait_for(rf'"GET /api/orders/{SAMPLE_ORDER_ID}\?token=\*\*\*&phone=\*\*\*678 HTTP/1.1" 404', timeout=10)
         assert token not in server.process.output()
+    finally:
+        server.stop()
+
+
+def test_metrics_on_their_own_port_with_every_series_from_the_start(settings):
+    metrics_port = free_port()
+    server = Gunicorn(gunicorn_env(settings, EVENTI_METRICS_BIND=f"127.0.0.1:{metrics_port}"), workers=2).start()
+    try:
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        fresh = requests.get(metrics_url, timeout=10)
+        assert fresh.status_code == 200
+        for series in ('eventi_callbacks_total{outcome="completed"} 0.0', 'eventi_callbacks_total{outcome="rejected"} 0.0',
+                       'eventi_waits_answered_total{outcome="timeout"} 0.0', 'eventi_stk_pushes_total{outcome="limited"} 0.0',
+                       'eventi_payhero_request_duration_seconds_count{call="stk_push",outcome="unreachable"} 0.0',
+                       'eventi_http_request_duration_seconds_count{method="POST",route="/api/payhero/callback",status="5xx"} 0.0'):
+            assert series in fresh.text, series
+        public = requests.get(f"{server.base_url}/metrics", timeout=10)
+        assert public.status_code == 404 and public.json()["error"] == "not_found"
+        assert requests.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=10).status_code == 404
+        assert requests.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
+        counted = requests.get(metrics_url, timeout=10).text
+        assert 'eventi_http_request_duration_seconds_count{method="GET",route="/healthz",status="2xx"} 1.0' in counted
+        assert 'eventi_http_request_duration_seconds_count{method="GET",route="/metrics",status="4xx"} 1.0' in counted
     finally:
         server.stop()
