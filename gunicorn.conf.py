@@ -40,11 +40,16 @@ accesslog = os.environ.get("EVENTI_ACCESS_LOG") or None
 # The path without the query (%(U)s, not %(r)s) and no Referer: both can carry a status token.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s xff="%({x-forwarded-for}i)s" "%(a)s"'
 # gunicorn's own lines masked like eventi's (tokens, phones, e-mails); eventi.logs imports the stdlib only.
-from eventi.logs import gunicorn_logger_class  # noqa: E402
+from eventi.config import LOG_LEVELS  # noqa: E402
+from eventi.logs import gunicorn_logconfig, gunicorn_logger_class, startup_error  # noqa: E402
 
 logger_class = gunicorn_logger_class()
 errorlog = "-"
 loglevel = os.environ.get("EVENTI_LOG_LEVEL", "info").lower()
+# EVENTI_LOG_FORMAT=json: gunicorn's own lines and the access log are JSON objects too ({} in text mode).
+logconfig_dict = gunicorn_logconfig(os.environ.get("EVENTI_LOG_FORMAT", "text"),
+                                    loglevel.upper() if loglevel.upper() in LOG_LEVELS else "INFO",  # else on_starting stops
+                                    accesslog)
 proc_name = "eventi"
 control_socket_disable = True  # gunicorn 24+: one shared ctl path would clash between instances
 
@@ -72,7 +77,7 @@ def _check_settings():
     try:
         load()
     except ConfigError as exc:
-        print(f"eventi: invalid setting: {exc}", file=sys.stderr, flush=True)
+        print(startup_error(str(exc), os.environ.get("EVENTI_LOG_FORMAT")), file=sys.stderr, flush=True)
         raise SystemExit(4) from None  # as wsgi.py: gunicorn's "App failed to load"
 
 

@@ -81,18 +81,42 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
     assert answered.status_code == 200 and answered.headers["X-Request-ID"] == "rid-callback"
     response = wait.get(timeout=60)
     assert response.json()["final"] is True and response.headers["X-Request-ID"] == "rid-wait"
-    server.process.wait_for(r'"GET /api/orders/\w+/wait HTTP/1.1" 200 .* rid=rid-wait', timeout=10)
+    output = lambda: "".join(server.process.log)  # noqa: E731
+    access_ids = lambda: set(re.findall(r'"event": "http_access".*"requestId": "(rid-\w+)"', output()))  # noqa: E731
+    eventually(lambda: access_ids() == {"rid-create", "rid-wait", "rid-callback"}, 10, "the three access lines")
 
-    output = "".join(server.process.log)
-    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    about_order = {e["message"].split(" orderId=")[0]: e.get("requestId") for e in events if f"orderId={order_id}" in e["message"]}
-    assert about_order["Long polling started"] == "rid-wait"
-    assert about_order["Payment status changed via Redis"] == "rid-wait"
-    assert about_order["Payment status stored"] == "rid-callback"
+    lines = [line for line in output().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line is one JSON object: gunicorn's, access, eventi's
+    assert {"gunicorn.error", "gunicorn.access", "eventi.services.waiting"} <= {e["logger"] for e in events}
+    assert any(e["event"] == "listening_at" for e in events)
+    about_order = {e["event"]: e.get("requestId") for e in events if e.get("orderId") == order_id and e["logger"].startswith("eventi")}
+    assert about_order["long_polling_started"] == "rid-wait"
+    assert about_order["payment_status_changed_via_redis"] == "rid-wait"
+    assert about_order["payment_status_stored"] == "rid-callback"
+    access = {e["requestId"]: e for e in events if e["event"] == "http_access"}
+    assert (access["rid-wait"]["method"], access["rid-wait"]["status"], access["rid-wait"]["orderId"]) == ("GET", 200, order_id)
+    assert access["rid-wait"]["path"] == f"/api/orders/{order_id}/wait"
+    assert access["rid-callback"]["path"] == "/api/payhero/callback" and access["rid-create"]["status"] == 201
     for secret in (token, callback_token, "254712345678", "0712345678", "shopper@example.com"):
-        assert secret not in output
-    access = [line for line in output.splitlines() if '"GET /api/orders/' in line or '"POST /api/' in line]
-    assert len(access) >= 3 and not any("token" in line for line in access), access
+        assert secret not in output()
+
+
+def test_text_logs_stay_human_lines(start_gunicorn):
+    server = start_gunicorn(workers=1, EVENTI_ACCESS_LOG="-")
+    requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": "x"}, headers={"X-Request-ID": "rid-text"}, timeout=10)
+    server.process.wait_for(rf'"GET /api/orders/{SAMPLE_ORDER_ID} HTTP/1.1" 404 .* rid=rid-text', timeout=10)
+    assert not any(line.startswith("{") for line in server.process.log)
+    assert re.search(r"\[INFO\] Listening at: http://127\.0\.0\.1:\d+", "".join(server.process.log))
+
+
+def test_an_invalid_setting_in_json_mode_is_one_json_line(settings):
+    server = Gunicorn({**gunicorn_env(settings), "EVENTI_LOG_FORMAT": "json", "EVENTI_LOG_LEVEL": "loud"}, workers=1)
+    server.process.start()
+    assert server.process.proc.wait(timeout=60) == 4
+    eventually(lambda: any("invalid_setting" in line for line in server.process.log), 10, "the invalid setting line")
+    lines = [json.loads(line) for line in server.process.log if line.strip()]  # every line JSON, gunicorn's too
+    [line] = [line for line in lines if line["event"] == "invalid_setting"]
+    assert (line["setting"], line["level"]) == ("EVENTI_LOG_LEVEL", "CRITICAL")
 
 
 @pytest.mark.parametrize("name, value, line", [
