@@ -29,7 +29,7 @@ bench: deps  ## N orders created through the API, N held waits, RATE callbacks/s
 e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
 	./scripts/run-payment-test.sh
 
-deps: $(VENV)/.installed /usr/bin/redis-server $(POSTGRES) /usr/sbin/nginx /usr/bin/chromium $(NODE) $(FERRETDB)  ## install the venv, redis-server, postgresql, nginx (tests put it in front), chromium (browser test), node (long-poll.js tests); build FerretDB into .tools/
+deps: $(VENV)/.installed /usr/bin/redis-server $(POSTGRES) /usr/sbin/nginx /usr/bin/chromium $(NODE) /usr/bin/promtool $(FERRETDB)  ## install the venv, redis-server, postgresql, nginx (tests put it in front), chromium (browser test), node (long-poll.js tests), promtool (alert rules); build FerretDB into .tools/
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -51,6 +51,9 @@ $(POSTGRES):
 
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+/usr/bin/promtool:  # Debian's prometheus package: promtool checks docker/alerts.yml and the dashboard's queries
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
 
 $(FERRETDB): scripts/install-ferretdb.sh scripts/ferretdb-id-lookup.patch
 	./scripts/install-ferretdb.sh $(FERRETDB)

@@ -13,6 +13,10 @@ CALLBACK_TO_ANSWER = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 CALLBACKS = Counter("eventi_callbacks_total", "PayHero callbacks, by outcome", ["outcome"])
+HUB_CONNECTED = Gauge("eventi_hub_connected", "1 while every live worker's notifier hub is subscribed to Redis, 0 while "
+                      "one is not (waiters then re-check MongoDB); 1 in per-request mode", multiprocess_mode="livemin")
+WAITS_CAPACITY = Gauge("eventi_waits_capacity", "Waits the live workers may hold in all (EVENTI_MAX_WAITS_PER_WORKER "
+                       "per worker); compare with eventi_waits_held", multiprocess_mode="livesum")
 REDIS_RECONNECTS = Counter("eventi_redis_reconnects_total", "Notifier hub reconnections to Redis")
 REDIS_ERRORS = Counter("eventi_redis_errors_total", "Redis commands that failed")
 STORE_ERRORS = Counter("eventi_store_errors_total", "MongoDB operations that failed")
