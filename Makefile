@@ -53,7 +53,7 @@ $(POSTGRES):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 /usr/bin/promtool:  # Debian's prometheus package: promtool checks docker/alerts.yml and the dashboard's queries
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 
 $(FERRETDB): scripts/install-ferretdb.sh scripts/ferretdb-id-lookup.patch
 	./scripts/install-ferretdb.sh $(FERRETDB)
