@@ -196,9 +196,13 @@ OPERATIONS = {
     }},
     "health.prometheus": {"get": {
         "tags": ["ops"], "summary": "Prometheus metrics, summed over all gunicorn workers",
-        "description": "See docs/operations.md for each metric and example PromQL.",
+        "description": "See docs/operations.md for each metric and example PromQL. With EVENTI_METRICS_BIND set, "
+                       "served on that listener only (which answers nothing else): 404 on the public port.",
         "responses": {200: _text("text/plain", "Prometheus text exposition format",
-                                 'eventi_waits_held 412.0\neventi_callbacks_total{outcome="completed"} 1893.0\n')},
+                                 'eventi_waits_held 412.0\neventi_callbacks_total{outcome="completed"} 1893.0\n'),
+                      404: {"description": "EVENTI_METRICS_BIND is set and this is not that listener.", "content": {
+                          "application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "examples": {
+                              "not_found": {"value": {"error": "not_found", "message": "Not here."}}}}}}},
     }},
     "apidocs.openapi_json": {"get": {
         "tags": ["docs"], "summary": "This OpenAPI 3 document",
