@@ -61,7 +61,7 @@ class Nginx:
 def behind_nginx(start_gunicorn, tmp_path):
     server = start_gunicorn(workers=2, EVENTI_PROXY_COUNT=1)
     nginx = Nginx(server.port, tmp_path).start()
-    yield server, nginx, Api(nginx.base_url, TEST_SECRET)
+    yield server, nginx, Api(nginx.base_url, TEST_SECRET, metrics_url=server.base_url)
     nginx.stop()
 
 

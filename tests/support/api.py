@@ -43,8 +43,9 @@ def order_body(event_id="ev-test", amount=1500, **extra):
 class Api:
     """A small client for a running eventi (gunicorn or nginx in front)."""
 
-    def __init__(self, base_url, secret):
+    def __init__(self, base_url, secret, metrics_url=None):
         self.base_url = base_url
+        self.metrics_url = metrics_url or base_url  # nginx does not pass /metrics on: read them from the app
         self.tokens = OrderTokens(secret)
 
     def create_order(self, **fields):
@@ -67,7 +68,7 @@ class Api:
                                          timeout=60))
 
     def metric(self, name):
-        text = requests.get(f"{self.base_url}/metrics", timeout=60).text
+        text = requests.get(f"{self.metrics_url}/metrics", timeout=60).text
         total = 0.0
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
