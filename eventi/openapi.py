@@ -292,10 +292,20 @@ def _error_response(description, bodies):
     }}}
 
 
+def _error_codes(responses):
+    """Status -> the error codes an operation answers with it: its own list (None: DEFAULT_ERRORS), plus those
+    of EVERY_OPERATION, unless the operation documents that status with a body of its own (an HTML page)."""
+    errors = {status: list(DEFAULT_ERRORS.get(status, []) if codes is None else codes)
+              for status, codes in responses.items() if codes is None or isinstance(codes, list)}
+    for code in EVERY_OPERATION:
+        status = ERROR_ANSWERS[code][0]
+        if status in errors or status not in responses:
+            errors.setdefault(status, []).append(code)
+    return errors
+
+
 def _errors(status, codes):
     """One documented response for the error codes of one status."""
-    if codes is None:
-        codes = DEFAULT_ERRORS.get(status, [])
     answers = [ERROR_ANSWERS[code] for code in codes]
     description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers))
     return _error_response(description or HTTPStatus(status).phrase, [body for _, _, body in answers])
@@ -319,14 +329,7 @@ def _operation(endpoint, op, settings):
     if "security" in op:
         out["security"] = [{op["security"]: []}]
     out["responses"] = {}
-    errors = {status: (None if codes is None else list(codes)) for status, codes in op["responses"].items()
-              if codes is None or isinstance(codes, list)}
-    for code in EVERY_OPERATION:
-        status = ERROR_ANSWERS[code][0]
-        if status not in errors and status in op["responses"]:
-            continue  # documented with a body of its own (an HTML page)
-        listed = errors.get(status) or ([] if status not in errors else DEFAULT_ERRORS.get(status, []))
-        errors[status] = listed + [code]
+    errors = _error_codes(op["responses"])
     for status in sorted({*op["responses"], *errors}):
         response = op["responses"].get(status)
         if status in errors:
