@@ -5,14 +5,24 @@ the environment as the README's settings table says.
 """
 import os
 import shutil
+import sys
 import tempfile
+
+# eventi.config and eventi.logs import the standard library only: safe in gunicorn's master before any fork.
+from eventi.config import LOG_LEVELS
+from eventi.logs import gunicorn_logconfig, gunicorn_logger_class, startup_error
+
+APP_LOAD_ERROR = 4
+"""The exit code of every invalid setting, as gunicorn's own "App failed to load"."""
 
 
 def _int_setting(name, default):
     """A positive integer from the environment; anything else stops gunicorn with one line naming it."""
     raw = os.environ.get(name) or str(default)
     if not raw.isdigit() or int(raw) < 1:
-        raise SystemExit(f"eventi: invalid setting: {name} must be a positive integer, got {raw!r}")
+        print(startup_error(f"{name} must be a positive integer, got {raw!r}", os.environ.get("EVENTI_LOG_FORMAT")),
+              file=sys.stderr, flush=True)
+        raise SystemExit(APP_LOAD_ERROR)
     return int(raw)
 
 
@@ -39,10 +49,7 @@ max_requests = 0  # recycling workers drops held requests (gunicorn #2297, #2567
 accesslog = os.environ.get("EVENTI_ACCESS_LOG") or None
 # The path without the query (%(U)s, not %(r)s) and no Referer: both can carry a status token.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s xff="%({x-forwarded-for}i)s" "%(a)s"'
-# gunicorn's own lines masked like eventi's (tokens, phones, e-mails); eventi.logs imports the stdlib only.
-from eventi.config import LOG_LEVELS  # noqa: E402
-from eventi.logs import gunicorn_logconfig, gunicorn_logger_class, startup_error  # noqa: E402
-
+# gunicorn's own lines masked like eventi's (tokens, phones, e-mails).
 logger_class = gunicorn_logger_class()
 errorlog = "-"
 loglevel = os.environ.get("EVENTI_LOG_LEVEL", "info").lower()
@@ -70,15 +77,13 @@ def _check_settings():
     """A bad setting stops gunicorn here, before it binds, in one line (and not once per worker, racing:
     two workers failing together make gunicorn's halt raise again with a traceback). eventi.config
     imports the stdlib only. wsgi.py keeps the same check for other ways of loading the app."""
-    import sys
-
     from eventi.config import ConfigError, load
 
     try:
         load()
     except ConfigError as exc:
         print(startup_error(str(exc), os.environ.get("EVENTI_LOG_FORMAT")), file=sys.stderr, flush=True)
-        raise SystemExit(4) from None  # as wsgi.py: gunicorn's "App failed to load"
+        raise SystemExit(APP_LOAD_ERROR) from None  # as eventi/wsgi.py
 
 
 def post_worker_init(worker):
