@@ -92,3 +92,11 @@ def test_eventi_lists_every_command(tmp_path):
     order = subprocess.run([sys.executable, "-m", "eventi", "order", "--help"], env=env, capture_output=True, text=True,
                            timeout=60, cwd=tmp_path)
     assert order.returncode == 0 and "show" in order.stdout and "find" in order.stdout
+
+
+def test_an_invalid_setting_stops_the_eventi_command_with_one_line(tmp_path):
+    env = {**os.environ, "EVENTI_ENV": "test", "EVENTI_VAR_DIR": str(tmp_path), "EVENTI_MONGO_URI": "mongodb://db:27017"}
+    result = subprocess.run([EVENTI, "create-indexes"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 4
+    assert result.stderr.strip() == ("eventi: invalid setting: EVENTI_MONGO_URI must name the database in its path, "
+                                     "e.g. mongodb://host:27017/eventi")
