@@ -12,12 +12,12 @@ RATE ?= 200
 BURST ?= 1000
 BENCH_ARGS ?=
 
-.PHONY: help run test bench e2e deps venv clean
+.PHONY: help run test bench e2e deps deps-run lock venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: deps  ## start Redis, PostgreSQL + FerretDB (data in var/), the PayHero simulator (when PAYHERO_BASE_URL is unset) and gunicorn on EVENTI_BIND
+run: deps-run  ## start Redis, PostgreSQL + FerretDB (data in var/), the PayHero simulator (when PAYHERO_BASE_URL is unset) and gunicorn on EVENTI_BIND
 	./scripts/run.sh
 
 test: deps  ## install what is missing, then run the whole test suite against real servers
@@ -29,13 +29,31 @@ bench: deps  ## N orders created through the API, N held waits, RATE callbacks/s
 e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
 	./scripts/run-payment-test.sh
 
-deps: $(VENV)/.installed /usr/bin/redis-server $(POSTGRES) /usr/sbin/nginx /usr/bin/chromium $(NODE) $(FERRETDB)  ## install the venv, redis-server, postgresql, nginx (tests put it in front), chromium (browser test), node (long-poll.js tests); build FerretDB into .tools/
+deps-run: $(VENV)/.runtime /usr/bin/redis-server $(POSTGRES) $(FERRETDB)  ## what `make run` needs: the venv with the runtime packages of requirements.lock, redis-server, postgresql; build FerretDB into .tools/
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+deps: deps-run $(VENV)/.test /usr/sbin/nginx /usr/bin/chromium $(NODE) /usr/bin/promtool /usr/bin/docker-compose  ## deps-run plus the test tools of requirements-test.lock, nginx (tests put it in front), chromium (browser test), node (long-poll.js tests), promtool (alert rules), docker-compose (compose file check)
+
+# Installs come from the lock files (exact versions); `make lock` regenerates them from setup.cfg.
+$(VENV)/.runtime: setup.cfg pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime requirements-test.lock
+	$(PY) -m pip install -q -r requirements-test.lock
+	$(PY) -m pip check
+	touch $@
+
+lock:  ## regenerate requirements.lock (runtime) and requirements-test.lock (+ test tools) in a fresh venv: newest versions setup.cfg allows
+	rm -rf .lock-venv && python3 -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q .
+	{ echo "# eventi's runtime packages, exact versions: \`make lock\` writes this file"; .lock-venv/bin/pip freeze --exclude eventi; } > requirements.lock
+	.lock-venv/bin/pip install -q '.[test]'
+	{ echo "# eventi's runtime and test packages, exact versions: \`make lock\` writes this file"; .lock-venv/bin/pip freeze --exclude eventi; } > requirements-test.lock
+	rm -rf .lock-venv build eventi.egg-info
 
 /usr/bin/redis-server:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
@@ -51,6 +69,12 @@ $(POSTGRES):
 
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+/usr/bin/docker-compose:  # `docker-compose config` checks docker/compose.yml (no Docker engine needed)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
+
+/usr/bin/promtool:  # Debian's prometheus package: promtool checks docker/alerts.yml and the dashboard's queries
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 
 $(FERRETDB): scripts/install-ferretdb.sh scripts/ferretdb-id-lookup.patch
 	./scripts/install-ferretdb.sh $(FERRETDB)

@@ -1,18 +1,2 @@
-"""WSGI entry point: gevent patches the standard library before anything else is imported."""
-from gevent import monkey
-
-monkey.patch_all()
-
-import sys  # noqa: E402
-
-from eventi import create_app  # noqa: E402
-from eventi.config import ConfigError  # noqa: E402
-
-APP_LOAD_ERROR = 4
-"""gunicorn's exit code for "App failed to load": the arbiter stops instead of starting the worker again."""
-
-try:
-    app = create_app()
-except ConfigError as exc:  # one line naming the setting, not a traceback per worker
-    print(f"eventi: invalid setting: {exc}", file=sys.stderr, flush=True)
-    sys.exit(APP_LOAD_ERROR)
+"""WSGI entry point of a checkout (`gunicorn wsgi:app`, `flask --app wsgi`): the package's eventi.wsgi."""
+from eventi.wsgi import app  # noqa: F401  (eventi.wsgi patches gevent before anything else is imported)

@@ -31,7 +31,7 @@ def create_app(overrides=None):
         # Trust X-Forwarded-For/-Proto only as far back as the proxies we run (nginx: 1).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["PROXY_COUNT"], x_proto=settings["PROXY_COUNT"])
 
-    from .web import apidocs, cors, errors, events, health, orders, payhero, request_id, utf8_urls
+    from .web import apidocs, cors, errors, events, health, orders, payhero, request_id, request_metrics, utf8_urls
     from .web import pages
 
     request_id.init_app(app)
@@ -45,4 +45,6 @@ def create_app(overrides=None):
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(apidocs.bp)
+    health.init_app(app)  # after every blueprint: /metrics on its own port, the series of every route
+    request_metrics.init_app(app)
     return app

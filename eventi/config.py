@@ -3,6 +3,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 DEFAULTS = {
     "ENV": "development",
@@ -21,6 +22,7 @@ DEFAULTS = {
     "HEADER_TIMEOUT_SECONDS": 10.0,
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
+    "METRICS_BIND": None,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "PROXY_COUNT": 0,
     "PAYHERO_BASE_URL": None,
@@ -49,6 +51,10 @@ def env_name(name):
 
 NOTIFIER_MODES = ("hub", "per-request")
 ENVIRONMENTS = ("development", "test", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+HOLD_CEILING_SECONDS = 120
+"""The longest hold any setting may ask for: gunicorn's graceful_timeout (130 s) and the shipped nginx's
+proxy_read_timeout on the wait route (150 s) are set above it."""
 
 
 class ConfigError(RuntimeError):
@@ -66,10 +72,15 @@ def load(overrides=None, environ=os.environ):
     if not settings["PUBLIC_BASE_URL"] and settings["ENV"] != "production":
         settings["PUBLIC_BASE_URL"] = "http://" + environ.get("EVENTI_BIND", "127.0.0.1:8000")
     _check(settings)
+    _check_logs_and_addresses(settings, environ.get("EVENTI_BIND", "127.0.0.1:8000"))
     _check_payhero(settings)
     settings["CORS_ORIGINS"] = cors_origins(settings["CORS_ORIGINS"])
     if not settings["SECRET_KEY"]:
-        settings["SECRET_KEY"] = _dev_secret(Path(settings["VAR_DIR"]))
+        try:
+            settings["SECRET_KEY"] = _dev_secret(Path(settings["VAR_DIR"]))
+        except OSError as exc:
+            raise ConfigError(f"EVENTI_VAR_DIR must be a directory eventi can write (the development secret "
+                              f"goes there): {exc.strerror} for {settings['VAR_DIR']!r}") from None
     return settings
 
 
@@ -78,7 +89,7 @@ def _coerce(name, raw, default):
         try:
             return type(default)(raw)
         except ValueError:
-            raise ConfigError(f"EVENTI_{name} must be a number, got {raw!r}") from None
+            raise ConfigError(f"{env_name(name)} must be a {'whole ' if type(default) is int else ''}number, got {raw!r}") from None
     return raw
 
 
@@ -89,12 +100,16 @@ def _check(settings):
         raise ConfigError(f"EVENTI_NOTIFIER must be one of {', '.join(NOTIFIER_MODES)}")
     if settings["LOG_FORMAT"] not in ("text", "json"):
         raise ConfigError("EVENTI_LOG_FORMAT must be text or json")
+    if not 1 <= settings["WAIT_MAX_SECONDS"] <= HOLD_CEILING_SECONDS:
+        raise ConfigError(f"EVENTI_WAIT_MAX_SECONDS must be 1 to {HOLD_CEILING_SECONDS}: gunicorn's graceful_timeout "
+                          "and nginx's proxy_read_timeout are set for holds up to that")
     if not 1 <= settings["WAIT_DEFAULT_SECONDS"] <= settings["WAIT_MAX_SECONDS"]:
         raise ConfigError("EVENTI_WAIT_DEFAULT_SECONDS must be between 1 and EVENTI_WAIT_MAX_SECONDS")
     if settings["STATUS_CACHE_TTL"] <= settings["WAIT_MAX_SECONDS"]:
         raise ConfigError("EVENTI_STATUS_CACHE_TTL must be longer than EVENTI_WAIT_MAX_SECONDS, or re-waits read MongoDB")
-    if settings["MAX_WAITS_PER_ORDER"] < 1 or settings["MAX_WAITS_PER_WORKER"] < 1:
-        raise ConfigError("EVENTI_MAX_WAITS_PER_ORDER and EVENTI_MAX_WAITS_PER_WORKER must be at least 1")
+    for name in ("MAX_WAITS_PER_ORDER", "MAX_WAITS_PER_WORKER"):
+        if settings[name] < 1:
+            raise ConfigError(f"EVENTI_{name} must be at least 1")
     if settings["STORE_MAX_READS"] < 1:
         raise ConfigError("EVENTI_STORE_MAX_READS must be at least 1")
     if settings["RECHECK_SECONDS"] <= 0:
@@ -105,6 +120,32 @@ def _check(settings):
         raise ConfigError("EVENTI_PROXY_COUNT must be 0 (no proxy) to 5: the number of proxies in front whose X-Forwarded-For is trusted")
     if settings["ENV"] == "production" and len(settings["SECRET_KEY"] or "") < 32:
         raise ConfigError("EVENTI_SECRET_KEY must be set (32+ characters) when EVENTI_ENV=production")
+
+
+def _check_logs_and_addresses(settings, bind):
+    """Settings that used to fail late (a worker crash, a traceback at the first request) fail here."""
+    level = str(settings["LOG_LEVEL"]).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"EVENTI_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), got {settings['LOG_LEVEL']!r}")
+    settings["LOG_LEVEL"] = level
+    mongo = urlsplit(settings["MONGO_URI"])
+    if mongo.scheme not in ("mongodb", "mongodb+srv") or not mongo.netloc:
+        raise ConfigError("EVENTI_MONGO_URI must be a mongodb:// or mongodb+srv:// URI")
+    if not unquote(mongo.path.lstrip("/")):
+        raise ConfigError("EVENTI_MONGO_URI must name the database in its path, e.g. mongodb://host:27017/eventi")
+    redis_url = urlsplit(settings["REDIS_URL"])
+    if redis_url.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("EVENTI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    if settings["MAX_CONTENT_LENGTH"] < 1:
+        raise ConfigError("EVENTI_MAX_CONTENT_LENGTH must be at least 1")
+    if settings["METRICS_BIND"] is not None and not re.fullmatch(r"[^\s:]*:[0-9]{1,5}", settings["METRICS_BIND"]):
+        raise ConfigError(f"EVENTI_METRICS_BIND must be host:port, e.g. 0.0.0.0:9100, got {settings['METRICS_BIND']!r}")
+    if settings["METRICS_BIND"] and settings["METRICS_BIND"].rsplit(":", 1)[1] == bind.rsplit(":", 1)[-1]:
+        raise ConfigError(f"EVENTI_METRICS_BIND must use another port than EVENTI_BIND ({bind})")
+    verify = str(settings["PAYHERO_VERIFY_CALLBACKS"]).lower()
+    if verify not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"PAYHERO_VERIFY_CALLBACKS must be 0 or 1, got {settings['PAYHERO_VERIFY_CALLBACKS']!r}")
+    settings["PAYHERO_VERIFY_CALLBACKS"] = "1" if verify in ("1", "true", "yes") else "0"
 
 
 def _check_payhero(settings):
@@ -125,8 +166,16 @@ def _check_payhero(settings):
         settings["PAYHERO_CHANNEL_ID"] = int(settings["PAYHERO_CHANNEL_ID"])
     if settings["PUSH_TIMEOUT"] <= 0:
         raise ConfigError("EVENTI_PUSH_TIMEOUT must be positive")
-    if settings["PUSH_LIMIT"] < 0 or settings["PUSH_LIMIT_WINDOW"] < 1:
-        raise ConfigError("EVENTI_PUSH_LIMIT must be 0 (off) or more and EVENTI_PUSH_LIMIT_WINDOW at least 1")
+    if settings["PUSH_LIMIT"] < 0:
+        raise ConfigError("EVENTI_PUSH_LIMIT must be 0 (off) or more")
+    if settings["PUSH_LIMIT_WINDOW"] < 1:
+        raise ConfigError("EVENTI_PUSH_LIMIT_WINDOW must be at least 1")
+    if settings["RECONCILE_AFTER_SECONDS"] < 0:
+        raise ConfigError("EVENTI_RECONCILE_AFTER_SECONDS must be 0 or more")
+    if settings["RECONCILE_INTERVAL_SECONDS"] < 0:
+        raise ConfigError("EVENTI_RECONCILE_INTERVAL_SECONDS must be 0 (off) or more")
+    if settings["RECONCILE_GIVE_UP_SECONDS"] < settings["RECONCILE_AFTER_SECONDS"]:
+        raise ConfigError("EVENTI_RECONCILE_GIVE_UP_SECONDS must be at least EVENTI_RECONCILE_AFTER_SECONDS")
 
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")

@@ -6,6 +6,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import metrics
 from . import store as store_module
 from .events import EventStore
 from .idempotency import IdempotencyKeys
@@ -95,6 +96,7 @@ def build(settings):
     store = store_module.OrderStore(database, max_reads=settings["STORE_MAX_READS"], tickets=tickets)
     cache = StatusCache(commands, settings["STATUS_CACHE_TTL"])
     notifier = _notifier(settings)
+    metrics.WAITS_CAPACITY.set(settings["MAX_WAITS_PER_WORKER"])
     reader = StatusReader(store, cache)
     tokens = OrderTokens(settings["SECRET_KEY"])
     payhero = _payhero(settings)
@@ -131,6 +133,7 @@ def _notifier(settings):
         # One connection per held wait: lift redis-py's default pool cap.
         client = redis_client(settings["REDIS_URL"], "wait", socket_timeout=None, health_check_interval=0,
                               max_connections=PER_REQUEST_MAX_CONNECTIONS)
+        metrics.HUB_CONNECTED.set(1)  # no hub to lose: each wait opens its own PubSub
         return PerRequestNotifier(client, recheck)
     # No retries and no socket timeout: the hub owns reconnection and bounds reads itself.
     client = redis_client(settings["REDIS_URL"], "hub", socket_timeout=None, health_check_interval=0,

@@ -5,10 +5,12 @@ caller's value (a callback's ExternalReference, a header) can never start a forg
 """
 import contextvars
 import json
+import os
 import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
 
 REQUEST_ID = contextvars.ContextVar("eventi_request_id", default=None)
 """The id of the request the current greenlet serves (greenlet >= 1.0 gives each greenlet its own context)."""
@@ -72,22 +74,72 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, pid, message, requestId (when in a request), exc."""
+    """One JSON object per line: ts, level, logger, pid, event, message, requestId (in a request), every
+    ``key=value`` of the message as a field of its own (orderId, status, ...), exc."""
 
     def format(self, record):
+        message = redact(escape_controls(record.getMessage()))
         line = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "message": redact(escape_controls(record.getMessage())),
+            "event": getattr(record, "event", None) or event_name(record.msg),
+            "message": message,
         }
         request_id = getattr(record, "request_id", None)
         if request_id:
             line["requestId"] = request_id
+        for key, value in _FIELDS.findall(message):
+            line.setdefault(key, value)
         if record.exc_info:
             line["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(line)
+
+
+_FIELDS = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z0-9_]{0,40})=([^\s,;()]+)")
+"""``orderId=6751…`` in a message: the fields that JsonFormatter lifts out."""
+_EVENT_END = re.compile(r"\s+[A-Za-z][A-Za-z0-9_]*=|%|:|\(|\[|$")
+
+
+def event_name(template):
+    """A stable name for a log line, from its format string: "Long polling started orderId=%s" -> long_polling_started."""
+    text = template if isinstance(template, str) else type(template).__name__
+    words = re.findall(r"[a-z0-9]+", text[:_EVENT_END.search(text).start()].lower())
+    return "_".join(words)[:64] or "log"
+
+
+class AccessJsonFormatter(logging.Formatter):
+    """gunicorn's access lines as JSON: its atoms become fields; the path never has its query string."""
+
+    def format(self, record):
+        atoms = record.args if isinstance(record.args, Mapping) else {}
+        path = redact(escape_controls(str(atoms.get("U", "-"))))
+        line = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "event": "http_access",
+            "method": atoms.get("m"),
+            "path": path,
+            "status": _int_or_none(atoms.get("s")),
+            "bytes": _int_or_none(atoms.get("b")),
+            "durationMs": atoms.get("M"),
+            "remoteAddr": atoms.get("h"),
+            "requestId": atoms.get("{x-request-id}o"),
+            "forwardedFor": redact(escape_controls(str(atoms.get("{x-forwarded-for}i", "-")))),
+            "userAgent": redact(escape_controls(str(atoms.get("a", "-")))),
+            "message": redact(escape_controls(record.getMessage())),
+        }
+        order = re.search(r"/orders/([0-9a-f]{24})(?:/|$)", path)
+        if order:
+            line["orderId"] = order.group(1)
+        return json.dumps(line)
+
+
+def _int_or_none(value):
+    return int(value) if str(value).isdigit() else None
 
 
 def configure(log_format="text", level="INFO"):
@@ -127,7 +179,44 @@ def gunicorn_logger_class():
             super().setup(cfg)
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
-                    if not isinstance(handler.formatter, _RedactingFormatter):
+                    if not isinstance(handler.formatter, (_RedactingFormatter, JsonFormatter, AccessJsonFormatter)):
                         handler.setFormatter(_RedactingFormatter(handler.formatter or logging.Formatter()))
 
+        def _compute_access_log_enabled(self):
+            return bool(self.cfg.accesslog)  # EVENTI_ACCESS_LOG alone decides, logconfig_dict or not
+
     return RedactingLogger
+
+
+def gunicorn_logconfig(log_format, level, access_log):
+    """gunicorn.conf.py's logconfig_dict: in JSON mode, gunicorn's error and access lines (and any other
+    library's warnings) as JSON too; in text mode nothing ({}), gunicorn's own human format stays."""
+    if log_format != "json":
+        return {}
+    access_handler = ({"class": "logging.StreamHandler", "stream": "ext://sys.stdout"} if access_log == "-"
+                      else {"class": "logging.FileHandler", "filename": access_log})
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {"json": {"()": JsonFormatter}, "access": {"()": AccessJsonFormatter}},
+        "handlers": {
+            "error": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "json",
+                      "filters": ["request_id"]},
+            **({"access": {**access_handler, "formatter": "access"}} if access_log else {}),
+        },
+        "root": {"level": "WARNING", "handlers": ["error"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["error"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"] if access_log else [], "propagate": False},
+        },
+    }
+
+
+def startup_error(message, log_format):
+    """The one line an invalid setting prints before logging is set up: JSON in JSON mode."""
+    line = f"eventi: invalid setting: {message}"
+    if log_format != "json":
+        return line
+    return json.dumps({"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "CRITICAL", "logger": "eventi",
+                       "pid": os.getpid(), "event": "invalid_setting", "setting": message.split(" ", 1)[0], "message": line})

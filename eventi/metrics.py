@@ -13,11 +13,16 @@ CALLBACK_TO_ANSWER = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 CALLBACKS = Counter("eventi_callbacks_total", "PayHero callbacks, by outcome", ["outcome"])
+HUB_CONNECTED = Gauge("eventi_hub_connected", "1 while every live worker's notifier hub is subscribed to Redis, 0 while "
+                      "one is not (waiters then re-check MongoDB); 1 in per-request mode", multiprocess_mode="livemin")
+WAITS_CAPACITY = Gauge("eventi_waits_capacity", "Waits the live workers may hold in all (EVENTI_MAX_WAITS_PER_WORKER "
+                       "per worker); compare with eventi_waits_held", multiprocess_mode="livesum")
 REDIS_RECONNECTS = Counter("eventi_redis_reconnects_total", "Notifier hub reconnections to Redis")
 REDIS_ERRORS = Counter("eventi_redis_errors_total", "Redis commands that failed")
 STORE_ERRORS = Counter("eventi_store_errors_total", "MongoDB operations that failed")
 STORE_READS = Counter("eventi_store_reads_total", "MongoDB order reads")
-STK_PUSHES = Counter("eventi_stk_pushes_total", "STK pushes sent to PayHero, by outcome", ["outcome"])
+STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected and unreachable were "
+                     "sent to PayHero; limited were refused by the per-phone push limit and never sent", ["outcome"])
 
 
 def render():
@@ -27,3 +32,46 @@ def render():
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest()
+
+
+# --- Per-route requests and PayHero calls ---------------------------------------------------------
+HTTP_REQUESTS = Histogram(
+    "eventi_http_request_duration_seconds",
+    "Requests answered by the app, by route template, method and status class; a held wait counts its hold",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120),  # few: /metrics is read in every worker's files per scrape
+)
+PAYHERO_CALLS = Histogram(
+    "eventi_payhero_request_duration_seconds",
+    "Calls to PayHero's API by call (stk_push, transaction_status) and outcome (ok, rejected: an answer that is "
+    "not a success, unreachable: no answer in time or no connection)",
+    ["call", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+)
+
+KNOWN_LABELS = {
+    WAITS_ANSWERED: [("final",), ("timeout",), ("client_gone",), ("shutdown",)],
+    CALLBACKS: [("completed",), ("failed",), ("cancelled",), ("duplicate",), ("rejected",), ("unverified",)],
+    STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("limited",)],
+    PAYHERO_CALLS: [(call, outcome) for call in ("stk_push", "transaction_status")
+                    for outcome in ("ok", "rejected", "unreachable")],
+}
+"""Every label value the code uses, so that each series exists (at 0) from the start: rate() and
+absent-series alerts see a fresh deploy, not nothing."""
+
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
+
+
+def create_series(routes):
+    """Create every known labelled series at 0; routes are the (route template, method) pairs of the API
+    (the rest, pages and docs, get theirs when first requested)."""
+    for metric, label_sets in KNOWN_LABELS.items():
+        for labels in label_sets:
+            metric.labels(*labels)
+    for route, method in routes:
+        for status in STATUS_CLASSES:
+            HTTP_REQUESTS.labels(route, method, status)
+
+
+def status_class(status):
+    return f"{status // 100}xx"

@@ -217,6 +217,7 @@ class Hub:
     def _set_connected(self, connected):
         was = self.connected
         self._connected_event.set() if connected else self._connected_event.clear()
+        metrics.HUB_CONNECTED.set(1 if connected else 0)
         if was and not connected:
             self._wake_all(recheck=False)  # waiters switch to bounded store re-checks
 

@@ -5,9 +5,11 @@ document cannot drift from the routes; OPERATIONS adds what only a person can sa
 examples). tests/test_openapi.py fails when a route is missing here or an example stops validating.
 """
 import re
+from http import HTTPStatus
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
 from . import schemas
@@ -16,26 +18,65 @@ ORDER_ID = "6751a3f2c9e77b0012ab34cd"
 STATUS_TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
 UPDATED_AT = "2026-11-28T05:12:09.481Z"
 
-ERRORS = {
-    400: "Invalid input: `validation_error` with `details` per field, or `invalid_json`.",
-    401: "Missing or wrong callback token (`unauthorized`).",
-    404: "Unknown or malformed order id, or a token that does not match it: all look the same (`not_found`).",
-    413: "Body larger than EVENTI_MAX_CONTENT_LENGTH.",
-    415: "The body is not sent as application/json (`unsupported_media_type`).",
-    429: "Too many waits on this order or this worker (`too_many_waits`); retry after `Retry-After` seconds.",
-    503: "MongoDB or Redis is unreachable (`store_unavailable`, `redis_unavailable`); retry.",
+ERROR_ANSWERS = {
+    "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
+                         {"error": "validation_error", "message": "The request is not valid.",
+                          "details": {"phone": ["Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}}),
+    "invalid_json": (400, "The body is not strict JSON (UTF-8, no NaN, no lone surrogates, at most 32 levels).",
+                     {"error": "invalid_json", "message": "The body is not valid JSON."}),
+    "malformed_body": (400, "The body's chunked framing is broken; the connection is closed.",
+                       {"error": "malformed_body", "message": "The request body's framing is broken or incomplete."}),
+    "invalid_url_encoding": (400, "The path or query string is not UTF-8 once percent-decoded (any route).",
+                             {"error": "invalid_url_encoding", "message": "The URL's path or query string is not valid UTF-8."}),
+    "unauthorized": (401, "Missing or wrong callback token.",
+                     {"error": "unauthorized", "message": "Missing or wrong callback token."}),
+    "event_not_found": (404, "No such event, or it has started: its tickets are no longer sold. Nothing was stored.",
+                        {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}),
+    "sold_out": (409, "Fewer tickets of the type are left than asked for: nothing stored, no push, the push limit "
+                      "not counted. `GET /api/events/<eventId>` tells what is left.",
+                 {"error": "sold_out", "message": "Not enough tickets of this type are left."}),
+    "idempotency_key_in_use": (409, "The first request with this Idempotency-Key is still being answered; retry "
+                                    "after `Retry-After` seconds with the same key and body.",
+                               {"error": "idempotency_key_in_use",
+                                "message": "An order with this Idempotency-Key is still being created; retry shortly."}),
+    "idempotency_key_reused": (422, "This Idempotency-Key came before with another body; nothing was done.",
+                               {"error": "idempotency_key_reused",
+                                "message": "This Idempotency-Key was used with a different order; use a new key."}),
+    "not_found": (404, "Unknown or malformed order id, or a token that does not match it: all look the same.",
+                  {"error": "not_found", "message": "No such order, or the token does not match it."}),
+    "request_entity_too_large": (413, "Body larger than EVENTI_MAX_CONTENT_LENGTH (with Content-Length or chunked).",
+                                 {"error": "request_entity_too_large", "message": "The data value transmitted exceeds the capacity limit."}),
+    "unsupported_media_type": (415, "The body is not sent as application/json.",
+                               {"error": "unsupported_media_type", "message": "Send the body as application/json."}),
+    "too_many_waits": (429, "Too many waits on this order or this worker; retry after `Retry-After` seconds.",
+                       {"error": "too_many_waits", "message": "Too many requests are waiting; retry shortly."}),
+    "too_many_pushes": (429, "The push limit of this phone number (EVENTI_PUSH_LIMIT per EVENTI_PUSH_LIMIT_WINDOW) is "
+                             "reached; retry after `Retry-After` seconds. Nothing was stored.",
+                        {"error": "too_many_pushes", "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
+    "internal_error": (500, "A bug on our side; the log line carries the request's X-Request-ID.",
+                       {"error": "internal_error", "message": "Something went wrong on our side."}),
+    "payment_provider_error": (502, "PayHero was unreachable, slower than EVENTI_PUSH_TIMEOUT or refused the push. "
+                                    "The order was stored and is now `failed` (`stk_push_failed`); `orderId` names it.",
+                               {"error": "payment_provider_error", "orderId": ORDER_ID,
+                                "message": "The payment provider did not accept the M-Pesa request; try again shortly."}),
+    "store_unavailable": (503, "MongoDB did not answer; retry.",
+                          {"error": "store_unavailable", "message": "The order store is not reachable; try again."}),
 }
+"""Every error code the API answers: (status, when, example body)."""
 
-ERROR_EXAMPLES = {
-    400: {"error": "validation_error", "message": "The request is not valid.",
-          "details": {"phone": ["Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}},
-    401: {"error": "unauthorized", "message": "Missing or wrong callback token."},
-    404: {"error": "not_found", "message": "No such order, or the token does not match it."},
-    413: {"error": "request_entity_too_large", "message": "The data value transmitted exceeds the capacity limit."},
-    415: {"error": "unsupported_media_type", "message": "Send the body as application/json."},
-    429: {"error": "too_many_waits", "message": "Too many requests are waiting; retry shortly."},
-    503: {"error": "store_unavailable", "message": "The order store is not reachable; try again."},
+DEFAULT_ERRORS = {400: ["validation_error"], 401: ["unauthorized"], 404: ["not_found"], 413: ["request_entity_too_large"],
+                  415: ["unsupported_media_type"], 429: ["too_many_waits"], 503: ["store_unavailable"]}
+"""The error codes meant by `status: None` in OPERATIONS."""
+
+EVERY_OPERATION = ["invalid_url_encoding", "internal_error"]
+"""Error codes any route can answer."""
+
+BELOW_THE_APP = {
+    "BadRequest": (400, "A malformed request line or header, Content-Length with chunked, an unknown transfer coding."),
+    "UriTooLong": (414, "A request line over 4094 bytes."),
+    "HeadersTooLarge": (431, "A header over 8190 bytes, or more than 100 headers."),
 }
+"""Answers gunicorn gives on any route before the app sees the request (eventi/gunicorn_worker.py)."""
 
 ORDER_ID_PARAM = {
     "in": "path", "name": "order_id", "required": True, "example": ORDER_ID,
@@ -60,10 +101,6 @@ IDEMPOTENCY_KEY_PARAM = {
                    "first request is still being answered, `409 idempotency_key_in_use` with `Retry-After`.",
     "schema": {"type": "string", "pattern": schemas.IDEMPOTENCY_KEY.pattern},
 }
-
-
-def _error(description, example):
-    return {"description": description, "schema": "Error", "examples": {example["error"]: example}}
 
 
 PENDING = {"orderId": ORDER_ID, "paymentStatus": "pending", "amount": 1500, "updatedAt": UPDATED_AT}
@@ -100,26 +137,9 @@ OPERATIONS = {
             "waitUrl": f"{BASE_URL}/api/orders/{ORDER_ID}/wait?token={STATUS_TOKEN}",
             "statusUrl": f"{BASE_URL}/api/orders/{ORDER_ID}?token={STATUS_TOKEN}"}}, "Created (or, with a replayed "
             "Idempotency-Key, the first answer again)"),
-            400: _error("Invalid input: `validation_error` with `details` per field (an unknown ticket type, more "
-                        "than the type's `maxPerOrder`, a total past KES 250,000, a malformed `Idempotency-Key`), "
-                        "or `invalid_json`.", {"error": "validation_error", "message": "The request is not valid.",
-                                               "details": {"quantity": ["At most 4 tickets of this type per order."]}}),
-            404: _error("No such event, or it has started (`event_not_found`); nothing stored.",
-                        {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}),
-            409: _error("`sold_out`: fewer tickets of the type are left than asked for, nothing stored and no push; "
-                        "or `idempotency_key_in_use` (with `Retry-After`).",
-                        {"error": "sold_out", "message": "Not enough tickets of this type are left."}),
-            413: None, 415: None,
-            422: _error("`idempotency_key_reused`: the key came before with another body.",
-                        {"error": "idempotency_key_reused",
-                         "message": "This Idempotency-Key was used with a different order; use a new key."}),
-            429: _error("`too_many_pushes` to this phone lately (with `Retry-After`); nothing stored.",
-                        {"error": "too_many_pushes", "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
-            502: _error("PayHero did not accept the STK push: the order is stored as `failed` (`stk_push_failed`) "
-                        "and its tickets are released.",
-                        {"error": "payment_provider_error", "orderId": ORDER_ID,
-                         "message": "The payment provider did not accept the M-Pesa request; try again shortly."}),
-            503: None},
+            400: ["validation_error", "invalid_json", "malformed_body"], 404: ["event_not_found"],
+            409: ["sold_out", "idempotency_key_in_use"], 413: None, 415: None, 422: ["idempotency_key_reused"],
+            429: ["too_many_pushes"], 502: ["payment_provider_error"], 503: None},
     }},
     "orders.get_status": {"get": {
         "tags": ["checkout"],
@@ -127,7 +147,9 @@ OPERATIONS = {
         "params": [ORDER_ID_PARAM],
         "query": schemas.TokenQuerySchema,
         "query_examples": {"token": STATUS_TOKEN},
-        "responses": {200: _ok(schemas.OrderStatusSchema, {"pending": PENDING, "completed": COMPLETED}), 404: None, 503: None},
+        "responses": {200: _ok(schemas.OrderStatusSchema, {"pending": PENDING, "completed": COMPLETED}),
+                      400: None, 404: None, 503: None},
+        "security": "statusToken",
     }},
     "orders.wait_for_status": {"get": {
         "tags": ["checkout"],
@@ -145,7 +167,8 @@ OPERATIONS = {
             "completed": {**COMPLETED, "final": True, "waitedMs": 8412},
             "cancelled": {**CANCELLED, "final": True, "waitedMs": 15003},
             "timed out": {**PENDING, "final": False, "waitedMs": 60001},
-        }), 404: None, 429: None, 503: None},
+        }), 400: None, 404: None, 429: None, 503: None},
+        "security": "statusToken",
     }},
     "payhero.callback": {"post": {
         "tags": ["PayHero"],
@@ -177,7 +200,9 @@ OPERATIONS = {
         },
         "responses": {200: _ok(schemas.CallbackAckSchema, {"stored": {"received": True},
                                                            "repeated": {"received": True, "duplicate": True}}),
-                      400: None, 401: None, 413: None, 415: None, 503: None},
+                      400: ["validation_error", "invalid_json", "malformed_body"], 401: None, 404: None,
+                      413: None, 415: None, 503: None},
+        "security": "callbackToken",
     }},
     "events.get_event": {"get": {
         "tags": ["checkout"],
@@ -188,9 +213,7 @@ OPERATIONS = {
             "venue": "Kenya National Theatre, Nairobi", "currency": "KES", "ticketTypes": [
                 {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 412},
                 {"id": "vip", "name": "VIP", "price": 4000, "maxPerOrder": 4, "left": 0}]}}),
-            404: _error("No such event, or it has started (`event_not_found`).",
-                        {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}),
-            503: None},
+            404: ["event_not_found"], 503: None},
     }},
     "pages.events": {"get": {
         "tags": ["pages"], "summary": "The events on sale, soonest first (HTML)",
@@ -211,7 +234,8 @@ OPERATIONS = {
         "params": [ORDER_ID_PARAM, {"in": "query", "name": "token", "required": True, "example": STATUS_TOKEN,
                                     "description": "The statusToken.", "schema": {"type": "string"}}],
         "responses": {200: _text("text/html", "The page", "<!doctype html>..."),
-                      404: _text("text/html", "Unknown order or wrong token", "<!doctype html>...")},
+                      404: _text("text/html", "Unknown order or wrong token", "<!doctype html>..."), 503: None},
+        "security": "statusToken",
     }},
     "health.healthz": {"get": {
         "tags": ["ops"], "summary": "Liveness: 200 while the process runs",
@@ -227,9 +251,13 @@ OPERATIONS = {
     }},
     "health.prometheus": {"get": {
         "tags": ["ops"], "summary": "Prometheus metrics, summed over all gunicorn workers",
-        "description": "See docs/operations.md for each metric and example PromQL.",
+        "description": "See docs/operations.md for each metric and example PromQL. With EVENTI_METRICS_BIND set, "
+                       "served on that listener only (which answers nothing else): 404 on the public port.",
         "responses": {200: _text("text/plain", "Prometheus text exposition format",
-                                 'eventi_waits_held 412.0\neventi_callbacks_total{outcome="completed"} 1893.0\n')},
+                                 'eventi_waits_held 412.0\neventi_callbacks_total{outcome="completed"} 1893.0\n'),
+                      404: {"description": "EVENTI_METRICS_BIND is set and this is not that listener.", "content": {
+                          "application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "examples": {
+                              "not_found": {"value": {"error": "not_found", "message": "Not here."}}}}}}},
     }},
     "apidocs.openapi_json": {"get": {
         "tags": ["docs"], "summary": "This OpenAPI 3 document",
@@ -244,9 +272,9 @@ OPERATIONS = {
 responses (None: the standard error answer for that status)."""
 
 
-def openapi_path(rule: Rule):
+def openapi_path(rule: Rule | str):
     """/api/orders/<order_id>/wait -> /api/orders/{order_id}/wait"""
-    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", getattr(rule, "rule", rule))
 
 
 def _phone_and_amount(self, field, **kwargs):
@@ -258,11 +286,23 @@ def _phone_and_amount(self, field, **kwargs):
     return {}
 
 
+SECURITY_SCHEMES = {
+    "statusToken": {"type": "apiKey", "in": "query", "name": "token",
+                    "description": "The order's `statusToken` from POST /api/orders: hex HMAC-SHA256 of "
+                                   "`\"status:\" + orderId` under EVENTI_SECRET_KEY. A wrong one answers 404."},
+    "callbackToken": {"type": "apiKey", "in": "query", "name": "token",
+                      "description": "The order's callback token, carried in the callback_url of its STK push: hex "
+                                     "HMAC-SHA256 of `\"callback:\" + orderId`. Missing or wrong: 401."},
+}
+
+
 def build(app):
     """The OpenAPI document (a dict) for every documented route of app."""
+    settings = app.extensions["eventi"].settings
     plugin = MarshmallowPlugin()
     spec = APISpec(
         title="eventi", version="1", openapi_version="3.0.3", plugins=[plugin],
+        servers=[{"url": settings["PUBLIC_BASE_URL"] or "/", "description": "this instance (PUBLIC_BASE_URL)"}],
         info={"description": "Instant M-Pesa payment status: the payment page holds one long poll, "
                              "answered when PayHero's callback lands. Every error is "
                              "`{\"error\", \"message\", \"details\"?}`. Every response carries `X-Request-ID` "
@@ -270,11 +310,16 @@ def build(app):
     )
     plugin.converter.add_attribute_function(_phone_and_amount)
     spec.components.schema("Error", schema=schemas.ErrorSchema)
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
+    for name, (status, description) in BELOW_THE_APP.items():
+        spec.components.response(name, _error_response(description + " Answered by gunicorn before the app, on any "
+                                                        "route, with `Connection: close`.", [_werkzeug_error(status)]))
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         documented = OPERATIONS.get(rule.endpoint)
         if documented is None:
             continue
-        operations = {method: _operation(rule.endpoint, op) for method, op in documented.items()
+        operations = {method: _operation(rule.endpoint, op, settings) for method, op in documented.items()
                       if method.upper() in (rule.methods or ())}
         spec.path(path=openapi_path(rule), operations=operations)
     document = spec.to_dict()
@@ -284,14 +329,51 @@ def build(app):
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "query" and parameter["name"] in examples:
                     parameter["example"] = examples[parameter["name"]]
+                if parameter["in"] == "query" and parameter["name"] == "token" and operation.get("security"):
+                    parameter["required"] = True  # loaded as optional only so that a missing one answers 404/401
     return document
 
 
-def _operation(endpoint, op):
+def _werkzeug_error(status):
+    """The body gunicorn_worker.py answers for status, named as werkzeug (and the app's handler) names it."""
+    error = default_exceptions[status]()
+    return {"error": error.name.lower().replace(" ", "_"), "message": error.description}
+
+
+def _error_response(description, bodies):
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"},
+        "examples": {body["error"]: {"value": body} for body in bodies},
+    }}}
+
+
+def _error_codes(responses):
+    """Status -> the error codes an operation answers with it: its own list (None: DEFAULT_ERRORS), plus those
+    of EVERY_OPERATION, unless the operation documents that status with a body of its own (an HTML page)."""
+    errors = {status: list(DEFAULT_ERRORS.get(status, []) if codes is None else codes)
+              for status, codes in responses.items() if codes is None or isinstance(codes, list)}
+    for code in EVERY_OPERATION:
+        status = ERROR_ANSWERS[code][0]
+        if status in errors or status not in responses:
+            errors.setdefault(status, []).append(code)
+    return errors
+
+
+def _errors(status, codes):
+    """One documented response for the error codes of one status."""
+    answers = [ERROR_ANSWERS[code] for code in codes]
+    description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers))
+    return _error_response(description or HTTPStatus(status).phrase, [body for _, _, body in answers])
+
+
+def _operation(endpoint, op, settings):
     out = {key: op[key] for key in ("tags", "summary", "description") if key in op}
     parameters = list(op.get("params", []))
     if "query" in op:
-        parameters.append({"in": "query", "schema": op["query"]})
+        query = op["query"]
+        if query is schemas.WaitQuerySchema:  # its timeout's maximum is a setting
+            query = schemas.WaitQuerySchema(settings["WAIT_MAX_SECONDS"])
+        parameters.append({"in": "query", "schema": query})
     if parameters:
         out["parameters"] = parameters
     if "body" in op:
@@ -299,16 +381,22 @@ def _operation(endpoint, op):
             "schema": op["body"],
             "examples": {name: {"value": value} for name, value in op.get("body_examples", {}).items()},
         }}}
+    if "security" in op:
+        out["security"] = [{op["security"]: []}]
     out["responses"] = {}
-    for status, response in op["responses"].items():
-        if response is None:
-            response = {"description": ERRORS[status], "schema": "Error", "examples": {"error": ERROR_EXAMPLES[status]}}
-        if "schema" in response:
+    errors = _error_codes(op["responses"])
+    for status in sorted({*op["responses"], *errors}):
+        response = op["responses"].get(status)
+        if status in errors:
+            response = _errors(status, errors[status])
+        elif "schema" in response:
             response = {"description": response["description"], "content": {"application/json": {
                 "schema": response["schema"],
                 "examples": {name: {"value": value} for name, value in response["examples"].items()},
             }}}
         out["responses"][str(status)] = response
+    for name, (status, _) in BELOW_THE_APP.items():
+        out["responses"].setdefault(str(status), {"$ref": f"#/components/responses/{name}"})
     out["operationId"] = endpoint.replace(".", "_")
     out["x-query-example"] = op.get("query_examples", {})
     return out

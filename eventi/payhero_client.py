@@ -1,10 +1,13 @@
 """PayHero's HTTP API: the M-Pesa STK push and transaction-status. No Flask; never logs secrets."""
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from . import metrics
 from .errors import PaymentProviderError
 
 log = logging.getLogger(__name__)
@@ -57,15 +60,17 @@ class PayHeroClient:
             "customer_name": customer_name,
             "callback_url": callback_url,
         }
-        data = self._call("POST", "/api/v2/payments", json=body)
-        reference = data.get("reference")
-        if not data.get("success") or not isinstance(reference, str) or not reference:
-            raise PayHeroRejected(f"PayHero did not queue the push (status {data.get('status')!r}).")
+        with _observed("stk_push"):
+            data = self._call("POST", "/api/v2/payments", json=body)
+            reference = data.get("reference")
+            if not data.get("success") or not isinstance(reference, str) or not reference:
+                raise PayHeroRejected(f"PayHero did not queue the push (status {data.get('status')!r}).")
         return Push(reference=reference, checkout_request_id=data.get("CheckoutRequestID") or None)
 
     def transaction_status(self, reference):
         """PayHero's record of one push: its `status` is QUEUED, SUCCESS or FAILED."""
-        return self._call("GET", "/api/v2/transaction-status", params={"reference": reference})
+        with _observed("transaction_status"):
+            return self._call("GET", "/api/v2/transaction-status", params={"reference": reference})
 
     def close(self):
         self._session.close()
@@ -90,6 +95,21 @@ class PayHeroClient:
         if not isinstance(data, dict):
             raise PayHeroRejected("PayHero answered with an unexpected body.")
         return data
+
+
+@contextmanager
+def _observed(call):
+    """Time one call to PayHero into eventi_payhero_request_duration_seconds{call, outcome}."""
+    started = time.perf_counter()
+    outcome = "unreachable"
+    try:
+        yield
+        outcome = "ok"
+    except PayHeroRejected:
+        outcome = "rejected"
+        raise
+    finally:
+        metrics.PAYHERO_CALLS.labels(call, outcome).observe(time.perf_counter() - started)
 
 
 def _never_connected(exc):

@@ -69,9 +69,13 @@ class TokenQuerySchema(Schema):
 
 
 class WaitQuerySchema(TokenQuerySchema):
-    """Query of GET /api/orders/<id>/wait."""
+    """Query of GET /api/orders/<id>/wait; timeout at most max_seconds (EVENTI_WAIT_MAX_SECONDS)."""
 
     timeout = QueryInteger(load_default=None, validate=validate.Range(min=1, max=120))
+
+    def __init__(self, max_seconds=120, **kwargs):
+        super().__init__(**kwargs)
+        self.fields["timeout"].validators = [validate.Range(min=1, max=max_seconds)]  # this instance's copy
 
 
 class CallbackQuerySchema(Schema):
@@ -180,7 +184,7 @@ class ErrorSchema(Schema):
     error = fields.String(required=True, metadata={"example": "validation_error"})
     message = fields.String(required=True)
     details = fields.Dict(metadata={"description": "Field name to a list of messages (validation errors)."})
-    orderId = fields.String(metadata={"description": "Only with payment_provider_error: the order, stored as failed."})
+    orderId = fields.String(metadata={"description": "payment_provider_error only: the order, stored and now failed."})
 
 
 class OrderCreatedSchema(Schema):
@@ -239,6 +243,7 @@ class CallbackAckSchema(Schema):
 
     received = fields.Boolean(required=True)
     duplicate = fields.Boolean(metadata={"description": "true when an earlier delivery had decided the status; nothing changed, the final status was announced again."})
+    verified = fields.Boolean(metadata={"description": "false (PAYHERO_VERIFY_CALLBACKS=1 only) when transaction-status did not confirm a paid callback: the order stays pending."})
 
 
 class HealthSchema(Schema):

@@ -89,6 +89,7 @@ class OrderStore:
         """Create the indexes the queries need (idempotent)."""
         self.orders.create_index([("status", ASCENDING), ("pushedAt", ASCENDING)])
         self.events.create_index([("orderId", ASCENDING), ("receivedAt", ASCENDING)])
+        self.orders.create_index([("phone", ASCENDING), ("createdAt", ASCENDING)])  # `eventi order find --phone`
 
     @_unavailable_on_error
     def create_order(self, fields, order_id=None):
@@ -200,3 +201,16 @@ class OrderStore:
     @_unavailable_on_error
     def ping(self):
         self.db.command("ping")
+
+    # --- Support: read-only views for `eventi order show` / `order find` ------------------------
+
+    @_unavailable_on_error
+    def claim_for(self, order_id):
+        """The status claim that decided the order, or None while no result was decided."""
+        oid = parse_order_id(order_id)
+        return None if oid is None else self.claims.find_one({"_id": oid})
+
+    @_unavailable_on_error
+    def orders_for_phone(self, phone, limit=20):
+        """The most recent orders of a phone number (stored as 254…), newest first."""
+        return list(self.orders.find({"phone": phone}).sort("createdAt", -1).limit(limit))

@@ -13,11 +13,21 @@ import uuid  # noqa: E402
 import pytest  # noqa: E402
 
 from eventi.config import env_name  # noqa: E402
+from tests.support.answers import start_recording  # noqa: E402
 from tests.support.events import event_spec, save_events, seed_test_events  # noqa: E402
 from tests.support.processes import FerretDB, Gunicorn, Postgres, RedisServer  # noqa: E402
 from tests.support.simulator import PayHeroSimulator  # noqa: E402
 
 TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def pytest_configure(config):
+    start_recording()  # every answer of every in-process app, for tests/test_openapi_answers.py
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `last` run after all others: they check what the others recorded."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -146,3 +146,24 @@ def test_without_proxy_count_forwarded_for_is_ignored(app):
     app.test_client().get("/test-remote-addr", headers={"X-Forwarded-For": "6.6.6.6"},
                           environ_base={"REMOTE_ADDR": "127.0.0.1"})
     assert seen == ["127.0.0.1"]
+
+
+def test_json_lines_carry_the_event_and_each_key_value_as_a_field():
+    data = json.loads(JsonFormatter().format(record("Long polling started orderId=%s timeout=%ss phone=%s",
+                                                    "6751a3f2c9e77b0012ab34cd", 60, "254712345678")))
+    assert data["event"] == "long_polling_started"
+    assert (data["orderId"], data["timeout"], data["phone"]) == ("6751a3f2c9e77b0012ab34cd", "60s", "***678")
+    assert json.loads(JsonFormatter().format(record("level=%s", "forged")))["level"] == "INFO"  # a message never overrides
+
+
+def test_access_lines_become_json_fields_without_the_query():
+    from eventi.logs import AccessJsonFormatter
+
+    atoms = {"m": "GET", "U": "/api/orders/6751a3f2c9e77b0012ab34cd/wait", "s": "200", "b": "163", "M": 20713,
+             "h": "10.0.0.7", "{x-request-id}o": "rid-1", "{x-forwarded-for}i": "203.0.113.9", "a": "Mozilla/5.0"}
+    rec = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, '%(m)s %(U)s %(s)s', (atoms,), None)
+    data = json.loads(AccessJsonFormatter().format(rec))
+    assert data == {**{k: data[k] for k in ("ts", "pid", "message")}, "level": "INFO", "logger": "gunicorn.access",
+                    "event": "http_access", "method": "GET", "path": "/api/orders/6751a3f2c9e77b0012ab34cd/wait",
+                    "status": 200, "bytes": 163, "durationMs": 20713, "remoteAddr": "10.0.0.7", "requestId": "rid-1",
+                    "forwardedFor": "203.0.113.9", "userAgent": "Mozilla/5.0", "orderId": "6751a3f2c9e77b0012ab34cd"}

@@ -44,8 +44,37 @@ def test_every_route_and_method_is_documented(app, document):
 
 def test_every_reference_resolves(document):
     text = json.dumps(document)
-    for ref in {part.split('"')[0] for part in text.split('"$ref": "')[1:]}:
-        assert ref.rsplit("/", 1)[1] in document["components"]["schemas"], ref
+    refs = {part.split('"')[0] for part in text.split('"$ref": "')[1:]}
+    for ref in refs:
+        node = document
+        for key in ref.removeprefix("#/").split("/"):
+            node = node[key]
+    assert {"#/components/schemas/Error", "#/components/responses/UriTooLong"} <= refs
+
+
+def test_tokens_are_required_and_declared_as_security_schemes(document):
+    schemes = document["components"]["securitySchemes"]
+    assert {name: (s["in"], s["name"]) for name, s in schemes.items()} == {
+        "statusToken": ("query", "token"), "callbackToken": ("query", "token")}
+    secured = {(path, method): op["security"] for path, method, op in operations(document) if "security" in op}
+    assert secured == {
+        ("/api/orders/{order_id}", "get"): [{"statusToken": []}],
+        ("/api/orders/{order_id}/wait", "get"): [{"statusToken": []}],
+        ("/orders/{order_id}/status", "get"): [{"statusToken": []}],
+        ("/api/payhero/callback", "post"): [{"callbackToken": []}],
+    }
+    for path, method in secured:
+        token = [p for p in document["paths"][path][method]["parameters"] if p["name"] == "token"]
+        assert token and token[0]["required"] is True, (path, method)
+    assert document["servers"][0]["url"].startswith("http")
+
+
+def test_the_errors_a_checkout_must_handle_are_documented(document):
+    create = document["paths"]["/api/orders"]["post"]["responses"]
+    codes = {status: set(r["content"]["application/json"]["examples"]) for status, r in create.items() if "content" in r}
+    assert "too_many_pushes" in codes["429"] and "payment_provider_error" in codes["502"]
+    assert "invalid_url_encoding" in codes["400"] and "internal_error" in codes["500"]
+    assert create["414"] == {"$ref": "#/components/responses/UriTooLong"}
 
 
 def test_request_examples_validate_against_the_request_schemas():

@@ -19,9 +19,9 @@ def test_every_app_setting_is_in_the_readme_table():
     assert not missing, f"add to README's settings table: {sorted(missing)}"
 
 
-def test_every_variable_gunicorn_and_make_run_read_is_in_the_readme_table():
+def test_every_variable_gunicorn_make_run_and_the_simulator_read_is_in_the_readme_table():
     read = set()
-    for path in ("gunicorn.conf.py", "scripts/run.sh"):
+    for path in ("eventi/gunicorn_conf.py", "scripts/run.sh", "eventi/simulator/__main__.py"):
         text = (ROOT / path).read_text()
         read |= set(re.findall(r"\b((?:EVENTI|PROMETHEUS)_[A-Z0-9_]+)", text))
     missing = read - table_names()

@@ -25,7 +25,9 @@ def openapi_json():
 @bp.get("/docs")
 def docs_page():
     """The OpenAPI document rendered as HTML: no script, no external resource."""
-    return render_template_string(PAGE, doc=document(), pretty=lambda value: json.dumps(value, indent=2, ensure_ascii=False))
+    doc = document()
+    return render_template_string(PAGE, doc=doc, pretty=lambda value: json.dumps(value, indent=2, ensure_ascii=False),
+                                  resolve=lambda r: doc["components"]["responses"][r["$ref"].rsplit("/", 1)[1]] if "$ref" in r else r)
 
 
 PAGE = """<!doctype html>
@@ -56,7 +58,7 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;tex
 <pre>{{ pretty(body.schema) }}</pre>{% for name, ex in (body.examples or {}).items() %}<p>Example: {{ name }}</p><pre>{{ pretty(ex.value) }}</pre>{% endfor %}
 {% endfor %}{% endif %}
 <h4>Responses</h4>
-{% for status, r in op.responses.items() %}<p><b>{{ status }}</b> {{ r.description }}</p>
+{% for status, r in op.responses.items() %}{% set r = resolve(r) %}<p><b>{{ status }}</b> {{ r.description }}</p>
 {% for media, body in (r.content or {}).items() %}<p class="tag">{{ media }}: <code>{{ pretty(body.schema) }}</code></p>
 {% for name, ex in (body.examples or {}).items() %}<pre>{{ pretty(ex.value) }}</pre>{% endfor %}
 {% if body.example is defined %}<pre>{{ body.example }}</pre>{% endif %}{% endfor %}{% endfor %}

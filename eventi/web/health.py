@@ -1,9 +1,9 @@
 """Blueprint for ops: liveness, readiness and metrics."""
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 
 from .. import metrics
-from ..errors import StoreUnavailable
+from ..errors import NotFound, StoreUnavailable
 from .common import parts
 
 bp = Blueprint("health", __name__)
@@ -37,3 +37,18 @@ def readyz():
 def prometheus():
     """Prometheus exposition, summed over all gunicorn workers."""
     return Response(metrics.render(), mimetype=metrics.CONTENT_TYPE_LATEST)
+
+
+def init_app(app):
+    """With EVENTI_METRICS_BIND, /metrics answers only on that listener (gunicorn binds it too), and that
+    listener answers nothing else: the public port can never show the metrics, nor the metrics port the API."""
+    bind = app.extensions["eventi"].settings["METRICS_BIND"]
+    if not bind:
+        return
+    port = bind.rsplit(":", 1)[1]
+
+    @app.before_request
+    def _metrics_only_on_their_port():
+        on_metrics_port = request.environ.get("SERVER_PORT") == port
+        if on_metrics_port != (request.endpoint == "health.prometheus"):
+            raise NotFound("Not here.")

@@ -1,4 +1,6 @@
 """Blueprint for the shopper's browser: create an order, read its status, wait for it."""
+import functools
+
 from flask import Blueprint, jsonify, request, url_for
 
 from ..errors import NotFound, ValidationFailed
@@ -11,7 +13,11 @@ bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 
 _CREATE = OrderCreateSchema()
 _TOKEN = TokenQuerySchema()
-_WAIT = WaitQuerySchema()
+
+
+@functools.cache
+def _wait_query(max_seconds):
+    return WaitQuerySchema(max_seconds)
 
 
 @bp.post("")
@@ -67,9 +73,9 @@ def get_status(order_id):
 @bp.get("/<order_id>/wait")
 def wait_for_status(order_id):
     """Hold the request until the status is final or the timeout passes."""
-    args = query(_WAIT)
-    _authorise(order_id, args["token"])
     p = parts()
+    args = query(_wait_query(p.settings["WAIT_MAX_SECONDS"]))
+    _authorise(order_id, args["token"])
     timeout = args["timeout"] or p.settings["WAIT_DEFAULT_SECONDS"]
     result = p.waits.wait(order_id, timeout, client=client_connection(request.environ))
     response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})

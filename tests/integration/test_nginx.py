@@ -61,7 +61,7 @@ class Nginx:
 def behind_nginx(start_gunicorn, tmp_path):
     server = start_gunicorn(workers=2, EVENTI_PROXY_COUNT=1)
     nginx = Nginx(server.port, tmp_path).start()
-    yield server, nginx, Api(nginx.base_url, TEST_SECRET)
+    yield server, nginx, Api(nginx.base_url, TEST_SECRET, metrics_url=server.base_url)
     nginx.stop()
 
 
@@ -83,7 +83,8 @@ def test_a_wait_held_20s_returns_as_soon_as_its_callback_lands(behind_nginx):
 
 def test_200_concurrent_waits_pass_through_nginx(behind_nginx):
     server, nginx, api = behind_nginx
-    orders = Pool(20).map(lambda _: api.create_order(), range(200))
+    direct = Api(server.base_url, TEST_SECRET)  # 200 checkouts from one address would meet nginx's limit_req
+    orders = Pool(20).map(lambda _: direct.create_order(), range(200))
     waits = [gevent.spawn(api.wait, order_id, token, 60) for order_id, token in orders]
     api.await_waits_held(200, timeout=60)
     kinds = ["success", "cancelled"]
@@ -135,3 +136,32 @@ def test_wait_location_is_tuned_for_long_polls():
     assert "proxy_buffering off;" in wait and "proxy_next_upstream off;" in wait
     assert re.search(r"keepalive \d+;", config) and 'proxy_set_header Connection "";' in config
     assert "proxy_http_version 1.1;" in config and "client_max_body_size 64k;" in config
+
+
+def test_order_creation_is_rate_limited_per_client_address(behind_nginx):
+    server, nginx, api = behind_nginx
+
+    def request_from(address, method="POST", path="/api/orders"):
+        connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10, source_address=(address, 0))
+        connection.request(method, path, body="{}" if method == "POST" else None, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.getheader("Retry-After"), response.read()
+
+    post_from = request_from
+
+    answers = [post_from("127.0.0.3") for _ in range(100)]  # {}: the app answers 400 without storing anything
+    refused = [answer for answer in answers if answer[0] == 429]
+    assert refused and {status for status, _, _ in answers} == {400, 429}
+    status, retry_after, body = refused[0]
+    assert json.loads(body)["error"] == "too_many_requests" and int(retry_after) > 0
+    assert post_from("127.0.0.4")[0] == 400  # another address has its own budget
+    order_id, token = Api(server.base_url, TEST_SECRET).create_order()
+    for _ in range(30):  # GETs from the limited address are not limited
+        assert request_from("127.0.0.3", "GET", f"/api/orders/{order_id}?token={token}")[0] == 200
+
+
+def test_metrics_are_not_served_through_nginx(behind_nginx):
+    server, nginx, api = behind_nginx
+    response = requests.get(f"{nginx.base_url}/metrics", timeout=10)
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert requests.get(f"{server.base_url}/metrics", timeout=10).status_code == 200  # the app itself still has them

@@ -9,7 +9,7 @@ import requests
 
 from tests.conftest import TEST_SECRET, gunicorn_env
 from tests.support.api import SAMPLE_ORDER_ID, Api, callback_body, eventually, order_body
-from tests.support.processes import Gunicorn
+from tests.support.processes import Gunicorn, free_port
 
 ISSUE_METRICS = [  # issue 5's list
     "eventi_waits_held",  # waits held now
@@ -81,28 +81,59 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
     assert answered.status_code == 200 and answered.headers["X-Request-ID"] == "rid-callback"
     response = wait.get(timeout=60)
     assert response.json()["final"] is True and response.headers["X-Request-ID"] == "rid-wait"
-    server.process.wait_for(r'"GET /api/orders/\w+/wait HTTP/1.1" 200 .* rid=rid-wait', timeout=10)
-    # Each worker writes its access line after answering: the callback's may come after the wait's.
-    eventually(lambda: 'rid=rid-callback xff' in "".join(server.process.log), 10, "the callback's access line")
+    output = lambda: "".join(server.process.log)  # noqa: E731
+    access_ids = lambda: set(re.findall(r'"event": "http_access".*"requestId": "(rid-\w+)"', output()))  # noqa: E731
+    eventually(lambda: access_ids() == {"rid-create", "rid-wait", "rid-callback"}, 10, "the three access lines")
 
-    output = "".join(server.process.log)
-    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    about_order = {e["message"].split(" orderId=")[0]: e.get("requestId") for e in events if f"orderId={order_id}" in e["message"]}
-    assert about_order["Long polling started"] == "rid-wait"
+    lines = [line for line in output().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line is one JSON object: gunicorn's, access, eventi's
+    assert {"gunicorn.error", "gunicorn.access", "eventi.services.waiting"} <= {e["logger"] for e in events}
+    assert any(e["event"] == "listening_at" for e in events)
+    about_order = {e["event"]: e.get("requestId") for e in events if e.get("orderId") == order_id and e["logger"].startswith("eventi")}
+    assert about_order["long_polling_started"] == "rid-wait"
     # The held gauge rises before the wait's first read: on a loaded machine the callback can land
     # before that read, and the wait then answers from it without a Redis message. Either way, its id.
-    assert about_order.get("Payment status changed via Redis", "rid-wait") == "rid-wait"
-    assert about_order["Payment status stored"] == "rid-callback"
+    assert about_order.get("payment_status_changed_via_redis", "rid-wait") == "rid-wait"
+    assert about_order["payment_status_stored"] == "rid-callback"
+    access = {e["requestId"]: e for e in events if e["event"] == "http_access"}
+    assert (access["rid-wait"]["method"], access["rid-wait"]["status"], access["rid-wait"]["orderId"]) == ("GET", 200, order_id)
+    assert access["rid-wait"]["path"] == f"/api/orders/{order_id}/wait"
+    assert access["rid-callback"]["path"] == "/api/payhero/callback" and access["rid-create"]["status"] == 201
     for secret in (token, callback_token, "254712345678", "0712345678", "shopper@example.com"):
-        assert secret not in output
-    access = [line for line in output.splitlines() if '"GET /api/orders/' in line or '"POST /api/' in line]
-    assert len(access) >= 3 and not any("token" in line for line in access), access
+        assert secret not in output()
 
 
-def test_an_invalid_setting_stops_gunicorn_with_one_line_naming_it(settings):
-    server = Gunicorn(gunicorn_env(settings, EVENTI_NOTIFIER="bogus"), workers=2)
+def test_text_logs_stay_human_lines(start_gunicorn):
+    server = start_gunicorn(workers=1, EVENTI_ACCESS_LOG="-")
+    requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": "x"}, headers={"X-Request-ID": "rid-text"}, timeout=10)
+    server.process.wait_for(rf'"GET /api/orders/{SAMPLE_ORDER_ID} HTTP/1.1" 404 .* rid=rid-text', timeout=10)
+    assert not any(line.startswith("{") for line in server.process.log)
+    assert re.search(r"\[INFO\] Listening at: http://127\.0\.0\.1:\d+", "".join(server.process.log))
+
+
+def test_an_invalid_setting_in_json_mode_is_one_json_line(settings):
+    server = Gunicorn({**gunicorn_env(settings), "EVENTI_LOG_FORMAT": "json", "EVENTI_LOG_LEVEL": "loud"}, workers=1)
     server.process.start()
-    server.process.wait_for(r"^eventi: invalid setting: EVENTI_NOTIFIER must be one of hub, per-request$", timeout=60)
+    assert server.process.proc.wait(timeout=60) == 4
+    eventually(lambda: any("invalid_setting" in line for line in server.process.log), 10, "the invalid setting line")
+    lines = [json.loads(line) for line in server.process.log if line.strip()]  # every line JSON, gunicorn's too
+    [line] = [line for line in lines if line["event"] == "invalid_setting"]
+    assert (line["setting"], line["level"]) == ("EVENTI_LOG_LEVEL", "CRITICAL")
+
+
+@pytest.mark.parametrize("name, value, line", [
+    ("EVENTI_NOTIFIER", "bogus", "EVENTI_NOTIFIER must be one of hub, per-request"),
+    ("EVENTI_LOG_LEVEL", "verbose", "EVENTI_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got 'verbose'"),
+    ("EVENTI_MONGO_URI", "mongodb://127.0.0.1:27017", "EVENTI_MONGO_URI must name the database in its path, e.g. mongodb://host:27017/eventi"),
+    ("EVENTI_WAIT_MAX_SECONDS", "300", "EVENTI_WAIT_MAX_SECONDS must be 1 to 120: .*"),
+    ("EVENTI_WAIT_MAX_SECONDS", "two minutes", "EVENTI_WAIT_MAX_SECONDS must be a whole number, got 'two minutes'"),
+    ("EVENTI_WAIT_DEFAULT_SECONDS", "0", "EVENTI_WAIT_DEFAULT_SECONDS must be between 1 and EVENTI_WAIT_MAX_SECONDS"),
+    ("EVENTI_METRICS_BIND", "9100", "EVENTI_METRICS_BIND must be host:port, e.g. 0.0.0.0:9100, got '9100'"),
+])
+def test_an_invalid_setting_stops_gunicorn_with_one_line_naming_it(settings, name, value, line):
+    server = Gunicorn({**gunicorn_env(settings), name: value}, workers=2)
+    server.process.start()
+    server.process.wait_for("^eventi: invalid setting: " + re.escape(line).replace(r"\.\*", ".*") + "$", timeout=60)
     assert server.process.proc.wait(timeout=60) == 4  # as gunicorn's "App failed to load"
     with pytest.raises(RuntimeError):  # the output ends (the process exited) without another line of interest
         server.process.wait_for(r"Traceback|Listening at|Booting worker|invalid setting", timeout=30)
@@ -114,7 +145,7 @@ def test_an_invalid_worker_count_stops_gunicorn_before_it_binds(settings):
     server.process.env = {**server.env, "EVENTI_WORKERS": "two"}
     server.process.start()
     server.process.wait_for(r"^eventi: invalid setting: EVENTI_WORKERS must be a positive integer, got 'two'$", timeout=60)
-    assert server.process.proc.wait(timeout=60) != 0
+    assert server.process.proc.wait(timeout=60) == 4
     assert "Traceback" not in server.process.output() and "Listening" not in server.process.output()
 
 
@@ -127,5 +158,28 @@ def test_gunicorns_own_lines_are_masked_even_with_a_query_in_the_access_log(sett
         requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": token, "phone": "0712345678"}, timeout=10)
         server.process.wait_for(rf'"GET /api/orders/{SAMPLE_ORDER_ID}\?token=\*\*\*&phone=\*\*\*678 HTTP/1.1" 404', timeout=10)
         assert token not in server.process.output()
+    finally:
+        server.stop()
+
+
+def test_metrics_on_their_own_port_with_every_series_from_the_start(settings):
+    metrics_port = free_port()
+    server = Gunicorn(gunicorn_env(settings, EVENTI_METRICS_BIND=f"127.0.0.1:{metrics_port}"), workers=2).start()
+    try:
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        fresh = requests.get(metrics_url, timeout=10)
+        assert fresh.status_code == 200
+        for series in ('eventi_callbacks_total{outcome="completed"} 0.0', 'eventi_callbacks_total{outcome="rejected"} 0.0',
+                       'eventi_waits_answered_total{outcome="timeout"} 0.0', 'eventi_stk_pushes_total{outcome="limited"} 0.0',
+                       'eventi_payhero_request_duration_seconds_count{call="stk_push",outcome="unreachable"} 0.0',
+                       'eventi_http_request_duration_seconds_count{method="POST",route="/api/payhero/callback",status="5xx"} 0.0'):
+            assert series in fresh.text, series
+        public = requests.get(f"{server.base_url}/metrics", timeout=10)
+        assert public.status_code == 404 and public.json()["error"] == "not_found"
+        assert requests.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=10).status_code == 404
+        assert requests.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
+        counted = requests.get(metrics_url, timeout=10).text
+        assert 'eventi_http_request_duration_seconds_count{method="GET",route="/healthz",status="2xx"} 1.0' in counted
+        assert 'eventi_http_request_duration_seconds_count{method="GET",route="/metrics",status="4xx"} 1.0' in counted
     finally:
         server.stop()

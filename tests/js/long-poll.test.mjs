@@ -58,3 +58,66 @@ test("a server that only ever answers 'stopping' exhausts the error budget inste
   await assert.rejects(waitForPayment("/w", { ...fast, fetch, maxErrors: 3 }), { name: "WaitError" });
   assert.equal(calls.length, 4);
 });
+
+// --- Aborting: the promise rejects at once with the signal's reason, whatever the client is doing ---------
+
+/** Settles within the current turn (microtasks) or reports "still pending": no clock involved. */
+async function settledNow(promise) {
+  const marker = {};
+  const outcome = promise.then((value) => ({ value }), (error) => ({ error }));
+  const result = await Promise.race([outcome, new Promise((resolve) => setImmediate(() => resolve(marker)))]);
+  return result === marker ? "pending" : result;
+}
+
+function deferred() {
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+test("an abort during a Retry-After backoff rejects at once, without another request", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] }); // the 5 s backoff never ends by itself
+  const controller = new AbortController();
+  const backoffStarted = deferred();
+  const { fetch, calls } = fakeFetch([answer({ error: "store_unavailable" }, { "Retry-After": "5" }, 503), answer(COMPLETED)]);
+  const waiting = waitForPayment("/w", { fetch, signal: controller.signal, log: { log() {}, warn: backoffStarted.resolve } });
+  await backoffStarted.promise;
+  controller.abort(new Error("left the page"));
+  const result = await settledNow(waiting);
+  assert.equal(result.error?.message, "left the page");
+  assert.equal(calls.length, 1);
+});
+
+test("an abort while a fetch that ignores the signal is in flight rejects when it answers, with no backoff", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const controller = new AbortController();
+  const inFlight = deferred();
+  let calls = 0;
+  const fetch = () => { calls += 1; return inFlight.promise; };
+  const waiting = waitForPayment("/w", { fetch, signal: controller.signal, log: quiet });
+  controller.abort(new Error("unmounted"));
+  inFlight.resolve(answer({ error: "store_unavailable" }, { "Retry-After": "5" }, 503));
+  const result = await settledNow(waiting);
+  assert.equal(result.error?.message, "unmounted");
+  assert.equal(calls, 1);
+});
+
+test("an already aborted signal sends no request", async () => {
+  const { fetch, calls } = fakeFetch([answer(COMPLETED)]);
+  const controller = new AbortController();
+  controller.abort(new Error("gone"));
+  await assert.rejects(waitForPayment("/w", { ...fast, fetch, signal: controller.signal }), { message: "gone" });
+  assert.equal(calls.length, 0);
+});
+
+test("a pending hold answered after an abort does not start the next hold", async () => {
+  const controller = new AbortController();
+  const inFlight = deferred();
+  let calls = 0;
+  const fetch = () => { calls += 1; return inFlight.promise; };
+  const waiting = waitForPayment("/w", { ...fast, fetch, signal: controller.signal });
+  controller.abort(new Error("closed"));
+  inFlight.resolve(answer(PENDING));
+  await assert.rejects(waiting, { message: "closed" });
+  assert.equal(calls, 1);
+});

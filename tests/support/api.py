@@ -8,6 +8,7 @@ import gevent
 import requests
 
 from eventi.tokens import OrderTokens
+from tests.support.answers import record_http
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payhero"
 SAMPLE_ORDER_ID = "6751a3f2c9e77b0012ab34cd"
@@ -49,30 +50,32 @@ def order_fields(event_id="ev-test", phone="254712345675", **extra):
 class Api:
     """A small client for a running eventi (gunicorn or nginx in front)."""
 
-    def __init__(self, base_url, secret):
+    def __init__(self, base_url, secret, metrics_url=None):
         self.base_url = base_url
+        self.metrics_url = metrics_url or base_url  # nginx does not pass /metrics on: read them from the app
         self.tokens = OrderTokens(secret)
 
     def create_order(self, **fields):
-        response = requests.post(f"{self.base_url}/api/orders", json=order_body(**fields), timeout=60)
+        response = record_http(requests.post(f"{self.base_url}/api/orders", json=order_body(**fields), timeout=60))
         assert response.status_code == 201, response.text
         data = response.json()
         return data["orderId"], data["statusToken"]
 
     def status(self, order_id, token):
-        return requests.get(f"{self.base_url}/api/orders/{order_id}", params={"token": token}, timeout=60)
+        return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}", params={"token": token}, timeout=60))
 
     def wait(self, order_id, token, timeout=30):
-        return requests.get(f"{self.base_url}/api/orders/{order_id}/wait",
-                            params={"token": token, "timeout": timeout}, timeout=timeout + 30)
+        return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}/wait",
+                                        params={"token": token, "timeout": timeout}, timeout=timeout + 30))
 
     def callback(self, order_id, kind="success", amount=1500, token=None, body=None):
         token = self.tokens.callback_token(order_id) if token is None else token
-        return requests.post(f"{self.base_url}/api/payhero/callback", params={"token": token},
-                             json=body if body is not None else callback_body(order_id, kind, amount), timeout=60)
+        return record_http(requests.post(f"{self.base_url}/api/payhero/callback", params={"token": token},
+                                         json=body if body is not None else callback_body(order_id, kind, amount),
+                                         timeout=60))
 
     def metric(self, name):
-        text = requests.get(f"{self.base_url}/metrics", timeout=60).text
+        text = requests.get(f"{self.metrics_url}/metrics", timeout=60).text
         total = 0.0
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):

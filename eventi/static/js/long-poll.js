@@ -31,6 +31,7 @@ export async function waitForPayment(waitUrl, options = {}) {
   let attempts = 0, errors = 0, requests = 0, body = null;
 
   while (attempts < opts.maxAttempts) {
+    throwIfAborted(opts.signal);
     attempts += 1;
     log.log(`Long polling attempt ${attempts}/${opts.maxAttempts} - Waiting for payment...`);
     if (opts.onAttempt) opts.onAttempt(attempts);
@@ -39,13 +40,15 @@ export async function waitForPayment(waitUrl, options = {}) {
       requests += 1;
       response = await doFetch(url, { headers: { Accept: "application/json" }, cache: "no-store", signal: opts.signal });
     } catch (err) {
-      if (opts.signal && opts.signal.aborted) throw err;
+      throwIfAborted(opts.signal);
       errors = await afterError(opts, errors, 0, null, log, `network error (${err.message})`);
       attempts -= 1; // an error is not a hold: it has its own budget
       continue;
     }
+    throwIfAborted(opts.signal); // a fetch that ignored the signal must not lead to a backoff or a next hold
     if (response.ok) {
       body = await response.json();
+      throwIfAborted(opts.signal);
       if (body.final) {
         log.log(`Payment status resolved! Final status: ${body.paymentStatus}`);
         return { final: true, body, attempts, requests };
@@ -86,9 +89,19 @@ async function afterError(opts, errors, status, retryAfter, log, what) {
 
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    if (signal) signal.addEventListener("abort", () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+    if (signal && signal.aborted) return reject(abortReason(signal)); // "abort" fired already: no event will come
+    const stop = () => { clearTimeout(timer); reject(abortReason(signal)); };
+    const timer = setTimeout(() => { if (signal) signal.removeEventListener("abort", stop); resolve(); }, ms);
+    if (signal) signal.addEventListener("abort", stop, { once: true });
   });
+}
+
+function throwIfAborted(signal) {
+  if (signal && signal.aborted) throw abortReason(signal);
+}
+
+function abortReason(signal) {
+  return signal.reason !== undefined ? signal.reason : new DOMException("The wait was aborted.", "AbortError");
 }
 
 function withParam(url, name, value) {

@@ -1,0 +1,4 @@
+"""`python -m eventi`: the `eventi` command."""
+from .command import main
+
+main()

@@ -1,0 +1,55 @@
+"""The `eventi` command (console script, or `python -m eventi`): serve, the app's commands, the simulator.
+
+`eventi create-indexes`, `eventi reconcile` and `eventi order show|find` are the app's own commands
+(eventi/cli.py, also `flask --app wsgi …` in a checkout); `serve` runs gunicorn with the packaged
+config, `simulator` the local PayHero simulator. All read the same EVENTI_* environment.
+"""
+import os
+import sys
+
+import click
+from flask.cli import ScriptInfo
+
+
+def _load_app():
+    from .wsgi import app  # patches gevent first; an invalid setting exits 4 with one line naming it
+
+    return app
+
+
+class _WithAppCommands(click.Group):
+    """Its own commands, then the app's (eventi/cli.py), loaded only when one of them is asked for."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *_app_commands(ctx)})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or _app_commands(ctx).get(name)
+
+
+def _app_commands(ctx):
+    return ctx.ensure_object(ScriptInfo).load_app().cli.commands
+
+
+@click.group(cls=_WithAppCommands, context_settings={"obj": ScriptInfo(create_app=_load_app, set_debug_flag=False)})
+def main():
+    """eventi: instant M-Pesa payment status. Settings come from EVENTI_* variables (README)."""
+
+
+@main.command("serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                         "help_option_names": []})
+@click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
+def serve(gunicorn_args):
+    """Run gunicorn with eventi's gevent workers on EVENTI_BIND; other arguments go to gunicorn."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:eventi.gunicorn_conf", *gunicorn_args, "eventi.wsgi:app"]
+    os.execv(sys.executable, argv)
+
+
+@main.command("simulator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                             "help_option_names": []})
+@click.argument("simulator_args", nargs=-1, type=click.UNPROCESSED)
+def simulator(simulator_args):
+    """Run the local PayHero simulator (--port, --delay, --slow; --help for more)."""
+    from .simulator.__main__ import main as run_simulator
+
+    run_simulator(list(simulator_args))

@@ -1,0 +1,39 @@
+"""What support sees of an order: the order, its status claim and every PayHero delivery, masked as the logs are."""
+from datetime import datetime
+
+from bson import ObjectId
+
+from ..logs import redact
+from ..models import iso_utc
+
+
+def order_report(store, order_id):
+    """The order, its claim and its payment_events (oldest first) as plain JSON-ready values; None when unknown."""
+    order = store.get_order(order_id)
+    if order is None:
+        return None
+    return {
+        "order": _masked(order),
+        "statusClaim": _masked(store.claim_for(order_id)),
+        "deliveries": [_masked(event) for event in store.events_for(order_id)],
+    }
+
+
+def recent_orders(store, phone, limit=20):
+    """The most recent orders of a phone number (2547…/2541…), newest first, masked."""
+    return [_masked(order) for order in store.orders_for_phone(phone, limit)]
+
+
+def _masked(value):
+    """Dates as ISO 8601, ids as strings, every string through the log redaction (phones, e-mails, tokens)."""
+    if isinstance(value, dict):
+        return {("id" if key == "_id" else key): _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, str):
+        return redact(value)
+    return value

@@ -1,0 +1,42 @@
+"""Count and time every request by route template, method and status class (low cardinality)."""
+import time
+
+from flask import g, request
+
+from .. import metrics
+
+METHODS = ("GET", "POST", "HEAD", "OPTIONS")
+UNMATCHED = "unmatched"
+"""The route label of a request no route matched (404, 405): never the raw path, which callers choose."""
+
+
+def init_app(app):
+    """Register the timer first, so it runs before any hook that may answer early; create the series."""
+    app.before_request_funcs.setdefault(None, []).insert(0, _start)
+
+    @app.after_request
+    def _observe(response):
+        started = g.pop("eventi_started", None)
+        if started is not None:
+            rule = request.url_rule
+            method = request.method if request.method in METHODS else "other"
+            metrics.HTTP_REQUESTS.labels(rule.rule if rule else UNMATCHED, method,
+                                         metrics.status_class(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
+    metrics.create_series(_routes(app))
+
+
+def _start():
+    g.eventi_started = time.perf_counter()
+
+
+API_ROUTES = ("orders.", "payhero.")
+"""Blueprints whose series exist from the start: the ones dashboards and alerts rate()."""
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(API_ROUTES):
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                yield rule.rule, method

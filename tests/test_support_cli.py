@@ -1,0 +1,59 @@
+"""`order show` and `order find`: what support sees of an order, masked as the logs are."""
+import json
+import random
+
+from tests.support.api import callback_body, order_body
+
+
+def unique_phone():
+    return "07" + "".join(random.choice("0123456789") for _ in range(7)) + "5"
+
+
+def paid_twice(client, parts, phone):
+    created = client.post("/api/orders", json=order_body(phone=phone, email="wanjiru.kamau@example.com")).json
+    order_id = created["orderId"]
+    token = parts.tokens.callback_token(order_id)
+    for _ in range(2):  # the second delivery is a duplicate
+        assert client.post("/api/payhero/callback", query_string={"token": token}, json=callback_body(order_id)).status_code == 200
+    return order_id
+
+
+def test_order_show_prints_the_order_its_claim_and_every_delivery_masked(app, client, parts):
+    phone = unique_phone()
+    order_id = paid_twice(client, parts, phone)
+    result = app.test_cli_runner().invoke(args=["order", "show", order_id])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.startswith(f"order {order_id}  completed  1500 KES")
+    assert "status claim: completed" in out and out.count("  callback  ") == 2
+    assert out.count("<- decided the status") == 1
+    first, second = [line for line in out.splitlines() if "  callback  " in line]
+    assert "decided the status" in first and "decided the status" not in second
+    for secret in (phone, "254" + phone[1:], "wanjiru.kamau@", "+254712345678"):
+        assert secret not in out
+    assert f"***{phone[-3:]}" in out and "w***@example.com" in out
+
+    as_json = json.loads(app.test_cli_runner().invoke(args=["order", "show", order_id, "--json"]).output)
+    times = [event["receivedAt"] for event in as_json["deliveries"]]
+    assert times == sorted(times) and len(times) == 2
+    assert as_json["statusClaim"]["eventId"] == as_json["deliveries"][0]["id"]
+    assert as_json["order"]["phone"] == f"***{phone[-3:]}"
+
+
+def test_order_show_of_an_unknown_order_fails(app):
+    result = app.test_cli_runner().invoke(args=["order", "show", "6751a3f2c9e77b0012ab34cd"])
+    assert result.exit_code != 0 and "no order 6751a3f2c9e77b0012ab34cd" in result.output
+
+
+def test_order_find_lists_a_numbers_orders_newest_first_in_any_spelling(app, client, parts):
+    phone = unique_phone()
+    older = client.post("/api/orders", json=order_body(phone=phone)).json["orderId"]
+    newer = paid_twice(client, parts, phone)
+    for spelling in (phone, "+254" + phone[1:], "254" + phone[1:]):
+        result = app.test_cli_runner().invoke(args=["order", "find", "--phone", spelling])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert [line.split()[0] for line in lines] == [newer, older]
+        assert "completed" in lines[0] and "pending" in lines[1]
+    refused = app.test_cli_runner().invoke(args=["order", "find", "--phone", "12345"])
+    assert refused.exit_code != 0 and "not a Kenyan mobile number" in refused.output
