@@ -90,7 +90,7 @@ def build(settings):
     verify = payhero is not None and settings["PAYHERO_VERIFY_CALLBACKS"] in ("1", "true", "yes")
     broadcaster = StatusBroadcaster(commands, cache)
     settler = Settler(store, broadcaster.announce)
-    callbacks = CallbackService(store, broadcaster, settler, payhero if verify else None)
+    callbacks = CallbackService(store, broadcaster, settler, payhero if verify else None, reader=reader)
     return Parts(
         settings=settings, mongo=mongo, redis=commands, store=store, cache=cache,
         tokens=tokens, notifier=notifier, reader=reader,
