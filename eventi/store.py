@@ -148,9 +148,9 @@ class OrderStore:
 
     def _apply_claim(self, claim):
         """The order as it is after following its claim, or None when there is no such order."""
-        # Every field comes from the claim, so writing it twice writes the same values. The filter is
-        # the _id alone: FerretDB v1 pushes only a lone _id down to SQLite and reads every row for
-        # {_id, status} (0.5 s per write at 10,000 orders, docs/benchmarks.md).
+        # Every field comes from the claim, so writing it twice writes the same values, and the filter
+        # is the _id alone: the claim decided, not this write. FerretDB serves an _id lookup from the
+        # collection's _id index (built with scripts/ferretdb-id-lookup.patch; docs/benchmarks.md).
         changes = {"status": claim["status"], "updatedAt": claim["claimedAt"], "statusEventId": claim["eventId"]}
         for name in ("mpesaReceipt", "failureReason"):
             if claim.get(name) is not None:

@@ -73,7 +73,7 @@ class CallbackService:
         return CallbackResult(body=body, duplicate=False)
 
     def _current(self, order_id):
-        """The order's status body from the cache, or read from the store on a miss; None when there is no such order."""
+        """The status body from the cache, or from the store on a miss; None when there is no such order."""
         if self._reader is not None:
             return self._reader.current(order_id)
         order = self._store.get_order(order_id)
