@@ -10,7 +10,8 @@ wrong outcome: every cache entry is a status body of the stored order (written a
 it), an order's amount never changes, a final entry is only ever the final truth, and a pending one
 only sends the delivery on to the status claim, whose unique insert decides as before: when the
 order is final already, the claim that made it so is found and applied again (the same values), so
-the delivery is a duplicate. A pending entry whose order is gone from the store ends in NotFound at
+the delivery is a duplicate. (That needs every final status to come from a claim: OrderStore.finalize
+must stay the only writer of an order's status.) A pending entry whose order is gone from the store ends in NotFound at
 the order update, as the read would have. Only strict mode reads the order, for its PayHero reference.
 """
 import logging
