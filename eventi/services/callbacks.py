@@ -12,7 +12,7 @@ only sends the delivery on to the status claim, whose unique insert decides as b
 order is final already, the claim that made it so is found and applied again (the same values), so
 the delivery is a duplicate. (That needs every final status to come from a claim: OrderStore.finalize
 must stay the only writer of an order's status.) A pending entry whose order is gone from the store ends in NotFound at
-the order update, as the read would have. Only strict mode reads the order, for its PayHero reference.
+the order update, as the read would have, leaving a claim that no order follows. Only strict mode reads the order, for its PayHero reference.
 """
 import logging
 from dataclasses import dataclass
