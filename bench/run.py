@@ -216,7 +216,7 @@ def final_body(order_id):
 
 
 def publish(r, order_ids, starts):
-    """Cache and PUBLISH final bodies in one round trip, as CallbackService.announce does after the store."""
+    """Cache and PUBLISH final bodies in one round trip, as StatusBroadcaster.announce does after the store."""
     pipe = r.pipeline(transaction=False)
     for order_id in order_ids:
         body = final_body(order_id)

@@ -103,7 +103,7 @@ def build(settings):
     verify = payhero is not None and settings["PAYHERO_VERIFY_CALLBACKS"] in ("1", "true", "yes")
     broadcaster = StatusBroadcaster(commands, cache)
     settler = Settler(store, broadcaster.announce)
-    callbacks = CallbackService(store, broadcaster, settler, payhero if verify else None)
+    callbacks = CallbackService(store, broadcaster, settler, payhero if verify else None, reader=reader)
     orders = OrderService(
         store, cache, events, tickets, payhero=payhero, announce=broadcaster.announce, settle=settler.watch,
         limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),

@@ -28,6 +28,12 @@ _REDACTIONS = (
     (re.compile(r"(?<![\w+])(?:\+?254|0)[17]\d{5}(\d{3})(?!\w)"), r"***\1"),
 )
 
+_KEYWORDS = ("token=", "secret=", "password=", "apikey=", "api_key=", "signature=", "basic", "bearer", "@")
+"""The first, second and fourth redactions need one of these in the (lowercased) line; the third a
+64-hex run and the fifth a phone's digits, the two patterns below."""
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{64}")
+_PHONE_DIGITS = re.compile(r"(?:254|0)[17]\d{8}")
+
 
 _LINE_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 """Control characters (C0, DEL, C1 such as NEL), Unicode line and paragraph separators, lone surrogates."""
@@ -39,8 +45,21 @@ def escape_controls(text):
     return _LINE_BREAKERS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def _may_hold_secret(text):
+    """False only when no redaction can match: most lines, checked in a few µs instead of five
+    regular expressions' ~30 µs. ASCII only: under IGNORECASE, "ſ", "K" (Kelvin), "İ" and "ı"
+    match ASCII letters that lower() does not give, so other text takes the full path."""
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return (any(word in lowered for word in _KEYWORDS)
+            or _PHONE_DIGITS.search(text) is not None or _HEX_RUN.search(text) is not None)
+
+
 def redact(text):
     """Mask tokens, phone numbers and e-mail addresses in a log line."""
+    if not _may_hold_secret(text):
+        return text
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text

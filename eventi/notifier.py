@@ -210,7 +210,7 @@ class Hub:
         except (ValueError, KeyError, TypeError):
             log.warning("Ignored a malformed message on %s", _text(channel))
             return
-        log.info("Redis message received orderId=%s waiters=%d", order_id, len(group))
+        log.debug("Redis message received orderId=%s waiters=%d", order_id, len(group))  # each woken wait logs its own line
         for waiter in list(group):
             waiter.deliver(notification)
 

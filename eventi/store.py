@@ -161,9 +161,9 @@ class OrderStore:
 
     def _apply_claim(self, claim):
         """The order as it is after following its claim, or None when there is no such order."""
-        # Every field comes from the claim, so writing it twice writes the same values. The filter is
-        # the _id alone: FerretDB v1 pushes only a lone _id down to SQLite and reads every row for
-        # {_id, status} (0.5 s per write at 10,000 orders, docs/benchmarks.md).
+        # Every field comes from the claim, so writing it twice writes the same values, and the filter
+        # is the _id alone: the claim decided, not this write. FerretDB serves an _id lookup from the
+        # collection's _id index (built with scripts/ferretdb-id-lookup.patch; docs/benchmarks.md).
         # Tickets go back before the order shows its final status, so a final order always has its release
         # done or recorded as started (eventi/tickets.py: one releaser, however often the claim is applied).
         if self._tickets is not None and claim["status"] in RELEASING:

@@ -6,7 +6,9 @@ import sys
 import gevent
 import pytest
 from flask import request
+from hypothesis import example, given, settings, strategies as st
 
+from eventi import logs
 from eventi.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, TextFormatter, redact
 
 TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
@@ -35,6 +37,43 @@ def test_redact_masks_secrets_and_keeps_context(text, secret, kept):
 ])
 def test_redact_leaves_ordinary_fields_alone(text):
     assert redact(text) == text
+
+
+def redact_in_full(text):
+    """Every redaction over the whole line, as redact() did before its pre-check."""
+    for pattern, replacement in logs._REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+SECRETY = ["token=", "Token=", "secret=", "PASSWORD=", "api_key=", "apikey=", "signature=", "Basic ", "bearer ", "@",
+           "example.co.ke", "w.k@example.com", "254712345678", "+254112345678", "0712345678", "0112345678", TOKEN, TOKEN.upper(),
+           "abcdefgh12", "=", "&", " ", ".", "0", "7", "1", "ſecret=", "to\u212aen=", "apİkey=", "apıkey=", "é"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(SECRETY), st.text(max_size=6)), max_size=12).map("".join))
+@example("secret=abc \u017fecret=def")
+@example("to\u212aen=abc")
+@example("mail a.b@example.co.ke")
+@example("call +254712345678")
+@example("call 0112345678")
+@example("Authorization: Bearer abcdefgh12")
+@example(f"key {TOKEN}")
+@example("url?API_KEY=abc")
+def test_the_pre_check_never_changes_what_is_masked(text):
+    assert redact(text) == redact_in_full(text)
+
+
+@pytest.mark.parametrize("line", [
+    "2026-11-29 19:55:00,123 [1234] INFO eventi.services.callbacks: Payment status stored "
+    "orderId=6751a3f2c9e77b0012ab34cd status=completed source=callback requestId=0f8c6a0251b44c619a478c5c1f3a4e10",
+    "2026-11-29 19:55:00,123 [1234] INFO eventi.services.waiting: Payment status changed via Redis "
+    "orderId=6751a3f2c9e77b0012ab34cd status=completed elapsedMs=20713 requestId=e68a53c8c3494e92a308de8eef0deb03",
+])
+def test_ordinary_lines_skip_the_redaction_patterns(line):
+    """The lines logged per callback and per wait hold nothing to mask: the five patterns are not run."""
+    assert not logs._may_hold_secret(line)
 
 
 def record(message, *args, exc_info=None):

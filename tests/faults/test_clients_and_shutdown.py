@@ -6,7 +6,6 @@ import socket
 
 import gevent
 import pytest
-import requests
 
 from tests.conftest import TEST_SECRET
 from tests.support import raw_http

@@ -1,7 +1,6 @@
 """Through real gunicorn processes with gevent workers, Redis and FerretDB."""
 import json
 import re
-from collections import Counter
 
 import gevent
 import pytest
