@@ -7,6 +7,7 @@ from prometheus_client import REGISTRY
 
 from eventi.models import iso_utc, utcnow
 from tests.support.api import callback_body, order_body
+from tests.support.events import REGULAR, VIP
 from tests.support.listen import ChannelListener
 
 
@@ -14,8 +15,9 @@ def store_reads():
     return REGISTRY.get_sample_value("eventi_store_reads_total")
 
 
-def make_order(client, amount=1500):
-    response = client.post("/api/orders", json=order_body(amount=amount))
+def make_order(client, ticket_type=REGULAR):
+    """An order for one ticket: Regular costs KES 1,500, VIP 2,500 (tests/support/events.py)."""
+    response = client.post("/api/orders", json=order_body(ticket_type=ticket_type))
     assert response.status_code == 201, response.json
     return response.json["orderId"]
 
@@ -49,7 +51,7 @@ def test_a_cache_miss_reads_the_order_from_the_store_once(client, parts):
 
 
 def test_the_amount_is_checked_against_the_cached_amount(client, parts):
-    order_id = make_order(client, amount=2500)
+    order_id = make_order(client, ticket_type=VIP)
     assert post_callback(client, parts, order_id, amount=1500).json == {"received": True}
     order = parts.store.orders.find_one({"_id": ObjectId(order_id)})
     assert (order["status"], order["failureReason"]) == ("failed", "amount_mismatch")
