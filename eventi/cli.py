@@ -60,7 +60,7 @@ def order_show(order_id, as_json):
     o = report["order"]
     click.echo(f"order {o['id']}  {o['status']}  {o.get('amount')} KES  event {o.get('eventId')}")
     for key in ("createdAt", "updatedAt", "phone", "email", "name", "mpesaReceipt", "failureReason",
-                "payheroReference", "checkoutRequestId", "pushedAt"):
+                "resultCode", "payheroReference", "checkoutRequestId", "pushedAt"):
         if o.get(key) is not None:
             click.echo(f"  {key:<18} {o[key]}")
     claim = report["statusClaim"]

@@ -3,6 +3,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 
+from .outcomes import reason_for
+
 
 class OrderStatus(str, Enum):
     PENDING = "pending"
@@ -42,22 +44,27 @@ class Outcome:
     status: OrderStatus
     mpesa_receipt: str | None = None
     failure_reason: str | None = None
+    result_code: int | None = None  # M-Pesa's ResultCode, when the callback carried one
 
 
 def decide_outcome(result, order_amount):
     """Apply the payment rules: only an exact, successful payment completes an order."""
     if result.paid:
         if result.amount != order_amount:
-            return Outcome(OrderStatus.FAILED, failure_reason=AMOUNT_MISMATCH)
+            return Outcome(OrderStatus.FAILED, failure_reason=AMOUNT_MISMATCH, result_code=result.result_code)
         return Outcome(OrderStatus.COMPLETED, mpesa_receipt=result.receipt)
     reason = result.description or f"result_code_{result.result_code}"
     if result.cancelled or result.result_code == CANCELLED_BY_USER:
-        return Outcome(OrderStatus.CANCELLED, failure_reason=reason)
-    return Outcome(OrderStatus.FAILED, failure_reason=reason)
+        return Outcome(OrderStatus.CANCELLED, failure_reason=reason, result_code=result.result_code)
+    return Outcome(OrderStatus.FAILED, failure_reason=reason, result_code=result.result_code)
 
 
 def status_body(order):
-    """The public view of a stored order: never phone, email or name."""
+    """The public view of a stored order: never phone, email or name.
+
+    A failed or cancelled order carries the raw `failureReason` (for support) and a stable `reason` code
+    with the sentence the payment page shows (`reasonText`).
+    """
     status = OrderStatus(order["status"])
     body = {
         "orderId": str(order["_id"]),
@@ -69,6 +76,8 @@ def status_body(order):
         body["mpesaReceipt"] = order.get("mpesaReceipt")
     elif status.final:
         body["failureReason"] = order.get("failureReason")
+        reason = reason_for(status is OrderStatus.CANCELLED, order.get("resultCode"), order.get("failureReason"))
+        body["reason"], body["reasonText"] = reason.code, reason.text
     return body
 
 

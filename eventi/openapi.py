@@ -12,7 +12,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
-from . import schemas
+from . import outcomes, schemas
 
 ORDER_ID = "6751a3f2c9e77b0012ab34cd"
 STATUS_TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
@@ -105,7 +105,10 @@ IDEMPOTENCY_KEY_PARAM = {
 
 PENDING = {"orderId": ORDER_ID, "paymentStatus": "pending", "amount": 1500, "updatedAt": UPDATED_AT}
 COMPLETED = {**PENDING, "paymentStatus": "completed", "mpesaReceipt": "TKS2P0X9QH"}
-CANCELLED = {**PENDING, "paymentStatus": "cancelled", "failureReason": "Request cancelled by user"}
+CANCELLED = {**PENDING, "paymentStatus": "cancelled", "failureReason": "Request cancelled by user",
+             "reason": "cancelled_by_user", "reasonText": outcomes.CANCELLED.text}
+FAILED = {**PENDING, "paymentStatus": "failed", "failureReason": "The initiator information is invalid.",
+          "reason": "wrong_pin", "reasonText": outcomes.BY_RESULT_CODE[2001].text}
 
 
 def _ok(schema, examples, description="OK"):
@@ -147,7 +150,7 @@ OPERATIONS = {
         "params": [ORDER_ID_PARAM],
         "query": schemas.TokenQuerySchema,
         "query_examples": {"token": STATUS_TOKEN},
-        "responses": {200: _ok(schemas.OrderStatusSchema, {"pending": PENDING, "completed": COMPLETED}),
+        "responses": {200: _ok(schemas.OrderStatusSchema, {"pending": PENDING, "completed": COMPLETED, "failed": FAILED}),
                       400: None, 404: None, 503: None},
         "security": "statusToken",
     }},

@@ -4,6 +4,8 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from .outcomes import CODES as REASON_CODES
+
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 """Ids of events and ticket types in event files: lowercase letters, digits and inner hyphens."""
@@ -228,7 +230,14 @@ class OrderStatusSchema(Schema):
     amount = fields.Integer(required=True, metadata={"description": "KES."})
     updatedAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
     mpesaReceipt = fields.String(allow_none=True, metadata={"description": "Only when completed."})
-    failureReason = fields.String(allow_none=True, metadata={"description": "Only when failed or cancelled."})
+    failureReason = fields.String(allow_none=True, metadata={
+        "description": "Only when failed or cancelled: the raw reason (M-Pesa's `ResultDesc`, or `amount_mismatch`, "
+                       "`stk_push_failed`, `no_callback`), for support; show `reasonText` to the shopper."})
+    reason = fields.String(validate=validate.OneOf(REASON_CODES), metadata={
+        "description": "Only when failed or cancelled: a stable code for why, from M-Pesa's result code or our own "
+                       "reason (`other` when neither is known)."})
+    reasonText = fields.String(metadata={
+        "description": "Only when failed or cancelled: the plain sentence for the shopper, with what to do next."})
 
 
 class WaitResultSchema(OrderStatusSchema):

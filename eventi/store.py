@@ -139,7 +139,8 @@ class OrderStore:
         now = utcnow()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as BSON keeps it: every announcer's body is the same
         claim = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
-                 "failureReason": outcome.failure_reason, "eventId": event_id, "claimedAt": now}
+                 "failureReason": outcome.failure_reason, "resultCode": outcome.result_code, "eventId": event_id,
+                 "claimedAt": now}
         try:
             self.claims.insert_one(claim)
             decided = True
@@ -169,7 +170,7 @@ class OrderStore:
         if self._tickets is not None and claim["status"] in RELEASING:
             self._tickets.release(claim["_id"])
         changes = {"status": claim["status"], "updatedAt": claim["claimedAt"], "statusEventId": claim["eventId"]}
-        for name in ("mpesaReceipt", "failureReason"):
+        for name in ("mpesaReceipt", "failureReason", "resultCode"):
             if claim.get(name) is not None:
                 changes[name] = claim[name]
         before = self.orders.find_one_and_update({"_id": claim["_id"]}, {"$set": changes},

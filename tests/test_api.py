@@ -91,6 +91,22 @@ def test_completed_status_has_receipt_and_failed_has_reason(client, parts, make_
     assert "mpesaReceipt" not in failed
 
 
+def test_wrong_pin_gives_a_plain_reason_on_status_and_every_wait(client, parts, make_order):
+    order_id, token = make_order()
+    post_callback(client, parts, order_id, "wrong-pin")
+    sentence = "Wrong M-Pesa PIN: try again with the right PIN."
+    status = client.get(f"/api/orders/{order_id}?token={token}").json
+    assert (status["paymentStatus"], status["reason"], status["reasonText"]) == ("failed", "wrong_pin", sentence)
+    assert status["failureReason"] == "The initiator information is invalid."  # the raw text stays, for support
+    assert parts.store.get_order(order_id)["resultCode"] == 2001
+    cached = client.get(f"/api/orders/{order_id}/wait?token={token}").json
+    parts.redis.delete(f"order:cache:{order_id}")  # a fresh wait after the cache lost it: the store's order decides
+    fresh = client.get(f"/api/orders/{order_id}/wait?token={token}").json
+    for body in (cached, fresh):
+        assert (body["final"], body["reason"], body["reasonText"], body["failureReason"]) == (
+            True, "wrong_pin", sentence, "The initiator information is invalid.")
+
+
 def test_wait_on_a_final_order_answers_at_once(client, parts, make_order):
     order_id, token = make_order()
     post_callback(client, parts, order_id, "cancelled")
@@ -98,6 +114,8 @@ def test_wait_on_a_final_order_answers_at_once(client, parts, make_order):
     assert response.status_code == 200
     assert (response.json["paymentStatus"], response.json["final"]) == ("cancelled", True)
     assert response.json["failureReason"] == "Request cancelled by user"
+    assert (response.json["reason"], response.json["reasonText"]) == (
+        "cancelled_by_user", "You cancelled the request: try again when you are ready.")
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Accel-Buffering"] == "no"
 

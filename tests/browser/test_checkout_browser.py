@@ -84,7 +84,7 @@ def test_paid_order_shows_the_receipt_after_one_wait(shop, simulator):
 def test_cancelled_payment_shows_the_failure_view_with_a_retry_link(shop):
     result = shop_in_browser(shop.base_url, phone_ending(1), "checkout-cancelled.png")
     assert result["view"] == "failure"
-    assert result["failure_reason"] == "You cancelled the M-Pesa request."
+    assert result["failure_reason"] == "You cancelled the request: try again when you are ready."  # the server's reasonText
     assert result["retry_href"] == "/events/concert-2026/checkout"
     assert api_calls(result).count(("GET", "wait")) == 1
     assert "Payment status resolved! Final status: cancelled" in result["console"]

@@ -5,10 +5,8 @@ const root = document.getElementById("payment");
 const announce = document.getElementById("announce");
 const views = ["pending", "success", "failure", "unknown"];
 
-const REASONS = {
-  stk_push_failed: "We could not send the M-Pesa request to your phone.",
-  amount_mismatch: "The amount paid did not match the order.",
-};
+// The server words the reason (`reasonText`), so a reload shows the same sentence; this is for older bodies.
+const FALLBACK_REASON = "M-Pesa did not complete the payment: try again, or contact us with the order reference.";
 
 function show(name, message) {
   for (const view of views) document.getElementById(`view-${view}`).hidden = view !== name;
@@ -21,13 +19,11 @@ function render(body) {
   if (body.paymentStatus === "completed") {
     document.getElementById("receipt").textContent = body.mpesaReceipt || "";
     show("success", `Payment received. M-Pesa receipt ${body.mpesaReceipt || ""}.`);
-  } else if (body.paymentStatus === "cancelled") {
-    document.getElementById("failure-reason").textContent = "You cancelled the M-Pesa request.";
-    show("failure", "Payment cancelled.");
   } else {
-    const reason = REASONS[body.failureReason] || body.failureReason || "M-Pesa did not complete the payment.";
+    const reason = body.reasonText || FALLBACK_REASON;
     document.getElementById("failure-reason").textContent = reason;
-    show("failure", `Payment not completed. ${reason}`);
+    const heading = body.paymentStatus === "cancelled" ? "Payment cancelled." : "Payment not completed.";
+    show("failure", `${heading} ${reason}`);
   }
 }
 
