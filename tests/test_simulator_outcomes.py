@@ -34,6 +34,8 @@ EXPECTED = {
     4: ("failed", "The initiator information is invalid."),
     8: ("completed", None),
 }
+REASONS = {1: "cancelled_by_user", 2: "insufficient_funds", 3: "unreachable", 4: "wrong_pin"}
+"""The stable reason code each failing outcome gives (eventi/outcomes.py)."""
 
 
 def test_each_outcome_reaches_the_waiting_shopper(stack, fast_simulator):
@@ -47,7 +49,7 @@ def test_each_outcome_reaches_the_waiting_shopper(stack, fast_simulator):
             [record] = fast_simulator.pushes(body["orderId"])
             assert body["mpesaReceipt"] == record["receipt"]
         else:
-            assert body["failureReason"] == reason
+            assert (body["failureReason"], body["reason"]) == (reason, REASONS[digit])
 
 
 def test_no_callback_leaves_the_order_pending_while_payhero_knows_it_paid(stack, fast_simulator):
@@ -77,4 +79,4 @@ def test_push_error_and_slow_push_answer_502_and_fail_the_order(stack, digit):
     assert answer.json()["error"] == "payment_provider_error"
     order_id = answer.json()["orderId"]
     body = api.status(order_id, api.tokens.status_token(order_id)).json()
-    assert (body["paymentStatus"], body["failureReason"]) == ("failed", "stk_push_failed")
+    assert (body["paymentStatus"], body["failureReason"], body["reason"]) == ("failed", "stk_push_failed", "push_failed")
