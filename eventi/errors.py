@@ -31,10 +31,6 @@ class StoreUnavailable(EventiError):
     status, code, message = 503, "store_unavailable", "The order store is not reachable; try again."
 
 
-class NotifierUnavailable(EventiError):
-    status, code, message = 503, "redis_unavailable", "The notifier is not reachable; try again."
-
-
 class TooManyWaits(EventiError):
     status, code, message = 429, "too_many_waits", "Too many requests are waiting; retry shortly."
 

@@ -252,14 +252,11 @@ def test_a_claim_whose_order_is_pending_is_applied_and_announced_by_the_next_del
     claimed_at = (utcnow() - timedelta(seconds=claim_age_seconds)).replace(microsecond=0)
     parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
                                    "failureReason": None, "eventId": None, "claimedAt": claimed_at})
-    listener = ChannelListener(settings["REDIS_URL"], order_id)
-    try:
+    with ChannelListener(settings["REDIS_URL"], order_id) as listener:
         assert post_callback(client, parts, order_id, "cancelled").json == {"received": True, "duplicate": True}
         order = stored(parts, order_id)
         assert (order["status"], order["mpesaReceipt"]) == ("completed", "EARLIER1")  # the first decision stands
         published = listener.next_body()
-    finally:
-        listener.close()
     assert (published["paymentStatus"], published["mpesaReceipt"]) == ("completed", "EARLIER1")
     assert parts.cache.get(order_id) == published
     assert client.get(f"/api/orders/{order_id}?token={token}").json == published
@@ -274,12 +271,9 @@ def test_a_duplicate_of_a_final_order_re_announces_it(client, parts, settings, m
     assert first.json == {"received": True}
     final = client.get(f"/api/orders/{order_id}?token={token}").json
     parts.redis.delete(f"order:cache:{order_id}")  # as if the first announcement never reached Redis
-    listener = ChannelListener(settings["REDIS_URL"], order_id)
-    try:
+    with ChannelListener(settings["REDIS_URL"], order_id) as listener:
         assert post_callback(client, parts, order_id, "success").json == {"received": True, "duplicate": True}
         published = listener.next_body()
-    finally:
-        listener.close()
     assert published == final
     assert parts.cache.get(order_id) == final
 

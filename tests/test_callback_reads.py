@@ -65,12 +65,9 @@ def test_a_stale_pending_entry_cannot_change_a_final_order(client, parts, settin
     stored = parts.store.orders.find_one({"_id": ObjectId(order_id)})
     parts.redis.delete(f"order:cache:{order_id}")
     parts.cache.put({"orderId": order_id, "paymentStatus": "pending", "amount": 1500, "updatedAt": iso_utc(utcnow())})
-    listener = ChannelListener(settings["REDIS_URL"], order_id)
-    try:
+    with ChannelListener(settings["REDIS_URL"], order_id) as listener:
         assert post_callback(client, parts, order_id, "cancelled").json == {"received": True, "duplicate": True}
         published = listener.next_body()
-    finally:
-        listener.close()
 
     assert parts.store.orders.find_one({"_id": ObjectId(order_id)}) == stored
     assert (published["paymentStatus"], published["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")

@@ -5,7 +5,7 @@ import pytest
 from bson import ObjectId
 
 from eventi import outcomes
-from eventi.models import OrderStatus, PaymentResult, decide_outcome, status_body
+from eventi.models import PaymentResult, decide_outcome, status_body
 
 # Every failure code of the M-Pesa result-code table (PayHero's callback ResultCode), with the reason we expect.
 RESULT_CODES = {

@@ -8,7 +8,8 @@ from eventi.notifier import channel_for
 
 
 class ChannelListener:
-    """Subscribed (and confirmed) on construction; bodies() drains what was published since."""
+    """Subscribed (and confirmed) on construction; next_body() reads what was published since.
+    A context manager: closed on leaving the with block."""
 
     def __init__(self, redis_url, order_id, timeout=10):
         self._client = redis.Redis.from_url(redis_url)
@@ -31,3 +32,9 @@ class ChannelListener:
     def close(self):
         self._pubsub.close()
         self._client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
