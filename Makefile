@@ -12,7 +12,7 @@ RATE ?= 200
 BURST ?= 1000
 BENCH_ARGS ?=
 
-.PHONY: help run test bench e2e deps deps-run lock venv clean
+.PHONY: help run test lint bench e2e deps deps-run lock venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ run: deps-run  ## start Redis, PostgreSQL + FerretDB (data in var/), the PayHero
 
 test: deps  ## install what is missing, then run the whole test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test  ## ruff (style, imports, likely bugs) over every Python folder and mypy over eventi/ (settings in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: deps  ## N orders created through the API, N held waits, RATE callbacks/s then a BURST; hub vs per-request vs short polling (N=, RATE=, BURST=, BENCH_ARGS=); docs/benchmarks.md
 	$(PY) -m bench --n $(N) --rate $(RATE) --burst $(BURST) $(BENCH_ARGS)
