@@ -42,7 +42,8 @@ def test_change_between_read_and_wait_still_wakes_the_waiter(settings, parts, mo
         order_id = str(parts.orders.create(order_fields())["_id"])
         waits = WaitService(waits_notifier, ChangeAfterRead(parts, waits_notifier))
         result = waits.wait(order_id, timeout=10)
-        assert (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"]) == ("final", "completed", "RCPT123")
+        answer = (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"])
+        assert answer == ("final", "completed", "RCPT123")
     finally:
         waits_notifier.stop()
 
