@@ -1,6 +1,6 @@
 """What reading one pub/sub message costs the hub's loop: python -m bench.pubsub_probe.
 
-Starts its own redis-server, PSUBSCRIBEs as `eventi.notifier.Hub` does and reads 3,000 messages with
+Starts its own redis-server, PSUBSCRIBEs as `eventi.notify.Hub` does and reads 3,000 messages with
 `get_message(timeout=1.0)`: once published before reading (they queue: reading and parsing only) and
 once at 1,000/s from another process (each one wakes the reader). Prints this process's CPU per message.
 """

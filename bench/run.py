@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from eventi.models import OrderStatus, status_body, utcnow
-from eventi.notifier import channel_for, encode_message
+from eventi.notify import channel_for, encode_message
 from eventi.status_cache import StatusCache
 from eventi.tokens import OrderTokens
 from tests.support.api import callback_body

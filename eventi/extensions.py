@@ -10,9 +10,9 @@ from . import metrics
 from . import store as store_module
 from .events import EventStore
 from .idempotency import IdempotencyKeys
+from .notify import Hub, Notifier, PerRequestNotifier
 from .payhero_client import PayHeroClient
 from .push_limit import PushLimiter
-from .notifier import Hub, PerRequestNotifier
 from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
 from .services.idempotent import IdempotentOrders
@@ -38,7 +38,7 @@ class Parts:
     store: store_module.OrderStore
     cache: StatusCache
     tokens: OrderTokens
-    notifier: object
+    notifier: Notifier
     reader: StatusReader
     orders: OrderService
     waits: WaitService

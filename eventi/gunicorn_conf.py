@@ -109,7 +109,7 @@ def post_worker_init(worker):
         from eventi.services.reconcile import reconcile_forever
 
         gevent.spawn(reconcile_forever, parts.reconciler(), parts.redis, interval)
-    if not parts.notifier.wait_connected(timeout=5):
+    if not parts.notifier.start(timeout=5):
         worker.log.warning("eventi: Redis not reachable yet; the hub keeps retrying")
     worker.log.info("eventi worker ready (pid %s)", worker.pid)
 

@@ -32,7 +32,7 @@ rules below are what keep "paid in MongoDB, pending on the page" from happening 
    status claim that landed is applied to the order and announced, without PayHero's help; a
    redelivery applies an existing claim at once (OrderStore.finalize).
 5. Held waits: the hub re-reads MongoDB for every waiter whenever it (re)subscribes, and waits
-   re-check MongoDB every EVENTI_RECHECK_SECONDS while Redis is unreachable (eventi/notifier.py).
+   re-check MongoDB every EVENTI_RECHECK_SECONDS while Redis is unreachable (eventi/notify/).
 
 What is left: a final cache write that failed while Redis stayed up, in a process that then died
 before its retry, leaves the pending entry until the TTL ends or PayHero delivers again; the same

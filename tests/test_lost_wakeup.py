@@ -4,46 +4,48 @@ The interleaving is forced: the status reader returns the stale `pending` it rea
 callback has been stored and published. A wait that read before registering would miss the message
 and time out instead.
 """
+import gevent
 import pytest
 
-from eventi import create_app
 from eventi.models import PaymentResult
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
 from tests.support.api import eventually, order_fields
+from tests.support.notify import CountingHub, notifier
 
 
 class ChangeAfterRead(StatusReader):
     """Reads the status, then lets a callback land before handing back what it read."""
 
-    def __init__(self, parts):
+    def __init__(self, parts, notifier):
         super().__init__(parts.store, parts.cache)
         self.parts = parts
+        self.notifier = notifier
 
     def current(self, order_id):
         stale = super().current(order_id)
         assert stale["paymentStatus"] == "pending"
         result = PaymentResult(order_id=order_id, paid=True, amount=1500, result_code=0, receipt="RCPT123")
-        hub = self.parts.notifier
-        seen = getattr(hub, "received", None)
+        hub = self.notifier if isinstance(self.notifier, CountingHub) else None
+        seen = hub.received if hub else 0
         self.parts.callbacks.apply(result, raw="{}")
-        if seen is not None:  # hub mode: make sure the message was dispatched before we return
+        if hub:  # make sure the message was dispatched before we return
             eventually(lambda: hub.received > seen, 10, "the hub to read the message")
         return stale
 
 
 @pytest.mark.parametrize("mode", ["hub", "per-request"])
-def test_change_between_read_and_wait_still_wakes_the_waiter(settings, mode):
-    app = create_app({**settings, "NOTIFIER": mode, "RECHECK_SECONDS": 60.0})
-    parts = app.extensions["eventi"]
+def test_change_between_read_and_wait_still_wakes_the_waiter(settings, parts, mode):
+    waits_notifier = notifier(mode, settings["REDIS_URL"], recheck_seconds=60.0)
     try:
-        assert parts.notifier.wait_connected(timeout=10)
+        assert waits_notifier.start(timeout=10)
         order_id = str(parts.orders.create(order_fields())["_id"])
-        waits = WaitService(parts.notifier, ChangeAfterRead(parts))
+        waits = WaitService(waits_notifier, ChangeAfterRead(parts, waits_notifier))
         result = waits.wait(order_id, timeout=10)
-        assert (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"]) == ("final", "completed", "RCPT123")
+        answer = (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"])
+        assert answer == ("final", "completed", "RCPT123")
     finally:
-        parts.close()
+        waits_notifier.stop()
 
 
 class CountingReader(StatusReader):
@@ -58,24 +60,22 @@ class CountingReader(StatusReader):
         return super().from_store(order_id, refresh_cache)
 
 
-def test_shutdown_answers_held_waits_without_reading_the_store(settings):
+@pytest.mark.parametrize("mode", ["hub", "per-request"])
+def test_shutdown_answers_held_waits_without_reading_the_store(settings, parts, mode):
     """At a deploy every held wait answers its last known status; 10,000 store reads at once would stall it."""
-    import gevent
-
-    app = create_app({**settings, "NOTIFIER": "hub"})
-    parts = app.extensions["eventi"]
+    waits_notifier = notifier(mode, settings["REDIS_URL"], recheck_seconds=1.0)
     try:
-        assert parts.notifier.wait_connected(timeout=10)
+        assert waits_notifier.start(timeout=10)
         order_id = str(parts.orders.create(order_fields())["_id"])
         reader = CountingReader(parts)
-        waits = WaitService(parts.notifier, reader)
+        waits = WaitService(waits_notifier, reader)
         held = gevent.spawn(waits.wait, order_id, 60)
         eventually(lambda: waits.held == 1, 10, "the wait to be held")
         reads_before_stop = reader.store_reads
         waits.stopping = True
-        parts.notifier.stop()
+        waits_notifier.stop()
         result = held.get(timeout=10)
         assert (result.outcome, result.body["paymentStatus"], result.final) == ("shutdown", "pending", False)
         assert reader.store_reads == reads_before_stop
     finally:
-        parts.close()
+        waits_notifier.stop()

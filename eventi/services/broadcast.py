@@ -15,7 +15,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from .. import metrics
-from ..notifier import channel_for, encode_message
+from ..notify import channel_for, encode_message
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,13 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .. import metrics
 from ..errors import NotFound, TooManyWaits
 from ..models import is_final
-from ..notifier import RECHECK, Notification
+from ..notify import Notification, Notifier, Signal, Waiter
+from .status import StatusReader
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ class WaitResult:
 class WaitService:
     """Registers the waiter first, then reads the status, then waits: no lost wake-ups."""
 
-    def __init__(self, notifier, reader, max_per_order=20, max_per_worker=10_000):
+    def __init__(self, notifier: Notifier, reader: StatusReader, max_per_order: int = 20,
+                 max_per_worker: int = 10_000) -> None:
         self._notifier = notifier
         self._reader = reader
         self._max_per_order = max_per_order
@@ -88,9 +91,10 @@ class WaitService:
             body = self._next_body(order_id, waiter, remaining, body, started)
         return body, "final"
 
-    def _next_body(self, order_id, waiter, remaining, body, started):
+    def _next_body(self, order_id: str, waiter: Waiter, remaining: float, body: dict[str, Any],
+                   started: float) -> dict[str, Any]:
         event = waiter.next(remaining)
-        if event is RECHECK:
+        if event is Signal.RECHECK:
             return self._reader.recheck(order_id, body)
         if isinstance(event, Notification) and is_final(event.body):
             if event.sent_at:

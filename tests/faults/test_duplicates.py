@@ -11,7 +11,7 @@ from pymongo import MongoClient
 
 from tests.conftest import TEST_SECRET
 from tests.support.api import Api
-from eventi.notifier import channel_for
+from eventi.notify import channel_for
 
 SENTINEL = "sentinel"
 

@@ -4,7 +4,7 @@ import time
 
 import redis
 
-from eventi.notifier import channel_for
+from eventi.notify import channel_for
 
 
 class ChannelListener:
