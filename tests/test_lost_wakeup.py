@@ -6,11 +6,12 @@ and time out instead.
 """
 import pytest
 
+from devstack.wait import eventually
 from eventi import create_app
 from eventi.models import PaymentResult
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
-from tests.support.api import eventually, order_fields
+from tests.support.api import order_fields
 
 
 class ChangeAfterRead(StatusReader):

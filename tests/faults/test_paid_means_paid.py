@@ -15,13 +15,14 @@ from gevent.event import Event
 from gevent.pool import Pool
 from pymongo import MongoClient
 
+from devstack.processes import Gunicorn
+from devstack.wait import eventually
 from eventi.models import OrderStatus
 from eventi.services.broadcast import StatusBroadcaster
 from eventi.status_cache import CACHE_PREFIX, StatusCache
 from tests.conftest import TEST_SECRET, gunicorn_env
-from tests.support.api import Api, eventually
+from tests.support.api import Api
 from tests.support.listen import ChannelListener
-from tests.support.processes import Gunicorn
 
 FAST = {"RECHECK_SECONDS": 0.5}
 

@@ -1,34 +1,50 @@
 """Talking to eventi the way its users do: orders from the browser, callbacks from PayHero."""
-import copy
-import json
-import time
-from pathlib import Path
+from __future__ import annotations
 
-import gevent
+import random
+from typing import Any, Protocol
+
 import requests
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
+from devstack.payhero import CALLBACK_PATH, callback_body
+from devstack.wait import eventually
 from eventi.tokens import OrderTokens
 from tests.support.answers import record_http
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payhero"
-SAMPLE_ORDER_ID = "6751a3f2c9e77b0012ab34cd"
+
+class HasTokens(Protocol):
+    """What the callback helpers need of the app's parts: the token signer."""
+
+    tokens: OrderTokens
 
 
-def payhero_fixture(name):
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+def callback_request(tokens: OrderTokens, order_id: str, kind: str = "success", amount: int = 1500,
+                     token: str | None = None, body: Any = None) -> tuple[dict[str, str], Any]:
+    """The query (its callbackToken: the right one unless token is given) and the JSON body (the fixture
+    of kind, addressed to order_id, unless body is given) of a PayHero callback."""
+    token = tokens.callback_token(order_id) if token is None else token
+    return {"token": token}, body if body is not None else callback_body(order_id, kind, amount)
 
 
-def callback_body(order_id, kind="success", amount=1500):
-    """A PayHero callback from the reference fixtures, addressed to order_id."""
-    body = copy.deepcopy(payhero_fixture(f"callback-{kind}"))
-    if "response" in body:
-        body["response"]["ExternalReference"] = order_id
-        body["response"]["Amount"] = amount
-    else:
-        body["external_reference"] = order_id
-        if "amount" in body:
-            body["amount"] = amount
-    return body
+def post_callback(client: FlaskClient, parts: HasTokens, order_id: str, kind: str = "success", amount: int = 1500,
+                  token: str | None = None, body: Any = None) -> TestResponse:
+    """A PayHero callback through an in-process app's test client (Api.callback sends it over HTTP)."""
+    query, json_body = callback_request(parts.tokens, order_id, kind, amount, token, body)
+    return client.post(CALLBACK_PATH, query_string=query, json=json_body)
+
+
+def create_order(client: FlaskClient, **fields: Any) -> tuple[str, str]:
+    """An order created through an in-process app (order_body's fields): its id and statusToken."""
+    response = client.post("/api/orders", json=order_body(**fields))
+    assert response.status_code == 201, response.json
+    return response.json["orderId"], response.json["statusToken"]
+
+
+def phone_ending(digit: int) -> str:
+    """A fresh Kenyan number whose last digit picks the simulator's outcome."""
+    return "07" + "".join(random.choice("0123456789") for _ in range(7)) + str(digit)
 
 
 QUIET_PHONE = "0712345675"
@@ -69,10 +85,8 @@ class Api:
                                         params={"token": token, "timeout": timeout}, timeout=timeout + 30))
 
     def callback(self, order_id, kind="success", amount=1500, token=None, body=None):
-        token = self.tokens.callback_token(order_id) if token is None else token
-        return record_http(requests.post(f"{self.base_url}/api/payhero/callback", params={"token": token},
-                                         json=body if body is not None else callback_body(order_id, kind, amount),
-                                         timeout=60))
+        query, json_body = callback_request(self.tokens, order_id, kind, amount, token, body)
+        return record_http(requests.post(self.base_url + CALLBACK_PATH, params=query, json=json_body, timeout=60))
 
     def metric(self, name):
         text = requests.get(f"{self.metrics_url}/metrics", timeout=60).text
@@ -87,11 +101,3 @@ class Api:
         eventually(lambda: self.metric("eventi_waits_held") >= count, timeout,
                    f"{count} waits held (last: {self.metric('eventi_waits_held')})")
 
-
-def eventually(predicate, timeout=30, what="condition"):
-    """Poll a condition against a deadline. The pause only paces the polling; it never decides."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        gevent.sleep(0.05)
