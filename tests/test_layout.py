@@ -14,7 +14,7 @@ PACKAGES = ("eventi", "devstack", "tests", "bench")
 
 def imported_packages(source: str) -> set[str]:
     """The top-level packages of PACKAGES that a module's source imports (relative imports stay inside)."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
@@ -49,22 +49,22 @@ def cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
     return None
 
 
-def test_no_two_top_level_folders_import_each_other():
+def test_no_two_top_level_folders_import_each_other() -> None:
     graph = import_graph(ROOT)
     found = cycle(graph)
     assert found is None, " -> ".join(found) + "; " + "; ".join(
         f"{a} -> {b}: {', '.join(graph[a][b])}" for a, b in zip(found, found[1:]))
 
 
-def test_eventi_imports_no_test_bench_or_devstack_code():
+def test_eventi_imports_no_test_bench_or_devstack_code() -> None:
     assert import_graph(ROOT)["eventi"] == {}
 
 
-def test_devstack_imports_neither_tests_nor_bench():
+def test_devstack_imports_neither_tests_nor_bench() -> None:
     assert set(import_graph(ROOT)["devstack"]) <= {"eventi"}
 
 
-def test_the_checks_see_a_cycle_and_an_import_inside_a_function(tmp_path):
+def test_the_checks_see_a_cycle_and_an_import_inside_a_function(tmp_path: Path) -> None:
     """The checks themselves: a test importing bench inside a function, bench importing tests."""
     for package in PACKAGES:
         (tmp_path / package).mkdir()

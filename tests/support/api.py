@@ -38,8 +38,9 @@ def post_callback(client: FlaskClient, parts: HasTokens, order_id: str, kind: st
 def create_order(client: FlaskClient, **fields: Any) -> tuple[str, str]:
     """An order created through an in-process app (order_body's fields): its id and statusToken."""
     response = client.post("/api/orders", json=order_body(**fields))
-    assert response.status_code == 201, response.json
-    return response.json["orderId"], response.json["statusToken"]
+    data = response.get_json()
+    assert response.status_code == 201, data
+    return data["orderId"], data["statusToken"]
 
 
 def phone_ending(digit: int) -> str:
@@ -51,13 +52,14 @@ QUIET_PHONE = "0712345675"
 """The simulator never calls back for numbers ending in 5: the tests deliver callbacks themselves."""
 
 
-def order_body(event_id="ev-test", ticket_type="regular", quantity=1, **extra):
+def order_body(event_id: str = "ev-test", ticket_type: str = "regular", quantity: int = 1,
+               **extra: Any) -> dict[str, Any]:
     """An order for quantity Regular tickets (KES 1,500 each) of the test event."""
     return {"eventId": event_id, "ticketTypeId": ticket_type, "quantity": quantity, "phone": QUIET_PHONE,
             "email": "shopper@example.com", "name": "Wanjiru Kamau", **extra}
 
 
-def order_fields(event_id="ev-test", phone="254712345675", **extra):
+def order_fields(event_id: str = "ev-test", phone: str = "254712345675", **extra: Any) -> dict[str, Any]:
     """Validated fields for OrderService.create, as the route passes them."""
     return {"eventId": event_id, "ticketTypeId": "regular", "quantity": 1, "phone": phone,
             "email": "shopper@example.com", **extra}
@@ -66,29 +68,32 @@ def order_fields(event_id="ev-test", phone="254712345675", **extra):
 class Api:
     """A small client for a running eventi (gunicorn or nginx in front)."""
 
-    def __init__(self, base_url, secret, metrics_url=None):
+    def __init__(self, base_url: str, secret: str, metrics_url: str | None = None) -> None:
         self.base_url = base_url
         self.metrics_url = metrics_url or base_url  # nginx does not pass /metrics on: read them from the app
         self.tokens = OrderTokens(secret)
 
-    def create_order(self, **fields):
+    def create_order(self, **fields: Any) -> tuple[str, str]:
         response = record_http(requests.post(f"{self.base_url}/api/orders", json=order_body(**fields), timeout=60))
         assert response.status_code == 201, response.text
         data = response.json()
         return data["orderId"], data["statusToken"]
 
-    def status(self, order_id, token):
+    def status(self, order_id: str, token: str) -> requests.Response:
         return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}", params={"token": token}, timeout=60))
 
-    def wait(self, order_id, token, timeout=30):
+    def wait(self, order_id: str, token: str, timeout: float = 30) -> requests.Response:
         return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}/wait",
-                                        params={"token": token, "timeout": timeout}, timeout=timeout + 30))
+                                        params={"token": token, "timeout": str(timeout)}, timeout=timeout + 30))
 
-    def callback(self, order_id, kind="success", amount=1500, token=None, body=None):
+    def callback(self, order_id: str, kind: str = "success", amount: int = 1500, token: str | None = None,
+                 body: Any = None) -> requests.Response:
+        """A PayHero callback over HTTP (post_callback sends it through an in-process app)."""
         query, json_body = callback_request(self.tokens, order_id, kind, amount, token, body)
         return record_http(requests.post(self.base_url + CALLBACK_PATH, params=query, json=json_body, timeout=60))
 
-    def metric(self, name):
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on /metrics."""
         text = requests.get(f"{self.metrics_url}/metrics", timeout=60).text
         total = 0.0
         for line in text.splitlines():
@@ -96,7 +101,7 @@ class Api:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
-    def await_waits_held(self, count, timeout=30):
+    def await_waits_held(self, count: int, timeout: float = 30) -> None:
         """Block until the server reports at least count held waits."""
         eventually(lambda: self.metric("eventi_waits_held") >= count, timeout,
                    f"{count} waits held (last: {self.metric('eventi_waits_held')})")
