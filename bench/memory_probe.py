@@ -11,13 +11,15 @@ monkey.patch_all()
 
 import socket  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 
+from devstack.processes import ROOT, Process, free_port  # noqa: E402
+from devstack.wait import eventually  # noqa: E402
+
 from .rawhttp import Connection  # noqa: E402
-from .stack import ROOT, Server, _await_port, children, free_port, raise_open_files, rss_bytes  # noqa: E402
+from .stack import children, raise_open_files, rss_bytes  # noqa: E402
 
 HELD = 5000
 APPS = ("bench.memory_apps:raw", "bench.memory_apps:flask_app")
@@ -47,11 +49,7 @@ def _held(port):
 
 
 def _await_held(port, count, timeout=60):
-    deadline = time.monotonic() + timeout
-    while _held(port) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {_held(port)} of {count} requests held after {timeout}s")
-        gevent.sleep(0.2)  # paces the polling only
+    eventually(lambda: _held(port) >= count, timeout, f"{count} requests held", interval=0.2)
 
 
 def _per_request(app):
@@ -60,11 +58,11 @@ def _per_request(app):
     (workdir / "empty.conf.py").write_text("")  # not eventi's gunicorn.conf.py: no eventi hooks
     argv = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(workdir / "empty.conf.py"), "-k", "gevent",
             "-w", "1", "--worker-connections", str(HELD * 2), "-b", f"127.0.0.1:{port}", "--timeout", "300", app]
-    server = Server(app, argv, workdir / "gunicorn.log").start(r"Booting worker")
+    server = Process(app, argv, cwd=str(ROOT), log_path=workdir / "gunicorn.log").start(r"Booting worker", timeout=60)
     try:
-        _await_port(port)
+        server.wait_for_port(port)
         _held(port)  # the worker has imported the app
-        worker = children(server.proc.pid)[0]
+        worker = children(server.pid)[0]
         before = rss_bytes(worker)
         sockets = _hold(port, HELD)
         _await_held(port, HELD)

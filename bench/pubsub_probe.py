@@ -16,7 +16,7 @@ import tempfile  # noqa: E402
 import redis  # noqa: E402
 from redis.utils import HIREDIS_AVAILABLE  # noqa: E402
 
-from tests.support.processes import RedisServer  # noqa: E402
+from devstack.processes import RedisServer  # noqa: E402
 
 MESSAGES = 3000
 BODY = b'{"orderId":"6b0ade5c347701d5547b1307","paymentStatus":"completed","amount":1500}'

@@ -11,15 +11,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gevent
-from gevent.lock import BoundedSemaphore
 from bson import ObjectId
+from gevent.lock import BoundedSemaphore
 from pymongo import MongoClient
 
+from devstack.payhero import callback_body
+from devstack.wait import poll_until
 from eventi.models import OrderStatus, status_body, utcnow
 from eventi.notify import channel_for, encode_message
 from eventi.status_cache import StatusCache
 from eventi.tokens import OrderTokens
-from tests.support.api import callback_body
 
 from .create import create_orders
 from .create import summary as creation_summary
@@ -174,14 +175,13 @@ class LoadGens:
             lines.append(line.strip())
 
     def await_all(self, word, timeout):
-        deadline = time.monotonic() + timeout
-        while not all(word in lines for lines in self.lines):
+        """Whether every loadgen printed word within timeout; RuntimeError when one has died."""
+        def printed():
             if any(p.poll() not in (None, 0) for p in self.procs):
                 raise RuntimeError("a load generator died")
-            if time.monotonic() > deadline:
-                return False
-            gevent.sleep(0.1)
-        return True
+            return all(word in lines for lines in self.lines)
+
+        return poll_until(printed, timeout, interval=0.1)
 
     def kill(self):
         for p in self.procs:
@@ -301,10 +301,7 @@ def run_design(name, cfg):
         gens = LoadGens(cfg, stack, orders, mode, tmp)
         held = gens.await_all("ready" if mode == "poll" else "sent", timeout=300)
         if mode == "wait":
-            deadline = time.monotonic() + 300
-            while (h := metrics(stack).get("eventi_waits_held", 0)) < len(orders) and time.monotonic() < deadline:
-                gevent.sleep(0.5)
-            held = h >= len(orders)
+            held = poll_until(lambda: metrics(stack).get("eventi_waits_held", 0) >= len(orders), 300, interval=0.5)
         res["connect_seconds"] = time.monotonic() - t
         res["held"] = len(orders)
         res["all_held"] = bool(held) and len(orders) == cfg.n

@@ -10,7 +10,7 @@ import time
 from bson import ObjectId
 from pymongo import MongoClient, WriteConcern
 
-from tests.support.processes import FerretDB, Postgres
+from devstack.processes import FerretDB, Postgres
 
 from .stack import children, cpu_seconds
 

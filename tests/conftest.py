@@ -9,14 +9,17 @@ monkey.patch_all()
 
 import os  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from devstack.processes import FerretDB, Gunicorn, Postgres, RedisServer, Server  # noqa: E402
+from devstack.simulator import PayHeroSimulator  # noqa: E402
 from eventi.config import env_name  # noqa: E402
 from tests.support.answers import start_recording  # noqa: E402
 from tests.support.events import event_spec, save_events, seed_test_events  # noqa: E402
-from tests.support.processes import FerretDB, Gunicorn, Postgres, RedisServer  # noqa: E402
-from tests.support.simulator import PayHeroSimulator  # noqa: E402
 
 TEST_SECRET = "test-secret-" + "x" * 40
 
@@ -30,48 +33,50 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
+def outside_or_own(variable: str, field: str, own: Callable[[], Server]) -> Iterator[Any]:
+    """The server whose address the environment variable holds, when set; else `own()`, started here and
+    stopped after. Either way the fixture's value has the address as attribute `field` (url or uri)."""
+    if os.environ.get(variable):
+        yield SimpleNamespace(**{field: os.environ[variable]})
+        return
+    with own() as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real Redis: EVENTI_TEST_REDIS_URL if set, else a redis-server of our own."""
-    if os.environ.get("EVENTI_TEST_REDIS_URL"):
-        yield _External(url=os.environ["EVENTI_TEST_REDIS_URL"])
-        return
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+    yield from outside_or_own("EVENTI_TEST_REDIS_URL", "url", lambda: RedisServer(tmp_path_factory.mktemp("redis")))
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
     """One private PostgreSQL cluster per test run, under every FerretDB the tests start."""
-    server = Postgres().start()
-    yield server
-    server.stop()
+    with Postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def mongo_server(request):
     """A real MongoDB-protocol server: EVENTI_TEST_MONGO_URI if set, else FerretDB over PostgreSQL."""
-    if os.environ.get("EVENTI_TEST_MONGO_URI"):
-        yield _External(uri=os.environ["EVENTI_TEST_MONGO_URI"])
-        return
-    server = FerretDB(request.getfixturevalue("postgres_server")).start()
-    yield server
-    server.stop()
+    yield from outside_or_own("EVENTI_TEST_MONGO_URI", "uri",
+                              lambda: FerretDB(request.getfixturevalue("postgres_server")))
 
 
 @pytest.fixture(scope="session")
 def payhero_simulator():
     """The local PayHero simulator as a real process; its callback delay is an hour, so it never
     races the tests' own callbacks. Only tests that ask for it (push_settings) send pushes."""
-    server = PayHeroSimulator(delay=3600).start()
-    yield server
-    server.stop()
+    with PayHeroSimulator(delay=3600) as server:
+        yield server
 
 
-class _External:
-    def __init__(self, **kwargs):
-        self.__dict__.update(kwargs)
+@pytest.fixture(scope="session")
+def quick_simulator():
+    """A simulator that settles each push 0.2 s after it and calls back (not for numbers ending in 5),
+    and takes 30 s over a push to a number ending in 9."""
+    with PayHeroSimulator(delay=0.2, slow_seconds=30) as server:
+        yield server
 
 
 @pytest.fixture

@@ -2,25 +2,14 @@
 import gevent
 import pytest
 
-from tests.support.api import callback_body, order_body
+from tests.support.api import create_order, order_body, post_callback
 
 UNKNOWN_ID = "6751a3f2c9e77b0012ab34cd"
 
 
 @pytest.fixture
 def make_order(client):
-    def make(**fields):
-        response = client.post("/api/orders", json=order_body(**fields))
-        assert response.status_code == 201, response.json
-        return response.json["orderId"], response.json["statusToken"]
-
-    return make
-
-
-def post_callback(client, parts, order_id, kind="success", amount=1500, token=None, body=None):
-    token = parts.tokens.callback_token(order_id) if token is None else token
-    return client.post(f"/api/payhero/callback?token={token}",
-                       json=body if body is not None else callback_body(order_id, kind, amount))
+    return lambda **fields: create_order(client, **fields)
 
 
 def stored(parts, order_id):

@@ -6,7 +6,7 @@ from bson import ObjectId
 from prometheus_client import REGISTRY
 
 from eventi.models import iso_utc, utcnow
-from tests.support.api import callback_body, order_body
+from tests.support.api import create_order, post_callback
 from tests.support.events import REGULAR, VIP
 from tests.support.listen import ChannelListener
 
@@ -17,14 +17,7 @@ def store_reads():
 
 def make_order(client, ticket_type=REGULAR):
     """An order for one ticket: Regular costs KES 1,500, VIP 2,500 (tests/support/events.py)."""
-    response = client.post("/api/orders", json=order_body(ticket_type=ticket_type))
-    assert response.status_code == 201, response.json
-    return response.json["orderId"]
-
-
-def post_callback(client, parts, order_id, kind="success", amount=1500):
-    return client.post(f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}",
-                       json=callback_body(order_id, kind, amount))
+    return create_order(client, ticket_type=ticket_type)[0]
 
 
 def test_a_callback_for_a_cached_order_reads_no_order_from_the_store(client, parts):

@@ -9,9 +9,8 @@ from bson import ObjectId
 from eventi import create_app
 from eventi.config import ConfigError, cors_origins
 from eventi.models import utcnow
-from tests.support.api import callback_body, order_body
+from tests.support.api import order_body, phone_ending, post_callback
 from tests.support.events import event_spec, save_events
-from tests.test_payments import phone_ending
 
 ALLOWED = "https://shop.example.com"
 
@@ -33,8 +32,7 @@ def post_order(client, key=None, **fields):
 
 
 def callback(client, parts, order_id, kind, amount):
-    url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
-    response = client.post(url, json=callback_body(order_id, kind, amount))
+    response = post_callback(client, parts, order_id, kind, amount)
     assert response.status_code == 200, response.json
     return response.json
 

@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from tests.support.processes import ROOT
+from devstack.processes import ROOT
 
 
 def test_every_command_has_help_text(app):

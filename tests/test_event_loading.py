@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
+from devstack.processes import ROOT
 from eventi import event_file
-from tests.support.processes import ROOT
 
 
 @pytest.fixture

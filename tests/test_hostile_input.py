@@ -5,7 +5,8 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 
-from tests.support.api import callback_body, order_body, order_fields
+from devstack.payhero import callback_body
+from tests.support.api import order_body, order_fields
 from tests.support.events import seed_test_events
 
 ERROR_KEYS = {"error", "message"}
@@ -455,8 +456,8 @@ def test_checkouts_whose_push_never_went_out_do_not_count(push_settings, broken)
     """Item 5: three 503s (store down) or 502s (PayHero refused the connection), then 429 for a good checkout."""
     import gevent
 
+    from devstack.processes import free_port
     from eventi import create_app
-    from tests.support.processes import free_port
 
     limited = {**push_settings, "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600}
     dead = f"127.0.0.1:{free_port()}"

@@ -2,7 +2,7 @@
 import shutil
 import subprocess
 
-from tests.support.processes import ROOT
+from devstack.processes import ROOT
 
 
 def test_long_poll_js_node_tests():

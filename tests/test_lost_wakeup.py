@@ -7,10 +7,11 @@ and time out instead.
 import gevent
 import pytest
 
+from devstack.wait import eventually
 from eventi.models import PaymentResult
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
-from tests.support.api import eventually, order_fields
+from tests.support.api import order_fields
 from tests.support.notify import CountingHub, notifier
 
 

@@ -2,10 +2,10 @@
 import pytest
 from prometheus_client import REGISTRY
 
+from devstack.payhero import SAMPLE_ORDER_ID
+from devstack.processes import free_port
 from eventi import metrics
 from eventi.payhero_client import PayHeroRejected, PayHeroUnavailable
-from tests.support.api import SAMPLE_ORDER_ID
-from tests.support.processes import free_port
 from tests.test_payments import client_for, push
 
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 import yaml
 
-from tests.support.processes import ROOT
+from devstack.processes import ROOT
 
 ALERTS = ROOT / "docker" / "alerts.yml"
 DASHBOARD = ROOT / "docker" / "grafana-dashboard.json"

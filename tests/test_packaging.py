@@ -11,8 +11,8 @@ from importlib import metadata
 import requests
 from packaging.requirements import Requirement
 
+from devstack.processes import ROOT, Process, free_port
 from tests.conftest import gunicorn_env
-from tests.support.processes import ROOT, Process, free_port
 
 EVENTI = str(ROOT / ".venv" / "bin" / "eventi")
 
@@ -45,7 +45,7 @@ def test_the_wheel_builds_without_warnings_and_holds_what_running_needs(tmp_path
     for name in ("eventi/wsgi.py", "eventi/gunicorn_conf.py", "eventi/command.py", "eventi/templates/checkout.html",
                  "eventi/static/js/long-poll.js", "eventi/static/css/eventi.css", "eventi/static/favicon.svg"):
         assert name in names, name
-    assert not any(name.startswith(("tests/", "bench/")) for name in names)
+    assert not any(name.startswith(("tests/", "bench/", "devstack/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "eventi = eventi.command:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -3,15 +3,9 @@ import subprocess
 
 import pytest
 
-from tests.support.api import callback_body, order_body
-from tests.support.processes import ROOT
-from tests.support.simulator import PayHeroSimulator
-
-
-def make_order(client, **fields):
-    response = client.post("/api/orders", json=order_body(**fields))
-    assert response.status_code == 201, response.json
-    return response.json["orderId"], response.json["statusToken"]
+from devstack.processes import ROOT
+from devstack.simulator import PayHeroSimulator
+from tests.support.api import create_order, post_callback
 
 
 def test_checkout_page_shows_the_event_and_its_stored_prices(client, unique_event):
@@ -45,7 +39,7 @@ def test_checkout_for_a_malformed_event_is_a_404_page(client, event_id):
 
 
 def test_status_page_shows_what_was_bought_and_the_server_total(client, unique_event):
-    order_id, token = make_order(client, event_id=unique_event, ticket_type="vip", quantity=3)
+    order_id, token = create_order(client, event_id=unique_event, ticket_type="vip", quantity=3)
     html = client.get(f"/orders/{order_id}/status?token={token}").get_data(as_text=True)
     assert f'<dd id="event-name">Test event {unique_event}</dd>' in html and "Test Hall, Nairobi" in html
     assert '<dd id="order-line">3 × VIP at KES 2,500</dd>' in html and '<dd id="order-total">KES 7,500</dd>' in html
@@ -53,7 +47,7 @@ def test_status_page_shows_what_was_bought_and_the_server_total(client, unique_e
 
 
 def test_status_page_for_a_pending_order_asks_to_check_the_phone(client, unique_event):
-    order_id, token = make_order(client, event_id=unique_event)
+    order_id, token = create_order(client, event_id=unique_event)
     page = client.get(f"/orders/{order_id}/status?token={token}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -64,11 +58,10 @@ def test_status_page_for_a_pending_order_asks_to_check_the_phone(client, unique_
 
 
 def test_status_page_of_a_final_order_shows_the_result_without_polling(client, parts, unique_event):
-    paid_id, paid_token = make_order(client, event_id=unique_event)
-    failed_id, failed_token = make_order(client, event_id=unique_event)
+    paid_id, paid_token = create_order(client, event_id=unique_event)
+    failed_id, failed_token = create_order(client, event_id=unique_event)
     for order_id, kind in ((paid_id, "success"), (failed_id, "insufficient-funds")):
-        url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
-        assert client.post(url, json=callback_body(order_id, kind)).status_code == 200
+        assert post_callback(client, parts, order_id, kind).status_code == 200
     paid = client.get(f"/orders/{paid_id}/status?token={paid_token}").get_data(as_text=True)
     assert 'data-status="completed"' in paid and "SAE3YULR0Y" in paid
     assert '<div id="view-success" class="view success">' in paid and '<div id="view-pending" class="view" hidden>' in paid
@@ -80,7 +73,7 @@ def test_status_page_of_a_final_order_shows_the_result_without_polling(client, p
 
 
 def test_status_page_with_a_wrong_or_missing_token_is_a_404_page(client, parts, unique_event):
-    order_id, token = make_order(client, event_id=unique_event)
+    order_id, token = create_order(client, event_id=unique_event)
     for url in (f"/orders/{order_id}/status", f"/orders/{order_id}/status?token={token[:-1]}{'1' if token.endswith('0') else '0'}",
                 f"/orders/{order_id}/status?token={parts.tokens.callback_token(order_id)}", f"/orders/nope/status?token={token}"):
         page = client.get(url)
@@ -97,13 +90,10 @@ def test_static_assets_are_served(client):
 
 
 def test_e2e_script_reports_one_line_and_exit_0(start_gunicorn):
-    simulator = PayHeroSimulator(delay=1).start()
-    try:
+    with PayHeroSimulator(delay=1) as simulator:
         server = start_gunicorn(workers=1, **simulator.settings)
         done = subprocess.run([str(ROOT / "scripts" / "run-payment-test.sh"), "--url", server.base_url,
                                "--simulator", simulator.base_url], capture_output=True, text=True, timeout=120)
-    finally:
-        simulator.stop()
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(lines) == 1 and lines[0].startswith("e2e: ok ")

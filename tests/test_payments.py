@@ -1,29 +1,15 @@
 """The STK push: the PayHero client against the simulator over HTTP, order creation, the push limit."""
-import random
 import uuid
 
 import pytest
 import requests
 
+from devstack.processes import free_port
+from devstack.simulator import CHANNEL_ID, SIMULATOR_TOKEN
 from eventi import create_app
 from eventi.config import ConfigError, env_name, load
 from eventi.payhero_client import PayHeroClient, PayHeroRejected, PayHeroUnavailable
-from tests.support.api import order_body
-from tests.support.processes import free_port
-from tests.support.simulator import CHANNEL_ID, SIMULATOR_TOKEN, PayHeroSimulator
-
-
-def phone_ending(digit):
-    """A fresh Kenyan number whose last digit picks the simulator's outcome."""
-    return "07" + "".join(random.choice("0123456789") for _ in range(7)) + str(digit)
-
-
-@pytest.fixture(scope="module")
-def slow_simulator():
-    """A simulator that settles pushes at once and takes 30 s over a push to a number ending in 9."""
-    server = PayHeroSimulator(delay=0.2, slow_seconds=30).start()
-    yield server
-    server.stop()
+from tests.support.api import order_body, phone_ending
 
 
 @pytest.fixture
@@ -83,9 +69,9 @@ def test_server_error_is_rejected_5xx(payhero_simulator):
         push(client_for(payhero_simulator), digit=7)
 
 
-def test_too_slow_is_unavailable(slow_simulator):
+def test_too_slow_is_unavailable(quick_simulator):
     with pytest.raises(PayHeroUnavailable, match="in time"):
-        push(client_for(slow_simulator, timeout=0.5), digit=9)
+        push(client_for(quick_simulator, timeout=0.5), digit=9)
 
 
 def test_order_creation_sends_one_push_and_keeps_payheros_references(push_app, payhero_simulator, unique_event):

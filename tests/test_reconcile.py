@@ -5,21 +5,24 @@ from datetime import timedelta
 import gevent
 import pytest
 
+from devstack.payhero import payhero_fixture
+from devstack.processes import ROOT
+from devstack.simulator import PayHeroSimulator
+from devstack.wait import eventually
 from eventi import create_app
 from eventi.models import utcnow
 from eventi.services.reconcile import result_from_status
-from tests.support.api import callback_body, eventually, order_fields, payhero_fixture
-from tests.support.processes import ROOT
-from tests.support.simulator import PayHeroSimulator
+from tests.support.api import order_fields, post_callback
 
 NO_CALLBACK_PHONE = "254712345675"  # the simulator settles it (paid) but never calls back
 
 
 @pytest.fixture
 def quick_simulator():
-    simulator = PayHeroSimulator(delay=0.1).start()
-    yield simulator
-    simulator.stop()
+    """A simulator of this test's own: reconcile asks it about every pending order, and it knows only
+    this test's."""
+    with PayHeroSimulator(delay=0.1) as simulator:
+        yield simulator
 
 
 @pytest.fixture
@@ -86,19 +89,14 @@ def test_transaction_status_answers_map_to_results():
     assert result_from_status(order, {"status": "FAILED"}).paid is False
 
 
-def test_strict_mode_completes_only_what_transaction_status_confirms(make_app):
-    slow = PayHeroSimulator(delay=3600).start()  # its record stays QUEUED
-    try:
-        app = make_app(**slow.settings, PAYHERO_VERIFY_CALLBACKS="1")
-        parts = app.extensions["eventi"]
-        order_id = create(parts)
-        response = app.test_client().post(f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}",
-                               json=callback_body(order_id, "success"))
-        assert response.json == {"received": True, "verified": False}
-        assert parts.store.get_order(order_id)["status"] == "pending"
-        assert len(parts.store.events_for(order_id)) == 1  # the claim is still audited
-    finally:
-        slow.stop()
+def test_strict_mode_completes_only_what_transaction_status_confirms(make_app, payhero_simulator):
+    app = make_app(**payhero_simulator.settings, PAYHERO_VERIFY_CALLBACKS="1")  # its record stays QUEUED (an hour)
+    parts = app.extensions["eventi"]
+    order_id = create(parts)
+    response = post_callback(app.test_client(), parts, order_id)
+    assert response.json == {"received": True, "verified": False}
+    assert parts.store.get_order(order_id)["status"] == "pending"
+    assert len(parts.store.events_for(order_id)) == 1  # the claim is still audited
 
 
 def test_strict_mode_accepts_a_confirmed_payment(make_app, quick_simulator):
@@ -106,8 +104,7 @@ def test_strict_mode_accepts_a_confirmed_payment(make_app, quick_simulator):
     parts = app.extensions["eventi"]
     order_id = create(parts)
     eventually(lambda: quick_simulator.pushes(order_id)[0]["status"] == "SUCCESS", 30, "the simulator to settle")
-    response = app.test_client().post(f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}",
-                                        json=callback_body(order_id, "success"))
+    response = post_callback(app.test_client(), parts, order_id)
     assert response.json == {"received": True}
     assert parts.store.get_order(order_id)["status"] == "completed"
 

@@ -2,10 +2,11 @@
 import pytest
 from marshmallow import ValidationError
 
+from devstack.payhero import callback_body, payhero_fixture
 from eventi.models import OrderStatus, decide_outcome
 from eventi.payhero import parse_callback
 from eventi.schemas import OrderCreateSchema, WaitQuerySchema
-from tests.support.api import callback_body, order_body, payhero_fixture
+from tests.support.api import order_body
 
 SCHEMA = OrderCreateSchema()
 

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
+from devstack.processes import ROOT
 from eventi import config
-from tests.support.processes import ROOT
 
 
 def table_names():

@@ -2,22 +2,14 @@
 import pytest
 import requests
 
+from devstack.wait import eventually
 from tests.conftest import TEST_SECRET
-from tests.support.api import Api, eventually, order_body
-from tests.support.simulator import PayHeroSimulator
-from tests.test_payments import phone_ending
-
-
-@pytest.fixture(scope="module")
-def fast_simulator():
-    server = PayHeroSimulator(delay=0.3, slow_seconds=30).start()
-    yield server
-    server.stop()
+from tests.support.api import Api, order_body, phone_ending
 
 
 @pytest.fixture
-def stack(start_gunicorn, fast_simulator):
-    server = start_gunicorn(workers=1, EVENTI_PUSH_TIMEOUT=2, **fast_simulator.settings)
+def stack(start_gunicorn, quick_simulator):
+    server = start_gunicorn(workers=1, EVENTI_PUSH_TIMEOUT=2, **quick_simulator.settings)
     return Api(server.base_url, TEST_SECRET), server
 
 
@@ -38,7 +30,7 @@ REASONS = {1: "cancelled_by_user", 2: "insufficient_funds", 3: "unreachable", 4:
 """The stable reason code each failing outcome gives (eventi/outcomes.py)."""
 
 
-def test_each_outcome_reaches_the_waiting_shopper(stack, fast_simulator):
+def test_each_outcome_reaches_the_waiting_shopper(stack, quick_simulator):
     api, _ = stack
     for digit, (status, reason) in EXPECTED.items():
         answer = order(api, digit)
@@ -46,27 +38,27 @@ def test_each_outcome_reaches_the_waiting_shopper(stack, fast_simulator):
         body = api.wait(answer.json()["orderId"], answer.json()["statusToken"], timeout=30).json()
         assert (digit, body["paymentStatus"], body["final"]) == (digit, status, True)
         if status == "completed":
-            [record] = fast_simulator.pushes(body["orderId"])
+            [record] = quick_simulator.pushes(body["orderId"])
             assert body["mpesaReceipt"] == record["receipt"]
         else:
             assert (body["failureReason"], body["reason"]) == (reason, REASONS[digit])
 
 
-def test_no_callback_leaves_the_order_pending_while_payhero_knows_it_paid(stack, fast_simulator):
+def test_no_callback_leaves_the_order_pending_while_payhero_knows_it_paid(stack, quick_simulator):
     api, _ = stack
     answer = order(api, 5).json()
-    eventually(lambda: fast_simulator.pushes(answer["orderId"])[0]["status"] == "SUCCESS", 30, "the simulated payment")
+    eventually(lambda: quick_simulator.pushes(answer["orderId"])[0]["status"] == "SUCCESS", 30, "the simulated payment")
     body = api.wait(answer["orderId"], answer["statusToken"], timeout=1).json()
     assert (body["paymentStatus"], body["final"]) == ("pending", False)
-    assert fast_simulator.pushes(answer["orderId"])[0]["deliveries"] == []
+    assert quick_simulator.pushes(answer["orderId"])[0]["deliveries"] == []
 
 
-def test_duplicate_delivery_changes_the_order_once(stack, fast_simulator):
+def test_duplicate_delivery_changes_the_order_once(stack, quick_simulator):
     api, server = stack
     answer = order(api, 6).json()
     body = api.wait(answer["orderId"], answer["statusToken"], timeout=30).json()
     assert body["paymentStatus"] == "completed"
-    eventually(lambda: [d["answer"] for d in fast_simulator.pushes(answer["orderId"])[0]["deliveries"]] == [200, 200],
+    eventually(lambda: [d["answer"] for d in quick_simulator.pushes(answer["orderId"])[0]["deliveries"]] == [200, 200],
                30, "two deliveries answered 200")
     server.process.wait_for(f"Payment result ignored, order already final orderId={answer['orderId']}", timeout=10)
 

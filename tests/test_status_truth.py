@@ -4,13 +4,14 @@ Forced interleavings against the real Redis and FerretDB (eventi/status_cache.py
 """
 from bson import ObjectId
 
+from devstack.wait import eventually
 from eventi.errors import StoreUnavailable
 from eventi.models import PaymentResult, utcnow
 from eventi.services.callbacks import CallbackService
 from eventi.services.settle import Settler
 from eventi.services.status import StatusReader
 from eventi.store import OrderStore
-from tests.support.api import eventually, order_fields
+from tests.support.api import order_fields
 from tests.support.listen import ChannelListener
 
 PAID = dict(paid=True, amount=1500, result_code=0, receipt="RCPT123")

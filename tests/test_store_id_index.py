@@ -8,7 +8,7 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from tests.support.api import eventually
+from devstack.wait import eventually
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("EVENTI_TEST_MONGO_URI")),
                                 reason="MongoDB serves _id from its index; this checks the FerretDB build")

@@ -3,9 +3,10 @@ import gevent
 import pytest
 from gevent.event import Event
 
+from devstack.wait import eventually
 from eventi.errors import StoreUnavailable
 from eventi.store import OrderStore
-from tests.support.api import eventually, order_fields
+from tests.support.api import order_fields
 
 
 class HeldCollection:

@@ -2,7 +2,8 @@
 import json
 import random
 
-from tests.support.api import callback_body, order_body
+from devstack.payhero import callback_body
+from tests.support.api import order_body
 
 
 def unique_phone():

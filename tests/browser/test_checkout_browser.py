@@ -8,10 +8,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from devstack.processes import ROOT
+from devstack.simulator import PayHeroSimulator
+from tests.support.api import phone_ending
 from tests.support.events import event_spec, save_events
-from tests.support.processes import ROOT
-from tests.support.simulator import PayHeroSimulator
-from tests.test_payments import phone_ending
 
 OUTPUT = ROOT / "tests" / "output"
 DRIVER = Path(__file__).with_name("drive.py")
@@ -20,9 +20,8 @@ DRIVER = Path(__file__).with_name("drive.py")
 @pytest.fixture(scope="module")
 def simulator():
     """PayHero's stand-in: the shopper 'approves' on the phone 2 s after the push."""
-    server = PayHeroSimulator(delay=2).start()
-    yield server
-    server.stop()
+    with PayHeroSimulator(delay=2) as server:
+        yield server
 
 
 @pytest.fixture

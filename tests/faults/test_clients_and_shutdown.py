@@ -7,9 +7,10 @@ import socket
 import gevent
 import pytest
 
+from devstack.wait import eventually
 from tests.conftest import TEST_SECRET
 from tests.support import raw_http
-from tests.support.api import Api, eventually, order_body
+from tests.support.api import Api, order_body
 
 
 def open_fds(pid):

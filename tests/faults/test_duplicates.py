@@ -9,9 +9,9 @@ import redis
 from gevent.pool import Pool
 from pymongo import MongoClient
 
+from eventi.notify import channel_for
 from tests.conftest import TEST_SECRET
 from tests.support.api import Api
-from eventi.notify import channel_for
 
 SENTINEL = "sentinel"
 

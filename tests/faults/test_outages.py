@@ -3,9 +3,10 @@ import gevent
 import redis
 import requests
 
+from devstack.processes import Gunicorn
+from devstack.wait import eventually
 from tests.conftest import TEST_SECRET, gunicorn_env
-from tests.support.api import Api, eventually, order_body
-from tests.support.processes import Gunicorn
+from tests.support.api import Api, order_body
 
 
 def start(settings, redis_url=None, mongo_uri=None, workers=2):

@@ -15,13 +15,14 @@ from gevent.event import Event
 from gevent.pool import Pool
 from pymongo import MongoClient
 
+from devstack.processes import Gunicorn
+from devstack.wait import eventually
 from eventi.models import OrderStatus
 from eventi.services.broadcast import StatusBroadcaster
 from eventi.status_cache import CACHE_PREFIX, StatusCache
 from tests.conftest import TEST_SECRET, gunicorn_env
-from tests.support.api import Api, eventually
+from tests.support.api import Api
 from tests.support.listen import ChannelListener
-from tests.support.processes import Gunicorn
 
 FAST = {"RECHECK_SECONDS": 0.5}
 
@@ -66,6 +67,14 @@ def agree(api, db, cache, orders, timeout=45, what="every order to read as Mongo
         eventually(check, timeout, what)
     except AssertionError:
         raise AssertionError(f"timed out waiting for {what}:\n" + "\n".join(last)) from None
+
+
+def pending_orders(api: Api, count: int) -> list[tuple[str, str]]:
+    """count new orders (id, statusToken), each read once as pending: Redis caches them pending."""
+    orders = [api.create_order() for _ in range(count)]
+    for order_id, token in orders:
+        assert api.status(order_id, token).json()["paymentStatus"] == "pending"
+    return orders
 
 
 def hold_waits(api, orders, timeout=60):
@@ -178,10 +187,8 @@ def test_callbacks_while_redis_is_down_end_cached_and_announced_after_it_returns
     db = MongoClient(settings["MONGO_URI"]).get_default_database()
     try:
         api = Api(server.base_url, TEST_SECRET)
-        orders = [api.create_order() for _ in range(10)]
+        orders = pending_orders(api, 10)
         cache = redis.Redis.from_url(own_redis.url)
-        for order_id, token in orders:
-            assert api.status(order_id, token).json()["paymentStatus"] == "pending"
         if restart == "old-rdb":
             cache.save()  # the file Redis restarts from holds what it had cached for the pending orders
         else:
@@ -210,10 +217,8 @@ def test_redis_restarted_from_an_old_rdb_does_not_bring_pending_back(settings, o
     db = MongoClient(settings["MONGO_URI"]).get_default_database()
     try:
         api = Api(server.base_url, TEST_SECRET)
-        orders = [api.create_order() for _ in range(40)]
+        orders = pending_orders(api, 40)
         cache = redis.Redis.from_url(own_redis.url)
-        for order_id, token in orders:
-            assert api.status(order_id, token).json()["paymentStatus"] == "pending"
         cache.save()
         for order_id, _ in orders:
             assert api.callback(order_id).json() == {"received": True}

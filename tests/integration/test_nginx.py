@@ -11,9 +11,11 @@ import pytest
 import requests
 from gevent.pool import Pool
 
+from devstack.payhero import callback_body
+from devstack.processes import ROOT, Process, free_port
+from devstack.wait import eventually
 from tests.conftest import TEST_SECRET
-from tests.support.api import Api, callback_body, eventually
-from tests.support.processes import ROOT, Process, free_port
+from tests.support.api import Api
 
 NGINX = os.environ.get("EVENTI_NGINX", "/usr/sbin/nginx")
 

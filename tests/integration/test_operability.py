@@ -7,9 +7,11 @@ import gevent
 import pytest
 import requests
 
+from devstack.payhero import SAMPLE_ORDER_ID, callback_body
+from devstack.processes import Gunicorn, free_port
+from devstack.wait import eventually
 from tests.conftest import TEST_SECRET, gunicorn_env
-from tests.support.api import SAMPLE_ORDER_ID, Api, callback_body, eventually, order_body
-from tests.support.processes import Gunicorn, free_port
+from tests.support.api import Api, order_body
 
 ISSUE_METRICS = [  # issue 5's list
     "eventi_waits_held",  # waits held now

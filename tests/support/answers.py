@@ -5,6 +5,7 @@ app a test builds) and from the Api helper talking to gunicorn or nginx. tests/t
 which runs last, fails when one of them is missing from the OpenAPI document.
 """
 import flask
+import requests
 
 ANSWERS = set()
 """(method, route rule or path, status, error code or None); a route rule for in-process answers."""
@@ -26,7 +27,7 @@ def start_recording():
     flask.request_finished.connect(_on_request_finished)
 
 
-def record_http(response):
+def record_http(response: requests.Response) -> requests.Response:
     """Record a `requests` response from a running eventi; its path is matched to a route at the end."""
     try:
         body = response.json()

@@ -1,47 +1,65 @@
 """Talking to eventi the way its users do: orders from the browser, callbacks from PayHero."""
-import copy
-import json
-import time
-from pathlib import Path
+from __future__ import annotations
 
-import gevent
+import random
+from typing import Any, Protocol
+
 import requests
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
+from devstack.payhero import CALLBACK_PATH, callback_body
+from devstack.wait import eventually
 from eventi.tokens import OrderTokens
 from tests.support.answers import record_http
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payhero"
-SAMPLE_ORDER_ID = "6751a3f2c9e77b0012ab34cd"
+
+class HasTokens(Protocol):
+    """What the callback helpers need of the app's parts: the token signer."""
+
+    tokens: OrderTokens
 
 
-def payhero_fixture(name):
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+def callback_request(tokens: OrderTokens, order_id: str, kind: str = "success", amount: int = 1500,
+                     token: str | None = None, body: Any = None) -> tuple[dict[str, str], Any]:
+    """The query (its callbackToken: the right one unless token is given) and the JSON body (the fixture
+    of kind, addressed to order_id, unless body is given) of a PayHero callback."""
+    token = tokens.callback_token(order_id) if token is None else token
+    return {"token": token}, body if body is not None else callback_body(order_id, kind, amount)
 
 
-def callback_body(order_id, kind="success", amount=1500):
-    """A PayHero callback from the reference fixtures, addressed to order_id."""
-    body = copy.deepcopy(payhero_fixture(f"callback-{kind}"))
-    if "response" in body:
-        body["response"]["ExternalReference"] = order_id
-        body["response"]["Amount"] = amount
-    else:
-        body["external_reference"] = order_id
-        if "amount" in body:
-            body["amount"] = amount
-    return body
+def post_callback(client: FlaskClient, parts: HasTokens, order_id: str, kind: str = "success", amount: int = 1500,
+                  token: str | None = None, body: Any = None) -> TestResponse:
+    """A PayHero callback through an in-process app's test client (Api.callback sends it over HTTP)."""
+    query, json_body = callback_request(parts.tokens, order_id, kind, amount, token, body)
+    return client.post(CALLBACK_PATH, query_string=query, json=json_body)
+
+
+def create_order(client: FlaskClient, **fields: Any) -> tuple[str, str]:
+    """An order created through an in-process app (order_body's fields): its id and statusToken."""
+    response = client.post("/api/orders", json=order_body(**fields))
+    data = response.get_json()
+    assert response.status_code == 201, data
+    return data["orderId"], data["statusToken"]
+
+
+def phone_ending(digit: int) -> str:
+    """A fresh Kenyan number whose last digit picks the simulator's outcome."""
+    return "07" + "".join(random.choice("0123456789") for _ in range(7)) + str(digit)
 
 
 QUIET_PHONE = "0712345675"
 """The simulator never calls back for numbers ending in 5: the tests deliver callbacks themselves."""
 
 
-def order_body(event_id="ev-test", ticket_type="regular", quantity=1, **extra):
+def order_body(event_id: str = "ev-test", ticket_type: str = "regular", quantity: int = 1,
+               **extra: Any) -> dict[str, Any]:
     """An order for quantity Regular tickets (KES 1,500 each) of the test event."""
     return {"eventId": event_id, "ticketTypeId": ticket_type, "quantity": quantity, "phone": QUIET_PHONE,
             "email": "shopper@example.com", "name": "Wanjiru Kamau", **extra}
 
 
-def order_fields(event_id="ev-test", phone="254712345675", **extra):
+def order_fields(event_id: str = "ev-test", phone: str = "254712345675", **extra: Any) -> dict[str, Any]:
     """Validated fields for OrderService.create, as the route passes them."""
     return {"eventId": event_id, "ticketTypeId": "regular", "quantity": 1, "phone": phone,
             "email": "shopper@example.com", **extra}
@@ -50,31 +68,32 @@ def order_fields(event_id="ev-test", phone="254712345675", **extra):
 class Api:
     """A small client for a running eventi (gunicorn or nginx in front)."""
 
-    def __init__(self, base_url, secret, metrics_url=None):
+    def __init__(self, base_url: str, secret: str, metrics_url: str | None = None) -> None:
         self.base_url = base_url
         self.metrics_url = metrics_url or base_url  # nginx does not pass /metrics on: read them from the app
         self.tokens = OrderTokens(secret)
 
-    def create_order(self, **fields):
+    def create_order(self, **fields: Any) -> tuple[str, str]:
         response = record_http(requests.post(f"{self.base_url}/api/orders", json=order_body(**fields), timeout=60))
         assert response.status_code == 201, response.text
         data = response.json()
         return data["orderId"], data["statusToken"]
 
-    def status(self, order_id, token):
+    def status(self, order_id: str, token: str) -> requests.Response:
         return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}", params={"token": token}, timeout=60))
 
-    def wait(self, order_id, token, timeout=30):
+    def wait(self, order_id: str, token: str, timeout: float = 30) -> requests.Response:
         return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}/wait",
-                                        params={"token": token, "timeout": timeout}, timeout=timeout + 30))
+                                        params={"token": token, "timeout": str(timeout)}, timeout=timeout + 30))
 
-    def callback(self, order_id, kind="success", amount=1500, token=None, body=None):
-        token = self.tokens.callback_token(order_id) if token is None else token
-        return record_http(requests.post(f"{self.base_url}/api/payhero/callback", params={"token": token},
-                                         json=body if body is not None else callback_body(order_id, kind, amount),
-                                         timeout=60))
+    def callback(self, order_id: str, kind: str = "success", amount: int = 1500, token: str | None = None,
+                 body: Any = None) -> requests.Response:
+        """A PayHero callback over HTTP (post_callback sends it through an in-process app)."""
+        query, json_body = callback_request(self.tokens, order_id, kind, amount, token, body)
+        return record_http(requests.post(self.base_url + CALLBACK_PATH, params=query, json=json_body, timeout=60))
 
-    def metric(self, name):
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on /metrics."""
         text = requests.get(f"{self.metrics_url}/metrics", timeout=60).text
         total = 0.0
         for line in text.splitlines():
@@ -82,16 +101,8 @@ class Api:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
-    def await_waits_held(self, count, timeout=30):
+    def await_waits_held(self, count: int, timeout: float = 30) -> None:
         """Block until the server reports at least count held waits."""
         eventually(lambda: self.metric("eventi_waits_held") >= count, timeout,
                    f"{count} waits held (last: {self.metric('eventi_waits_held')})")
 
-
-def eventually(predicate, timeout=30, what="condition"):
-    """Poll a condition against a deadline. The pause only paces the polling; it never decides."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        gevent.sleep(0.05)

@@ -2,11 +2,11 @@
 import json
 from datetime import timedelta
 
+from devstack.processes import ROOT
 from eventi import event_file
 from eventi.events import EventStore
 from eventi.models import utcnow
 from eventi.store import connect
-from tests.support.processes import ROOT
 
 TEST_EVENT = "ev-test"
 REGULAR, VIP = "regular", "vip"

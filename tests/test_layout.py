@@ -1,0 +1,76 @@
+"""The folders' imports point one way: eventi imports none of the others, devstack (the shared server
+processes) imports neither tests nor bench, and no two top-level folders import each other, even through
+a third. Read from the source with ast, so an import inside a function counts too."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from devstack.processes import ROOT
+
+PACKAGES = ("eventi", "devstack", "tests", "bench")
+"""The top-level packages of the checkout (eventi alone is shipped)."""
+
+
+def imported_packages(source: str) -> set[str]:
+    """The top-level packages of PACKAGES that a module's source imports (relative imports stay inside)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & set(PACKAGES)
+
+
+def import_graph(root: Path) -> dict[str, dict[str, list[str]]]:
+    """{package: {imported package: [files that import it]}}, without a package's imports of itself."""
+    graph: dict[str, dict[str, list[str]]] = {package: {} for package in PACKAGES}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            for other in imported_packages(path.read_text()) - {package}:
+                graph[package].setdefault(other, []).append(str(path.relative_to(root)))
+    return graph
+
+
+def cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
+    """One cycle of packages importing each other (a list that ends where it starts), or None."""
+    def visit(package: str, path: list[str]) -> list[str] | None:
+        if package in path:
+            return path[path.index(package):] + [package]
+        for other in sorted(graph[package]):
+            if found := visit(other, path + [package]):
+                return found
+        return None
+
+    for package in PACKAGES:
+        if found := visit(package, []):
+            return found
+    return None
+
+
+def test_no_two_top_level_folders_import_each_other() -> None:
+    graph = import_graph(ROOT)
+    found = cycle(graph)
+    assert found is None, " -> ".join(found) + "; " + "; ".join(
+        f"{a} -> {b}: {', '.join(graph[a][b])}" for a, b in zip(found, found[1:]))
+
+
+def test_eventi_imports_no_test_bench_or_devstack_code() -> None:
+    assert import_graph(ROOT)["eventi"] == {}
+
+
+def test_devstack_imports_neither_tests_nor_bench() -> None:
+    assert set(import_graph(ROOT)["devstack"]) <= {"eventi"}
+
+
+def test_the_checks_see_a_cycle_and_an_import_inside_a_function(tmp_path: Path) -> None:
+    """The checks themselves: a test importing bench inside a function, bench importing tests."""
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("def test():\n    from bench.run import Config\n")
+    (tmp_path / "bench" / "run.py").write_text("from tests.support.api import callback_body\nfrom . import stack\n")
+    (tmp_path / "eventi" / "app.py").write_text("import eventi.models\n")
+    graph = import_graph(tmp_path)
+    assert graph["tests"] == {"bench": ["tests/test_x.py"]} and graph["eventi"] == {}
+    assert cycle(graph) == ["tests", "bench", "tests"]
