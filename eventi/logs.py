@@ -232,7 +232,7 @@ def gunicorn_logconfig(log_format, level, access_log):
     }
 
 
-def startup_error(message, log_format):
+def startup_error(message: str, log_format: str | None) -> str:
     """The one line an invalid setting prints before logging is set up: JSON in JSON mode."""
     line = f"eventi: invalid setting: {message}"
     if log_format != "json":

@@ -39,8 +39,10 @@ before its retry, leaves the pending entry until the TTL ends or PayHero deliver
 for a timed-out store write that landed after its process died. Both need two faults at once.
 """
 import json
+from typing import Any
 
-from redis.exceptions import RedisError
+import redis
+from redis.client import Pipeline
 
 from .models import is_final
 
@@ -75,27 +77,21 @@ class StatusCache:
     """Status bodies by order id: final ones as they are, pending ones never over a final one and
     trusted only by the Redis process that stored them."""
 
-    def __init__(self, redis_client, ttl_seconds=60):
+    def __init__(self, redis_client: redis.Redis, ttl_seconds: int = 60) -> None:
         self._redis = redis_client
         self._ttl = ttl_seconds
         self._read = redis_client.register_script(_READ)
         self._put_pending = redis_client.register_script(_PUT_PENDING)
 
-    def get(self, order_id):
+    def get(self, order_id: str) -> dict[str, Any] | None:
         """The cached body, or None (also for a pending entry this Redis process did not store). Raises RedisError."""
         raw = self._read(keys=[CACHE_PREFIX + order_id], args=[_BARE_PENDING])
-        return json.loads(raw) if raw else None
+        body: dict[str, Any] | None = json.loads(raw) if raw else None
+        return body
 
-    def put(self, body, via=None):
+    def put(self, body: dict[str, Any], via: Pipeline | None = None) -> object:
         """Cache the body by the rules above, on the client or on a pipeline given as via. Raises RedisError."""
         key, value = CACHE_PREFIX + body["orderId"], json.dumps(body)
         if is_final(body):
             return (self._redis if via is None else via).set(key, value, ex=self._ttl)
         return self._put_pending(keys=[key], args=[value, self._ttl, _BARE_PENDING], client=via)
-
-    def remember(self, body):
-        """Cache a body read from or written to the store; when Redis fails, a later read costs one store read."""
-        try:
-            self.put(body)
-        except RedisError:
-            pass

@@ -12,6 +12,7 @@ import uuid  # noqa: E402
 
 import pytest  # noqa: E402
 
+from eventi.web.common import current_runtime  # noqa: E402
 from eventi.config import env_name  # noqa: E402
 from tests.support.answers import start_recording  # noqa: E402
 from tests.support.events import event_spec, save_events, seed_test_events  # noqa: E402
@@ -104,7 +105,7 @@ def app(settings):
     app = create_app(settings)
     app.testing = True
     yield app
-    app.extensions["eventi"].close()
+    current_runtime(app).close()
 
 
 @pytest.fixture
@@ -113,8 +114,8 @@ def client(app):
 
 
 @pytest.fixture
-def parts(app):
-    return app.extensions["eventi"]
+def runtime(app):
+    return current_runtime(app)
 
 
 def gunicorn_env(settings, **extra):

@@ -8,6 +8,7 @@ import pytest
 from flask import request
 from hypothesis import example, given, settings, strategies as st
 
+from eventi.web.common import current_runtime
 from eventi import logs
 from eventi.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, TextFormatter, redact
 
@@ -175,7 +176,7 @@ def test_proxy_count_trusts_only_the_last_forwarded_hop(settings):
         app.test_client().get("/test-remote-addr", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"},
                               environ_base={"REMOTE_ADDR": "127.0.0.1"})
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
     assert seen == ["203.0.113.9"]
 
 

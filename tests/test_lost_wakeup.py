@@ -6,6 +6,7 @@ and time out instead.
 """
 import pytest
 
+from eventi.web.common import current_runtime
 from eventi import create_app
 from eventi.models import PaymentResult
 from eventi.services.status import StatusReader
@@ -16,17 +17,17 @@ from tests.support.api import eventually, order_fields
 class ChangeAfterRead(StatusReader):
     """Reads the status, then lets a callback land before handing back what it read."""
 
-    def __init__(self, parts):
-        super().__init__(parts.store, parts.cache)
-        self.parts = parts
+    def __init__(self, runtime):
+        super().__init__(runtime.store, runtime.cache, runtime.broadcaster)
+        self.runtime = runtime
 
     def current(self, order_id):
         stale = super().current(order_id)
         assert stale["paymentStatus"] == "pending"
         result = PaymentResult(order_id=order_id, paid=True, amount=1500, result_code=0, receipt="RCPT123")
-        hub = self.parts.notifier
+        hub = self.runtime.notifier
         seen = getattr(hub, "received", None)
-        self.parts.callbacks.apply(result, raw="{}")
+        self.runtime.callbacks.apply(result, raw="{}")
         if seen is not None:  # hub mode: make sure the message was dispatched before we return
             eventually(lambda: hub.received > seen, 10, "the hub to read the message")
         return stale
@@ -35,22 +36,22 @@ class ChangeAfterRead(StatusReader):
 @pytest.mark.parametrize("mode", ["hub", "per-request"])
 def test_change_between_read_and_wait_still_wakes_the_waiter(settings, mode):
     app = create_app({**settings, "NOTIFIER": mode, "RECHECK_SECONDS": 60.0})
-    parts = app.extensions["eventi"]
+    runtime = current_runtime(app)
     try:
-        assert parts.notifier.wait_connected(timeout=10)
-        order_id = str(parts.orders.create(order_fields())["_id"])
-        waits = WaitService(parts.notifier, ChangeAfterRead(parts))
+        assert runtime.notifier.wait_connected(timeout=10)
+        order_id = str(runtime.orders.create(order_fields())["_id"])
+        waits = WaitService(runtime.notifier, ChangeAfterRead(runtime))
         result = waits.wait(order_id, timeout=10)
         assert (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"]) == ("final", "completed", "RCPT123")
     finally:
-        parts.close()
+        runtime.close()
 
 
 class CountingReader(StatusReader):
     """A status reader that counts its MongoDB reads."""
 
-    def __init__(self, parts):
-        super().__init__(parts.store, parts.cache)
+    def __init__(self, runtime):
+        super().__init__(runtime.store, runtime.cache, runtime.broadcaster)
         self.store_reads = 0
 
     def from_store(self, order_id, refresh_cache=False):
@@ -63,19 +64,18 @@ def test_shutdown_answers_held_waits_without_reading_the_store(settings):
     import gevent
 
     app = create_app({**settings, "NOTIFIER": "hub"})
-    parts = app.extensions["eventi"]
+    runtime = current_runtime(app)
     try:
-        assert parts.notifier.wait_connected(timeout=10)
-        order_id = str(parts.orders.create(order_fields())["_id"])
-        reader = CountingReader(parts)
-        waits = WaitService(parts.notifier, reader)
+        assert runtime.notifier.wait_connected(timeout=10)
+        order_id = str(runtime.orders.create(order_fields())["_id"])
+        reader = CountingReader(runtime)
+        waits = WaitService(runtime.notifier, reader)
         held = gevent.spawn(waits.wait, order_id, 60)
         eventually(lambda: waits.held == 1, 10, "the wait to be held")
         reads_before_stop = reader.store_reads
-        waits.stopping = True
-        parts.notifier.stop()
+        waits.drain()
         result = held.get(timeout=10)
         assert (result.outcome, result.body["paymentStatus"], result.final) == ("shutdown", "pending", False)
         assert reader.store_reads == reads_before_stop
     finally:
-        parts.close()
+        runtime.close()

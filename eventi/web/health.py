@@ -4,7 +4,7 @@ from redis.exceptions import RedisError
 
 from .. import metrics
 from ..errors import NotFound, StoreUnavailable
-from .common import parts
+from .common import current_runtime
 
 bp = Blueprint("health", __name__)
 
@@ -18,7 +18,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """200 when MongoDB and Redis both answer, else 503 naming what is down."""
-    p = parts()
+    p = current_runtime()
     down = []
     try:
         p.store.ping()
@@ -42,7 +42,7 @@ def prometheus():
 def init_app(app):
     """With EVENTI_METRICS_BIND, /metrics answers only on that listener (gunicorn binds it too), and that
     listener answers nothing else: the public port can never show the metrics, nor the metrics port the API."""
-    bind = app.extensions["eventi"].settings["METRICS_BIND"]
+    bind = current_runtime(app).settings.metrics_bind
     if not bind:
         return
     port = bind.rsplit(":", 1)[1]
