@@ -46,8 +46,8 @@ def escape_controls(text):
 
 
 def _may_hold_secret(text):
-    """False only when no redaction can match: most lines, checked in a few µs instead of five
-    regular expressions' ~30 µs. ASCII only: under IGNORECASE, "ſ", "K" (Kelvin), "İ" and "ı"
+    """False only when no redaction can match: most lines, checked far faster than by the five
+    regular expressions (docs/benchmarks.md, cut 2). ASCII only: under IGNORECASE, "ſ", "K" (Kelvin), "İ" and "ı"
     match ASCII letters that lower() does not give, so other text takes the full path."""
     if not text.isascii():
         return True

@@ -20,9 +20,8 @@ rules below are what keep "paid in MongoDB, pending on the page" from happening 
    it brings back are still true. This keeps pending entries for the full TTL, so a wait on a
    pending order reads Redis, not MongoDB (docs/benchmarks.md, finding 1: a store read per wait is
    a storm when thousands of waits open or re-wait together), and the status of a cached order can
-   still be answered while the store is down. The price is Redis CPU: measured with INFO
-   commandstats, a read costs ~12 µs for a pending entry (the INFO call) and ~4 µs for a final one,
-   where a plain GET costs 0.5 µs; the round trips are the same.
+   still be answered while the store is down. The price is Redis CPU (the INFO call in the scripts;
+   docs/benchmarks.md, "The status cache's scripts"); the round trips are the same.
 3. The news is never given up: a final status is cached and published by the StatusBroadcaster
    (eventi/services/broadcast.py), which keeps retrying while Redis fails, for as long as the
    process lives. Each later delivery of the callback re-announces the final status too, so a
