@@ -12,8 +12,8 @@ import uuid  # noqa: E402
 
 import pytest  # noqa: E402
 
-from eventi.web.common import current_runtime  # noqa: E402
 from eventi.config import env_name  # noqa: E402
+from eventi.web.common import current_runtime  # noqa: E402
 from tests.support.answers import start_recording  # noqa: E402
 from tests.support.events import event_spec, save_events, seed_test_events  # noqa: E402
 from tests.support.processes import FerretDB, Gunicorn, Postgres, RedisServer  # noqa: E402

@@ -6,10 +6,10 @@ import gevent
 import pytest
 from bson import ObjectId
 
-from eventi.web.common import current_runtime
 from eventi import create_app
 from eventi.config import ConfigError, cors_origins
 from eventi.models import utcnow
+from eventi.web.common import current_runtime
 from tests.support.api import callback_body, order_body
 from tests.support.events import event_spec, save_events
 from tests.test_payments import phone_ending

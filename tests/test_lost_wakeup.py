@@ -6,11 +6,11 @@ and time out instead.
 """
 import pytest
 
-from eventi.web.common import current_runtime
 from eventi import create_app
 from eventi.models import PaymentResult
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
+from eventi.web.common import current_runtime
 from tests.support.api import eventually, order_fields
 
 

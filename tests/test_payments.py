@@ -5,10 +5,10 @@ import uuid
 import pytest
 import requests
 
-from eventi.web.common import current_runtime
 from eventi import create_app
 from eventi.config import ConfigError, env_name, load
 from eventi.payhero_client import PayHeroClient, PayHeroRejected, PayHeroUnavailable
+from eventi.web.common import current_runtime
 from tests.support.api import order_body
 from tests.support.processes import free_port
 from tests.support.simulator import CHANNEL_ID, SIMULATOR_TOKEN, PayHeroSimulator

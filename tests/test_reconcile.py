@@ -5,10 +5,10 @@ from datetime import timedelta
 import gevent
 import pytest
 
-from eventi.web.common import current_runtime
 from eventi import create_app
 from eventi.models import utcnow
 from eventi.services.reconcile import result_from_status
+from eventi.web.common import current_runtime
 from tests.support.api import callback_body, eventually, order_fields, payhero_fixture
 from tests.support.processes import ROOT
 from tests.support.simulator import PayHeroSimulator

@@ -1,8 +1,8 @@
 """Every setting is checked at start: an invalid value is a ConfigError naming it, and the settings do what they say."""
 import pytest
 
-from eventi.web.common import current_runtime
 from eventi import config
+from eventi.web.common import current_runtime
 from tests.support.api import order_body
 
 INVALID = {  # environment variable -> a value it must refuse (with whatever else is needed to reach the check)

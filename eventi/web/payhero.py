@@ -1,8 +1,9 @@
 """Blueprint for PayHero: the payment callback, and the URL every STK push gives PayHero for it."""
 import logging
 from collections.abc import Callable
+from typing import NoReturn
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 
 from .. import metrics
@@ -30,7 +31,7 @@ def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:
 
 
 @bp.post(CALLBACK_PATH)
-def callback():
+def callback() -> Response:
     """Accept a payment result for one order, proven by its callback token."""
     token = query(_QUERY)["token"]
     if not token:
@@ -52,11 +53,11 @@ def callback():
     return jsonify(received=True)
 
 
-def _reject(why, order_id=None):
+def _reject(why: str, order_id: str | None = None) -> NoReturn:
     _count("rejected")
     log.warning("PayHero callback rejected (%s) orderId=%s ip=%s", why, order_id, request.remote_addr)
     raise Unauthorized()
 
 
-def _count(outcome):
+def _count(outcome: str) -> None:
     metrics.CALLBACKS.labels(outcome).inc()
