@@ -4,40 +4,54 @@ Importing the package imports nothing else: gunicorn's master imports eventi.gun
 before forking, before gevent patches ssl and before prometheus_client may see its
 multiprocess directory, so Flask, redis-py and pymongo are imported by create_app only.
 """
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-
-def create_app(overrides=None):
-    """Build the Flask app: settings, per-worker parts, blueprints, JSON errors. No I/O here."""
+if TYPE_CHECKING:
     from flask import Flask
 
-    from . import cli, config, extensions, logs
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
+    """Build the Flask app: settings, this worker's runtime, blueprints, JSON errors. No I/O here."""
+    from flask import Flask
+
+    from . import cli, config, logs
+    from .runtime import Runtime
 
     settings = config.load(overrides)
-    logs.configure(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
+    logs.configure(settings.log_format, settings.log_level)
     app = Flask(__name__)
     # No SECRET_KEY for Flask: eventi has no sessions, and with a key Flask builds a
-    # session serializer on every request (11 % of a worker's CPU, docs/benchmarks.md).
-    app.config.update(
-        MAX_CONTENT_LENGTH=settings["MAX_CONTENT_LENGTH"],
-        JSON_SORT_KEYS=False,
-    )
-    app.json.sort_keys = False
+    # session serializer on every request (docs/benchmarks.md).
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
     # "/api/orders//wait" must be a JSON 404, not an HTML redirect to "/api/orders/wait".
     app.url_map.merge_slashes = False
-    app.extensions["eventi"] = extensions.build(settings)
-    if settings["PROXY_COUNT"]:
+    Runtime(settings).init_app(app)
+    if settings.proxy_count:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         # Trust X-Forwarded-For/-Proto only as far back as the proxies we run (nginx: 1).
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["PROXY_COUNT"], x_proto=settings["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
 
-    from .web import apidocs, cors, errors, events, health, orders, payhero, request_id, request_metrics, utf8_urls
-    from .web import pages
+    from .web import (
+        apidocs,
+        cors,
+        errors,
+        events,
+        health,
+        orders,
+        pages,
+        payhero,
+        request_id,
+        request_metrics,
+        utf8_urls,
+    )
 
     request_id.init_app(app)
     utf8_urls.init_app(app)  # after the request id, so its 400 carries one
     errors.init_app(app)
-    cors.init_app(app, settings["CORS_ORIGINS"])
+    cors.init_app(app, settings.cors_origins)
     cli.init_app(app)
     app.register_blueprint(orders.bp)
     app.register_blueprint(events.bp)

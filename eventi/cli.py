@@ -2,15 +2,16 @@
 import json
 
 import click
-from flask import current_app
+from flask import Flask
 from flask.cli import AppGroup
 
 from . import event_file
 from .schemas import KENYAN_MOBILE
 from .services import support
+from .web.common import current_runtime
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     app.cli.add_command(create_indexes)
     app.cli.add_command(reconcile)
     app.cli.add_command(events)
@@ -18,40 +19,40 @@ def init_app(app):
 
 
 @click.command("create-indexes")
-def create_indexes():
+def create_indexes() -> None:
     """Create the MongoDB indexes eventi needs (safe to run again)."""
-    parts = current_app.extensions["eventi"]
-    parts.store.ensure_indexes()
-    parts.tickets.ensure_indexes()
-    parts.keys.ensure_indexes()
+    runtime = current_runtime()
+    runtime.store.ensure_indexes()
+    runtime.tickets.ensure_indexes()
+    runtime.keys.ensure_indexes()
     click.echo("indexes ready")
 
 
 @click.command("reconcile")
 @click.option("--limit", default=500, show_default=True, help="Most orders to check in this run.")
-def reconcile(limit):
+def reconcile(limit: int) -> None:
     """Ask PayHero about orders pending past EVENTI_RECONCILE_AFTER_SECONDS and apply the answers.
 
     Answers go through the callback code path (audited, idempotent, published to waiters);
     orders unanswered past EVENTI_RECONCILE_GIVE_UP_SECONDS fail with "no_callback". Ticket
     releases interrupted midway are finished.
     """
-    report = current_app.extensions["eventi"].reconciler().run_once(limit)
+    report = current_runtime().reconciler().run_once(limit)
     click.echo(f"checked={report.checked} applied={report.applied} unanswered={report.unanswered} "
                f"errors={report.errors} releases_finished={report.releases_finished}")
 
 
 @click.group("order", cls=AppGroup)
-def order():
+def order() -> None:
     """Look up orders for support: an order and its PayHero deliveries, or a phone number's orders."""
 
 
 @order.command("show")
 @click.argument("order_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def order_show(order_id, as_json):
+def order_show(order_id: str, as_json: bool) -> None:
     """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked)."""
-    report = support.order_report(current_app.extensions["eventi"].store, order_id)
+    report = support.order_report(current_runtime().store, order_id)
     if report is None:
         raise click.ClickException(f"no order {order_id}")
     if as_json:
@@ -81,27 +82,28 @@ def order_show(order_id, as_json):
 @order.command("find")
 @click.option("--phone", required=True, help="The number in any spelling: 07…, 01…, 2547…, +2547….")
 @click.option("--limit", default=20, show_default=True, help="Most orders to list.")
-def order_find(phone, limit):
+def order_find(phone: str, limit: int) -> None:
     """List the most recent orders of a phone number, newest first."""
     match = KENYAN_MOBILE.match(phone.replace(" ", ""))
     if not match:
         raise click.BadParameter("not a Kenyan mobile number (07…, 01…, 2547…, +2547…)", param_hint="--phone")
-    orders = support.recent_orders(current_app.extensions["eventi"].store, "254" + match.group(1), limit)
+    orders = support.recent_orders(current_runtime().store, "254" + match.group(1), limit)
     if not orders:
         click.echo("no orders for that number")
     for o in orders:
         detail = o.get("mpesaReceipt") or o.get("failureReason") or ""
-        click.echo(f"{o['id']}  {o['createdAt']}  {o['status']:<9} {o.get('amount')} KES  {o.get('eventId')}  {detail}".rstrip())
+        line = f"{o['id']}  {o['createdAt']}  {o['status']:<9} {o.get('amount')} KES  {o.get('eventId')}  {detail}"
+        click.echo(line.rstrip())
 
 
 @click.group("events", cls=AppGroup)
-def events():
+def events() -> None:
     """Events and their ticket types."""
 
 
 @events.command("load")
 @click.argument("file", type=click.Path(dir_okay=False))
-def load(file):
+def load(file: str) -> None:
     """Create or update the events described in FILE (JSON, or YAML for .yaml/.yml).
 
     FILE holds one event or a list of them: id (a slug), name, startsAt (ISO 8601 with a time zone),
@@ -112,7 +114,7 @@ def load(file):
         documents = event_file.read(file)
     except event_file.EventFileError as exc:
         raise click.ClickException(f"{file} not loaded:\n{exc}") from None
-    store = current_app.extensions["eventi"].events
+    store = current_runtime().events
     for document in documents:
         created = store.save(document)
         types = ", ".join(f"{t['id']} KES {t['price']:,} x {t['capacity']:,}" for t in document["ticketTypes"])

@@ -1,11 +1,23 @@
-"""Settings: defaults, the EVENTI_ environment, and checks made at start-up."""
+"""Settings: defaults, the EVENTI_ environment, and checks made at start-up.
+
+load() reads, checks and normalises every setting and returns them as one frozen, typed Settings;
+an invalid one is a ConfigError whose message starts with the variable's name. This module imports
+the standard library only: gunicorn's master reads it before any fork.
+"""
 import os
 import re
 import secrets
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-DEFAULTS = {
+from .logs import startup_error
+
+DEFAULTS: dict[str, Any] = {
     "ENV": "development",
     "SECRET_KEY": None,
     "MONGO_URI": "mongodb://127.0.0.1:27017/eventi",
@@ -45,9 +57,10 @@ UNPREFIXED = ("PAYHERO_BASE_URL", "PAYHERO_AUTH_TOKEN", "PAYHERO_CHANNEL_ID", "P
 """PayHero's settings keep the names its own documentation uses (no EVENTI_ prefix)."""
 
 
-def env_name(name):
+def env_name(name: str) -> str:
     """The environment variable that holds a setting."""
     return name if name in UNPREFIXED else f"EVENTI_{name}"
+
 
 NOTIFIER_MODES = ("hub", "per-request")
 ENVIRONMENTS = ("development", "test", "production")
@@ -55,20 +68,63 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HOLD_CEILING_SECONDS = 120
 """The longest hold any setting may ask for: gunicorn's graceful_timeout (130 s) and the shipped nginx's
 proxy_read_timeout on the wait route (150 s) are set above it."""
+APP_LOAD_ERROR = 4
+"""The exit code of an invalid setting: gunicorn's own "App failed to load", so its arbiter stops
+instead of starting the worker again."""
 
 
 class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names it."""
 
 
-def load(overrides=None, environ=os.environ):
-    """Return the settings: defaults, then EVENTI_* variables, then overrides."""
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, checked and normalised (README's settings table); attributes are DEFAULTS' names in lower case."""
+
+    env: str
+    secret_key: str
+    mongo_uri: str
+    redis_url: str
+    notifier: str
+    var_dir: str
+    wait_default_seconds: int
+    wait_max_seconds: int
+    status_cache_ttl: int
+    recheck_seconds: float
+    store_max_reads: int
+    max_waits_per_order: int
+    max_waits_per_worker: int
+    header_timeout_seconds: float
+    log_format: str
+    log_level: str
+    metrics_bind: str | None
+    max_content_length: int
+    proxy_count: int
+    payhero_base_url: str | None
+    payhero_auth_token: str | None
+    payhero_channel_id: int | None
+    public_base_url: str
+    push_timeout: float
+    push_limit: int
+    push_limit_window: int
+    reconcile_after_seconds: int
+    reconcile_give_up_seconds: int
+    reconcile_interval_seconds: int
+    payhero_verify_callbacks: bool
+    cors_origins: tuple[str, ...]
+
+
+def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Return the settings: defaults, then EVENTI_* variables, then overrides (keyed as DEFAULTS)."""
     settings = dict(DEFAULTS)
     for name, default in DEFAULTS.items():
         raw = environ.get(env_name(name))
         if raw is not None and raw != "":
             settings[name] = _coerce(name, raw, default)
-    settings.update(overrides or {})
+    for name, value in (overrides or {}).items():
+        if name not in DEFAULTS:
+            raise ConfigError(f"{name} is not a setting (see config.DEFAULTS)")
+        settings[name] = _coerce(name, value, DEFAULTS[name])
     if not settings["PUBLIC_BASE_URL"] and settings["ENV"] != "production":
         settings["PUBLIC_BASE_URL"] = "http://" + environ.get("EVENTI_BIND", "127.0.0.1:8000")
     _check(settings)
@@ -81,19 +137,42 @@ def load(overrides=None, environ=os.environ):
         except OSError as exc:
             raise ConfigError(f"EVENTI_VAR_DIR must be a directory eventi can write (the development secret "
                               f"goes there): {exc.strerror} for {settings['VAR_DIR']!r}") from None
-    return settings
+    return Settings(**{name.lower(): value for name, value in settings.items()})
 
 
-def _coerce(name, raw, default):
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
+def positive_int(name: str, default: int, environ: Mapping[str, str] = os.environ) -> int:
+    """A positive integer from the environment variable name (gunicorn's EVENTI_WORKERS and the like)."""
+    raw = environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+@contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """A ConfigError raised inside stops the process: one line naming the setting on stderr (JSON in
+    JSON mode), exit code APP_LOAD_ERROR, instead of a traceback per worker."""
+    try:
+        yield
+    except ConfigError as exc:
+        print(startup_error(str(exc), os.environ.get("EVENTI_LOG_FORMAT")), file=sys.stderr, flush=True)
+        raise SystemExit(APP_LOAD_ERROR) from None
+
+
+def _coerce(name: str, value: object, default: object) -> Any:
+    """A numeric setting as its default's type (from text, or an int where a float is expected)."""
+    if not isinstance(default, (int, float)) or isinstance(default, bool):
+        return value
+    kind = type(default)
+    if isinstance(value, (str, int, kind)) and not isinstance(value, bool):
         try:
-            return type(default)(raw)
+            return kind(value)
         except ValueError:
-            raise ConfigError(f"{env_name(name)} must be a {'whole ' if type(default) is int else ''}number, got {raw!r}") from None
-    return raw
+            pass
+    raise ConfigError(f"{env_name(name)} must be a {'whole ' if kind is int else ''}number, got {value!r}")
 
 
-def _check(settings):
+def _check(settings: dict[str, Any]) -> None:
     if settings["ENV"] not in ENVIRONMENTS:
         raise ConfigError(f"EVENTI_ENV must be one of {', '.join(ENVIRONMENTS)}")
     if settings["NOTIFIER"] not in NOTIFIER_MODES:
@@ -106,7 +185,8 @@ def _check(settings):
     if not 1 <= settings["WAIT_DEFAULT_SECONDS"] <= settings["WAIT_MAX_SECONDS"]:
         raise ConfigError("EVENTI_WAIT_DEFAULT_SECONDS must be between 1 and EVENTI_WAIT_MAX_SECONDS")
     if settings["STATUS_CACHE_TTL"] <= settings["WAIT_MAX_SECONDS"]:
-        raise ConfigError("EVENTI_STATUS_CACHE_TTL must be longer than EVENTI_WAIT_MAX_SECONDS, or re-waits read MongoDB")
+        raise ConfigError("EVENTI_STATUS_CACHE_TTL must be longer than EVENTI_WAIT_MAX_SECONDS, "
+                          "or re-waits read MongoDB")
     for name in ("MAX_WAITS_PER_ORDER", "MAX_WAITS_PER_WORKER"):
         if settings[name] < 1:
             raise ConfigError(f"EVENTI_{name} must be at least 1")
@@ -117,16 +197,18 @@ def _check(settings):
     if settings["HEADER_TIMEOUT_SECONDS"] <= 0:
         raise ConfigError("EVENTI_HEADER_TIMEOUT_SECONDS must be positive")
     if not 0 <= settings["PROXY_COUNT"] <= 5:
-        raise ConfigError("EVENTI_PROXY_COUNT must be 0 (no proxy) to 5: the number of proxies in front whose X-Forwarded-For is trusted")
+        raise ConfigError("EVENTI_PROXY_COUNT must be 0 (no proxy) to 5: the number of proxies in front whose "
+                          "X-Forwarded-For is trusted")
     if settings["ENV"] == "production" and len(settings["SECRET_KEY"] or "") < 32:
         raise ConfigError("EVENTI_SECRET_KEY must be set (32+ characters) when EVENTI_ENV=production")
 
 
-def _check_logs_and_addresses(settings, bind):
+def _check_logs_and_addresses(settings: dict[str, Any], bind: str) -> None:
     """Settings that used to fail late (a worker crash, a traceback at the first request) fail here."""
     level = str(settings["LOG_LEVEL"]).upper()
     if level not in LOG_LEVELS:
-        raise ConfigError(f"EVENTI_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), got {settings['LOG_LEVEL']!r}")
+        raise ConfigError(f"EVENTI_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), "
+                          f"got {settings['LOG_LEVEL']!r}")
     settings["LOG_LEVEL"] = level
     mongo = urlsplit(settings["MONGO_URI"])
     if mongo.scheme not in ("mongodb", "mongodb+srv") or not mongo.netloc:
@@ -145,10 +227,10 @@ def _check_logs_and_addresses(settings, bind):
     verify = str(settings["PAYHERO_VERIFY_CALLBACKS"]).lower()
     if verify not in ("0", "1", "true", "false", "yes", "no"):
         raise ConfigError(f"PAYHERO_VERIFY_CALLBACKS must be 0 or 1, got {settings['PAYHERO_VERIFY_CALLBACKS']!r}")
-    settings["PAYHERO_VERIFY_CALLBACKS"] = "1" if verify in ("1", "true", "yes") else "0"
+    settings["PAYHERO_VERIFY_CALLBACKS"] = verify in ("1", "true", "yes")
 
 
-def _check_payhero(settings):
+def _check_payhero(settings: dict[str, Any]) -> None:
     """PayHero is optional in development and test (no push is sent), required in production."""
     for name in ("PAYHERO_BASE_URL", "PUBLIC_BASE_URL"):
         url = settings[name]
@@ -181,18 +263,19 @@ def _check_payhero(settings):
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
 
 
-def cors_origins(value):
+def cors_origins(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """EVENTI_CORS_ORIGINS as a tuple of exact origins (scheme://host[:port], no path, no wildcard)."""
     if isinstance(value, (list, tuple)):
         value = ",".join(value)
     origins = tuple(part.strip() for part in (value or "").split(",") if part.strip())
     for origin in origins:
         if not ORIGIN.match(origin):
-            raise ConfigError(f"EVENTI_CORS_ORIGINS must list exact origins such as https://shop.example.com, got {origin!r}")
+            raise ConfigError(f"EVENTI_CORS_ORIGINS must list exact origins such as https://shop.example.com, "
+                              f"got {origin!r}")
     return origins
 
 
-def _dev_secret(var_dir):
+def _dev_secret(var_dir: Path) -> str:
     """Create the development secret once under var/, so every worker and restart agree."""
     path = var_dir / "secret_key"
     if path.exists():

@@ -9,10 +9,14 @@
 - When the worker stops, requests in progress are answered with `Connection: close`, and idle
   keep-alive connections are closed without a byte (no 500 page, no ERROR line): a stopping
   gevent worker otherwise waits for every connection greenlet, and an idle one stays until the
-  keepalive timeout. Held waits are answered by the app's own shutdown hook (gunicorn.conf.py).
+  keepalive timeout. Held waits are answered by the drain given to on_stop (eventi.runtime).
 """
 import json
+import sys
+import threading
+import traceback
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
 
 import gevent
@@ -85,7 +89,7 @@ class EventiGeventWorker(GeventWorker):
 
     header_timeout = None
     """Seconds a client has to send a request's headers (EVENTI_HEADER_TIMEOUT_SECONDS, set by
-    gunicorn.conf.py's post_worker_init); None keeps gunicorn's keepalive timeout for everything."""
+    eventi.runtime.Runtime.start); None keeps gunicorn's keepalive timeout for everything."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,6 +126,26 @@ class EventiGeventWorker(GeventWorker):
         if connection is None or connection.served or self.header_timeout is None:
             return super().timeout_ctx()
         return gevent.Timeout(self.header_timeout, False)
+
+    def on_stop(self, drain: Callable[[], None]) -> None:
+        """As soon as this worker is told to stop (SIGTERM, HUP reload): answer requests in progress with
+        `Connection: close`, call drain (which answers held waits), then close idle connections until exit."""
+        gevent.spawn(self._stop_quietly, drain)
+
+    def _stop_quietly(self, drain: Callable[[], None]) -> None:
+        while self.alive:
+            gevent.sleep(0.2)
+        self.close_after_response()  # first: the waits answered next must close their connections
+        drain()
+        while True:  # idle keep-alive connections would hold the worker until the keepalive timeout
+            self.close_idle_connections()
+            gevent.sleep(0.2)
+
+    def dump_stacks(self) -> None:
+        """Log every thread's stack at DEBUG (worker_int: a blocked event loop shows up here)."""
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for ident, frame in sys._current_frames().items():
+            self.log.debug("# Thread %s (%s)\n%s", names.get(ident, ""), ident, "".join(traceback.format_stack(frame)))
 
     def close_after_response(self):
         """Answer every request in progress with `Connection: close`. gunicorn decides keep-alive when

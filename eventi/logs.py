@@ -46,8 +46,8 @@ def escape_controls(text):
 
 
 def _may_hold_secret(text):
-    """False only when no redaction can match: most lines, checked in a few µs instead of five
-    regular expressions' ~30 µs. ASCII only: under IGNORECASE, "ſ", "K" (Kelvin), "İ" and "ı"
+    """False only when no redaction can match: most lines, checked far faster than by the five
+    regular expressions (docs/benchmarks.md, cut 2). ASCII only: under IGNORECASE, "ſ", "K" (Kelvin), "İ" and "ı"
     match ASCII letters that lower() does not give, so other text takes the full path."""
     if not text.isascii():
         return True
@@ -232,7 +232,7 @@ def gunicorn_logconfig(log_format, level, access_log):
     }
 
 
-def startup_error(message, log_format):
+def startup_error(message: str, log_format: str | None) -> str:
     """The one line an invalid setting prints before logging is set up: JSON in JSON mode."""
     line = f"eventi: invalid setting: {message}"
     if log_format != "json":

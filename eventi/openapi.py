@@ -13,6 +13,7 @@ from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
 from . import outcomes, schemas
+from .web.common import current_runtime
 
 ORDER_ID = "6751a3f2c9e77b0012ab34cd"
 STATUS_TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
@@ -301,11 +302,11 @@ SECURITY_SCHEMES = {
 
 def build(app):
     """The OpenAPI document (a dict) for every documented route of app."""
-    settings = app.extensions["eventi"].settings
+    settings = current_runtime(app).settings
     plugin = MarshmallowPlugin()
     spec = APISpec(
         title="eventi", version="1", openapi_version="3.0.3", plugins=[plugin],
-        servers=[{"url": settings["PUBLIC_BASE_URL"] or "/", "description": "this instance (PUBLIC_BASE_URL)"}],
+        servers=[{"url": settings.public_base_url or "/", "description": "this instance (PUBLIC_BASE_URL)"}],
         info={"description": "Instant M-Pesa payment status: the payment page holds one long poll, "
                              "answered when PayHero's callback lands. Every error is "
                              "`{\"error\", \"message\", \"details\"?}`. Every response carries `X-Request-ID` "
@@ -375,7 +376,7 @@ def _operation(endpoint, op, settings):
     if "query" in op:
         query = op["query"]
         if query is schemas.WaitQuerySchema:  # its timeout's maximum is a setting
-            query = schemas.WaitQuerySchema(settings["WAIT_MAX_SECONDS"])
+            query = schemas.WaitQuerySchema(settings.wait_max_seconds)
         parameters.append({"in": "query", "schema": query})
     if parameters:
         out["parameters"] = parameters

@@ -20,9 +20,8 @@ rules below are what keep "paid in MongoDB, pending on the page" from happening 
    it brings back are still true. This keeps pending entries for the full TTL, so a wait on a
    pending order reads Redis, not MongoDB (docs/benchmarks.md, finding 1: a store read per wait is
    a storm when thousands of waits open or re-wait together), and the status of a cached order can
-   still be answered while the store is down. The price is Redis CPU: measured with INFO
-   commandstats, a read costs ~12 µs for a pending entry (the INFO call) and ~4 µs for a final one,
-   where a plain GET costs 0.5 µs; the round trips are the same.
+   still be answered while the store is down. The price is Redis CPU (the INFO call in the scripts;
+   docs/benchmarks.md, "The status cache's scripts"); the round trips are the same.
 3. The news is never given up: a final status is cached and published by the StatusBroadcaster
    (eventi/services/broadcast.py), which keeps retrying while Redis fails, for as long as the
    process lives. Each later delivery of the callback re-announces the final status too, so a
@@ -39,8 +38,10 @@ before its retry, leaves the pending entry until the TTL ends or PayHero deliver
 for a timed-out store write that landed after its process died. Both need two faults at once.
 """
 import json
+from typing import Any
 
-from redis.exceptions import RedisError
+import redis
+from redis.client import Pipeline
 
 from .models import is_final
 
@@ -75,27 +76,21 @@ class StatusCache:
     """Status bodies by order id: final ones as they are, pending ones never over a final one and
     trusted only by the Redis process that stored them."""
 
-    def __init__(self, redis_client, ttl_seconds=60):
+    def __init__(self, redis_client: redis.Redis, ttl_seconds: int = 60) -> None:
         self._redis = redis_client
         self._ttl = ttl_seconds
         self._read = redis_client.register_script(_READ)
         self._put_pending = redis_client.register_script(_PUT_PENDING)
 
-    def get(self, order_id):
+    def get(self, order_id: str) -> dict[str, Any] | None:
         """The cached body, or None (also for a pending entry this Redis process did not store). Raises RedisError."""
         raw = self._read(keys=[CACHE_PREFIX + order_id], args=[_BARE_PENDING])
-        return json.loads(raw) if raw else None
+        body: dict[str, Any] | None = json.loads(raw) if raw else None
+        return body
 
-    def put(self, body, via=None):
+    def put(self, body: dict[str, Any], via: Pipeline | None = None) -> object:
         """Cache the body by the rules above, on the client or on a pipeline given as via. Raises RedisError."""
         key, value = CACHE_PREFIX + body["orderId"], json.dumps(body)
         if is_final(body):
             return (self._redis if via is None else via).set(key, value, ex=self._ttl)
         return self._put_pending(keys=[key], args=[value, self._ttl, _BARE_PENDING], client=via)
-
-    def remember(self, body):
-        """Cache a body read from or written to the store; when Redis fails, a later read costs one store read."""
-        try:
-            self.put(body)
-        except RedisError:
-            pass

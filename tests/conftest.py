@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 from devstack.processes import FerretDB, Gunicorn, Postgres, RedisServer, Server  # noqa: E402
 from devstack.simulator import PayHeroSimulator  # noqa: E402
 from eventi.config import env_name  # noqa: E402
+from eventi.web.common import current_runtime  # noqa: E402
 from tests.support.answers import start_recording  # noqa: E402
 from tests.support.events import event_spec, save_events, seed_test_events  # noqa: E402
 
@@ -109,7 +110,7 @@ def app(settings):
     app = create_app(settings)
     app.testing = True
     yield app
-    app.extensions["eventi"].close()
+    current_runtime(app).close()
 
 
 @pytest.fixture
@@ -118,8 +119,8 @@ def client(app):
 
 
 @pytest.fixture
-def parts(app):
-    return app.extensions["eventi"]
+def runtime(app):
+    return current_runtime(app)
 
 
 def gunicorn_env(settings, **extra):

@@ -12,32 +12,32 @@ def make_order(client):
     return lambda **fields: create_order(client, **fields)
 
 
-def stored(parts, order_id):
-    return parts.store.get_order(order_id)
+def stored(runtime, order_id):
+    return runtime.store.get_order(order_id)
 
 
-def test_create_order_answers_201_and_stores_normalised_order(client, parts, unique_event):
+def test_create_order_answers_201_and_stores_normalised_order(client, runtime, unique_event):
     response = client.post("/api/orders", json=order_body(event_id=unique_event, phone="+254712345675"))
     assert response.status_code == 201
     data = response.json
     assert set(data) == {"orderId", "paymentStatus", "statusToken", "amount", "currency", "waitUrl", "statusUrl"}
     assert (data["paymentStatus"], data["amount"], data["currency"]) == ("pending", 1500, "KES")
-    assert data["statusToken"] == parts.tokens.status_token(data["orderId"])
-    base = parts.settings["PUBLIC_BASE_URL"]
+    assert data["statusToken"] == runtime.tokens.status_token(data["orderId"])
+    base = runtime.settings.public_base_url
     assert data["waitUrl"] == f"{base}/api/orders/{data['orderId']}/wait?token={data['statusToken']}"
     assert data["statusUrl"] == f"{base}/api/orders/{data['orderId']}?token={data['statusToken']}"
-    order = stored(parts, data["orderId"])
+    order = stored(runtime, data["orderId"])
     assert (order["eventId"], order["phone"], order["amount"], order["status"]) == (unique_event, "254712345675", 1500, "pending")
 
 
 @pytest.mark.parametrize("bad", [{"quantity": {"$ne": None}}, {"eventId": {"$gt": ""}}, {"extra": 1}, {"phone": "123"},
                                  {"amount": 1}])
-def test_invalid_order_is_400_with_details_and_nothing_stored(client, parts, unique_event, bad):
+def test_invalid_order_is_400_with_details_and_nothing_stored(client, runtime, unique_event, bad):
     response = client.post("/api/orders", json={**order_body(event_id=unique_event), **bad})
     assert response.status_code == 400
     assert response.json["error"] == "validation_error"
     assert set(response.json["details"]) == set(bad)
-    assert parts.store.orders.count_documents({"eventId": unique_event}) == 0
+    assert runtime.store.orders.count_documents({"eventId": unique_event}) == 0
 
 
 def test_status_shows_public_fields_only(client, make_order):
@@ -48,16 +48,16 @@ def test_status_shows_public_fields_only(client, make_order):
     assert response.json["updatedAt"].endswith("Z")
 
 
-def test_unknown_malformed_missing_and_wrong_token_all_look_the_same(client, make_order, parts):
+def test_unknown_malformed_missing_and_wrong_token_all_look_the_same(client, make_order, runtime):
     order_id, token = make_order()
     other_id, _ = make_order()
     urls = [
-        f"/api/orders/{UNKNOWN_ID}?token={parts.tokens.status_token(UNKNOWN_ID)}",
+        f"/api/orders/{UNKNOWN_ID}?token={runtime.tokens.status_token(UNKNOWN_ID)}",
         f"/api/orders/not-an-id?token={token}",
         f"/api/orders/{order_id}",
         f"/api/orders/{order_id}?token={token[:-1]}{'1' if token.endswith('0') else '0'}",
-        f"/api/orders/{order_id}?token={parts.tokens.status_token(other_id)}",
-        f"/api/orders/{order_id}?token={parts.tokens.callback_token(order_id)}",
+        f"/api/orders/{order_id}?token={runtime.tokens.status_token(other_id)}",
+        f"/api/orders/{order_id}?token={runtime.tokens.callback_token(order_id)}",
     ]
     bodies = []
     for url in urls:
@@ -67,11 +67,11 @@ def test_unknown_malformed_missing_and_wrong_token_all_look_the_same(client, mak
     assert all(body == bodies[0] for body in bodies) and bodies[0]["error"] == "not_found"
 
 
-def test_completed_status_has_receipt_and_failed_has_reason(client, parts, make_order):
+def test_completed_status_has_receipt_and_failed_has_reason(client, runtime, make_order):
     paid_id, paid_token = make_order()
     failed_id, failed_token = make_order()
-    post_callback(client, parts, paid_id, "success")
-    post_callback(client, parts, failed_id, "insufficient-funds")
+    post_callback(client, runtime, paid_id, "success")
+    post_callback(client, runtime, failed_id, "insufficient-funds")
     paid = client.get(f"/api/orders/{paid_id}?token={paid_token}").json
     failed = client.get(f"/api/orders/{failed_id}?token={failed_token}").json
     assert (paid["paymentStatus"], paid["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")
@@ -80,25 +80,25 @@ def test_completed_status_has_receipt_and_failed_has_reason(client, parts, make_
     assert "mpesaReceipt" not in failed
 
 
-def test_wrong_pin_gives_a_plain_reason_on_status_and_every_wait(client, parts, make_order):
+def test_wrong_pin_gives_a_plain_reason_on_status_and_every_wait(client, runtime, make_order):
     order_id, token = make_order()
-    post_callback(client, parts, order_id, "wrong-pin")
+    post_callback(client, runtime, order_id, "wrong-pin")
     sentence = "Wrong M-Pesa PIN: try again with the right PIN."
     status = client.get(f"/api/orders/{order_id}?token={token}").json
     assert (status["paymentStatus"], status["reason"], status["reasonText"]) == ("failed", "wrong_pin", sentence)
     assert status["failureReason"] == "The initiator information is invalid."  # the raw text stays, for support
-    assert parts.store.get_order(order_id)["resultCode"] == 2001
+    assert runtime.store.get_order(order_id)["resultCode"] == 2001
     cached = client.get(f"/api/orders/{order_id}/wait?token={token}").json
-    parts.redis.delete(f"order:cache:{order_id}")  # a fresh wait after the cache lost it: the store's order decides
+    runtime.redis.delete(f"order:cache:{order_id}")  # a fresh wait after the cache lost it: the store's order decides
     fresh = client.get(f"/api/orders/{order_id}/wait?token={token}").json
     for body in (cached, fresh):
         assert (body["final"], body["reason"], body["reasonText"], body["failureReason"]) == (
             True, "wrong_pin", sentence, "The initiator information is invalid.")
 
 
-def test_wait_on_a_final_order_answers_at_once(client, parts, make_order):
+def test_wait_on_a_final_order_answers_at_once(client, runtime, make_order):
     order_id, token = make_order()
-    post_callback(client, parts, order_id, "cancelled")
+    post_callback(client, runtime, order_id, "cancelled")
     response = client.get(f"/api/orders/{order_id}/wait?token={token}&timeout=120")
     assert response.status_code == 200
     assert (response.json["paymentStatus"], response.json["final"]) == ("cancelled", True)
@@ -117,10 +117,10 @@ def test_wait_times_out_with_pending(client, make_order):
     assert 900 <= response.json["waitedMs"] < 10_000  # generous: timings belong to the benchmark
 
 
-def test_wait_answers_when_the_callback_lands(client, parts, make_order):
+def test_wait_answers_when_the_callback_lands(client, runtime, make_order):
     order_id, token = make_order()
     waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
-    assert post_callback(client, parts, order_id, "success").json == {"received": True}
+    assert post_callback(client, runtime, order_id, "success").json == {"received": True}
     response = waiting.get(timeout=30)
     assert (response.json["paymentStatus"], response.json["final"], response.json["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
 
@@ -138,79 +138,79 @@ def test_wait_with_wrong_token_is_404(client, make_order):
     assert client.get(f"/api/orders/{order_id}/wait?token=nope&timeout=1").status_code == 404
 
 
-def test_callback_without_or_with_wrong_token_is_401_and_writes_nothing(client, parts, make_order):
+def test_callback_without_or_with_wrong_token_is_401_and_writes_nothing(client, runtime, make_order):
     order_id, token = make_order()
-    for bad in ["", token, "0" * 64, parts.tokens.callback_token(UNKNOWN_ID)]:
-        response = post_callback(client, parts, order_id, token=bad)
+    for bad in ["", token, "0" * 64, runtime.tokens.callback_token(UNKNOWN_ID)]:
+        response = post_callback(client, runtime, order_id, token=bad)
         assert response.status_code == 401
         assert response.json["error"] == "unauthorized"
-    assert stored(parts, order_id)["status"] == "pending"
-    assert parts.store.events_for(order_id) == []
+    assert stored(runtime, order_id)["status"] == "pending"
+    assert runtime.store.events_for(order_id) == []
 
 
 @pytest.mark.parametrize("body", [{"response": {"ExternalReference": "x"}}, {"status": "maybe"}, []])
-def test_malformed_callback_is_400_and_writes_nothing(client, parts, make_order, body):
+def test_malformed_callback_is_400_and_writes_nothing(client, runtime, make_order, body):
     order_id, _ = make_order()
-    response = post_callback(client, parts, order_id, body=body)
+    response = post_callback(client, runtime, order_id, body=body)
     assert response.status_code == 400
-    assert stored(parts, order_id)["status"] == "pending"
-    assert parts.store.events_for(order_id) == []
+    assert stored(runtime, order_id)["status"] == "pending"
+    assert runtime.store.events_for(order_id) == []
 
 
-def test_callback_that_is_not_json_is_rejected(client, parts, make_order):
+def test_callback_that_is_not_json_is_rejected(client, runtime, make_order):
     order_id, _ = make_order()
-    url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
+    url = f"/api/payhero/callback?token={runtime.tokens.callback_token(order_id)}"
     assert client.post(url, data="{not json", content_type="application/json").status_code == 400
     assert client.post(url, data="a=b", content_type="application/x-www-form-urlencoded").status_code == 415
-    assert parts.store.events_for(order_id) == []
+    assert runtime.store.events_for(order_id) == []
 
 
-def test_amount_mismatch_fails_the_order(client, parts, make_order):
+def test_amount_mismatch_fails_the_order(client, runtime, make_order):
     order_id, _ = make_order()
-    assert post_callback(client, parts, order_id, "success", amount=15).status_code == 200
-    order = stored(parts, order_id)
+    assert post_callback(client, runtime, order_id, "success", amount=15).status_code == 200
+    order = stored(runtime, order_id)
     assert (order["status"], order["failureReason"]) == ("failed", "amount_mismatch")
     assert "mpesaReceipt" not in order
 
 
-def test_duplicate_callback_changes_nothing_and_is_recorded(client, parts, make_order):
+def test_duplicate_callback_changes_nothing_and_is_recorded(client, runtime, make_order):
     order_id, _ = make_order()
-    first = post_callback(client, parts, order_id, "success")
-    stamp = stored(parts, order_id)["updatedAt"]
-    second = post_callback(client, parts, order_id, "success")
+    first = post_callback(client, runtime, order_id, "success")
+    stamp = stored(runtime, order_id)["updatedAt"]
+    second = post_callback(client, runtime, order_id, "success")
     assert first.json == {"received": True}
     assert second.json == {"received": True, "duplicate": True}
-    assert stored(parts, order_id)["updatedAt"] == stamp
-    events = parts.store.events_for(order_id)
+    assert stored(runtime, order_id)["updatedAt"] == stamp
+    events = runtime.store.events_for(order_id)
     assert len(events) == 2
-    assert stored(parts, order_id)["statusEventId"] == events[0]["_id"]
+    assert stored(runtime, order_id)["statusEventId"] == events[0]["_id"]
 
 
-def test_cancel_after_completed_leaves_it_completed_and_is_recorded(client, parts, make_order):
+def test_cancel_after_completed_leaves_it_completed_and_is_recorded(client, runtime, make_order):
     order_id, _ = make_order()
-    post_callback(client, parts, order_id, "success")
-    response = post_callback(client, parts, order_id, "cancelled")
+    post_callback(client, runtime, order_id, "success")
+    response = post_callback(client, runtime, order_id, "cancelled")
     assert response.json == {"received": True, "duplicate": True}
-    order = stored(parts, order_id)
+    order = stored(runtime, order_id)
     assert (order["status"], order["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")
-    assert [e["summary"]["resultCode"] for e in parts.store.events_for(order_id)] == [0, 1032]
+    assert [e["summary"]["resultCode"] for e in runtime.store.events_for(order_id)] == [0, 1032]
 
 
-def test_flat_format_callbacks_are_applied(client, parts, make_order):
+def test_flat_format_callbacks_are_applied(client, runtime, make_order):
     paid_id, _ = make_order()
     cancelled_id, _ = make_order()
-    post_callback(client, parts, paid_id, "flat-success")
-    post_callback(client, parts, cancelled_id, "flat-cancelled")
-    assert (stored(parts, paid_id)["status"], stored(parts, paid_id)["mpesaReceipt"]) == ("completed", "UFU51A2XO2")
-    assert stored(parts, cancelled_id)["status"] == "cancelled"
+    post_callback(client, runtime, paid_id, "flat-success")
+    post_callback(client, runtime, cancelled_id, "flat-cancelled")
+    assert (stored(runtime, paid_id)["status"], stored(runtime, paid_id)["mpesaReceipt"]) == ("completed", "UFU51A2XO2")
+    assert stored(runtime, cancelled_id)["status"] == "cancelled"
 
 
-def test_audit_keeps_the_body_verbatim(client, parts, make_order):
+def test_audit_keeps_the_body_verbatim(client, runtime, make_order):
     order_id, _ = make_order()
-    url = f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}"
+    url = f"/api/payhero/callback?token={runtime.tokens.callback_token(order_id)}"
     raw = '{"response": {"Amount": 1500, "ExternalReference": "%s", "ResultCode": 1037, "ResultDesc": "DS timeout", "$odd": {"a.b": 1}}}' % order_id
     assert client.post(url, data=raw, content_type="application/json").status_code == 200
-    assert parts.store.events_for(order_id)[0]["raw"] == raw
+    assert runtime.store.events_for(order_id)[0]["raw"] == raw
 
 
 def test_errors_are_json_never_html(client):
@@ -227,7 +227,7 @@ def test_health_and_readiness(client):
 
 @pytest.mark.parametrize("claim_age_seconds", [0, 300])
 def test_a_claim_whose_order_is_pending_is_applied_and_announced_by_the_next_delivery(
-        client, parts, settings, make_order, claim_age_seconds):
+        client, runtime, settings, make_order, claim_age_seconds):
     """The claim was written but the order did not follow (the writer timed out or died): the next
     delivery applies that first decision at once, however fresh the claim, and announces it."""
     from datetime import timedelta
@@ -239,47 +239,47 @@ def test_a_claim_whose_order_is_pending_is_applied_and_announced_by_the_next_del
 
     order_id, token = make_order()
     claimed_at = (utcnow() - timedelta(seconds=claim_age_seconds)).replace(microsecond=0)
-    parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
+    runtime.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
                                    "failureReason": None, "eventId": None, "claimedAt": claimed_at})
     with ChannelListener(settings["REDIS_URL"], order_id) as listener:
-        assert post_callback(client, parts, order_id, "cancelled").json == {"received": True, "duplicate": True}
-        order = stored(parts, order_id)
+        assert post_callback(client, runtime, order_id, "cancelled").json == {"received": True, "duplicate": True}
+        order = stored(runtime, order_id)
         assert (order["status"], order["mpesaReceipt"]) == ("completed", "EARLIER1")  # the first decision stands
         published = listener.next_body()
     assert (published["paymentStatus"], published["mpesaReceipt"]) == ("completed", "EARLIER1")
-    assert parts.cache.get(order_id) == published
+    assert runtime.cache.get(order_id) == published
     assert client.get(f"/api/orders/{order_id}?token={token}").json == published
 
 
-def test_a_duplicate_of_a_final_order_re_announces_it(client, parts, settings, make_order):
+def test_a_duplicate_of_a_final_order_re_announces_it(client, runtime, settings, make_order):
     """A publish lost on the first delivery heals on the next: the duplicate caches and publishes again."""
     from tests.support.listen import ChannelListener
 
     order_id, token = make_order()
-    first = post_callback(client, parts, order_id, "success")
+    first = post_callback(client, runtime, order_id, "success")
     assert first.json == {"received": True}
     final = client.get(f"/api/orders/{order_id}?token={token}").json
-    parts.redis.delete(f"order:cache:{order_id}")  # as if the first announcement never reached Redis
+    runtime.redis.delete(f"order:cache:{order_id}")  # as if the first announcement never reached Redis
     with ChannelListener(settings["REDIS_URL"], order_id) as listener:
-        assert post_callback(client, parts, order_id, "success").json == {"received": True, "duplicate": True}
+        assert post_callback(client, runtime, order_id, "success").json == {"received": True, "duplicate": True}
         published = listener.next_body()
     assert published == final
-    assert parts.cache.get(order_id) == final
+    assert runtime.cache.get(order_id) == final
 
 
-def test_a_claim_applied_twice_changes_the_status_once(parts, make_order):
+def test_a_claim_applied_twice_changes_the_status_once(runtime, make_order):
     """Two deliveries finishing the same interrupted change: one status change, the same document after both."""
     from bson import ObjectId
 
     from eventi.models import OrderStatus, Outcome, utcnow
 
     order_id, _ = make_order()
-    parts.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
+    runtime.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",
                                    "failureReason": None, "eventId": None, "claimedAt": utcnow()})
     late = Outcome(OrderStatus.CANCELLED, failure_reason="cancelled")
-    first = parts.store.finalize(order_id, late)
-    after_first = stored(parts, order_id)
+    first = runtime.store.finalize(order_id, late)
+    after_first = stored(runtime, order_id)
     assert (first.decided, first.order["status"], first.order["mpesaReceipt"]) == (False, "completed", "EARLIER1")
-    second = parts.store.finalize(order_id, late)
+    second = runtime.store.finalize(order_id, late)
     assert (second.decided, second.order["status"]) == (False, "completed")
-    assert stored(parts, order_id) == after_first
+    assert stored(runtime, order_id) == after_first

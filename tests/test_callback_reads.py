@@ -20,58 +20,58 @@ def make_order(client, ticket_type=REGULAR):
     return create_order(client, ticket_type=ticket_type)[0]
 
 
-def test_a_callback_for_a_cached_order_reads_no_order_from_the_store(client, parts):
+def test_a_callback_for_a_cached_order_reads_no_order_from_the_store(client, runtime):
     order_id = make_order(client)  # creation caches the pending status
     before = store_reads()
 
-    assert post_callback(client, parts, order_id).json == {"received": True}
+    assert post_callback(client, runtime, order_id).json == {"received": True}
 
     assert store_reads() == before
-    order = parts.store.orders.find_one({"_id": ObjectId(order_id)})
+    order = runtime.store.orders.find_one({"_id": ObjectId(order_id)})
     assert (order["status"], order["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")
-    assert [e["_id"] for e in parts.store.events_for(order_id)] == [order["statusEventId"]]
+    assert [e["_id"] for e in runtime.store.events_for(order_id)] == [order["statusEventId"]]
 
 
-def test_a_cache_miss_reads_the_order_from_the_store_once(client, parts):
+def test_a_cache_miss_reads_the_order_from_the_store_once(client, runtime):
     order_id = make_order(client)
-    parts.redis.delete(f"order:cache:{order_id}")  # expired, evicted, or Redis restarted empty
+    runtime.redis.delete(f"order:cache:{order_id}")  # expired, evicted, or Redis restarted empty
     before = store_reads()
 
-    assert post_callback(client, parts, order_id, "cancelled").json == {"received": True}
+    assert post_callback(client, runtime, order_id, "cancelled").json == {"received": True}
 
     assert store_reads() == before + 1
-    assert parts.store.orders.find_one({"_id": ObjectId(order_id)})["status"] == "cancelled"
+    assert runtime.store.orders.find_one({"_id": ObjectId(order_id)})["status"] == "cancelled"
 
 
-def test_the_amount_is_checked_against_the_cached_amount(client, parts):
+def test_the_amount_is_checked_against_the_cached_amount(client, runtime):
     order_id = make_order(client, ticket_type=VIP)
-    assert post_callback(client, parts, order_id, amount=1500).json == {"received": True}
-    order = parts.store.orders.find_one({"_id": ObjectId(order_id)})
+    assert post_callback(client, runtime, order_id, amount=1500).json == {"received": True}
+    order = runtime.store.orders.find_one({"_id": ObjectId(order_id)})
     assert (order["status"], order["failureReason"]) == ("failed", "amount_mismatch")
 
 
-def test_a_stale_pending_entry_cannot_change_a_final_order(client, parts, settings):
+def test_a_stale_pending_entry_cannot_change_a_final_order(client, runtime, settings):
     """The cache says pending while MongoDB says completed (its final entry not yet written): the
     claim that completed the order decides, the delivery is a duplicate, and the truth is announced."""
     order_id = make_order(client)
-    post_callback(client, parts, order_id)
-    stored = parts.store.orders.find_one({"_id": ObjectId(order_id)})
-    parts.redis.delete(f"order:cache:{order_id}")
-    parts.cache.put({"orderId": order_id, "paymentStatus": "pending", "amount": 1500, "updatedAt": iso_utc(utcnow())})
+    post_callback(client, runtime, order_id)
+    stored = runtime.store.orders.find_one({"_id": ObjectId(order_id)})
+    runtime.redis.delete(f"order:cache:{order_id}")
+    runtime.cache.put({"orderId": order_id, "paymentStatus": "pending", "amount": 1500, "updatedAt": iso_utc(utcnow())})
     with ChannelListener(settings["REDIS_URL"], order_id) as listener:
-        assert post_callback(client, parts, order_id, "cancelled").json == {"received": True, "duplicate": True}
+        assert post_callback(client, runtime, order_id, "cancelled").json == {"received": True, "duplicate": True}
         published = listener.next_body()
 
-    assert parts.store.orders.find_one({"_id": ObjectId(order_id)}) == stored
+    assert runtime.store.orders.find_one({"_id": ObjectId(order_id)}) == stored
     assert (published["paymentStatus"], published["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")
-    assert parts.cache.get(order_id) == published
+    assert runtime.cache.get(order_id) == published
 
 
-def test_a_pending_entry_for_an_order_not_in_the_store_is_not_found(client, parts):
+def test_a_pending_entry_for_an_order_not_in_the_store_is_not_found(client, runtime):
     order_id = str(ObjectId())
-    parts.cache.put({"orderId": order_id, "paymentStatus": "pending", "amount": 1500, "updatedAt": iso_utc(utcnow())})
+    runtime.cache.put({"orderId": order_id, "paymentStatus": "pending", "amount": 1500, "updatedAt": iso_utc(utcnow())})
 
-    assert post_callback(client, parts, order_id).status_code == 404
+    assert post_callback(client, runtime, order_id).status_code == 404
 
-    assert parts.store.orders.find_one({"_id": ObjectId(order_id)}) is None
-    assert parts.cache.get(order_id)["paymentStatus"] == "pending"  # nothing final was announced
+    assert runtime.store.orders.find_one({"_id": ObjectId(order_id)}) is None
+    assert runtime.cache.get(order_id)["paymentStatus"] == "pending"  # nothing final was announced

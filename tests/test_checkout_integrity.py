@@ -9,6 +9,7 @@ from bson import ObjectId
 from eventi import create_app
 from eventi.config import ConfigError, cors_origins
 from eventi.models import utcnow
+from eventi.web.common import current_runtime
 from tests.support.api import order_body, phone_ending, post_callback
 from tests.support.events import event_spec, save_events
 
@@ -31,8 +32,8 @@ def post_order(client, key=None, **fields):
     return client.post("/api/orders", json=order_body(**fields), headers=headers)
 
 
-def callback(client, parts, order_id, kind, amount):
-    response = post_callback(client, parts, order_id, kind, amount)
+def callback(client, runtime, order_id, kind, amount):
+    response = post_callback(client, runtime, order_id, kind, amount)
     assert response.status_code == 200, response.json
     return response.json
 
@@ -42,48 +43,48 @@ def left(client, event_id, ticket_type="regular"):
     return {t["id"]: t["left"] for t in event["ticketTypes"]}[ticket_type]
 
 
-def orders_for(parts, event_id):
-    return parts.store.orders.count_documents({"eventId": event_id})
+def orders_for(runtime, event_id):
+    return runtime.store.orders.count_documents({"eventId": event_id})
 
 
-def holds_for(parts, event_id):
-    return parts.tickets.holds.count_documents({"event": event_id})
+def holds_for(runtime, event_id):
+    return runtime.tickets.holds.count_documents({"event": event_id})
 
 
 # --- prices ---------------------------------------------------------------------------------------
 
 
-def test_the_server_prices_the_order_from_the_stored_event(client, parts, new_event):
+def test_the_server_prices_the_order_from_the_stored_event(client, runtime, new_event):
     event_id = new_event()
     response = post_order(client, event_id=event_id, ticket_type="vip", quantity=3)
     assert response.status_code == 201, response.json
     assert (response.json["amount"], response.json["currency"]) == (7500, "KES")
-    order = parts.store.get_order(response.json["orderId"])
+    order = runtime.store.get_order(response.json["orderId"])
     assert {k: order[k] for k in ("eventId", "ticketTypeId", "ticketTypeName", "quantity", "unitPrice", "amount", "currency")} == {
         "eventId": event_id, "ticketTypeId": "vip", "ticketTypeName": "VIP", "quantity": 3, "unitPrice": 2500,
         "amount": 7500, "currency": "KES"}
     assert len(order["ticketSlots"]) == 3
 
 
-def test_the_callback_amount_is_checked_against_the_stored_amount(client, parts, new_event, settings):
+def test_the_callback_amount_is_checked_against_the_stored_amount(client, runtime, new_event, settings):
     event_id = new_event()
     cheap = post_order(client, event_id=event_id, quantity=2).json["orderId"]
     paid = post_order(client, event_id=event_id, quantity=2).json["orderId"]
     # A price change after the order was made does not change what the order must be paid.
     save_events(settings["MONGO_URI"], {**event_spec(event_id), "ticketTypes": [
         {"id": "regular", "name": "Regular", "price": 10, "capacity": 1_000_000, "maxPerOrder": 10}]})
-    callback(client, parts, cheap, "success", amount=20)
-    callback(client, parts, paid, "success", amount=3000)
-    assert (parts.store.get_order(cheap)["status"], parts.store.get_order(cheap)["failureReason"]) == ("failed", "amount_mismatch")
-    assert parts.store.get_order(paid)["status"] == "completed"
+    callback(client, runtime, cheap, "success", amount=20)
+    callback(client, runtime, paid, "success", amount=3000)
+    assert (runtime.store.get_order(cheap)["status"], runtime.store.get_order(cheap)["failureReason"]) == ("failed", "amount_mismatch")
+    assert runtime.store.get_order(paid)["status"] == "completed"
 
 
-def test_an_amount_in_the_body_is_an_unknown_field_and_nothing_is_stored(client, parts, new_event):
+def test_an_amount_in_the_body_is_an_unknown_field_and_nothing_is_stored(client, runtime, new_event):
     event_id = new_event()
     response = client.post("/api/orders", json={**order_body(event_id=event_id), "amount": 1})
     assert response.status_code == 400
     assert response.json["details"] == {"amount": ["Unknown field."]}
-    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (0, 0)
+    assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (0, 0)
 
 
 @pytest.mark.parametrize("fields, field, message", [
@@ -91,15 +92,15 @@ def test_an_amount_in_the_body_is_an_unknown_field_and_nothing_is_stored(client,
     ({"ticket_type": "vip", "quantity": 5}, "quantity", "At most 4 tickets of this type per order."),
     ({"quantity": 11}, "quantity", "At most 10 tickets of this type per order."),
 ])
-def test_ticket_type_and_quantity_are_checked_against_the_event(client, parts, new_event, fields, field, message):
+def test_ticket_type_and_quantity_are_checked_against_the_event(client, runtime, new_event, fields, field, message):
     event_id = new_event()
     response = post_order(client, event_id=event_id, **fields)
     assert response.status_code == 400
     assert response.json["details"] == {field: [message]}
-    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (0, 0)
+    assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (0, 0)
 
 
-def test_a_total_past_the_m_pesa_limit_is_refused(client, parts, settings):
+def test_a_total_past_the_m_pesa_limit_is_refused(client, runtime, settings):
     event_id = "ev-" + uuid.uuid4().hex[:12]
     save_events(settings["MONGO_URI"], {**event_spec(event_id), "ticketTypes": [
         {"id": "regular", "name": "Table", "price": 100_000, "capacity": 10, "maxPerOrder": 5}]})
@@ -112,12 +113,12 @@ def test_a_total_past_the_m_pesa_limit_is_refused(client, parts, settings):
 
 
 @pytest.mark.parametrize("which", ["unknown", "past"])
-def test_unknown_and_past_events_are_404_on_the_api_and_the_page(client, parts, new_event, which):
+def test_unknown_and_past_events_are_404_on_the_api_and_the_page(client, runtime, new_event, which):
     event_id = new_event(starts_in=-timedelta(hours=1)) if which == "past" else "no-such-event"
     created = post_order(client, event_id=event_id)
     assert created.status_code == 404
     assert created.json == {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}
-    assert orders_for(parts, event_id) == 0
+    assert orders_for(runtime, event_id) == 0
     assert client.get(f"/api/events/{event_id}").json["error"] == "event_not_found"
     page = client.get(f"/events/{event_id}/checkout")
     html = page.get_data(as_text=True)
@@ -150,13 +151,13 @@ def test_the_event_answers_with_tickets_left_per_type(client, new_event):
     assert (left(client, event_id), left(client, event_id, "vip")) == (2, 0)
 
 
-def test_sold_out_is_409_with_nothing_stored(client, parts, new_event):
+def test_sold_out_is_409_with_nothing_stored(client, runtime, new_event):
     event_id = new_event(capacity=3)
     assert post_order(client, event_id=event_id, quantity=2).status_code == 201
     refused = post_order(client, event_id=event_id, quantity=2)
     assert refused.status_code == 409
     assert refused.json == {"error": "sold_out", "message": "Not enough tickets of this type are left."}
-    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 2)
+    assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (1, 2)
     assert post_order(client, event_id=event_id, quantity=1).status_code == 201
     assert left(client, event_id) == 0
     assert post_order(client, event_id=event_id, quantity=1).status_code == 409
@@ -164,15 +165,15 @@ def test_sold_out_is_409_with_nothing_stored(client, parts, new_event):
     assert "Regular · KES 1,500 (sold out)" in page
 
 
-def test_the_holds_of_a_sold_out_attempt_are_given_back(parts, new_event):
+def test_the_holds_of_a_sold_out_attempt_are_given_back(runtime, new_event):
     """An order that got some slots but not all holds none afterwards."""
     from eventi.errors import SoldOut
 
     event_id = new_event(capacity=3)
-    parts.tickets.hold(ObjectId(), event_id, "regular", 3, 2)
+    runtime.tickets.hold(ObjectId(), event_id, "regular", 3, 2)
     with pytest.raises(SoldOut):
-        parts.tickets.hold(ObjectId(), event_id, "regular", 3, 2)
-    assert holds_for(parts, event_id) == 2
+        runtime.tickets.hold(ObjectId(), event_id, "regular", 3, 2)
+    assert holds_for(runtime, event_id) == 2
 
 
 # --- release ----------------------------------------------------------------------------------------
@@ -183,29 +184,29 @@ def test_the_holds_of_a_sold_out_attempt_are_given_back(parts, new_event):
     ("cancelled", 1500, "cancelled"),
     ("success", 1, "failed"),  # amount_mismatch
 ])
-def test_a_failed_or_cancelled_order_gives_its_tickets_back(client, parts, new_event, kind, amount, status):
+def test_a_failed_or_cancelled_order_gives_its_tickets_back(client, runtime, new_event, kind, amount, status):
     event_id = new_event(capacity=1)
     order_id = post_order(client, event_id=event_id).json["orderId"]
     assert post_order(client, event_id=event_id).status_code == 409
-    callback(client, parts, order_id, kind, amount)
-    assert parts.store.get_order(order_id)["status"] == status
+    callback(client, runtime, order_id, kind, amount)
+    assert runtime.store.get_order(order_id)["status"] == status
     assert left(client, event_id) == 1
     assert post_order(client, event_id=event_id).status_code == 201
 
 
-def test_a_completed_order_keeps_its_tickets(client, parts, new_event):
+def test_a_completed_order_keeps_its_tickets(client, runtime, new_event):
     event_id = new_event(capacity=1)
     order_id = post_order(client, event_id=event_id).json["orderId"]
-    callback(client, parts, order_id, "success", 1500)
+    callback(client, runtime, order_id, "success", 1500)
     assert left(client, event_id) == 0 and post_order(client, event_id=event_id).status_code == 409
 
 
-def test_no_callback_from_reconcile_gives_the_tickets_back(client, parts, new_event):
+def test_no_callback_from_reconcile_gives_the_tickets_back(client, runtime, new_event):
     event_id = new_event(capacity=1)
     order_id = post_order(client, event_id=event_id).json["orderId"]
-    parts.store.set_fields(order_id, {"pushedAt": utcnow() - timedelta(hours=1)})
-    parts.reconciler().run_once()
-    assert parts.store.get_order(order_id)["failureReason"] == "no_callback"
+    runtime.store.set_fields(order_id, {"pushedAt": utcnow() - timedelta(hours=1)})
+    runtime.reconciler().run_once()
+    assert runtime.store.get_order(order_id)["failureReason"] == "no_callback"
     assert left(client, event_id) == 1
 
 
@@ -216,38 +217,38 @@ def test_a_refused_push_gives_the_tickets_back(push_settings, new_event):
         event_id = new_event(capacity=1)
         response = post_order(client, event_id=event_id, phone=phone_ending(7))
         assert response.status_code == 502
-        order = app.extensions["eventi"].store.get_order(response.json["orderId"])
+        order = current_runtime(app).store.get_order(response.json["orderId"])
         assert order["failureReason"] == "stk_push_failed"
         assert left(client, event_id) == 1
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
-def test_tickets_are_released_once_however_often_the_end_is_reported(client, parts, new_event):
+def test_tickets_are_released_once_however_often_the_end_is_reported(client, runtime, new_event):
     """Once A's slot went back and B took it, A's later deliveries and reconcile must not free B's slot."""
     from bson import ObjectId as Oid
 
     event_id = new_event(capacity=1)
     first = post_order(client, event_id=event_id).json["orderId"]
-    callback(client, parts, first, "cancelled", 1500)
+    callback(client, runtime, first, "cancelled", 1500)
     second = post_order(client, event_id=event_id).json["orderId"]
     assert left(client, event_id) == 0
-    assert callback(client, parts, first, "cancelled", 1500)["duplicate"] is True
-    assert callback(client, parts, first, "insufficient-funds", 1500)["duplicate"] is True
+    assert callback(client, runtime, first, "cancelled", 1500)["duplicate"] is True
+    assert callback(client, runtime, first, "insufficient-funds", 1500)["duplicate"] is True
     # The path that finishes an interrupted status change applies A's claim again; so may a direct release:
-    parts.store.claims.update_one({"_id": Oid(first)}, {"$set": {"claimedAt": utcnow() - timedelta(minutes=5)}})
-    parts.store.finalize(first, _cancelled())
-    assert parts.tickets.release(Oid(first)) is False
-    parts.reconciler().run_once()
+    runtime.store.claims.update_one({"_id": Oid(first)}, {"$set": {"claimedAt": utcnow() - timedelta(minutes=5)}})
+    runtime.store.finalize(first, _cancelled())
+    assert runtime.tickets.release(Oid(first)) is False
+    runtime.reconciler().run_once()
     assert left(client, event_id) == 0 and post_order(client, event_id=event_id).status_code == 409
-    assert parts.store.get_order(second)["status"] == "pending"
+    assert runtime.store.get_order(second)["status"] == "pending"
 
 
-def test_racing_releases_of_one_order_have_one_releaser(client, parts, new_event):
+def test_racing_releases_of_one_order_have_one_releaser(client, runtime, new_event):
     """Only the writer whose release marker went in deletes: two deleters could free a slot resold between them."""
     event_id = new_event(capacity=3)
     order_id = ObjectId(post_order(client, event_id=event_id, quantity=3).json["orderId"])
-    released = [g.get(timeout=30) for g in [gevent.spawn(parts.tickets.release, order_id) for _ in range(20)]]
+    released = [g.get(timeout=30) for g in [gevent.spawn(runtime.tickets.release, order_id) for _ in range(20)]]
     assert released.count(True) == 1
     assert left(client, event_id) == 3
 
@@ -258,31 +259,31 @@ def _cancelled():
     return Outcome(OrderStatus.CANCELLED, failure_reason="late")
 
 
-def test_an_interrupted_release_is_finished_by_reconcile(client, parts, new_event):
+def test_an_interrupted_release_is_finished_by_reconcile(client, runtime, new_event):
     """The release marker went in but the store failed before the slots were deleted."""
     event_id = new_event(capacity=1)
     order_id = post_order(client, event_id=event_id).json["orderId"]
-    slots = parts.store.get_order(order_id)["ticketSlots"]
-    parts.tickets.releases.insert_one({"_id": order_id, "slots": slots, "startedAt": utcnow() - timedelta(minutes=5),
+    slots = runtime.store.get_order(order_id)["ticketSlots"]
+    runtime.tickets.releases.insert_one({"_id": order_id, "slots": slots, "startedAt": utcnow() - timedelta(minutes=5),
                                        "done": False})
-    callback(client, parts, order_id, "cancelled", 1500)
+    callback(client, runtime, order_id, "cancelled", 1500)
     assert left(client, event_id) == 0  # the marker says another writer is releasing them
-    assert parts.reconciler().run_once().releases_finished == 1
+    assert runtime.reconciler().run_once().releases_finished == 1
     assert left(client, event_id) == 1
-    assert parts.reconciler().run_once().releases_finished == 0
+    assert runtime.reconciler().run_once().releases_finished == 0
 
 
-def test_holds_of_an_order_never_stored_are_freed_by_reconcile(client, parts, new_event):
+def test_holds_of_an_order_never_stored_are_freed_by_reconcile(client, runtime, new_event):
     """The store failed between the hold and the order insert: the sweep frees those holds, not others'."""
     event_id = new_event(capacity=2)
     kept = post_order(client, event_id=event_id).json["orderId"]
     lost = ObjectId()
-    parts.tickets.hold(lost, event_id, "regular", 2, 1)
-    parts.tickets.holds.update_many({"event": event_id}, {"$set": {"heldAt": utcnow() - timedelta(minutes=5)}})
+    runtime.tickets.hold(lost, event_id, "regular", 2, 1)
+    runtime.tickets.holds.update_many({"event": event_id}, {"$set": {"heldAt": utcnow() - timedelta(minutes=5)}})
     assert left(client, event_id) == 0
-    assert parts.reconciler().run_once().releases_finished == 1
+    assert runtime.reconciler().run_once().releases_finished == 1
     assert left(client, event_id) == 1
-    assert parts.tickets.holds.count_documents({"orderId": kept}) == 1
+    assert runtime.tickets.holds.count_documents({"orderId": kept}) == 1
 
 
 # --- idempotency -------------------------------------------------------------------------------------
@@ -291,128 +292,128 @@ def test_holds_of_an_order_never_stored_are_freed_by_reconcile(client, parts, ne
 def test_the_same_key_and_body_replay_the_first_answer_and_push_once(push_settings, payhero_simulator, new_event):
     app = create_app({**push_settings, "PUSH_LIMIT": 3})
     try:
-        client, parts = app.test_client(), app.extensions["eventi"]
+        client, runtime = app.test_client(), current_runtime(app)
         event_id, phone, key = new_event(), phone_ending(5), uuid.uuid4().hex
         first = post_order(client, key=key, event_id=event_id, phone=phone, quantity=2)
         assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
         again = [post_order(client, key=key, event_id=event_id, phone=phone, quantity=2) for _ in range(3)]
         assert [r.status_code for r in again] == [201] * 3
         assert all(r.json == first.json and r.headers["Idempotent-Replayed"] == "true" for r in again)
-        assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 2)
+        assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (1, 2)
         assert len(payhero_simulator.pushes(first.json["orderId"])) == 1
-        assert parts.redis.get(f"stk:pushes:254{phone[1:]}") == b"1"  # one push counted against the limit
+        assert runtime.redis.get(f"stk:pushes:254{phone[1:]}") == b"1"  # one push counted against the limit
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
-def test_the_same_key_with_another_body_is_422(client, parts, new_event):
+def test_the_same_key_with_another_body_is_422(client, runtime, new_event):
     event_id, key = new_event(), uuid.uuid4().hex
     assert post_order(client, key=key, event_id=event_id, quantity=1).status_code == 201
     reused = post_order(client, key=key, event_id=event_id, quantity=2)
     assert reused.status_code == 422
     assert reused.json["error"] == "idempotency_key_reused"
-    assert orders_for(parts, event_id) == 1
+    assert orders_for(runtime, event_id) == 1
 
 
 def test_a_refused_push_is_replayed_as_the_same_502(push_settings, payhero_simulator, new_event):
     app = create_app(push_settings)
     try:
-        client, parts = app.test_client(), app.extensions["eventi"]
+        client, runtime = app.test_client(), current_runtime(app)
         event_id, phone, key = new_event(), phone_ending(7), uuid.uuid4().hex
         first = post_order(client, key=key, event_id=event_id, phone=phone)
         again = post_order(client, key=key, event_id=event_id, phone=phone)
         assert (first.status_code, again.status_code) == (502, 502) and again.json == first.json
-        assert [e["source"] for e in parts.store.events_for(first.json["orderId"])] == ["stk_push"]  # one attempt
-        assert orders_for(parts, event_id) == 1
+        assert [e["source"] for e in runtime.store.events_for(first.json["orderId"])] == ["stk_push"]  # one attempt
+        assert orders_for(runtime, event_id) == 1
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
-def test_a_key_whose_request_created_nothing_can_be_sent_again(client, parts, new_event):
+def test_a_key_whose_request_created_nothing_can_be_sent_again(client, runtime, new_event):
     event_id, key = new_event(capacity=1), uuid.uuid4().hex
     taken = post_order(client, event_id=event_id).json["orderId"]
     assert post_order(client, key=key, event_id=event_id).status_code == 409  # sold out: the key is free again
-    callback(client, parts, taken, "cancelled", 1500)
+    callback(client, runtime, taken, "cancelled", 1500)
     assert post_order(client, key=key, event_id=event_id).status_code == 201
 
 
-def test_a_key_still_being_answered_is_409_in_use(client, parts, new_event):
+def test_a_key_still_being_answered_is_409_in_use(client, runtime, new_event):
     event_id, key = new_event(), uuid.uuid4().hex
     from eventi.services.idempotent import digest
 
     # The first request holds the key but has no answer yet:
-    parts.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), ObjectId())
+    runtime.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), ObjectId())
     response = post_order(client, key=key, event_id=event_id)
     assert response.status_code == 409 and response.json["error"] == "idempotency_key_in_use"
     assert response.headers["Retry-After"] == "1"
-    assert orders_for(parts, event_id) == 0
+    assert orders_for(runtime, event_id) == 0
 
 
-def _stopped_request(parts, key, event_id, minutes_ago=2):
+def _stopped_request(runtime, key, event_id, minutes_ago=2):
     """A request that claimed the key, reserved an orderId and stopped without answering (store failure, crash)."""
     from eventi.services.idempotent import digest
 
     reserved = ObjectId()
-    parts.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), reserved)
-    parts.keys.keys.update_one({"_id": key}, {"$set": {"createdAt": utcnow() - timedelta(minutes=minutes_ago)}})
+    runtime.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), reserved)
+    runtime.keys.keys.update_one({"_id": key}, {"$set": {"createdAt": utcnow() - timedelta(minutes=minutes_ago)}})
     return reserved
 
 
-def test_a_retry_after_a_request_that_stored_nothing_creates_the_order_under_the_reserved_id(client, parts, new_event):
+def test_a_retry_after_a_request_that_stored_nothing_creates_the_order_under_the_reserved_id(client, runtime, new_event):
     event_id, key = new_event(), uuid.uuid4().hex
-    reserved = _stopped_request(parts, key, event_id)
+    reserved = _stopped_request(runtime, key, event_id)
     response = post_order(client, key=key, event_id=event_id)
     assert response.status_code == 201 and response.json["orderId"] == str(reserved)
     assert post_order(client, key=key, event_id=event_id).json == response.json  # and that answer is kept
-    assert orders_for(parts, event_id) == 1
+    assert orders_for(runtime, event_id) == 1
 
 
-def test_a_retry_after_a_request_that_stored_its_order_answers_that_order(client, parts, new_event):
+def test_a_retry_after_a_request_that_stored_its_order_answers_that_order(client, runtime, new_event):
     event_id, key = new_event(), uuid.uuid4().hex
-    reserved = _stopped_request(parts, key, event_id)
-    parts.orders.create(_loaded(order_body(event_id=event_id)), reserved)  # it landed, the answer did not
+    reserved = _stopped_request(runtime, key, event_id)
+    runtime.orders.create(_loaded(order_body(event_id=event_id)), reserved)  # it landed, the answer did not
     response = post_order(client, key=key, event_id=event_id)
     assert response.status_code == 201 and response.json["orderId"] == str(reserved)
     assert response.headers["Idempotent-Replayed"] == "true"
-    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 1)
+    assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (1, 1)
 
 
-def test_a_second_order_under_a_reserved_id_is_refused_and_holds_nothing(parts, new_event):
+def test_a_second_order_under_a_reserved_id_is_refused_and_holds_nothing(runtime, new_event):
     from eventi.errors import IdempotencyKeyInUse
 
     event_id, reserved = new_event(), ObjectId()
     fields = _loaded(order_body(event_id=event_id))
-    parts.orders.create(fields, reserved)
+    runtime.orders.create(fields, reserved)
     with pytest.raises(IdempotencyKeyInUse):
-        parts.orders.create(fields, reserved)
-    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (1, 1)
+        runtime.orders.create(fields, reserved)
+    assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (1, 1)
 
 
-def test_holds_an_order_does_not_list_are_freed_by_reconcile(client, parts, new_event):
+def test_holds_an_order_does_not_list_are_freed_by_reconcile(client, runtime, new_event):
     """The late insert of a stalled request lost to a retry under the same orderId: its holds are orphans."""
     event_id = new_event(capacity=2)
     order_id = post_order(client, event_id=event_id).json["orderId"]
-    parts.tickets.hold(ObjectId(order_id), event_id, "regular", 2, 1)  # the loser's hold, same orderId
-    parts.tickets.holds.update_many({"event": event_id}, {"$set": {"heldAt": utcnow() - timedelta(minutes=5)}})
-    assert parts.reconciler().run_once().releases_finished == 1
+    runtime.tickets.hold(ObjectId(order_id), event_id, "regular", 2, 1)  # the loser's hold, same orderId
+    runtime.tickets.holds.update_many({"event": event_id}, {"$set": {"heldAt": utcnow() - timedelta(minutes=5)}})
+    assert runtime.reconciler().run_once().releases_finished == 1
     assert left(client, event_id) == 1
-    assert parts.tickets.holds.count_documents({"orderId": order_id}) == 1
+    assert runtime.tickets.holds.count_documents({"orderId": order_id}) == 1
 
 
-def test_an_expired_key_is_free_again(client, parts, new_event):
+def test_an_expired_key_is_free_again(client, runtime, new_event):
     event_id, key = new_event(), uuid.uuid4().hex
     first = post_order(client, key=key, event_id=event_id).json
-    parts.keys.keys.update_one({"_id": key}, {"$set": {"createdAt": utcnow() - timedelta(hours=25)}})
+    runtime.keys.keys.update_one({"_id": key}, {"$set": {"createdAt": utcnow() - timedelta(hours=25)}})
     second = post_order(client, key=key, event_id=event_id)
     assert second.status_code == 201 and second.json["orderId"] != first["orderId"]
 
 
 @pytest.mark.parametrize("key", ["", "x" * 65, "has space", "ключ", "a/b"])
-def test_a_malformed_key_is_400_and_nothing_is_stored(client, parts, new_event, key):
+def test_a_malformed_key_is_400_and_nothing_is_stored(client, runtime, new_event, key):
     event_id = new_event()
     response = post_order(client, key=key, event_id=event_id)
     assert response.status_code == 400 and "Idempotency-Key" in response.json["details"]
-    assert orders_for(parts, event_id) == 0
+    assert orders_for(runtime, event_id) == 0
 
 
 def _loaded(body):
@@ -428,7 +429,7 @@ def _loaded(body):
 def cors_client(settings):
     app = create_app({**settings, "CORS_ORIGINS": f"{ALLOWED}, http://localhost:5173"})
     yield app.test_client()
-    app.extensions["eventi"].close()
+    current_runtime(app).close()
 
 
 def preflight(client, origin, path="/api/orders"):
@@ -488,8 +489,8 @@ def test_cors_origins_are_parsed_from_a_comma_separated_list():
 # --- concurrency in one process -------------------------------------------------------------------------
 
 
-def test_racing_orders_for_the_last_tickets_never_oversell(client, parts, new_event):
+def test_racing_orders_for_the_last_tickets_never_oversell(client, runtime, new_event):
     event_id = new_event(capacity=5)
     answers = [g.get(timeout=60) for g in [gevent.spawn(post_order, client, event_id=event_id) for _ in range(30)]]
     assert sorted(r.status_code for r in answers) == [201] * 5 + [409] * 25
-    assert (orders_for(parts, event_id), holds_for(parts, event_id)) == (5, 5)
+    assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (5, 5)

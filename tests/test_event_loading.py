@@ -21,7 +21,7 @@ def an_event(event_id, price=1500, **extra):
             "ticketTypes": [{"id": "regular", "name": "Regular", "price": price, "capacity": 800, "maxPerOrder": 6}], **extra}
 
 
-def test_a_json_file_creates_then_updates_an_event(load, parts, tmp_path):
+def test_a_json_file_creates_then_updates_an_event(load, runtime, tmp_path):
     event_id = "ev-" + uuid.uuid4().hex[:10]
     path = tmp_path / "event.json"
     path.write_text(json.dumps(an_event(event_id)))
@@ -30,12 +30,12 @@ def test_a_json_file_creates_then_updates_an_event(load, parts, tmp_path):
     assert f"event {event_id} created: Sauti Sol Live (regular KES 1,500 x 800)" in first.output
     path.write_text(json.dumps(an_event(event_id, price=2000)))
     assert f"event {event_id} updated" in load(path).output
-    stored = parts.events.get(event_id)
+    stored = runtime.events.get(event_id)
     assert stored["ticketTypes"] == [{"id": "regular", "name": "Regular", "price": 2000, "capacity": 800, "maxPerOrder": 6}]
     assert (stored["currency"], stored["startsAt"].isoformat()) == ("KES", "2030-06-01T17:00:00+00:00")
 
 
-def test_a_yaml_file_with_several_events_and_a_bare_timestamp(load, parts, tmp_path):
+def test_a_yaml_file_with_several_events_and_a_bare_timestamp(load, runtime, tmp_path):
     first, second = ("ev-" + uuid.uuid4().hex[:10] for _ in range(2))
     path = tmp_path / "events.yaml"
     path.write_text(f"""
@@ -54,11 +54,11 @@ def test_a_yaml_file_with_several_events_and_a_bare_timestamp(load, parts, tmp_p
 """)
     result = load(path)
     assert result.exit_code == 0, result.output
-    assert parts.events.get(first)["ticketTypes"][0]["maxPerOrder"] == 10  # the default
-    assert parts.events.get(second)["name"] == "Koroga Festival"
+    assert runtime.events.get(first)["ticketTypes"][0]["maxPerOrder"] == 10  # the default
+    assert runtime.events.get(second)["name"] == "Koroga Festival"
 
 
-def test_an_invalid_file_loads_nothing_and_names_each_problem(load, parts, tmp_path):
+def test_an_invalid_file_loads_nothing_and_names_each_problem(load, runtime, tmp_path):
     good, bad = "ev-" + uuid.uuid4().hex[:10], "ev-" + uuid.uuid4().hex[:10]
     broken = an_event(bad, startsAt="2030-06-01T20:00:00", currency="USD")
     broken["ticketTypes"] = [{"id": "Regular Seat", "name": "Regular", "price": 1500.5, "capacity": 0, "seats": 3}]
@@ -73,7 +73,7 @@ def test_an_invalid_file_loads_nothing_and_names_each_problem(load, parts, tmp_p
                  "[1] ticketTypes.0.capacity: Must be greater than or equal to 1",
                  "[1] ticketTypes.0.seats: Unknown field."]:
         assert line in result.output, result.output
-    assert parts.events.get(good) is None and parts.events.get(bad) is None
+    assert runtime.events.get(good) is None and runtime.events.get(bad) is None
 
 
 @pytest.mark.parametrize("text, message", [

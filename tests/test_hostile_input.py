@@ -5,6 +5,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 
+from eventi.web.common import current_runtime
 from devstack.payhero import callback_body
 from tests.support.api import order_body, order_fields
 from tests.support.events import seed_test_events
@@ -27,15 +28,15 @@ def fuzz_app(fresh_db):
 
     app = create_app(fresh_db)
     yield app
-    app.extensions["eventi"].close()
+    current_runtime(app).close()
 
 
 def orders_stored(app):
-    return app.extensions["eventi"].store.orders.count_documents({})
+    return current_runtime(app).store.orders.count_documents({})
 
 
 def events_stored(app):
-    return app.extensions["eventi"].store.events.count_documents({})
+    return current_runtime(app).store.events.count_documents({})
 
 
 def assert_clean_error(response, status):
@@ -139,12 +140,12 @@ def test_fuzzed_order_bodies_never_5xx_and_rejected_ones_store_nothing(fuzz_app,
 @example(mutation={"ResultDesc": NESTED}, flat=False)
 @example(mutation={"ResultCode": "0"}, flat=False)  # and loose types that completed the order
 def test_fuzzed_callbacks_never_5xx(fuzz_app, mutation, flat):
-    parts = fuzz_app.extensions["eventi"]
-    order_id = str(parts.orders.create(order_fields())["_id"])
+    runtime = current_runtime(fuzz_app)
+    order_id = str(runtime.orders.create(order_fields())["_id"])
     body = callback_body(order_id, "flat-success" if flat else "success")
     (body if flat else body["response"]).update(mutation)
     response = fuzz_app.test_client().post(
-        f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}", json=body)
+        f"/api/payhero/callback?token={runtime.tokens.callback_token(order_id)}", json=body)
     assert response.status_code in (200, 400, 401, 404), response.data[:300]
 
 
@@ -161,14 +162,14 @@ def test_fuzzed_status_and_wait_queries_never_5xx(client, order_id, params):
 @pytest.mark.parametrize("amount", [9223372036854775296, 2**70, "1e400", "NaN", "inf", -1])
 def test_absurd_callback_amounts_are_400_and_change_nothing(fuzz_app, amount):
     """Seed corpus from the fuzzer: an amount past BSON's 8-byte ints once answered 500."""
-    parts = fuzz_app.extensions["eventi"]
-    order_id = str(parts.orders.create(order_fields())["_id"])
+    runtime = current_runtime(fuzz_app)
+    order_id = str(runtime.orders.create(order_fields())["_id"])
     body = callback_body(order_id, "success")
     body["response"]["Amount"] = amount
     response = fuzz_app.test_client().post(
-        f"/api/payhero/callback?token={parts.tokens.callback_token(order_id)}", json=body)
+        f"/api/payhero/callback?token={runtime.tokens.callback_token(order_id)}", json=body)
     assert_clean_error(response, 400)
-    assert parts.store.get_order(order_id)["status"] == "pending"
+    assert runtime.store.get_order(order_id)["status"] == "pending"
 
 
 # --- Issue 11, items 4-8: hostile input that reached a 500 or a side effect ------------------------
@@ -183,18 +184,18 @@ DEEP = [
 @pytest.fixture
 def pending_order(fuzz_app):
     """A pending order of fuzz_app and a poster of callbacks for it (with its callback token unless told)."""
-    parts = fuzz_app.extensions["eventi"]
-    order_id = str(parts.orders.create(order_fields())["_id"])
+    runtime = current_runtime(fuzz_app)
+    order_id = str(runtime.orders.create(order_fields())["_id"])
 
     def post(body, token=None, raw=None):
-        token = parts.tokens.callback_token(order_id) if token is None else token
+        token = runtime.tokens.callback_token(order_id) if token is None else token
         data = raw if raw is not None else json.dumps(body)
         return fuzz_app.test_client().post(f"/api/payhero/callback?token={token}", data=data,
                                            content_type="application/json")
 
     post.order_id = order_id
-    post.status = lambda: parts.store.get_order(order_id)["status"]
-    post.events = lambda: len(parts.store.events_for(order_id))
+    post.status = lambda: runtime.store.get_order(order_id)["status"]
+    post.events = lambda: len(runtime.store.events_for(order_id))
     return post
 
 
@@ -435,7 +436,7 @@ def test_three_failed_checkouts_do_not_lock_a_phone_out(push_settings):
             assert client.post("/api/orders", data=broken, content_type="application/json").status_code == 400
         assert client.post("/api/orders", json=order_body(phone=phone)).status_code == 201
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
 def _fresh_phone():
@@ -447,8 +448,8 @@ def _fresh_phone():
 def _pushes_counted(app, phone):
     from eventi.push_limit import KEY_TEMPLATE
 
-    parts = app.extensions["eventi"]
-    return int(parts.redis.get(KEY_TEMPLATE.format(phone="254" + phone[1:])) or 0)
+    runtime = current_runtime(app)
+    return int(runtime.redis.get(KEY_TEMPLATE.format(phone="254" + phone[1:])) or 0)
 
 
 @pytest.mark.parametrize("broken", ["store_down", "payhero_unreachable"])
@@ -475,8 +476,8 @@ def test_checkouts_whose_push_never_went_out_do_not_count(push_settings, broken)
         assert working.test_client().post("/api/orders", json=order_body(phone=phone)).status_code == 201
         assert _pushes_counted(working, phone) == 1
     finally:
-        failing.extensions["eventi"].close()
-        working.extensions["eventi"].close()
+        current_runtime(failing).close()
+        current_runtime(working).close()
 
 
 def test_concurrent_checkouts_for_one_phone_still_push_at_most_the_limit(push_settings):
@@ -495,7 +496,7 @@ def test_concurrent_checkouts_for_one_phone_still_push_at_most_the_limit(push_se
         assert sorted(a.value.status_code for a in attempts) == [201] * 3 + [429] * 3
         assert _pushes_counted(app, phone) == 3
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
 def test_bodies_over_the_limit_are_413_through_gunicorn_chunked_or_not(start_gunicorn, settings):

@@ -10,6 +10,7 @@ from hypothesis import example, given, settings, strategies as st
 
 from eventi import logs
 from eventi.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, TextFormatter, redact
+from eventi.web.common import current_runtime
 
 TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
 
@@ -175,7 +176,7 @@ def test_proxy_count_trusts_only_the_last_forwarded_hop(settings):
         app.test_client().get("/test-remote-addr", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"},
                               environ_base={"REMOTE_ADDR": "127.0.0.1"})
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
     assert seen == ["203.0.113.9"]
 
 

@@ -30,15 +30,14 @@ def test_a_store_polling_waiter_returns_at_once_when_woken():
     assert blocked.get(timeout=5) is Signal.IDLE
 
 
-def test_per_request_stop_answers_a_wait_held_without_redis_at_once(parts):
+def test_per_request_stop_answers_a_wait_held_without_redis_at_once(runtime):
     """A wait whose SUBSCRIBE failed re-reads the store every minute here; stopping must not wait for that."""
     notifier = PerRequestNotifier(unreachable_redis(), recheck_seconds=60.0)
-    order_id = str(parts.orders.create(order_fields())["_id"])
-    waits = WaitService(notifier, StatusReader(parts.store, parts.cache))
+    order_id = str(runtime.orders.create(order_fields())["_id"])
+    waits = WaitService(notifier, StatusReader(runtime.store, runtime.cache, runtime.broadcaster))
     held = gevent.spawn(waits.wait, order_id, 60)
     eventually(lambda: waits.held == 1, 10, "the wait to be held")
-    waits.stopping = True
-    notifier.stop()
+    waits.drain()
     result = held.get(timeout=10)
     assert (result.outcome, result.body["paymentStatus"]) == ("shutdown", "pending")
 

@@ -118,7 +118,7 @@ def test_response_examples_have_the_documented_fields(document):
     assert checked >= 15
 
 
-def test_examples_work_against_the_running_api(client, parts):
+def test_examples_work_against_the_running_api(client, runtime):
     """The documented create, callback and wait examples, sent for real, answer what the document says."""
     create = openapi.OPERATIONS["orders.create_order"]["post"]
     created = client.post("/api/orders", json=create["body_examples"]["local"])
@@ -131,7 +131,7 @@ def test_examples_work_against_the_running_api(client, parts):
 
     callback = copy.deepcopy(openapi.OPERATIONS["payhero.callback"]["post"]["body_examples"]["v2 success"])
     callback["response"]["ExternalReference"] = order_id
-    acked = client.post("/api/payhero/callback", query_string={"token": parts.tokens.callback_token(order_id)}, json=callback)
+    acked = client.post("/api/payhero/callback", query_string={"token": runtime.tokens.callback_token(order_id)}, json=callback)
     assert acked.status_code == 200 and acked.json == {"received": True}
 
     waited = client.get(created.json["waitUrl"] + "&timeout=5")

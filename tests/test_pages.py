@@ -57,11 +57,11 @@ def test_status_page_for_a_pending_order_asks_to_check_the_phone(client, unique_
     assert page.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_status_page_of_a_final_order_shows_the_result_without_polling(client, parts, unique_event):
+def test_status_page_of_a_final_order_shows_the_result_without_polling(client, runtime, unique_event):
     paid_id, paid_token = create_order(client, event_id=unique_event)
     failed_id, failed_token = create_order(client, event_id=unique_event)
     for order_id, kind in ((paid_id, "success"), (failed_id, "insufficient-funds")):
-        assert post_callback(client, parts, order_id, kind).status_code == 200
+        assert post_callback(client, runtime, order_id, kind).status_code == 200
     paid = client.get(f"/orders/{paid_id}/status?token={paid_token}").get_data(as_text=True)
     assert 'data-status="completed"' in paid and "SAE3YULR0Y" in paid
     assert '<div id="view-success" class="view success">' in paid and '<div id="view-pending" class="view" hidden>' in paid
@@ -72,10 +72,10 @@ def test_status_page_of_a_final_order_shows_the_result_without_polling(client, p
     assert f'href="/events/{unique_event}/checkout"' in failed
 
 
-def test_status_page_with_a_wrong_or_missing_token_is_a_404_page(client, parts, unique_event):
+def test_status_page_with_a_wrong_or_missing_token_is_a_404_page(client, runtime, unique_event):
     order_id, token = create_order(client, event_id=unique_event)
     for url in (f"/orders/{order_id}/status", f"/orders/{order_id}/status?token={token[:-1]}{'1' if token.endswith('0') else '0'}",
-                f"/orders/{order_id}/status?token={parts.tokens.callback_token(order_id)}", f"/orders/nope/status?token={token}"):
+                f"/orders/{order_id}/status?token={runtime.tokens.callback_token(order_id)}", f"/orders/nope/status?token={token}"):
         page = client.get(url)
         assert page.status_code == 404 and "Page not found" in page.get_data(as_text=True), url
         assert order_id not in page.get_data(as_text=True)

@@ -9,6 +9,7 @@ from devstack.simulator import CHANNEL_ID, SIMULATOR_TOKEN
 from eventi import create_app
 from eventi.config import ConfigError, env_name, load
 from eventi.payhero_client import PayHeroClient, PayHeroRejected, PayHeroUnavailable
+from eventi.web.common import current_runtime
 from tests.support.api import order_body, phone_ending
 
 
@@ -16,8 +17,8 @@ from tests.support.api import order_body, phone_ending
 def push_app(push_settings):
     """An in-process app whose orders are pushed to the session's simulator."""
     app = create_app(push_settings)
-    yield app.test_client(), app.extensions["eventi"]
-    app.extensions["eventi"].close()
+    yield app.test_client(), current_runtime(app)
+    current_runtime(app).close()
 
 
 def client_for(simulator, token=SIMULATOR_TOKEN, timeout=5.0, base_url=None):
@@ -75,15 +76,15 @@ def test_too_slow_is_unavailable(quick_simulator):
 
 
 def test_order_creation_sends_one_push_and_keeps_payheros_references(push_app, payhero_simulator, unique_event):
-    client, parts = push_app
+    client, runtime = push_app
     response = client.post("/api/orders", json=order_body(event_id=unique_event))
     assert response.status_code == 201
     order_id = response.json["orderId"]
-    order = parts.store.get_order(order_id)
+    order = runtime.store.get_order(order_id)
     [record] = payhero_simulator.pushes(order_id)
     assert (order["payheroReference"], order["checkoutRequestId"]) == (record["reference"], record["CheckoutRequestID"])
     assert order["pushedAt"] is not None and order["status"] == "pending"
-    token = parts.tokens.callback_token(order_id)
+    token = runtime.tokens.callback_token(order_id)
     assert record["callback_url"] == f"http://127.0.0.1:8000/api/payhero/callback?token={token}"
 
 
@@ -92,36 +93,36 @@ def test_failed_push_fails_the_order_and_answers_502(push_settings, unique_event
     overrides = {"PAYHERO_BASE_URL": f"http://127.0.0.1:{free_port()}"} if how == "down" else {}
     app = create_app({**push_settings, **overrides})
     try:
-        client, parts = app.test_client(), app.extensions["eventi"]
+        client, runtime = app.test_client(), current_runtime(app)
         phone = phone_ending(7 if how == "5xx" else 8)
         response = client.post("/api/orders", json=order_body(event_id=unique_event, phone=phone))
         assert response.status_code == 502
         assert response.json["error"] == "payment_provider_error" and response.json["message"]
         order_id = response.json["orderId"]
-        order = parts.store.get_order(order_id)
+        order = runtime.store.get_order(order_id)
         assert (order["status"], order["failureReason"]) == ("failed", "stk_push_failed")
-        assert [e["source"] for e in parts.store.events_for(order_id)] == ["stk_push"]
-        token = parts.tokens.status_token(order_id)
+        assert [e["source"] for e in runtime.store.events_for(order_id)] == ["stk_push"]
+        token = runtime.tokens.status_token(order_id)
         waited = client.get(f"/api/orders/{order_id}/wait?token={token}&timeout=5").json
         assert (waited["paymentStatus"], waited["final"], waited["failureReason"]) == ("failed", True, "stk_push_failed")
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
 def test_push_limit_per_phone_is_429_before_anything_is_stored(push_settings, unique_event):
     app = create_app({**push_settings, "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600})
     try:
-        client, parts = app.test_client(), app.extensions["eventi"]
+        client, runtime = app.test_client(), current_runtime(app)
         phone = phone_ending(8)
         answers = [client.post("/api/orders", json=order_body(event_id=unique_event, phone=phone)) for _ in range(4)]
         assert [a.status_code for a in answers] == [201, 201, 201, 429]
         assert answers[3].json["error"] == "too_many_pushes"
         assert 1 <= int(answers[3].headers["Retry-After"]) <= 600
-        assert parts.store.orders.count_documents({"eventId": unique_event}) == 3
+        assert runtime.store.orders.count_documents({"eventId": unique_event}) == 3
         other = client.post("/api/orders", json=order_body(event_id=unique_event, phone=phone_ending(8)))
         assert other.status_code == 201
     finally:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
 def test_payhero_settings_are_checked_at_start(tmp_path):
@@ -135,14 +136,14 @@ def test_payhero_settings_are_checked_at_start(tmp_path):
         load({**base, "ENV": "production", "SECRET_KEY": "s" * 40}, environ={})
     loaded = load(base, environ={"PAYHERO_BASE_URL": "https://backend.payhero.co.ke/", "PAYHERO_AUTH_TOKEN": "t",
                                  "PAYHERO_CHANNEL_ID": "911", "EVENTI_BIND": "0.0.0.0:9000"})
-    assert (loaded["PAYHERO_BASE_URL"], loaded["PAYHERO_CHANNEL_ID"]) == ("https://backend.payhero.co.ke", 911)
-    assert loaded["PUBLIC_BASE_URL"] == "http://0.0.0.0:9000"
+    assert (loaded.payhero_base_url, loaded.payhero_channel_id) == ("https://backend.payhero.co.ke", 911)
+    assert loaded.public_base_url == "http://0.0.0.0:9000"
 
 
-def test_without_payhero_no_push_is_sent_and_the_order_stays_pending(client, parts, unique_event):
+def test_without_payhero_no_push_is_sent_and_the_order_stays_pending(client, runtime, unique_event):
     response = client.post("/api/orders", json=order_body(event_id=unique_event))
     assert response.status_code == 201
-    order = parts.store.get_order(response.json["orderId"])
+    order = runtime.store.get_order(response.json["orderId"])
     assert order["status"] == "pending" and "payheroReference" not in order
 
 

@@ -12,6 +12,7 @@ from devstack.wait import eventually
 from eventi import create_app
 from eventi.models import utcnow
 from eventi.services.reconcile import result_from_status
+from eventi.web.common import current_runtime
 from tests.support.api import order_fields, post_callback
 
 NO_CALLBACK_PHONE = "254712345675"  # the simulator settles it (paid) but never calls back
@@ -36,49 +37,49 @@ def make_app(settings):
 
     yield make
     for app in made:
-        app.extensions["eventi"].close()
+        current_runtime(app).close()
 
 
 @pytest.fixture
-def make_parts(make_app):
-    return lambda **overrides: make_app(**overrides).extensions["eventi"]
+def make_runtime(make_app):
+    return lambda **overrides: current_runtime(make_app(**overrides))
 
 
-def create(parts, phone=NO_CALLBACK_PHONE):
-    return str(parts.orders.create(order_fields(phone=phone))["_id"])
+def create(runtime, phone=NO_CALLBACK_PHONE):
+    return str(runtime.orders.create(order_fields(phone=phone))["_id"])
 
 
-def test_reconcile_completes_a_paid_order_whose_callback_never_came(make_parts, quick_simulator):
-    parts = make_parts(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0)
-    order_id = create(parts)
+def test_reconcile_completes_a_paid_order_whose_callback_never_came(make_runtime, quick_simulator):
+    runtime = make_runtime(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0)
+    order_id = create(runtime)
     eventually(lambda: quick_simulator.pushes(order_id)[0]["status"] == "SUCCESS", 30, "the simulator to settle")
-    waiting = gevent.spawn(parts.waits.wait, order_id, 60)
-    report = parts.reconciler().run_once()
+    waiting = gevent.spawn(runtime.waits.wait, order_id, 60)
+    report = runtime.reconciler().run_once()
     assert report.applied.get("completed") == 1
     result = waiting.get(timeout=30)
     assert (result.body["paymentStatus"], result.final) == ("completed", True)
-    reference = parts.store.get_order(order_id)["payheroReference"]
-    assert result.body["mpesaReceipt"] == parts.payhero.transaction_status(reference)["provider_reference"]
-    assert [e["source"] for e in parts.store.events_for(order_id)] == ["reconcile"]
-    again = parts.reconciler().run_once()
-    assert order_id not in str(again.applied) and parts.store.get_order(order_id)["status"] == "completed"
+    reference = runtime.store.get_order(order_id)["payheroReference"]
+    assert result.body["mpesaReceipt"] == runtime.payhero.transaction_status(reference)["provider_reference"]
+    assert [e["source"] for e in runtime.store.events_for(order_id)] == ["reconcile"]
+    again = runtime.reconciler().run_once()
+    assert order_id not in str(again.applied) and runtime.store.get_order(order_id)["status"] == "completed"
 
 
-def test_reconcile_fails_orders_unanswered_past_the_give_up_age(make_parts, quick_simulator):
-    parts = make_parts(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
-    order_id = create(parts)
-    parts.store.set_fields(order_id, {"payheroReference": "NOT-AT-PAYHERO", "pushedAt": utcnow() - timedelta(hours=1)})
-    parts.reconciler().run_once()
-    order = parts.store.get_order(order_id)
+def test_reconcile_fails_orders_unanswered_past_the_give_up_age(make_runtime, quick_simulator):
+    runtime = make_runtime(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    order_id = create(runtime)
+    runtime.store.set_fields(order_id, {"payheroReference": "NOT-AT-PAYHERO", "pushedAt": utcnow() - timedelta(hours=1)})
+    runtime.reconciler().run_once()
+    order = runtime.store.get_order(order_id)
     assert (order["status"], order["failureReason"]) == ("failed", "no_callback")
 
 
-def test_reconcile_leaves_recent_unanswered_orders_pending(make_parts, quick_simulator):
-    parts = make_parts(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
-    order_id = create(parts)
-    parts.store.set_fields(order_id, {"payheroReference": "NOT-AT-PAYHERO"})
-    parts.reconciler().run_once()
-    assert parts.store.get_order(order_id)["status"] == "pending"
+def test_reconcile_leaves_recent_unanswered_orders_pending(make_runtime, quick_simulator):
+    runtime = make_runtime(**quick_simulator.settings, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    order_id = create(runtime)
+    runtime.store.set_fields(order_id, {"payheroReference": "NOT-AT-PAYHERO"})
+    runtime.reconciler().run_once()
+    assert runtime.store.get_order(order_id)["status"] == "pending"
 
 
 def test_transaction_status_answers_map_to_results():
@@ -91,22 +92,22 @@ def test_transaction_status_answers_map_to_results():
 
 def test_strict_mode_completes_only_what_transaction_status_confirms(make_app, payhero_simulator):
     app = make_app(**payhero_simulator.settings, PAYHERO_VERIFY_CALLBACKS="1")  # its record stays QUEUED (an hour)
-    parts = app.extensions["eventi"]
-    order_id = create(parts)
-    response = post_callback(app.test_client(), parts, order_id)
+    runtime = current_runtime(app)
+    order_id = create(runtime)
+    response = post_callback(app.test_client(), runtime, order_id)
     assert response.json == {"received": True, "verified": False}
-    assert parts.store.get_order(order_id)["status"] == "pending"
-    assert len(parts.store.events_for(order_id)) == 1  # the claim is still audited
+    assert runtime.store.get_order(order_id)["status"] == "pending"
+    assert len(runtime.store.events_for(order_id)) == 1  # the claim is still audited
 
 
 def test_strict_mode_accepts_a_confirmed_payment(make_app, quick_simulator):
     app = make_app(**quick_simulator.settings, PAYHERO_VERIFY_CALLBACKS="1")
-    parts = app.extensions["eventi"]
-    order_id = create(parts)
+    runtime = current_runtime(app)
+    order_id = create(runtime)
     eventually(lambda: quick_simulator.pushes(order_id)[0]["status"] == "SUCCESS", 30, "the simulator to settle")
-    response = post_callback(app.test_client(), parts, order_id)
+    response = post_callback(app.test_client(), runtime, order_id)
     assert response.json == {"received": True}
-    assert parts.store.get_order(order_id)["status"] == "completed"
+    assert runtime.store.get_order(order_id)["status"] == "completed"
 
 
 def test_reconcile_command_has_help_and_runs(settings, quick_simulator):

@@ -2,6 +2,7 @@
 import pytest
 
 from eventi import config
+from eventi.web.common import current_runtime
 from tests.support.api import order_body
 
 INVALID = {  # environment variable -> a value it must refuse (with whatever else is needed to reach the check)
@@ -56,13 +57,13 @@ def test_an_invalid_value_is_refused_naming_the_setting(tmp_path, name):
 
 @pytest.mark.parametrize("raw, level", [("debug", "DEBUG"), ("Warning", "WARNING"), ("INFO", "INFO")])
 def test_log_levels_are_taken_in_any_case(tmp_path, raw, level):
-    assert config.load(environ={"EVENTI_VAR_DIR": str(tmp_path), "EVENTI_LOG_LEVEL": raw})["LOG_LEVEL"] == level
+    assert config.load(environ={"EVENTI_VAR_DIR": str(tmp_path), "EVENTI_LOG_LEVEL": raw}).log_level == level
 
 
 @pytest.mark.parametrize("uri", ["mongodb://127.0.0.1:27017/eventi", "mongodb://a:1,b:2/orders?replicaSet=rs0",
                                  "mongodb+srv://user:pw@cluster0.example.net/eventi?retryWrites=true"])
 def test_mongo_uris_with_a_database_are_accepted(tmp_path, uri):
-    assert config.load(environ={"EVENTI_VAR_DIR": str(tmp_path), "EVENTI_MONGO_URI": uri})["MONGO_URI"] == uri
+    assert config.load(environ={"EVENTI_VAR_DIR": str(tmp_path), "EVENTI_MONGO_URI": uri}).mongo_uri == uri
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def short_waits_client(settings):
 
     app = create_app({**settings, "WAIT_MAX_SECONDS": 5, "WAIT_DEFAULT_SECONDS": 5})
     yield app.test_client()
-    app.extensions["eventi"].close()
+    current_runtime(app).close()
 
 
 def test_a_wait_longer_than_wait_max_seconds_is_refused(short_waits_client):

@@ -31,4 +31,4 @@ def test_every_variable_gunicorn_make_run_and_the_simulator_read_is_in_the_readm
 def test_a_cache_shorter_than_the_longest_hold_is_refused(tmp_path):
     with pytest.raises(config.ConfigError, match="EVENTI_STATUS_CACHE_TTL"):
         config.load({"VAR_DIR": str(tmp_path)}, environ={"EVENTI_STATUS_CACHE_TTL": "60"})
-    assert config.load({"VAR_DIR": str(tmp_path)}, environ={})["STATUS_CACHE_TTL"] > 120
+    assert config.load({"VAR_DIR": str(tmp_path)}, environ={}).status_cache_ttl > 120

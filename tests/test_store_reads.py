@@ -29,18 +29,18 @@ class HeldCollection:
 
 
 @pytest.fixture
-def order_id(parts):
-    return str(parts.orders.create(order_fields())["_id"])
+def order_id(runtime):
+    return str(runtime.orders.create(order_fields())["_id"])
 
 
-def gated_store(parts, **limits):
-    store = OrderStore(parts.store.db, **limits)
+def gated_store(runtime, **limits):
+    store = OrderStore(runtime.store.db, **limits)
     store.orders = HeldCollection(store.orders)
     return store
 
 
-def test_reads_beyond_the_limit_queue_and_all_complete(parts, order_id):
-    store = gated_store(parts, max_reads=3)
+def test_reads_beyond_the_limit_queue_and_all_complete(runtime, order_id):
+    store = gated_store(runtime, max_reads=3)
     readers = [gevent.spawn(store.get_order, order_id) for _ in range(20)]
     eventually(lambda: store.orders.in_flight == 3, 10, "three reads at the gate")
     store.orders.gate.set()
@@ -49,8 +49,8 @@ def test_reads_beyond_the_limit_queue_and_all_complete(parts, order_id):
     assert store.orders.most_in_flight == 3
 
 
-def test_a_read_that_cannot_get_a_slot_in_time_is_store_unavailable(parts, order_id):
-    store = gated_store(parts, max_reads=1, read_queue_seconds=0.2)
+def test_a_read_that_cannot_get_a_slot_in_time_is_store_unavailable(runtime, order_id):
+    store = gated_store(runtime, max_reads=1, read_queue_seconds=0.2)
     holder = gevent.spawn(store.get_order, order_id)
     eventually(lambda: store.orders.in_flight == 1, 10, "the first read at the gate")
     with pytest.raises(StoreUnavailable):

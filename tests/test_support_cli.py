@@ -10,18 +10,18 @@ def unique_phone():
     return "07" + "".join(random.choice("0123456789") for _ in range(7)) + "5"
 
 
-def paid_twice(client, parts, phone):
+def paid_twice(client, runtime, phone):
     created = client.post("/api/orders", json=order_body(phone=phone, email="wanjiru.kamau@example.com")).json
     order_id = created["orderId"]
-    token = parts.tokens.callback_token(order_id)
+    token = runtime.tokens.callback_token(order_id)
     for _ in range(2):  # the second delivery is a duplicate
         assert client.post("/api/payhero/callback", query_string={"token": token}, json=callback_body(order_id)).status_code == 200
     return order_id
 
 
-def test_order_show_prints_the_order_its_claim_and_every_delivery_masked(app, client, parts):
+def test_order_show_prints_the_order_its_claim_and_every_delivery_masked(app, client, runtime):
     phone = unique_phone()
-    order_id = paid_twice(client, parts, phone)
+    order_id = paid_twice(client, runtime, phone)
     result = app.test_cli_runner().invoke(args=["order", "show", order_id])
     assert result.exit_code == 0, result.output
     out = result.output
@@ -46,10 +46,10 @@ def test_order_show_of_an_unknown_order_fails(app):
     assert result.exit_code != 0 and "no order 6751a3f2c9e77b0012ab34cd" in result.output
 
 
-def test_order_find_lists_a_numbers_orders_newest_first_in_any_spelling(app, client, parts):
+def test_order_find_lists_a_numbers_orders_newest_first_in_any_spelling(app, client, runtime):
     phone = unique_phone()
     older = client.post("/api/orders", json=order_body(phone=phone)).json["orderId"]
-    newer = paid_twice(client, parts, phone)
+    newer = paid_twice(client, runtime, phone)
     for spelling in (phone, "+254" + phone[1:], "254" + phone[1:]):
         result = app.test_cli_runner().invoke(args=["order", "find", "--phone", spelling])
         assert result.exit_code == 0, result.output

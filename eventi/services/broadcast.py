@@ -1,7 +1,9 @@
-"""Announcing a final status: cache it and PUBLISH it in one Redis round trip, and never give up.
+"""The one home of "the status changed": cache it and PUBLISH it in one Redis round trip, and never give up.
 
-Callbacks, reconciliation and failed STK pushes all announce through one StatusBroadcaster, after
-MongoDB holds the status (eventi/status_cache.py has the whole argument). When Redis fails, the
+Callbacks, reconciliation, settled writes and failed STK pushes all announce through one StatusBroadcaster,
+after MongoDB holds the status (eventi/status_cache.py has the whole argument); order creation and
+the status reader cache what they read or wrote through it too (remember), so every write to the
+status cache goes through here. When Redis fails, the
 body joins a per-process backlog that one greenlet drains with capped, jittered exponential backoff
 for as long as the process lives: a final status the cache lacks is not abandoned after a few tries.
 The backlog holds one body per order (bodies of one order are all the same), so it is bounded by
@@ -9,13 +11,16 @@ the orders decided during the outage.
 """
 import logging
 import time
+from typing import Any
 
 import gevent
-from redis.backoff import ExponentialWithJitterBackoff
+import redis
+from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from .. import metrics
 from ..notify import channel_for, encode_message
+from ..status_cache import StatusCache
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +30,7 @@ BATCH = 500
 """Bodies per pipeline when the backlog drains."""
 
 
-def default_backoff():
+def default_backoff() -> AbstractBackoff:
     """Waits between retries: up to 0.1 s, doubling, at most 2 s, so a recovered Redis hears within ~2 s."""
     return ExponentialWithJitterBackoff(cap=2.0, base=0.1)
 
@@ -33,23 +38,24 @@ def default_backoff():
 class StatusBroadcaster:
     """Caches and publishes final status bodies; retries in the background until Redis takes them."""
 
-    def __init__(self, redis_client, cache, backoff=None, alarm_after=ALARM_AFTER_SECONDS):
+    def __init__(self, redis_client: redis.Redis, cache: StatusCache, backoff: AbstractBackoff | None = None,
+                 alarm_after: float = ALARM_AFTER_SECONDS) -> None:
         self._redis = redis_client
         self._cache = cache
         self._backoff = backoff or default_backoff()
         self._alarm_after = alarm_after
-        self._backlog = {}
-        self._greenlet = None
+        self._backlog: dict[str, dict[str, Any]] = {}
+        self._greenlet: gevent.Greenlet[..., None] | None = None
         self.attempts = 0
         """Background delivery attempts so far (tests watch it)."""
 
     @property
-    def backlog(self):
+    def backlog(self) -> set[str]:
         """Order ids whose announcement waits for Redis."""
         return set(self._backlog)
 
-    def announce(self, body):
-        """Cache and publish the body now; if Redis fails, keep it until Redis takes it."""
+    def announce(self, body: dict[str, Any]) -> None:
+        """Cache and publish a final body now; if Redis fails, keep it until Redis takes it."""
         try:
             self._send([body])
         except RedisError as exc:
@@ -60,23 +66,31 @@ class StatusBroadcaster:
             if self._greenlet is None:
                 self._greenlet = gevent.spawn(self._drain)
 
-    def close(self):
+    def remember(self, body: dict[str, Any]) -> None:
+        """Cache a body read from or written to the store, without publishing; when Redis fails, a later
+        read costs one store read (a pending body never replaces a final one: eventi/status_cache.py)."""
+        try:
+            self._cache.put(body)
+        except RedisError:
+            pass
+
+    def close(self) -> None:
         """Stop retrying (the process is going away)."""
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
             self._greenlet = None
 
-    def _send(self, bodies):
+    def _send(self, bodies: list[dict[str, Any]]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for body in bodies:
             self._cache.put(body, via=pipe)
             pipe.publish(channel_for(body["orderId"]), encode_message(body))
         replies = pipe.execute()
-        for body, receivers in zip(bodies, replies[1::2]):
+        for body, receivers in zip(bodies, replies[1::2], strict=True):
             log.info("Redis notification sent orderId=%s status=%s receivers=%d",
                      body["orderId"], body["paymentStatus"], receivers)
 
-    def _drain(self):
+    def _drain(self) -> None:
         failures, since, alarmed = 0, time.monotonic(), False
         try:
             while self._backlog:

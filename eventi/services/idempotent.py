@@ -11,13 +11,18 @@ process died) is settled by the first retry after UNANSWERED_AFTER: see _unanswe
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from bson import ObjectId
 
 from ..errors import EventiError, IdempotencyKeyInUse, IdempotencyKeyReused, PaymentProviderError, StoreUnavailable
+from ..idempotency import IdempotencyKeys
 from ..models import utcnow
+from ..store import OrderStore
+from .ordering import OrderService
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +30,18 @@ UNANSWERED_AFTER = timedelta(seconds=60)
 """A key this old without an answer belongs to a request that stopped (its push times out after 8 s)."""
 
 
+Render = Callable[[dict[str, Any]], dict[str, Any]]
+"""order -> the body of its 201 answer."""
+
+
 @dataclass(frozen=True)
 class Created:
     status: int
-    body: dict
+    body: dict[str, Any]
     replayed: bool = False
 
 
-def digest(fields):
+def digest(fields: dict[str, Any]) -> str:
     """What makes two requests "the same body": the validated fields, normalised (phone as 254...)."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -40,13 +49,14 @@ def digest(fields):
 class IdempotentOrders:
     """OrderService.create behind an optional Idempotency-Key."""
 
-    def __init__(self, orders, keys, store, unanswered_after=UNANSWERED_AFTER):
+    def __init__(self, orders: OrderService, keys: IdempotencyKeys, store: OrderStore,
+                 unanswered_after: timedelta = UNANSWERED_AFTER) -> None:
         self._orders = orders
         self._keys = keys
         self._store = store
         self._unanswered_after = unanswered_after
 
-    def create(self, fields, key, render):
+    def create(self, fields: dict[str, Any], key: str | None, render: Render) -> Created:
         """Create an order (render(order) is its 201 body), or replay the key's first answer."""
         if key is None:
             return Created(201, render(self._orders.create(fields)))
@@ -60,7 +70,7 @@ class IdempotentOrders:
             return Created(earlier["answer"]["status"], earlier["answer"]["body"], replayed=True)
         return self._unanswered(key, earlier, fields, render)
 
-    def _create(self, key, fields, render, order_id):
+    def _create(self, key: str, fields: dict[str, Any], render: Render, order_id: ObjectId) -> Created:
         try:
             order = self._orders.create(fields, order_id)
         except PaymentProviderError as exc:  # the order is stored, failed: that is this key's answer
@@ -75,7 +85,7 @@ class IdempotentOrders:
         self._keep(key, 201, body)
         return Created(201, body)
 
-    def _unanswered(self, key, earlier, fields, render):
+    def _unanswered(self, key: str, earlier: dict[str, Any], fields: dict[str, Any], render: Render) -> Created:
         """The key's first request has not answered: still running, or it stopped (store failure, crash).
 
         After UNANSWERED_AFTER it has surely stopped. If its order was stored, that order is the answer;
@@ -86,19 +96,20 @@ class IdempotentOrders:
             raise IdempotencyKeyInUse()
         order = self._store.get_order(str(earlier["orderId"]))
         if order is None:
-            log.warning("Idempotent request that stopped before storing its order is retried orderId=%s", earlier["orderId"])
+            log.warning("Idempotent request that stopped before storing its order is retried orderId=%s",
+                        earlier["orderId"])
             return self._create(key, fields, render, earlier["orderId"])
         body = render(order)
         self._keep(key, 201, body)
         return Created(201, body, replayed=True)
 
-    def _keep(self, key, status, body):
+    def _keep(self, key: str, status: int, body: dict[str, Any]) -> None:
         try:
             self._keys.answer(key, status, body)
         except EventiError:  # the order exists and the shopper must hear so; a replay rebuilds it from the order
             log.warning("Answer of an idempotent request not kept orderId=%s", body.get("orderId"))
 
-    def _forget(self, key):
+    def _forget(self, key: str) -> None:
         try:
             self._keys.forget(key)
         except EventiError:

@@ -1,12 +1,21 @@
 """Creating orders and sending their M-Pesa STK push."""
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 from bson import ObjectId
 
 from .. import metrics, pricing
 from ..errors import EventNotFound, PaymentProviderError, StoreUnavailable
+from ..events import EventStore
 from ..models import OrderStatus, Outcome, status_body, utcnow
-from ..push_limit import Reservation
+from ..payhero_client import PayHeroClient
+from ..push_limit import PushLimiter, Reservation
+from ..store import OrderStore
+from ..tickets import TicketHolds
+from .broadcast import StatusBroadcaster
+from .settle import Settler
 
 log = logging.getLogger(__name__)
 
@@ -15,25 +24,26 @@ STK_PUSH_FAILED = "stk_push_failed"
 
 class OrderService:
     """Prices the order from the stored event, checks the push limit, holds the tickets, stores the
-    order, primes the cache, then sends one STK push.
+    order, caches its status, then sends one STK push.
 
     payhero is None when no PAYHERO_BASE_URL is set (development and test only): orders
     stay pending until a callback arrives. callback_url(order_id) gives the URL PayHero calls.
     """
 
-    def __init__(self, store, cache, events, tickets, payhero=None, limiter=None, announce=None, callback_url=None,
-                 settle=None):
+    def __init__(self, store: OrderStore, events: EventStore, tickets: TicketHolds, broadcaster: StatusBroadcaster,
+                 settler: Settler, callback_url: Callable[[str], str], payhero: PayHeroClient | None = None,
+                 limiter: PushLimiter | None = None) -> None:
         self._store = store
-        self._cache = cache
         self._events = events
         self._tickets = tickets
+        self._broadcaster = broadcaster
         self._payhero = payhero
         self._limiter = limiter
-        self._announce = announce
+        self._announce = broadcaster.announce
         self._callback_url = callback_url
-        self._settle = settle
+        self._settle = settler.watch
 
-    def create(self, fields, order_id=None):
+    def create(self, fields: dict[str, Any], order_id: ObjectId | None = None) -> dict[str, Any]:
         """Store a pending order from validated fields (under order_id when given), push it; the stored document.
 
         The amount is the stored price times the quantity: the client sends no amount. Raises
@@ -57,20 +67,22 @@ class OrderService:
             except BaseException:
                 self._tickets.give_back(order_id, slots)
                 raise
-            self._cache.remember(status_body(order))
+            self._broadcaster.remember(status_body(order))
             if self._payhero is not None:
                 order = self._push(order, reservation)
-        return order
+        stored: dict[str, Any] = order
+        return stored
 
-    def _reserve_push(self, phone):
+    def _reserve_push(self, phone: str) -> AbstractContextManager[Reservation]:
         if self._limiter is None or self._payhero is None:
             return Reservation()
-        return self._limiter.reserve(phone)
+        reservation: AbstractContextManager[Reservation] = self._limiter.reserve(phone)
+        return reservation
 
-    def _push(self, order, reservation):
+    def _push(self, order: dict[str, Any], reservation: Reservation) -> dict[str, Any]:
         order_id = str(order["_id"])
         try:
-            push = self._payhero.stk_push(
+            push = self._payhero.stk_push(  # type: ignore[union-attr]  # create() pushes only with a client
                 amount=order["amount"], phone=order["phone"], external_reference=order_id,
                 customer_name=order.get("name") or "Customer", callback_url=self._callback_url(order_id),
             )
@@ -83,17 +95,19 @@ class OrderService:
             raise PaymentProviderError(orderId=order_id) from None  # the shopper's sentence; details in log and audit
         reservation.sent()
         metrics.STK_PUSHES.labels("queued").inc()
-        fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id, "pushedAt": utcnow()}
+        fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id,
+                  "pushedAt": utcnow()}
         self._store.set_fields(order_id, fields)
         log.info("STK push queued orderId=%s reference=%s", order_id, push.reference)
         return {**order, **fields}
 
-    def _fail(self, order_id, exc):
+    def _fail(self, order_id: str, exc: PaymentProviderError) -> None:
         """The push did not go out: the order fails (only if still pending) and waiters learn it."""
         summary = {"error": exc.code, "reason": getattr(exc, "reason", None), "description": exc.message}
         event_id = self._store.record_event(order_id, "stk_push", "", summary)
         try:
-            finalized = self._store.finalize(order_id, Outcome(OrderStatus.FAILED, failure_reason=STK_PUSH_FAILED), event_id)
+            outcome = Outcome(OrderStatus.FAILED, failure_reason=STK_PUSH_FAILED)
+            finalized = self._store.finalize(order_id, outcome, event_id)
         except StoreUnavailable:
             if self._settle is not None:
                 self._settle(order_id)  # the write may land later: see eventi/services/settle.py

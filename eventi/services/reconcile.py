@@ -4,12 +4,21 @@ The answer goes through CallbackService.apply, exactly like a callback: audited,
 published to waiters. An order still unanswered past the give-up age fails with "no_callback".
 """
 import logging
+import os
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from ..models import PaymentResult, utcnow
+import gevent
+import redis
+
 from ..errors import PaymentProviderError
+from ..models import PaymentResult, utcnow
+from ..payhero_client import PayHeroClient
+from ..store import OrderStore
+from ..tickets import TicketHolds
+from .callbacks import CallbackService
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +28,22 @@ NO_CALLBACK = "no_callback"
 @dataclass
 class ReconcileReport:
     checked: int = 0
-    applied: dict = field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)
     unanswered: int = 0
     errors: int = 0
     releases_finished: int = 0
 
-    def count(self, status):
+    def count(self, status: str) -> None:
+        """One more order applied with this outcome."""
         self.applied[status] = self.applied.get(status, 0) + 1
 
 
 class Reconciler:
-    """One sweep over stale pending orders."""
+    """One sweep over stale pending orders; what it learns goes through the callback path (and its broadcaster)."""
 
-    def __init__(self, store, payhero, callbacks, pending_after_seconds=120, give_up_after_seconds=900, tickets=None):
+    def __init__(self, store: OrderStore, payhero: PayHeroClient | None, callbacks: CallbackService,
+                 pending_after_seconds: float = 120, give_up_after_seconds: float = 900,
+                 tickets: TicketHolds | None = None) -> None:
         self._store = store
         self._tickets = tickets
         self._payhero = payhero
@@ -39,7 +51,7 @@ class Reconciler:
         self._pending_after = timedelta(seconds=pending_after_seconds)
         self._give_up_after = timedelta(seconds=give_up_after_seconds)
 
-    def run_once(self, limit=500):
+    def run_once(self, limit: int = 500) -> ReconcileReport:
         """Check up to limit stale pending orders; return what was done."""
         report = ReconcileReport()
         now = utcnow()
@@ -52,14 +64,14 @@ class Reconciler:
                 report.unanswered += 1
                 continue
             outcome = self._callbacks.apply(result, raw=result.raw, source="reconcile")
-            report.count("duplicate" if outcome.duplicate else outcome.body["paymentStatus"])
+            report.count("duplicate" if outcome.duplicate or outcome.body is None else outcome.body["paymentStatus"])
         if self._tickets is not None:
             report.releases_finished = self._tickets.finish_interrupted(now)
         log.info("Reconcile checked=%d applied=%s unanswered=%d errors=%d releases_finished=%d",
                  report.checked, report.applied, report.unanswered, report.errors, report.releases_finished)
         return report
 
-    def _ask_payhero(self, order, report):
+    def _ask_payhero(self, order: dict[str, Any], report: ReconcileReport) -> PaymentResult | None:
         reference = order.get("payheroReference")
         if not reference or self._payhero is None:
             return None
@@ -71,7 +83,7 @@ class Reconciler:
         return result_from_status(order, answer)
 
 
-def result_from_status(order, answer):
+def result_from_status(order: dict[str, Any], answer: dict[str, Any]) -> PaymentResult | None:
     """A PaymentResult from a transaction-status answer, or None while PayHero knows no result."""
     status = str(answer.get("status", "")).upper()
     order_id = str(order["_id"])
@@ -90,12 +102,8 @@ def result_from_status(order, answer):
 LOCK_KEY = "eventi:reconcile:lock"
 
 
-def reconcile_forever(reconciler, redis_client, interval_seconds):
+def reconcile_forever(reconciler: Reconciler, redis_client: redis.Redis, interval_seconds: float) -> None:
     """The optional periodic sweep (EVENTI_RECONCILE_INTERVAL_SECONDS): one worker per interval runs it."""
-    import os
-
-    import gevent
-
     while True:
         gevent.sleep(interval_seconds * random.uniform(0.9, 1.1))
         try:

@@ -13,10 +13,12 @@ import logging
 import time
 
 import gevent
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 
 from ..errors import StoreUnavailable
 from ..models import status_body
+from ..store import OrderStore
+from .broadcast import StatusBroadcaster
 
 log = logging.getLogger(__name__)
 
@@ -30,31 +32,34 @@ RECHECK_SECONDS = 1.0
 class Settler:
     """Watches orders whose status write timed out until their claim is applied or the window passes."""
 
-    def __init__(self, store, announce, window=WINDOW_SECONDS, recheck=RECHECK_SECONDS, backoff=None):
+    def __init__(self, store: OrderStore, broadcaster: StatusBroadcaster, window: float = WINDOW_SECONDS,
+                 recheck: float = RECHECK_SECONDS, backoff: AbstractBackoff | None = None) -> None:
         self._store = store
-        self._announce = announce
+        self._broadcaster = broadcaster
         self._window = window
         self._recheck = recheck
         self._backoff = backoff or ExponentialWithJitterBackoff(cap=2.0, base=0.1)
-        self._watched = {}  # order id -> when the store first answered "no claim yet", or None
-        self._greenlet = None
+        self._watched: dict[str, float | None] = {}  # order id -> when the store first answered "no claim yet"
+        self._greenlet: gevent.Greenlet[..., None] | None = None
 
     @property
-    def watched(self):
+    def watched(self) -> set[str]:
+        """Order ids still watched."""
         return set(self._watched)
 
-    def watch(self, order_id):
+    def watch(self, order_id: str) -> None:
         """Find out, in the background, whether a timed-out status write for the order landed."""
         self._watched.setdefault(order_id, None)
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
 
-    def close(self):
+    def close(self) -> None:
+        """Stop watching (the process is going away)."""
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
             self._greenlet = None
 
-    def _run(self):
+    def _run(self) -> None:
         failures = 0
         try:
             while self._watched:
@@ -68,13 +73,13 @@ class Settler:
         finally:
             self._greenlet = None
 
-    def _settle(self, order_id):
+    def _settle(self, order_id: str) -> None:
         order = self._store.settle(order_id)
         if order is not None:
             del self._watched[order_id]
             log.warning("Status write that timed out was applied; announcing orderId=%s status=%s",
                         order_id, order["status"])
-            self._announce(status_body(order))
+            self._broadcaster.announce(status_body(order))
             return
         now = time.monotonic()
         first = self._watched[order_id]

@@ -1,22 +1,27 @@
 """Reading an order's current status: the Redis cache first, MongoDB on a miss."""
 import logging
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
 from ..models import status_body
+from ..status_cache import StatusCache
+from ..store import OrderStore
+from .broadcast import StatusBroadcaster
 
 log = logging.getLogger(__name__)
 
 
 class StatusReader:
-    """At most one MongoDB read per call to current()."""
+    """At most one MongoDB read per call to current(); what it reads from the store it caches via the broadcaster."""
 
-    def __init__(self, store, cache):
+    def __init__(self, store: OrderStore, cache: StatusCache, broadcaster: StatusBroadcaster) -> None:
         self._store = store
         self._cache = cache
+        self._broadcaster = broadcaster
 
-    def current(self, order_id):
+    def current(self, order_id: str) -> dict[str, Any] | None:
         """The status body from the cache or the store; None when the order does not exist."""
         try:
             cached = self._cache.get(order_id)
@@ -26,17 +31,17 @@ class StatusReader:
             return cached
         return self.from_store(order_id, refresh_cache=True)
 
-    def from_store(self, order_id, refresh_cache=False):
+    def from_store(self, order_id: str, refresh_cache: bool = False) -> dict[str, Any] | None:
         """The status body as MongoDB holds it (the truth); None when there is no such order."""
         order = self._store.get_order(order_id)
         if order is None:
             return None
-        body = status_body(order)
+        body: dict[str, Any] = status_body(order)
         if refresh_cache:
-            self._cache.remember(body)  # a pending body never replaces a final one (status_cache.py)
+            self._broadcaster.remember(body)
         return body
 
-    def recheck(self, order_id, fallback):
+    def recheck(self, order_id: str, fallback: dict[str, Any]) -> dict[str, Any]:
         """Re-read the store after a missed notification; keep the fallback if it is down."""
         try:
             return self.from_store(order_id) or fallback

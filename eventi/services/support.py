@@ -1,13 +1,15 @@
 """What support sees of an order: the order, its status claim and every PayHero delivery, masked as the logs are."""
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
 
 from ..logs import redact
 from ..models import iso_utc
+from ..store import OrderStore
 
 
-def order_report(store, order_id):
+def order_report(store: OrderStore, order_id: str) -> dict[str, Any] | None:
     """The order, its claim and its payment_events (oldest first) as plain JSON-ready values; None when unknown."""
     order = store.get_order(order_id)
     if order is None:
@@ -19,12 +21,12 @@ def order_report(store, order_id):
     }
 
 
-def recent_orders(store, phone, limit=20):
+def recent_orders(store: OrderStore, phone: str, limit: int = 20) -> list[Any]:
     """The most recent orders of a phone number (2547…/2541…), newest first, masked."""
     return [_masked(order) for order in store.orders_for_phone(phone, limit)]
 
 
-def _masked(value):
+def _masked(value: Any) -> Any:
     """Dates as ISO 8601, ids as strings, every string through the log redaction (phones, e-mails, tokens)."""
     if isinstance(value, dict):
         return {("id" if key == "_id" else key): _masked(item) for key, item in value.items()}

@@ -2,9 +2,10 @@
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .. import metrics
 from ..errors import NotFound, TooManyWaits
@@ -15,15 +16,28 @@ from .status import StatusReader
 log = logging.getLogger(__name__)
 
 
+class Client(Protocol):
+    """The client's end of a wait (eventi/web/client_socket.py): a wait ends early when it goes."""
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Call wake when the client goes."""
+
+    def gone(self) -> bool:
+        """True once the client closed its connection."""
+
+    def close(self) -> None:
+        """Stop watching."""
+
+
 @dataclass(frozen=True)
 class WaitResult:
-    body: dict
+    body: dict[str, Any]
     final: bool
     waited_ms: int
     outcome: str  # final | timeout | client_gone | shutdown
 
     @property
-    def cut_short(self):
+    def cut_short(self) -> bool:
         """Still pending because this worker is stopping, not because the hold ran out: not a hold
         the client should count; it should ask again at once (and reach a worker that is not stopping)."""
         return self.outcome == "shutdown"
@@ -38,15 +52,25 @@ class WaitService:
         self._reader = reader
         self._max_per_order = max_per_order
         self._max_per_worker = max_per_worker
-        self._held = Counter()
-        self.stopping = False
+        self._held: Counter[str] = Counter()
+        self._stopping = False
 
     @property
-    def held(self):
+    def stopping(self) -> bool:
+        """True once drain() was called: waits are answered at once with outcome shutdown."""
+        return self._stopping
+
+    def drain(self) -> None:
+        """The worker is stopping: answer every held wait now, with its last known status, and hold no new one."""
+        self._stopping = True
+        self._notifier.stop()
+
+    @property
+    def held(self) -> int:
         """Waits held by this worker right now."""
         return sum(self._held.values())
 
-    def wait(self, order_id, timeout, client=None):
+    def wait(self, order_id: str, timeout: float, client: Client | None = None) -> WaitResult:
         """Wait up to timeout seconds for a final status; a client that leaves ends the wait early."""
         started = time.monotonic()
         log.info("Long polling started orderId=%s timeout=%ss", order_id, timeout)
@@ -64,7 +88,7 @@ class WaitService:
         return self._finish(order_id, body, outcome, started)
 
     @contextmanager
-    def _slot(self, order_id):
+    def _slot(self, order_id: str) -> Iterator[None]:
         if self._held[order_id] >= self._max_per_order:
             raise TooManyWaits("Too many waits for this order; retry shortly.")
         if self.held >= self._max_per_worker:
@@ -79,9 +103,10 @@ class WaitService:
             if not self._held[order_id]:
                 del self._held[order_id]
 
-    def _hold(self, order_id, waiter, body, deadline, client, started):
+    def _hold(self, order_id: str, waiter: Waiter, body: dict[str, Any], deadline: float,
+              client: Client | None, started: float) -> tuple[dict[str, Any], str]:
         while not is_final(body):
-            if self.stopping:
+            if self._stopping:
                 return body, "shutdown"
             if client is not None and client.gone():
                 return body, "client_gone"
@@ -103,10 +128,11 @@ class WaitService:
                 "Payment status changed via Redis orderId=%s status=%s elapsedMs=%d",
                 order_id, event.body["paymentStatus"], (time.monotonic() - started) * 1000,
             )
-            return event.body
+            final: dict[str, Any] = event.body
+            return final
         return body
 
-    def _finish(self, order_id, body, outcome, started):
+    def _finish(self, order_id: str, body: dict[str, Any], outcome: str, started: float) -> WaitResult:
         waited_ms = int((time.monotonic() - started) * 1000)
         metrics.WAITS_ANSWERED.labels(outcome).inc()
         if outcome == "timeout":

@@ -1,12 +1,20 @@
-"""Helpers the blueprints share: the per-worker parts, JSON bodies and query strings."""
-from flask import current_app, request
-from marshmallow import ValidationError
+"""Helpers the blueprints share: the worker's runtime, JSON bodies and query strings."""
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
+from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import strict_json
 from ..errors import EventiError, ValidationFailed
 from ..gunicorn_worker import close_connection_after_response
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+EXTENSION = "eventi"
+"""The runtime's key in app.extensions (eventi.runtime.Runtime.init_app puts it there)."""
 
 
 class UnsupportedMediaType(EventiError):
@@ -21,9 +29,10 @@ class MalformedBody(EventiError):
     status, code, message = 400, "malformed_body", "The request body's framing is broken or incomplete."
 
 
-def parts():
-    """The per-worker Parts built by the app factory."""
-    return current_app.extensions["eventi"]
+def current_runtime(app: Flask | None = None) -> "Runtime":
+    """The worker's runtime: of app, or of the app serving the current request or command."""
+    runtime: Runtime = (app or current_app).extensions[EXTENSION]
+    return runtime
 
 
 def json_body():

@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify
 from ..errors import EventNotFound
 from ..models import iso_utc
 from ..schemas import EVENT_ID
-from .common import parts
+from .common import current_runtime
 
 bp = Blueprint("events", __name__, url_prefix="/api/events")
 
@@ -12,7 +12,7 @@ bp = Blueprint("events", __name__, url_prefix="/api/events")
 @bp.get("/<event_id>")
 def get_event(event_id):
     """The event, its ticket types and prices, and how many tickets of each are left."""
-    p = parts()
+    p = current_runtime()
     event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
     if event is None:
         raise EventNotFound()

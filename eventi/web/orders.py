@@ -7,7 +7,7 @@ from ..errors import NotFound, ValidationFailed
 from ..schemas import IDEMPOTENCY_KEY, OrderCreateSchema, TokenQuerySchema, WaitQuerySchema
 from ..store import parse_order_id
 from .client_socket import client_connection
-from .common import json_body, load, parts, query
+from .common import current_runtime, json_body, load, query
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 
@@ -28,7 +28,7 @@ def create_order():
     """
     key = _idempotency_key()
     fields = load(_CREATE, json_body())
-    created = parts().creations.create(fields, key, _created_body)
+    created = current_runtime().creations.create(fields, key, _created_body)
     response = jsonify(created.body)
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -44,10 +44,10 @@ def _idempotency_key():
 
 def _created_body(order):
     """The 201 body: URLs absolute on PUBLIC_BASE_URL, so an app on another origin can follow them."""
-    p = parts()
+    p = current_runtime()
     order_id = str(order["_id"])
     token = p.tokens.status_token(order_id)
-    base = p.settings["PUBLIC_BASE_URL"]
+    base = p.settings.public_base_url
     return {
         "orderId": order_id,
         "paymentStatus": order["status"],
@@ -64,7 +64,7 @@ def get_status(order_id):
     """The order's current status."""
     token = query(_TOKEN)["token"]
     _authorise(order_id, token)
-    body = parts().reader.current(order_id)
+    body = current_runtime().reader.current(order_id)
     if body is None:
         raise NotFound()
     return jsonify(body)
@@ -73,10 +73,10 @@ def get_status(order_id):
 @bp.get("/<order_id>/wait")
 def wait_for_status(order_id):
     """Hold the request until the status is final or the timeout passes."""
-    p = parts()
-    args = query(_wait_query(p.settings["WAIT_MAX_SECONDS"]))
+    p = current_runtime()
+    args = query(_wait_query(p.settings.wait_max_seconds))
     _authorise(order_id, args["token"])
-    timeout = args["timeout"] or p.settings["WAIT_DEFAULT_SECONDS"]
+    timeout = args["timeout"] or p.settings.wait_default_seconds
     result = p.waits.wait(order_id, timeout, client=client_connection(request.environ))
     response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
     response.headers["Cache-Control"] = "no-store"
@@ -88,5 +88,5 @@ def wait_for_status(order_id):
 
 def _authorise(order_id, token):
     """Unknown, malformed and wrong-token orders all look the same: 404."""
-    if parse_order_id(order_id) is None or not token or not parts().tokens.check_status_token(order_id, token):
+    if parse_order_id(order_id) is None or not token or not current_runtime().tokens.check_status_token(order_id, token):
         raise NotFound()

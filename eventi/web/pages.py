@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, request, url_for
 from ..models import is_final, status_body
 from ..schemas import EVENT_ID
 from ..store import parse_order_id
-from .common import parts
+from .common import current_runtime
 
 bp = Blueprint("pages", __name__)
 
@@ -17,13 +17,13 @@ EAT = timezone(timedelta(hours=3), "EAT")
 @bp.get("/events")
 def events():
     """The events whose tickets are on sale, soonest first."""
-    return _page(render_template("events.html", events=[_event_view(e) for e in parts().events.upcoming()]))
+    return _page(render_template("events.html", events=[_event_view(e) for e in current_runtime().events.upcoming()]))
 
 
 @bp.get("/events/<event_id>/checkout")
 def checkout(event_id):
     """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event."""
-    p = parts()
+    p = current_runtime()
     event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
     if event is None:
         return _not_found("This event does not exist, or its ticket sales have closed.")
@@ -37,7 +37,7 @@ def checkout(event_id):
 def status(order_id):
     """The payment page: what was bought, the order's status now, then one long poll until it is final."""
     token = request.args.get("token", "")
-    p = parts()
+    p = current_runtime()
     if parse_order_id(order_id) is None or not p.tokens.check_status_token(order_id, token):
         return _not_found()
     order = p.store.get_order(order_id)

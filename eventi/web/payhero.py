@@ -1,24 +1,37 @@
-"""Blueprint for PayHero: the payment callback."""
+"""Blueprint for PayHero: the payment callback, and the URL every STK push gives PayHero for it."""
 import logging
+from collections.abc import Callable
+from typing import NoReturn
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 
 from .. import metrics
 from ..errors import Unauthorized, ValidationFailed
 from ..payhero import parse_callback
 from ..schemas import CallbackQuerySchema
-from .common import json_body, parts, query
+from ..tokens import OrderTokens
+from .common import current_runtime, json_body, query
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("payhero", __name__, url_prefix="/api/payhero")
+bp = Blueprint("payhero", __name__)
+
+CALLBACK_PATH = "/api/payhero/callback"
+"""The callback route; every STK push's callback_url points here."""
 
 _QUERY = CallbackQuerySchema()
 
 
-@bp.post("/callback")
-def callback():
+def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:
+    """order id -> the callback_url of its STK push: PUBLIC_BASE_URL, the callback route, its callback token."""
+    def callback_url(order_id: str) -> str:
+        return f"{base_url}{CALLBACK_PATH}?token={tokens.callback_token(order_id)}"
+    return callback_url
+
+
+@bp.post(CALLBACK_PATH)
+def callback() -> Response:
     """Accept a payment result for one order, proven by its callback token."""
     token = query(_QUERY)["token"]
     if not token:
@@ -29,7 +42,7 @@ def callback():
     except ValidationError as exc:
         _count("rejected")
         raise ValidationFailed(details=exc.messages) from None
-    p = parts()
+    p = current_runtime()
     if not p.tokens.check_callback_token(result.order_id, token):
         _reject("wrong token", result.order_id)
     outcome = p.callbacks.apply(result, raw=request.get_data(as_text=True))
@@ -40,11 +53,11 @@ def callback():
     return jsonify(received=True)
 
 
-def _reject(why, order_id=None):
+def _reject(why: str, order_id: str | None = None) -> NoReturn:
     _count("rejected")
     log.warning("PayHero callback rejected (%s) orderId=%s ip=%s", why, order_id, request.remote_addr)
     raise Unauthorized()
 
 
-def _count(outcome):
+def _count(outcome: str) -> None:
     metrics.CALLBACKS.labels(outcome).inc()

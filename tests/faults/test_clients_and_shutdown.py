@@ -137,10 +137,10 @@ def test_stopping_closes_kept_alive_connections_quietly(start_gunicorn, signum):
     assert "Traceback" not in log and "[ERROR]" not in log, log
 
 
-def test_a_wait_that_reaches_a_stopping_worker_is_answered_at_once_with_retry_after(client, parts):
+def test_a_wait_that_reaches_a_stopping_worker_is_answered_at_once_with_retry_after(client, runtime):
     created = client.post("/api/orders", json=order_body())
     order_id, token = created.json["orderId"], created.json["statusToken"]
-    parts.waits.stopping = True
+    runtime.drain()
     response = client.get(wait_path(order_id, token))
     assert response.status_code == 200
     assert (response.json["final"], response.headers["Retry-After"]) == (False, "0")

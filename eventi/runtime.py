@@ -1,0 +1,173 @@
+"""One worker's runtime: its settings, clients and services, and their whole lifecycle.
+
+create_app builds one Runtime per process (gunicorn loads the app in each worker, after fork) and
+installs it on the app (init_app); views, commands and gunicorn's hooks read it back with
+eventi.web.common.current_runtime(). Building opens no connection. The lifecycle is three calls, made by
+eventi/gunicorn_conf.py's hooks:
+
+- start(worker): the worker has loaded the app: header timeout, drain() on stop, the optional
+  reconcile sweep, and the hub's first subscription;
+- drain(): the worker was told to stop (SIGTERM, HUP reload): held waits are answered at once
+  with their last known status, and new waits are not held;
+- close(): the worker exits: background retries stop, every client is closed.
+"""
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+import redis
+from flask import Flask
+from pymongo import MongoClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from . import metrics
+from .config import Settings
+from .events import EventStore
+from .idempotency import IdempotencyKeys
+from .notify import Hub, Notifier, PerRequestNotifier
+from .payhero_client import PayHeroClient
+from .push_limit import PushLimiter
+from .services.broadcast import StatusBroadcaster
+from .services.callbacks import CallbackService
+from .services.idempotent import IdempotentOrders
+from .services.ordering import OrderService
+from .services.reconcile import Reconciler, reconcile_forever
+from .services.settle import Settler
+from .services.status import StatusReader
+from .services.waiting import WaitService
+from .status_cache import StatusCache
+from .store import OrderStore, connect
+from .tickets import TicketHolds
+from .tokens import OrderTokens
+from .web.common import EXTENSION
+from .web.payhero import callback_urls
+
+PER_REQUEST_MAX_CONNECTIONS = 50_000
+REDIS_POOL_SIZE = 2
+"""Commands (cache, publish) share this many connections per worker; greenlets queue for them."""
+HUB_FIRST_SUBSCRIPTION_SECONDS = 5.0
+"""How long start() waits for the hub's first subscription before the worker serves anyway."""
+
+
+class Worker(Protocol):
+    """What start() needs of the gunicorn worker (eventi.gunicorn_worker.EventiGeventWorker)."""
+
+    pid: int
+    log: Any  # gunicorn's logger: the "worker ready" line tests and operators look for is its own
+    header_timeout: float | None
+
+    def on_stop(self, drain: Callable[[], None]) -> None: ...
+
+
+class Runtime:
+    """One process's clients and services, built from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.mongo: MongoClient[dict[str, Any]] = connect(settings.mongo_uri)
+        self.redis = _commands_client(settings.redis_url)
+        database = self.mongo.get_default_database()
+        self.events = EventStore(database)
+        self.tickets = TicketHolds(database)
+        self.keys = IdempotencyKeys(database)
+        self.store = OrderStore(database, max_reads=settings.store_max_reads, tickets=self.tickets)
+        self.cache = StatusCache(self.redis, settings.status_cache_ttl)
+        self.tokens = OrderTokens(settings.secret_key)
+        self.notifier = _notifier(settings)
+        self.payhero = _payhero(settings)
+        self.broadcaster = StatusBroadcaster(self.redis, self.cache)
+        self.reader = StatusReader(self.store, self.cache, self.broadcaster)
+        self.settler = Settler(self.store, self.broadcaster)
+        self.callbacks = CallbackService(self.store, self.broadcaster, self.settler, reader=self.reader,
+                                         verifier=self.payhero if settings.payhero_verify_callbacks else None)
+        self.orders = OrderService(
+            self.store, self.events, self.tickets, self.broadcaster, self.settler,
+            callback_urls(settings.public_base_url, self.tokens), payhero=self.payhero,
+            limiter=PushLimiter(self.redis, settings.push_limit, settings.push_limit_window),
+        )
+        self.creations = IdempotentOrders(self.orders, self.keys, self.store)
+        self.waits = WaitService(self.notifier, self.reader, settings.max_waits_per_order,
+                                 settings.max_waits_per_worker)
+        self._sweep: gevent.Greenlet[..., None] | None = None
+        metrics.WAITS_CAPACITY.set(settings.max_waits_per_worker)
+
+    def init_app(self, app: Flask) -> None:
+        """Install this runtime on the app, where current_runtime() finds it."""
+        app.extensions[EXTENSION] = self
+
+    def reconciler(self) -> Reconciler:
+        """A Reconciler over this worker's store, PayHero client and callback path."""
+        return Reconciler(self.store, self.payhero, self.callbacks, self.settings.reconcile_after_seconds,
+                          self.settings.reconcile_give_up_seconds, tickets=self.tickets)
+
+    def start(self, worker: Worker) -> None:
+        """The gunicorn worker loaded the app: drain when it stops, sweep if asked, subscribe the hub."""
+        worker.header_timeout = self.settings.header_timeout_seconds
+        worker.on_stop(self.drain)
+        interval = self.settings.reconcile_interval_seconds
+        if interval > 0:
+            self._sweep = gevent.spawn(reconcile_forever, self.reconciler(), self.redis, interval)
+        if not self.notifier.start(timeout=HUB_FIRST_SUBSCRIPTION_SECONDS):
+            worker.log.warning("eventi: Redis not reachable yet; the hub keeps retrying")
+        worker.log.info("eventi worker ready (pid %s)", worker.pid)
+
+    def drain(self) -> None:
+        """The worker is stopping: answer every held wait now and hold no new one."""
+        self.waits.drain()
+
+    def close(self) -> None:
+        """The process is going away: stop background work and close every client."""
+        self.drain()
+        if self._sweep is not None:
+            self._sweep.kill(block=False)
+        if self.payhero is not None:
+            self.payhero.close()
+        self.settler.close()
+        self.broadcaster.close()
+        self.mongo.close()
+        self.redis.close()
+
+
+def redis_client(url: str, role: str, **overrides: Any) -> redis.Redis:
+    """A redis-py client named after this process and its role (visible in CLIENT LIST)."""
+    options: dict[str, Any] = dict(
+        socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True, health_check_interval=30,
+        retry=Retry(NoBackoff(), 1), client_name=f"eventi:{os.getpid()}:{role}",
+    )
+    options.update(overrides)
+    client: redis.Redis = redis.Redis.from_url(url, **options)
+    return client
+
+
+def _commands_client(url: str) -> redis.Redis:
+    """The client for commands (cache, publish, push limit): a small blocking pool per worker."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=REDIS_POOL_SIZE, timeout=5,
+        socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True, health_check_interval=30,
+        retry=Retry(NoBackoff(), 1), client_name=f"eventi:{os.getpid()}:pool",
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def _payhero(settings: Settings) -> PayHeroClient | None:
+    """The PayHero client, or None when no PAYHERO_BASE_URL is set (development and test only)."""
+    if not settings.payhero_base_url:
+        return None
+    return PayHeroClient(settings.payhero_base_url, settings.payhero_auth_token, settings.payhero_channel_id,
+                         timeout=settings.push_timeout)
+
+
+def _notifier(settings: Settings) -> Notifier:
+    """The notifier of EVENTI_NOTIFIER: the hub (one PubSub per worker) or one PubSub per wait."""
+    if settings.notifier == "per-request":
+        # One connection per held wait: lift redis-py's default pool cap.
+        client = redis_client(settings.redis_url, "wait", socket_timeout=None, health_check_interval=0,
+                              max_connections=PER_REQUEST_MAX_CONNECTIONS)
+        metrics.HUB_CONNECTED.set(1)  # no hub to lose: each wait opens its own PubSub
+        return PerRequestNotifier(client, settings.recheck_seconds)
+    # No retries and no socket timeout: the hub owns reconnection and bounds reads itself.
+    client = redis_client(settings.redis_url, "hub", socket_timeout=None, health_check_interval=0,
+                          retry=Retry(NoBackoff(), 0))
+    return Hub(client, settings.recheck_seconds)
