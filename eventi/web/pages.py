@@ -49,6 +49,7 @@ def status(order_id):
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],
         event=_event_view(event) if event else None, bought=_bought(order),
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
+        hold_seconds=p.settings["WAIT_DEFAULT_SECONDS"],  # long-poll.js's deadline per hold: this + a margin
         retry_url=url_for("pages.checkout", event_id=order["eventId"]),
     ))
 

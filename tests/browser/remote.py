@@ -1,0 +1,125 @@
+"""Debian's headless Chromium in a process of its own (Playwright), driven step by step by a test.
+
+The test process is gevent-patched and Playwright's sync API must not run there, so the browser runs as
+``python tests/browser/remote.py``: one JSON command per line on stdin, one JSON answer per line on stdout.
+``RemoteBrowser`` is the test's side.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class BrowserError(AssertionError):
+    """A step failed in the browser (a selector never matched, a navigation failed)."""
+
+
+class RemoteBrowser:
+    """One page in a Chromium process of its own; each method is one step, answered when done."""
+
+    def __init__(self, viewport=(390, 844)):
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
+        self._proc = subprocess.Popen([sys.executable, __file__, json.dumps({"viewport": viewport})],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                      text=True, bufsize=1, env=env, cwd=str(ROOT))
+        self._call({"do": "ready"})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def open(self, url):
+        self._call({"do": "open", "url": url})
+
+    def wait(self, selector, timeout_ms=30_000, state="visible"):
+        """Until an element matching selector is in `state` (visible, hidden, attached)."""
+        self._call({"do": "wait", "selector": selector, "timeout_ms": timeout_ms, "state": state})
+
+    def visible(self, selector):
+        return self._call({"do": "visible", "selector": selector})["value"]
+
+    def text(self, selector):
+        return self._call({"do": "text", "selector": selector})["value"]
+
+    def offline(self, value):
+        """Playwright's context.set_offline: navigator.onLine and the offline/online events follow."""
+        self._call({"do": "offline", "value": value})
+
+    def screenshot(self, path):
+        self._call({"do": "screenshot", "path": str(path)})
+
+    def console(self):
+        """The page's console lines so far."""
+        return self._call({"do": "console"})["value"]
+
+    def close(self):
+        if self._proc.poll() is None:
+            try:
+                self._call({"do": "quit"})
+            except BrowserError:
+                pass
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def _call(self, command):
+        self._proc.stdin.write(json.dumps(command) + "\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        if not line:
+            self._stderr.seek(0)
+            raise BrowserError(f"the browser process exited ({self._proc.wait()}):\n{self._stderr.read()[-3000:]}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise BrowserError(f"{command}: {answer['error']}")
+        return answer
+
+
+def serve(options):
+    """The browser's side: run the commands read from stdin until "quit"."""
+    from playwright.sync_api import sync_playwright
+
+    console = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        width, height = options["viewport"]
+        context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+        page = context.new_page()
+        page.on("console", lambda m: console.append(m.text))
+        steps = {
+            "ready": lambda c: None,
+            "open": lambda c: page.goto(c["url"]) and None,
+            "wait": lambda c: page.wait_for_selector(c["selector"], state=c["state"], timeout=c["timeout_ms"]) and None,
+            "visible": lambda c: page.is_visible(c["selector"]),
+            "text": lambda c: page.text_content(c["selector"]),
+            "offline": lambda c: context.set_offline(c["value"]),
+            "screenshot": lambda c: page.screenshot(path=c["path"], full_page=True) and None,
+            "console": lambda c: list(console),
+            "quit": lambda c: None,
+        }
+        for line in sys.stdin:
+            command = json.loads(line)
+            try:
+                answer = {"value": steps[command["do"]](command)}
+            except Exception as exc:  # reported to the test, which fails with it
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            print(json.dumps(answer), flush=True)
+            if command["do"] == "quit":
+                break
+        browser.close()
+
+
+if __name__ == "__main__":
+    serve(json.loads(sys.argv[1]))
