@@ -34,7 +34,7 @@ def checkout(event_id):
 
 
 @bp.get("/orders/<order_id>/status")
-def status(order_id):
+def status(order_id: str) -> tuple[str, int, dict[str, str]]:
     """The payment page: what was bought, the order's status now, then one long poll until it is final."""
     token = request.args.get("token", "")
     p = parts()

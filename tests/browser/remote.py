@@ -4,6 +4,8 @@ The test process is gevent-patched and Playwright's sync API must not run there,
 ``python tests/browser/remote.py``: one JSON command per line on stdin, one JSON answer per line on stdout.
 ``RemoteBrowser`` is the test's side.
 """
+from __future__ import annotations
+
 import json
 import os
 import subprocess
@@ -24,7 +26,7 @@ class BrowserError(AssertionError):
 class RemoteBrowser:
     """One page in a Chromium process of its own; each method is one step, answered when done."""
 
-    def __init__(self, viewport=(390, 844)):
+    def __init__(self, viewport: tuple[int, int] = (390, 844)) -> None:
         self._stderr = tempfile.TemporaryFile(mode="w+")
         env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
         self._proc = subprocess.Popen([sys.executable, __file__, json.dumps({"viewport": viewport})],
@@ -32,37 +34,37 @@ class RemoteBrowser:
                                       text=True, bufsize=1, env=env, cwd=str(ROOT))
         self._call({"do": "ready"})
 
-    def __enter__(self):
+    def __enter__(self) -> RemoteBrowser:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def open(self, url):
+    def open(self, url: str) -> None:
         self._call({"do": "open", "url": url})
 
-    def wait(self, selector, timeout_ms=30_000, state="visible"):
+    def wait(self, selector: str, timeout_ms: int = 30_000, state: str = "visible") -> None:
         """Until an element matching selector is in `state` (visible, hidden, attached)."""
         self._call({"do": "wait", "selector": selector, "timeout_ms": timeout_ms, "state": state})
 
-    def visible(self, selector):
+    def visible(self, selector: str) -> bool:
         return self._call({"do": "visible", "selector": selector})["value"]
 
-    def text(self, selector):
+    def text(self, selector: str) -> str | None:
         return self._call({"do": "text", "selector": selector})["value"]
 
-    def offline(self, value):
+    def offline(self, value: bool) -> None:
         """Playwright's context.set_offline: navigator.onLine and the offline/online events follow."""
         self._call({"do": "offline", "value": value})
 
-    def screenshot(self, path):
+    def screenshot(self, path: str | Path) -> None:
         self._call({"do": "screenshot", "path": str(path)})
 
-    def console(self):
+    def console(self) -> list[str]:
         """The page's console lines so far."""
         return self._call({"do": "console"})["value"]
 
-    def close(self):
+    def close(self) -> None:
         if self._proc.poll() is None:
             try:
                 self._call({"do": "quit"})
@@ -74,7 +76,7 @@ class RemoteBrowser:
                 self._proc.kill()
                 self._proc.wait()
 
-    def _call(self, command):
+    def _call(self, command: dict) -> dict:
         self._proc.stdin.write(json.dumps(command) + "\n")
         self._proc.stdin.flush()
         line = self._proc.stdout.readline()
@@ -87,7 +89,7 @@ class RemoteBrowser:
         return answer
 
 
-def serve(options):
+def serve(options: dict) -> None:
     """The browser's side: run the commands read from stdin until "quit"."""
     from playwright.sync_api import sync_playwright
 

@@ -5,13 +5,14 @@ gunicorn holds a wait for 3 s here (EVENTI_WAIT_DEFAULT_SECONDS), so the page's 
 gunicorn directly, as it would from PayHero while the shopper's network is bad.
 """
 import os
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.browser.remote import RemoteBrowser
 from tests.conftest import TEST_SECRET
 from tests.support.api import Api, eventually
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, Gunicorn
 from tests.support.tcp_proxy import TcpProxy
 
 OUTPUT = ROOT / "tests" / "output"
@@ -19,20 +20,20 @@ HOLD_SECONDS = 3
 
 
 @pytest.fixture
-def shop(start_gunicorn):
+def shop(start_gunicorn: Callable[..., Gunicorn]) -> Gunicorn:
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
     return start_gunicorn(workers=1, EVENTI_WAIT_DEFAULT_SECONDS=HOLD_SECONDS)
 
 
 @pytest.fixture
-def proxy(shop):
+def proxy(shop: Gunicorn) -> Iterator[TcpProxy]:
     proxy = TcpProxy(("127.0.0.1", shop.port)).start()
     yield proxy
     proxy.stop()
 
 
 @pytest.fixture
-def payment_page(shop, proxy):
+def payment_page(shop: Gunicorn, proxy: TcpProxy) -> Iterator[tuple[RemoteBrowser, Api, str]]:
     """A pending order and its payment page, open in Chromium through the proxy."""
     api = Api(shop.base_url, TEST_SECRET)
     order_id, token = api.create_order()
@@ -43,7 +44,8 @@ def payment_page(shop, proxy):
         yield browser, api, order_id
 
 
-def test_a_held_wait_whose_connection_dies_silently_is_asked_again_at_its_deadline(payment_page, proxy):
+def test_a_held_wait_whose_connection_dies_silently_is_asked_again_at_its_deadline(
+        payment_page: tuple[RemoteBrowser, Api, str], proxy: TcpProxy) -> None:
     browser, api, order_id = payment_page
     proxy.blackhole()  # no FIN, no RST: the held request and its answer vanish
     assert api.callback(order_id).status_code == 200
@@ -64,7 +66,7 @@ def test_a_held_wait_whose_connection_dies_silently_is_asked_again_at_its_deadli
 
 @pytest.mark.parametrize("browser_knows", [True, False], ids=["offline-event", "resets-only"])
 def test_an_outage_shows_the_offline_notice_and_the_page_resumes_when_the_network_returns(
-        payment_page, proxy, browser_knows):
+        payment_page: tuple[RemoteBrowser, Api, str], proxy: TcpProxy, browser_knows: bool) -> None:
     browser, api, order_id = payment_page
     assert not browser.visible("#offline-notice")
     proxy.cut()  # the held request is reset, and every new connection too

@@ -10,6 +10,8 @@ Modes:
 
 Every connection and request is recorded (``connections``, ``events``) for the test's assertions.
 """
+from __future__ import annotations
+
 import itertools
 import re
 import socket
@@ -34,21 +36,21 @@ class Connection:
     sent_down: int = 0
     dropped_up: int = 0
     dropped_down: int = 0
-    client: socket.socket = field(default=None, repr=False)
-    server: socket.socket = field(default=None, repr=False)
+    client: socket.socket | None = field(default=None, repr=False)
+    server: socket.socket | None = field(default=None, repr=False)
 
-    def asked(self, fragment):
+    def asked(self, fragment: str) -> bool:
         return any(fragment in target for target, _ in self.requests)
 
 
 class TcpProxy:
     """Listens on 127.0.0.1 (a free port) and relays to ``upstream`` (host, port)."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
         self.mode = "pass"
-        self.connections = []
-        self.events = []  # ("mode", name) and ("request", connection id, target, passed), in order
+        self.connections: list[Connection] = []
+        self.events: list[tuple] = []  # ("mode", name) and ("request", connection id, target, passed), in order
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -56,11 +58,11 @@ class TcpProxy:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._stopped = False
 
-    def start(self):
+    def start(self) -> TcpProxy:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stopped = True
         _close(self._listener)
         with self._lock:
@@ -68,7 +70,7 @@ class TcpProxy:
                 if conn.fate in ("open", "dead"):
                     self._reset(conn)
 
-    def cut(self):
+    def cut(self) -> None:
         """Reset every open connection (dead ones too) and every new one."""
         with self._lock:
             self._set("cut")
@@ -76,7 +78,7 @@ class TcpProxy:
                 if conn.fate in ("open", "dead"):
                     self._reset(conn)
 
-    def blackhole(self):
+    def blackhole(self) -> None:
         """Let nothing through any more, and close nothing."""
         with self._lock:
             self._set("blackhole")
@@ -84,7 +86,7 @@ class TcpProxy:
                 if conn.fate == "open":
                     conn.blackholed = True
 
-    def restore(self):
+    def restore(self) -> None:
         """New connections flow again; blackholed ones that lost nothing are closed; dead ones stay silent."""
         with self._lock:
             self._set("pass")
@@ -94,23 +96,23 @@ class TcpProxy:
                     _close(conn.client)
                     _close(conn.server)
 
-    def requests(self, fragment):
+    def requests(self, fragment: str) -> list[Connection]:
         """The connections that carried a request whose target contains fragment, in order."""
         with self._lock:
             return [c for c in self.connections if c.asked(fragment)]
 
-    def since_restore(self):
+    def since_restore(self) -> list[tuple]:
         """The events after the last restore()."""
         with self._lock:
             last = max(i for i, e in enumerate(self.events) if e == ("mode", "pass"))
             return self.events[last + 1:]
 
-    def _set(self, mode):
+    def _set(self, mode: str) -> None:
         assert mode in MODES
         self.mode = mode
         self.events.append(("mode", mode))
 
-    def _accept(self):
+    def _accept(self) -> None:
         while not self._stopped:
             try:
                 client, _ = self._listener.accept()
@@ -138,7 +140,7 @@ class TcpProxy:
                 threading.Thread(target=self._pump, args=(conn, "down"), daemon=True).start()
             threading.Thread(target=self._pump, args=(conn, "up"), daemon=True).start()
 
-    def _pump(self, conn, direction):
+    def _pump(self, conn: Connection, direction: str) -> None:
         """Relay one direction until either side closes, or drop what comes while blackholed."""
         source = conn.client if direction == "up" else conn.server
         while True:
@@ -178,7 +180,7 @@ class TcpProxy:
                 else:
                     conn.sent_down += len(data)
 
-    def _reset(self, conn):
+    def _reset(self, conn: Connection) -> None:
         """RST to the client (SO_LINGER 0), close to the server. The caller holds the lock."""
         conn.fate = "cut"
         try:
@@ -189,7 +191,7 @@ class TcpProxy:
         _close(conn.server)
 
 
-def _close(sock):
+def _close(sock: socket.socket | None) -> None:
     """Close a socket and wake whoever is blocked reading it (shutting down SHUT_RD sends nothing)."""
     if sock is None:
         return
