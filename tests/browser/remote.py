@@ -26,10 +26,11 @@ class BrowserError(AssertionError):
 class RemoteBrowser:
     """One page in a Chromium process of its own; each method is one step, answered when done."""
 
-    def __init__(self, viewport: tuple[int, int] = (390, 844)) -> None:
+    def __init__(self, viewport: tuple[int, int] = (390, 844), fake_clock: bool = False) -> None:
+        """fake_clock: the page's Date and timers are Playwright's clock (time flows, forward() skips ahead)."""
         self._stderr = tempfile.TemporaryFile(mode="w+")
         env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
-        self._proc = subprocess.Popen([sys.executable, __file__, json.dumps({"viewport": viewport})],
+        self._proc = subprocess.Popen([sys.executable, __file__, json.dumps({"viewport": viewport, "fake_clock": fake_clock})],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                       text=True, bufsize=1, env=env, cwd=str(ROOT))
         self._call({"do": "ready"})
@@ -56,6 +57,11 @@ class RemoteBrowser:
     def offline(self, value: bool) -> None:
         """Playwright's context.set_offline: navigator.onLine and the offline/online events follow."""
         self._call({"do": "offline", "value": value})
+
+    def forward(self, ms: int, until_console: str, timeout_ms: int = 30_000) -> str:
+        """Move the page's clock ms ahead, firing its due timers; answer the first console line containing
+        until_console printed from then on."""
+        return self._call({"do": "forward", "ms": ms, "until_console": until_console, "timeout_ms": timeout_ms})["value"]
 
     def screenshot(self, path: str | Path) -> None:
         self._call({"do": "screenshot", "path": str(path)})
@@ -100,6 +106,15 @@ def serve(options: dict) -> None:
         context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
         page = context.new_page()
         page.on("console", lambda m: console.append(m.text))
+        if options["fake_clock"]:
+            page.clock.install()
+
+        def forward(command: dict) -> str:
+            wanted = command["until_console"]
+            with page.expect_console_message(lambda m: wanted in m.text, timeout=command["timeout_ms"]) as message:
+                page.clock.fast_forward(command["ms"])
+            return message.value.text
+
         steps = {
             "ready": lambda c: None,
             "open": lambda c: page.goto(c["url"]) and None,
@@ -109,6 +124,7 @@ def serve(options: dict) -> None:
             "offline": lambda c: context.set_offline(c["value"]),
             "screenshot": lambda c: page.screenshot(path=c["path"], full_page=True) and None,
             "console": lambda c: list(console),
+            "forward": forward,
             "quit": lambda c: None,
         }
         for line in sys.stdin:

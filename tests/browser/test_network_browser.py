@@ -85,3 +85,26 @@ def test_an_outage_shows_the_offline_notice_and_the_page_resumes_when_the_networ
     assert any(c.fate == "cut" for c in proxy.requests("/wait"))  # the outage cut the held wait
     passed = [e for e in proxy.since_restore() if e[0] == "request" and "/wait" in e[2]]
     assert passed and all(e[3] for e in passed)
+
+
+def test_after_two_minutes_of_errors_the_page_says_so_and_resumes_when_the_network_returns(
+        shop: Gunicorn, proxy: TcpProxy) -> None:
+    api = Api(shop.base_url, TEST_SECRET)
+    order_id, token = api.create_order()
+    with RemoteBrowser(fake_clock=True) as browser:  # the page's clock skips through the backoffs
+        browser.open(f"{proxy.base_url}/orders/{order_id}/status?token={token}")
+        eventually(lambda: proxy.requests("/wait"), what="the page's first wait")
+        proxy.cut()  # navigator.onLine stays true: the server is unreachable, the budget runs
+        lines = []
+        while not any("giving up" in line for line in lines) and len(lines) < 40:
+            lines.append(browser.forward(16_000, until_console="Long polling:"))
+        assert lines[-1].startswith("Long polling: giving up after 1") and " s of errors: " in lines[-1]
+        browser.wait("#view-unknown")
+        assert browser.text("#unknown-reason").startswith("We could not reach the server")
+        browser.screenshot(OUTPUT / "status-gave-up.png")
+        assert api.callback(order_id).status_code == 200
+        proxy.restore()
+        browser.offline(True)
+        browser.offline(False)  # the "online" event: the page starts a new wait by itself
+        browser.wait("#view-success")
+    assert len(lines) > 6  # more tries than the old budget of 6 errors allowed

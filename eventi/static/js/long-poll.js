@@ -209,10 +209,15 @@ class ErrorBudget {
     this.watch.report("online");
   }
 
+  giveUp(after, what, status) {
+    this.log.warn(`Long polling: giving up after ${after}: ${what}`);
+    return new WaitError(`Giving up after ${after}: ${what}`, status);
+  }
+
   async afterError(status, retryAfter, what, network) {
     const opts = this.opts;
     this.count += 1;
-    if (this.count > opts.maxErrors) throw new WaitError(`Giving up after ${this.count} errors: ${what}`, status);
+    if (this.count > opts.maxErrors) throw this.giveUp(`${this.count} errors`, what, status);
     this.inARow += 1;
     this.networkInARow = network ? this.networkInARow + 1 : 0;
     if (this.watch.backOnline) this.since = null; // the network came back since: a fresh budget
@@ -224,7 +229,7 @@ class ErrorBudget {
     } else {
       if (this.since === null) this.since = now;
       if (now - this.since >= opts.errorBudgetMs) {
-        throw new WaitError(`Giving up after ${Math.round((now - this.since) / 1000)} s of errors: ${what}`, status);
+        throw this.giveUp(`${Math.round((now - this.since) / 1000)} s of errors`, what, status);
       }
       this.watch.report(network && this.networkInARow >= opts.offlineAfterErrors ? "offline" : "retrying");
     }
