@@ -34,7 +34,7 @@ def checkout(event_id):
 
 
 @bp.get("/orders/<order_id>/status")
-def status(order_id):
+def status(order_id: str) -> tuple[str, int, dict[str, str]]:
     """The payment page: what was bought, the order's status now, then one long poll until it is final."""
     token = request.args.get("token", "")
     p = current_runtime()
@@ -49,6 +49,7 @@ def status(order_id):
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],
         event=_event_view(event) if event else None, bought=_bought(order),
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
+        hold_seconds=p.settings.wait_default_seconds,  # long-poll.js's deadline per hold: this + a margin
         retry_url=url_for("pages.checkout", event_id=order["eventId"]),
     ))
 

@@ -3,6 +3,7 @@ import { waitForPayment } from "./long-poll.js";
 
 const root = document.getElementById("payment");
 const announce = document.getElementById("announce");
+const offlineNotice = document.getElementById("offline-notice");
 const views = ["pending", "success", "failure", "unknown"];
 
 // The server words the reason (`reasonText`), so a reload shows the same sentence; this is for older bodies.
@@ -27,18 +28,36 @@ function render(body) {
   }
 }
 
+// "offline" shows the notice; an answer from the server ("online") or a busy server ("retrying") hides it.
+function onNetwork(state) {
+  if (state === "offline" && offlineNotice.hidden) announce.textContent = offlineNotice.textContent;
+  offlineNotice.hidden = state !== "offline";
+}
+
+let following = false, gaveUp = false;
+
 async function follow() {
+  if (following) return; // at most one wait in flight
+  following = true;
+  gaveUp = false;
   show("pending");
   try {
-    const result = await waitForPayment(root.dataset.waitUrl);
+    const holdSeconds = Number(root.dataset.holdSeconds) || undefined; // the server's hold: the wait's deadline
+    const result = await waitForPayment(root.dataset.waitUrl, { holdSeconds, onNetwork });
     if (result.final) render(result.body);
     else show("unknown");
   } catch (err) {
+    gaveUp = !(err.status >= 400 && err.status < 500 && err.status !== 429); // not for an unknown order
+    offlineNotice.hidden = true;
     document.getElementById("unknown-reason").textContent =
       "We could not reach the server to check your payment. Check your connection, then try again.";
     show("unknown");
+  } finally {
+    following = false;
   }
 }
 
 document.getElementById("check-again").addEventListener("click", follow);
+// The wait rides out offline spells by itself; after it gave up on errors, the network coming back resumes it.
+window.addEventListener("online", () => { if (gaveUp) follow(); });
 if (root.dataset.status === "pending") follow();
