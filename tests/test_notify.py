@@ -7,12 +7,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from devstack.wait import eventually
 from eventi.notify import PerRequestNotifier, Signal
 from eventi.notify.fallback import StorePollingWaiter
 from eventi.notify.hub import MAX_DOUBLINGS, RECONNECT_BACKOFF
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
-from tests.support.api import eventually, order_fields
+from tests.support.api import order_fields
 
 
 def unreachable_redis():

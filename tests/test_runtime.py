@@ -6,9 +6,10 @@ import gevent
 import pytest
 from pymongo.errors import InvalidOperation
 
+from devstack.wait import eventually
 from eventi import config, create_app, gunicorn_conf
 from eventi.web.common import current_runtime
-from tests.support.api import eventually, order_fields
+from tests.support.api import order_fields
 
 
 class HookedWorker:

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.api import eventually
+from devstack.wait import eventually
 from tests.support.tcp_proxy import TcpProxy
 
 

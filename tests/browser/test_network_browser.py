@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from devstack.processes import ROOT, Gunicorn
+from devstack.wait import eventually
 from tests.browser.remote import RemoteBrowser
 from tests.conftest import TEST_SECRET
-from tests.support.api import Api, eventually
-from tests.support.processes import ROOT, Gunicorn
+from tests.support.api import Api
 from tests.support.tcp_proxy import TcpProxy
 
 OUTPUT = ROOT / "tests" / "output"
