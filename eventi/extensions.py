@@ -106,7 +106,7 @@ def build(settings):
     callbacks = CallbackService(store, broadcaster, settler, payhero if verify else None, reader=reader)
     orders = OrderService(
         store, cache, events, tickets, payhero=payhero, announce=broadcaster.announce, settle=settler.watch,
-        limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),
+        prompt_seconds=settings["PROMPT_SECONDS"], limiter=PushLimiter(commands, settings["PUSH_LIMIT"], settings["PUSH_LIMIT_WINDOW"]),
         callback_url=lambda order_id: (f"{settings['PUBLIC_BASE_URL']}/api/payhero/callback"
                                        f"?token={tokens.callback_token(order_id)}"),
     )

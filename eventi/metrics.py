@@ -21,8 +21,8 @@ REDIS_RECONNECTS = Counter("eventi_redis_reconnects_total", "Notifier hub reconn
 REDIS_ERRORS = Counter("eventi_redis_errors_total", "Redis commands that failed")
 STORE_ERRORS = Counter("eventi_store_errors_total", "MongoDB operations that failed")
 STORE_READS = Counter("eventi_store_reads_total", "MongoDB order reads")
-STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected and unreachable were "
-                     "sent to PayHero; limited were refused by the per-phone push limit and never sent", ["outcome"])
+STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected, unreachable and "
+                     "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused by the per-phone push limit and never sent", ["outcome"])
 
 
 def render():
@@ -52,7 +52,7 @@ PAYHERO_CALLS = Histogram(
 KNOWN_LABELS = {
     WAITS_ANSWERED: [("final",), ("timeout",), ("client_gone",), ("shutdown",)],
     CALLBACKS: [("completed",), ("failed",), ("cancelled",), ("duplicate",), ("rejected",), ("unverified",)],
-    STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("limited",)],
+    STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("uncertain",), ("limited",)],
     PAYHERO_CALLS: [(call, outcome) for call in ("stk_push", "transaction_status")
                     for outcome in ("ok", "rejected", "unreachable")],
 }

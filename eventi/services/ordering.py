@@ -1,5 +1,6 @@
 """Creating orders and sending their M-Pesa STK push."""
 import logging
+from datetime import timedelta
 
 from bson import ObjectId
 
@@ -11,6 +12,8 @@ from ..push_limit import Reservation
 log = logging.getLogger(__name__)
 
 STK_PUSH_FAILED = "stk_push_failed"
+PUSH_UNCERTAIN = "uncertain"
+"""`pushState` of an order whose push may or may not have reached the phone (PayHero timed out or answered 5xx)."""
 
 
 class OrderService:
@@ -22,7 +25,7 @@ class OrderService:
     """
 
     def __init__(self, store, cache, events, tickets, payhero=None, limiter=None, announce=None, callback_url=None,
-                 settle=None):
+                 settle=None, prompt_seconds: int = 60):
         self._store = store
         self._cache = cache
         self._events = events
@@ -32,6 +35,7 @@ class OrderService:
         self._announce = announce
         self._callback_url = callback_url
         self._settle = settle
+        self._prompt_life = timedelta(seconds=prompt_seconds)
 
     def create(self, fields, order_id=None):
         """Store a pending order from validated fields (under order_id when given), push it; the stored document.
@@ -39,8 +43,10 @@ class OrderService:
         The amount is the stored price times the quantity: the client sends no amount. Raises
         EventNotFound, ValidationFailed (ticket type, quantity), TooManyPushes and SoldOut before
         anything is stored; PaymentProviderError (with orderId) after the order was stored and
-        marked failed. The push limit counts the push only once it went out: any failure before
-        that gives the reservation back.
+        marked failed, when PayHero surely did not queue the push. A push whose fate is unknown (a
+        timeout, a 5xx) leaves the order pending with `pushState: "uncertain"`: a callback or the
+        reconcile sweep decides it. The push limit counts the push only once it went out: any
+        failure before that gives the reservation back.
         """
         event = self._events.on_sale(fields["eventId"])
         if event is None:
@@ -57,9 +63,9 @@ class OrderService:
             except BaseException:
                 self._tickets.give_back(order_id, slots)
                 raise
-            self._cache.remember(status_body(order))
             if self._payhero is not None:
                 order = self._push(order, reservation)
+            self._cache.remember(status_body(order))  # a pending body never replaces a final one a callback cached
         return order
 
     def _reserve_push(self, phone):
@@ -67,7 +73,7 @@ class OrderService:
             return Reservation()
         return self._limiter.reserve(phone)
 
-    def _push(self, order, reservation):
+    def _push(self, order: dict, reservation: Reservation) -> dict:
         order_id = str(order["_id"])
         try:
             push = self._payhero.stk_push(
@@ -77,15 +83,38 @@ class OrderService:
         except PaymentProviderError as exc:
             if exc.sent:  # PayHero may have prompted the phone (timeout, rejection): it counts
                 reservation.sent()
+            if exc.uncertain:
+                return self._uncertain(order, exc)
             metrics.STK_PUSHES.labels(getattr(exc, "reason", "rejected")).inc()
             log.warning("STK push failed orderId=%s (%s)", order_id, exc.message)
             self._fail(order_id, exc)
             raise PaymentProviderError(orderId=order_id) from None  # the shopper's sentence; details in log and audit
         reservation.sent()
         metrics.STK_PUSHES.labels("queued").inc()
-        fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id, "pushedAt": utcnow()}
+        fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id,
+                  **self._pushed_now()}
         self._store.set_fields(order_id, fields)
         log.info("STK push queued orderId=%s reference=%s", order_id, push.reference)
+        return {**order, **fields}
+
+    def _pushed_now(self) -> dict:
+        now = utcnow()
+        return {"pushedAt": now, "promptExpiresAt": now + self._prompt_life}
+
+    def _uncertain(self, order: dict, exc: PaymentProviderError) -> dict:
+        """PayHero may have queued the push: the order stays pending (a second push could charge twice).
+
+        pushedAt makes it one of reconcile's stale pending orders, which fails it with no_callback
+        once nothing came; a callback decides it before that.
+        """
+        order_id = str(order["_id"])
+        metrics.STK_PUSHES.labels(PUSH_UNCERTAIN).inc()
+        log.warning("STK push outcome unknown, order kept pending orderId=%s (%s)", order_id, exc.message)
+        summary = {"error": exc.code, "reason": getattr(exc, "reason", None), "description": exc.message,
+                   "pushState": PUSH_UNCERTAIN}
+        self._store.record_event(order_id, "stk_push", "", summary)
+        fields = {"pushState": PUSH_UNCERTAIN, **self._pushed_now()}
+        self._store.set_fields(order_id, fields)
         return {**order, **fields}
 
     def _fail(self, order_id, exc):
