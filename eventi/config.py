@@ -37,7 +37,7 @@ DEFAULTS = {
     "RECONCILE_INTERVAL_SECONDS": 0,
     "PAYHERO_VERIFY_CALLBACKS": "0",
     "CORS_ORIGINS": "",
-    "PROMPT_SECONDS": 60,
+    "PROMPT_SECONDS": 60,  # M-Pesa's prompt lives about a minute (shared/payhero/result-codes.md)
     "PROMPT_HELP_SECONDS": 45,
     "SUPPORT_CONTACT": None,
 }
@@ -187,8 +187,8 @@ def _check_payhero(settings):
 
 def _check_page(settings: dict) -> None:
     """The payment page's prompt timings and the support route it names."""
-    if not 10 <= settings["PROMPT_SECONDS"] <= 600:
-        raise ConfigError("EVENTI_PROMPT_SECONDS must be 10 to 600: how long an M-Pesa prompt can be answered")
+    if not 5 <= settings["PROMPT_SECONDS"] <= 600:
+        raise ConfigError("EVENTI_PROMPT_SECONDS must be 5 to 600: how long an M-Pesa prompt can be answered")
     if not 1 <= settings["PROMPT_HELP_SECONDS"] <= settings["PROMPT_SECONDS"]:
         raise ConfigError("EVENTI_PROMPT_HELP_SECONDS must be between 1 and EVENTI_PROMPT_SECONDS")
     contact = " ".join(str(settings["SUPPORT_CONTACT"] or "").split())
