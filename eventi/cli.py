@@ -1,5 +1,6 @@
 """`flask --app wsgi ...` (or `eventi ...`) commands for what ops and support do by hand."""
 import json
+import re
 
 import click
 from flask import current_app
@@ -8,6 +9,9 @@ from flask.cli import AppGroup
 from . import event_file
 from .schemas import KENYAN_MOBILE
 from .services import support
+
+REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
+"""An order reference as the payment page shows it (eventi.models.short_reference)."""
 
 
 def init_app(app):
@@ -50,8 +54,18 @@ def order():
 @click.argument("order_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def order_show(order_id, as_json):
-    """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked)."""
-    report = support.order_report(current_app.extensions["eventi"].store, order_id)
+    """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked).
+
+    ORDER_ID is the 24-character orderId or the 8-character order reference the payment page shows.
+    """
+    store = current_app.extensions["eventi"].store
+    if REFERENCE.match(order_id):
+        matches = support.orders_with_reference(store, order_id)
+        if len(matches) > 1:
+            _list_orders(matches)
+            raise click.ClickException(f"{len(matches)} orders have reference {order_id.upper()}: show one by its id")
+        order_id = matches[0]["id"] if matches else order_id
+    report = support.order_report(store, order_id)
     if report is None:
         raise click.ClickException(f"no order {order_id}")
     if as_json:
@@ -79,16 +93,32 @@ def order_show(order_id, as_json):
 
 
 @order.command("find")
-@click.option("--phone", required=True, help="The number in any spelling: 07…, 01…, 2547…, +2547….")
+@click.option("--phone", help="The number in any spelling: 07…, 01…, 2547…, +2547….")
+@click.option("--reference", help="The 8-character order reference the payment page shows.")
 @click.option("--limit", default=20, show_default=True, help="Most orders to list.")
-def order_find(phone, limit):
-    """List the most recent orders of a phone number, newest first."""
+def order_find(phone: str | None, reference: str | None, limit: int) -> None:
+    """List the most recent orders of a phone number, or those with an order reference, newest first."""
+    store = current_app.extensions["eventi"].store
+    if (phone is None) == (reference is None):
+        raise click.UsageError("give --phone or --reference")
+    if reference is not None:
+        if not REFERENCE.match(reference):
+            raise click.BadParameter("8 characters of 0-9 and A-F, as the payment page shows it", param_hint="--reference")
+        orders = support.orders_with_reference(store, reference, limit)
+        if not orders:
+            click.echo("no orders with that reference")
+        _list_orders(orders)
+        return
     match = KENYAN_MOBILE.match(phone.replace(" ", ""))
     if not match:
         raise click.BadParameter("not a Kenyan mobile number (07…, 01…, 2547…, +2547…)", param_hint="--phone")
-    orders = support.recent_orders(current_app.extensions["eventi"].store, "254" + match.group(1), limit)
+    orders = support.recent_orders(store, "254" + match.group(1), limit)
     if not orders:
         click.echo("no orders for that number")
+    _list_orders(orders)
+
+
+def _list_orders(orders: list[dict]) -> None:
     for o in orders:
         detail = o.get("mpesaReceipt") or o.get("failureReason") or ""
         click.echo(f"{o['id']}  {o['createdAt']}  {o['status']:<9} {o.get('amount')} KES  {o.get('eventId')}  {detail}".rstrip())

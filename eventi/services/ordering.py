@@ -6,7 +6,7 @@ from bson import ObjectId
 
 from .. import metrics, pricing
 from ..errors import EventNotFound, PaymentProviderError, StoreUnavailable
-from ..models import OrderStatus, Outcome, status_body, utcnow
+from ..models import OrderStatus, Outcome, short_reference, status_body, utcnow
 from ..push_limit import Reservation
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ class OrderService:
         with self._reserve_push(fields["phone"]) as reservation:
             slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity)
             try:
-                order = self._store.create_order({**quote.order_fields(), **contact, "ticketSlots": slots}, order_id)
+                fields = {**quote.order_fields(), **contact, "ticketSlots": slots, "reference": short_reference(order_id)}
+                order = self._store.create_order(fields, order_id)
             except StoreUnavailable:
                 raise  # the insert may still land: the holds stay, and the sweep frees them if it did not
             except BaseException:

@@ -19,6 +19,11 @@ def order_report(store, order_id):
     }
 
 
+def orders_with_reference(store, reference: str, limit: int = 20) -> list[dict]:
+    """The orders whose short reference (the 8 characters the payment page shows) is this, newest first, masked."""
+    return [_masked(order) for order in store.orders_by_reference(reference, limit)]
+
+
 def recent_orders(store, phone, limit=20):
     """The most recent orders of a phone number (2547…/2541…), newest first, masked."""
     return [_masked(order) for order in store.orders_for_phone(phone, limit)]
