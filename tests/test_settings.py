@@ -37,7 +37,7 @@ INVALID = {  # environment variable -> a value it must refuse (with whatever els
     "EVENTI_RECONCILE_INTERVAL_SECONDS": ("-5", {}),
     "PAYHERO_VERIFY_CALLBACKS": ("maybe", {}),
     "EVENTI_CORS_ORIGINS": ("*", {}),
-    "EVENTI_PROMPT_SECONDS": ("5", {}),
+    "EVENTI_PROMPT_SECONDS": ("4", {}),
     "EVENTI_PROMPT_HELP_SECONDS": ("90", {}),
     "EVENTI_SUPPORT_CONTACT": ("x" * 201, {}),
 }
