@@ -103,7 +103,7 @@ class Stack:
                                            "--delay", "0"], self.dir / "simulator.log",
                      env={**os.environ, "PAYHERO_AUTH_TOKEN": PAYHERO_TOKEN})
         self.servers.append(sim.start(r"PayHero simulator listening"))
-        env = {**os.environ, "EVENTI_ENV": "production", "EVENTI_SECRET_KEY": SECRET,
+        env = {**os.environ, "EVENTI_ENV": "production", "EVENTI_SECRET_KEY": SECRET, "EVENTI_SUPPORT_CONTACT": "bench",
                "EVENTI_REDIS_URL": self.redis_url, "EVENTI_MONGO_URI": self.mongo_uri,
                "EVENTI_NOTIFIER": self.notifier, "EVENTI_WORKERS": str(self.workers),
                "EVENTI_VAR_DIR": str(self.dir / "var"), "EVENTI_LOG_LEVEL": self.log_level,
