@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from eventi import create_app
-from eventi.models import short_reference
+from eventi.models import short_reference, utcnow
 from eventi.payhero_client import PayHeroRejected
 from tests.support.api import callback_body, order_body
 from tests.support.simulator import PayHeroSimulator
@@ -110,12 +110,14 @@ def test_a_timed_out_push_keeps_the_order_pending_and_a_paid_callback_completes_
 def test_a_timed_out_push_without_callback_is_failed_by_reconcile_and_its_tickets_released(make_app, slow_simulator,
                                                                                           unique_event):
     client, parts, response = timed_out_order(make_app, slow_simulator, unique_event,
-                                              RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=0)
+                                              RECONCILE_AFTER_SECONDS=600, RECONCILE_GIVE_UP_SECONDS=600)
     assert response.status_code == 201 and response.json["pushState"] == "uncertain"
     order_id, token = response.json["orderId"], response.json["statusToken"]
     assert holds_of(parts, order_id) == 2
-    report = parts.reconciler().run_once()
-    assert report.applied.get("failed") == 1
+    parts.reconciler().run_once()
+    assert parts.store.get_order(order_id)["status"] == "pending"  # younger than the give-up age: left alone
+    parts.store.set_fields(order_id, {"pushedAt": utcnow() - timedelta(hours=1)})  # as if nothing came for an hour
+    parts.reconciler().run_once()
     waited = client.get(f"/api/orders/{order_id}/wait?token={token}&timeout=5").json
     assert (waited["paymentStatus"], waited["failureReason"], waited["reason"]) == ("failed", "no_callback", "no_callback")
     assert holds_of(parts, order_id) == 0

@@ -21,8 +21,8 @@ VIEWPORTS = [(390, 844), (1280, 800)]
 
 @pytest.fixture(scope="module")
 def simulator():
-    """Calls back 3 s after a push; a push to a number ending in 9 answers after 1.5 s (past the 1 s timeout)."""
-    server = PayHeroSimulator(delay=3, slow_seconds=1.5).start()
+    """Calls back 4 s after a push; a push to a number ending in 9 answers after 1.5 s (past the 1 s timeout)."""
+    server = PayHeroSimulator(delay=4, slow_seconds=1.5).start()
     yield server
     server.stop()
 
@@ -32,7 +32,7 @@ def seen(start_gunicorn, simulator, settings):
     """Every state of the page, as the driver saw it in both viewports."""
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
     save_events(settings["MONGO_URI"], event_spec("status-page"))
-    server = start_gunicorn(workers=1, EVENTI_PUSH_TIMEOUT=1, EVENTI_PROMPT_SECONDS=10, EVENTI_PROMPT_HELP_SECONDS=2,
+    server = start_gunicorn(workers=1, EVENTI_PUSH_TIMEOUT=1, EVENTI_PROMPT_SECONDS=14, EVENTI_PROMPT_HELP_SECONDS=5,
                             EVENTI_SUPPORT_CONTACT=SUPPORT, **simulator.settings)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     phones = {"no_callback": phone_ending(5), "paid": phone_ending(0), "wrong_pin": phone_ending(4),
