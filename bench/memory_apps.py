@@ -4,8 +4,8 @@
 Neither reads Redis or the store: they measure what gunicorn's gevent worker and Flask cost per held
 request before eventi adds anything. `GET /held` answers at once with the number of requests held.
 """
-from gevent.event import Event
 from flask import Flask, jsonify
+from gevent.event import Event
 
 HOLD_SECONDS = 120
 _never = Event()

@@ -52,7 +52,7 @@ class Stack:
         # The simulator never calls back for numbers ending in 5 (bench.create's): the benchmark sends the
         # callbacks. Delay 0: a push's settle timer (one thread each) ends at once instead of piling up.
         self.simulator = PayHeroSimulator(delay=0, token=PAYHERO_TOKEN, log_path=self.dir / "simulator.log").start()
-        env = {"EVENTI_ENV": "production", "EVENTI_SECRET_KEY": SECRET,
+        env = {"EVENTI_ENV": "production", "EVENTI_SECRET_KEY": SECRET, "EVENTI_SUPPORT_CONTACT": "bench",
                "EVENTI_REDIS_URL": self.redis_url, "EVENTI_MONGO_URI": self.mongo_uri,
                "EVENTI_NOTIFIER": self.notifier, "EVENTI_VAR_DIR": str(self.dir / "var"),
                "EVENTI_LOG_LEVEL": self.log_level, "PUBLIC_BASE_URL": "http://127.0.0.1",

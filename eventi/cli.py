@@ -1,5 +1,6 @@
 """`flask --app wsgi ...` (or `eventi ...`) commands for what ops and support do by hand."""
 import json
+import re
 
 import click
 from flask import Flask
@@ -9,6 +10,9 @@ from . import event_file
 from .schemas import KENYAN_MOBILE
 from .services import support
 from .web.common import current_runtime
+
+REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
+"""An order reference as the payment page shows it (eventi.models.short_reference)."""
 
 
 def init_app(app: Flask) -> None:
@@ -51,8 +55,18 @@ def order() -> None:
 @click.argument("order_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def order_show(order_id: str, as_json: bool) -> None:
-    """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked)."""
-    report = support.order_report(current_runtime().store, order_id)
+    """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked).
+
+    ORDER_ID is the 24-character orderId or the 8-character order reference the payment page shows.
+    """
+    store = current_runtime().store
+    if REFERENCE.match(order_id):
+        matches = support.orders_with_reference(store, order_id)
+        if len(matches) > 1:
+            _list_orders(matches)
+            raise click.ClickException(f"{len(matches)} orders have reference {order_id.upper()}: show one by its id")
+        order_id = matches[0]["id"] if matches else order_id
+    report = support.order_report(store, order_id)
     if report is None:
         raise click.ClickException(f"no order {order_id}")
     if as_json:
@@ -80,16 +94,32 @@ def order_show(order_id: str, as_json: bool) -> None:
 
 
 @order.command("find")
-@click.option("--phone", required=True, help="The number in any spelling: 07…, 01…, 2547…, +2547….")
+@click.option("--phone", help="The number in any spelling: 07…, 01…, 2547…, +2547….")
+@click.option("--reference", help="The 8-character order reference the payment page shows.")
 @click.option("--limit", default=20, show_default=True, help="Most orders to list.")
-def order_find(phone: str, limit: int) -> None:
-    """List the most recent orders of a phone number, newest first."""
+def order_find(phone: str | None, reference: str | None, limit: int) -> None:
+    """List the most recent orders of a phone number, or those with an order reference, newest first."""
+    store = current_runtime().store
+    if (phone is None) == (reference is None):
+        raise click.UsageError("give --phone or --reference")
+    if reference is not None:
+        if not REFERENCE.match(reference):
+            raise click.BadParameter("8 characters of 0-9 and A-F, as the payment page shows it", param_hint="--reference")
+        orders = support.orders_with_reference(store, reference, limit)
+        if not orders:
+            click.echo("no orders with that reference")
+        _list_orders(orders)
+        return
     match = KENYAN_MOBILE.match(phone.replace(" ", ""))
     if not match:
         raise click.BadParameter("not a Kenyan mobile number (07…, 01…, 2547…, +2547…)", param_hint="--phone")
-    orders = support.recent_orders(current_runtime().store, "254" + match.group(1), limit)
+    orders = support.recent_orders(store, "254" + match.group(1), limit)
     if not orders:
         click.echo("no orders for that number")
+    _list_orders(orders)
+
+
+def _list_orders(orders: list[dict]) -> None:
     for o in orders:
         detail = o.get("mpesaReceipt") or o.get("failureReason") or ""
         line = f"{o['id']}  {o['createdAt']}  {o['status']:<9} {o.get('amount')} KES  {o.get('eventId')}  {detail}"

@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_INTERVAL_SECONDS": 0,
     "PAYHERO_VERIFY_CALLBACKS": "0",
     "CORS_ORIGINS": "",
+    "PROMPT_SECONDS": 60,  # M-Pesa's prompt lives about a minute (shared/payhero/result-codes.md)
+    "PROMPT_HELP_SECONDS": 45,
+    "SUPPORT_CONTACT": None,
 }
 """Every setting, keyed without its EVENTI_ prefix; the README's table lists them."""
 
@@ -65,6 +68,9 @@ def env_name(name: str) -> str:
 NOTIFIER_MODES = ("hub", "per-request")
 ENVIRONMENTS = ("development", "test", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEV_SUPPORT_CONTACT = "write to support@eventi.example (local development: set EVENTI_SUPPORT_CONTACT)"
+"""What the payment page offers as a support route when EVENTI_SUPPORT_CONTACT is unset (not in production)."""
+SUPPORT_CONTACT_MAX = 200
 HOLD_CEILING_SECONDS = 120
 """The longest hold any setting may ask for: gunicorn's graceful_timeout (130 s) and the shipped nginx's
 proxy_read_timeout on the wait route (150 s) are set above it."""
@@ -112,6 +118,9 @@ class Settings:
     reconcile_interval_seconds: int
     payhero_verify_callbacks: bool
     cors_origins: tuple[str, ...]
+    prompt_seconds: int
+    prompt_help_seconds: int
+    support_contact: str
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -130,6 +139,7 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     _check(settings)
     _check_logs_and_addresses(settings, environ.get("EVENTI_BIND", "127.0.0.1:8000"))
     _check_payhero(settings)
+    _check_page(settings)
     settings["CORS_ORIGINS"] = cors_origins(settings["CORS_ORIGINS"])
     if not settings["SECRET_KEY"]:
         try:
@@ -258,6 +268,23 @@ def _check_payhero(settings: dict[str, Any]) -> None:
         raise ConfigError("EVENTI_RECONCILE_INTERVAL_SECONDS must be 0 (off) or more")
     if settings["RECONCILE_GIVE_UP_SECONDS"] < settings["RECONCILE_AFTER_SECONDS"]:
         raise ConfigError("EVENTI_RECONCILE_GIVE_UP_SECONDS must be at least EVENTI_RECONCILE_AFTER_SECONDS")
+
+
+def _check_page(settings: dict[str, Any]) -> None:
+    """The payment page's prompt timings and the support route it names."""
+    if not 5 <= settings["PROMPT_SECONDS"] <= 600:
+        raise ConfigError("EVENTI_PROMPT_SECONDS must be 5 to 600: how long an M-Pesa prompt can be answered")
+    if not 1 <= settings["PROMPT_HELP_SECONDS"] <= settings["PROMPT_SECONDS"]:
+        raise ConfigError("EVENTI_PROMPT_HELP_SECONDS must be between 1 and EVENTI_PROMPT_SECONDS")
+    contact = " ".join(str(settings["SUPPORT_CONTACT"] or "").split())
+    if not contact:
+        if settings["ENV"] == "production":
+            raise ConfigError("EVENTI_SUPPORT_CONTACT must be set when EVENTI_ENV=production: the payment page "
+                              "tells shoppers how to reach you, e.g. \"call 0700 000 000 or write to help@example.com\"")
+        contact = DEV_SUPPORT_CONTACT
+    if len(contact) > SUPPORT_CONTACT_MAX or "<" in contact or ">" in contact:
+        raise ConfigError(f"EVENTI_SUPPORT_CONTACT must be plain text of at most {SUPPORT_CONTACT_MAX} characters")
+    settings["SUPPORT_CONTACT"] = contact
 
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")

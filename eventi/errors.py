@@ -40,6 +40,7 @@ class PaymentProviderError(EventiError):
 
     status, code, message = 502, "payment_provider_error", "The payment provider did not accept the M-Pesa request; try again shortly."
     sent = True  # False only when the request surely never reached PayHero (the push limit then gives it back)
+    uncertain = False  # True when PayHero may have queued the push anyway (a timeout, a 5xx): the phone may be prompted
 
 
 class TooManyPushes(EventiError):

@@ -5,8 +5,8 @@ caller's value (a callback's ExternalReference, a header) can never start a forg
 """
 import contextvars
 import json
-import os
 import logging
+import os
 import re
 import sys
 import time

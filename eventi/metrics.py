@@ -1,8 +1,15 @@
 """Prometheus metrics. Under gunicorn, PROMETHEUS_MULTIPROC_DIR makes them sum over workers."""
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the /metrics view)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,  # noqa: F401  (re-exported for the /metrics view)
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 WAITS_HELD = Gauge("eventi_waits_held", "Long-poll waits held right now", multiprocess_mode="livesum")
 WAITS_STARTED = Counter("eventi_waits_started_total", "Long-poll waits started")
@@ -21,8 +28,8 @@ REDIS_RECONNECTS = Counter("eventi_redis_reconnects_total", "Notifier hub reconn
 REDIS_ERRORS = Counter("eventi_redis_errors_total", "Redis commands that failed")
 STORE_ERRORS = Counter("eventi_store_errors_total", "MongoDB operations that failed")
 STORE_READS = Counter("eventi_store_reads_total", "MongoDB order reads")
-STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected and unreachable were "
-                     "sent to PayHero; limited were refused by the per-phone push limit and never sent", ["outcome"])
+STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected, unreachable and "
+                     "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused by the per-phone push limit and never sent", ["outcome"])
 
 
 def render():
@@ -52,7 +59,7 @@ PAYHERO_CALLS = Histogram(
 KNOWN_LABELS = {
     WAITS_ANSWERED: [("final",), ("timeout",), ("client_gone",), ("shutdown",)],
     CALLBACKS: [("completed",), ("failed",), ("cancelled",), ("duplicate",), ("rejected",), ("unverified",)],
-    STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("limited",)],
+    STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("uncertain",), ("limited",)],
     PAYHERO_CALLS: [(call, outcome) for call in ("stk_push", "transaction_status")
                     for outcome in ("ok", "rejected", "unreachable")],
 }

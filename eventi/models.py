@@ -59,20 +59,40 @@ def decide_outcome(result, order_amount):
     return Outcome(OrderStatus.FAILED, failure_reason=reason, result_code=result.result_code)
 
 
-def status_body(order):
+REFERENCE_LENGTH = 8
+
+
+def short_reference(order_id: str) -> str:
+    """The order reference shoppers read to support: the orderId's last 8 characters, upper-cased.
+
+    Not unique on its own (support tools list every match); it fits on a phone's line where 24 characters wrap.
+    """
+    return str(order_id)[-REFERENCE_LENGTH:].upper()
+
+
+def status_body(order: dict) -> dict:
     """The public view of a stored order: never phone, email or name.
 
-    A failed or cancelled order carries the raw `failureReason` (for support) and a stable `reason` code
-    with the sentence the payment page shows (`reasonText`).
+    While pending, `promptExpiresAt` says when the STK prompt stops being answerable (absent when no push
+    went out) and `pushState: "uncertain"` that PayHero may or may not have prompted the phone. A failed or
+    cancelled order carries the raw `failureReason` (for support) and a stable `reason` code with the
+    sentence the payment page shows (`reasonText`).
     """
     status = OrderStatus(order["status"])
+    order_id = str(order["_id"])
     body = {
-        "orderId": str(order["_id"]),
+        "orderId": order_id,
+        "reference": short_reference(order_id),
         "paymentStatus": status.value,
         "amount": order["amount"],
         "updatedAt": iso_utc(order["updatedAt"]),
     }
-    if status is OrderStatus.COMPLETED:
+    if status is OrderStatus.PENDING:
+        if order.get("promptExpiresAt") is not None:
+            body["promptExpiresAt"] = iso_utc(order["promptExpiresAt"])
+        if order.get("pushState"):
+            body["pushState"] = order["pushState"]
+    elif status is OrderStatus.COMPLETED:
         body["mpesaReceipt"] = order.get("mpesaReceipt")
     elif status.final:
         body["failureReason"] = order.get("failureReason")

@@ -56,8 +56,10 @@ ERROR_ANSWERS = {
                         {"error": "too_many_pushes", "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
     "internal_error": (500, "A bug on our side; the log line carries the request's X-Request-ID.",
                        {"error": "internal_error", "message": "Something went wrong on our side."}),
-    "payment_provider_error": (502, "PayHero was unreachable, slower than EVENTI_PUSH_TIMEOUT or refused the push. "
-                                    "The order was stored and is now `failed` (`stk_push_failed`); `orderId` names it.",
+    "payment_provider_error": (502, "PayHero surely did not queue the push: it could not be connected to, or it "
+                                    "refused the push (4xx, or an answer that queued nothing). The order was stored and "
+                                    "is now `failed` (`stk_push_failed`); `orderId` names it. (A timeout or a 5xx is a "
+                                    "`201` with `pushState: \"uncertain\"` instead.)",
                                {"error": "payment_provider_error", "orderId": ORDER_ID,
                                 "message": "The payment provider did not accept the M-Pesa request; try again shortly."}),
     "store_unavailable": (503, "MongoDB did not answer; retry.",
@@ -104,11 +106,16 @@ IDEMPOTENCY_KEY_PARAM = {
 }
 
 
-PENDING = {"orderId": ORDER_ID, "paymentStatus": "pending", "amount": 1500, "updatedAt": UPDATED_AT}
-COMPLETED = {**PENDING, "paymentStatus": "completed", "mpesaReceipt": "TKS2P0X9QH"}
-CANCELLED = {**PENDING, "paymentStatus": "cancelled", "failureReason": "Request cancelled by user",
+REFERENCE = ORDER_ID[-8:].upper()
+PROMPT_EXPIRES_AT = "2026-11-28T05:13:09.481Z"
+PENDING = {"orderId": ORDER_ID, "reference": REFERENCE, "paymentStatus": "pending", "amount": 1500,
+           "updatedAt": UPDATED_AT, "promptExpiresAt": PROMPT_EXPIRES_AT}
+UNCERTAIN = {**PENDING, "pushState": "uncertain"}
+SETTLED = {key: value for key, value in PENDING.items() if key != "promptExpiresAt"}
+COMPLETED = {**SETTLED, "paymentStatus": "completed", "mpesaReceipt": "TKS2P0X9QH"}
+CANCELLED = {**SETTLED, "paymentStatus": "cancelled", "failureReason": "Request cancelled by user",
              "reason": "cancelled_by_user", "reasonText": outcomes.CANCELLED.text}
-FAILED = {**PENDING, "paymentStatus": "failed", "failureReason": "The initiator information is invalid.",
+FAILED = {**SETTLED, "paymentStatus": "failed", "failureReason": "The initiator information is invalid.",
           "reason": "wrong_pin", "reasonText": outcomes.BY_RESULT_CODE[2001].text}
 
 
@@ -139,8 +146,13 @@ OPERATIONS = {
         "responses": {201: _ok(schemas.OrderCreatedSchema, {"created": {
             "orderId": ORDER_ID, "paymentStatus": "pending", "statusToken": STATUS_TOKEN, "amount": 1500, "currency": "KES",
             "waitUrl": f"{BASE_URL}/api/orders/{ORDER_ID}/wait?token={STATUS_TOKEN}",
-            "statusUrl": f"{BASE_URL}/api/orders/{ORDER_ID}?token={STATUS_TOKEN}"}}, "Created (or, with a replayed "
-            "Idempotency-Key, the first answer again)"),
+            "statusUrl": f"{BASE_URL}/api/orders/{ORDER_ID}?token={STATUS_TOKEN}"}, "push uncertain": {
+            "orderId": ORDER_ID, "paymentStatus": "pending", "statusToken": STATUS_TOKEN, "amount": 1500, "currency": "KES",
+            "waitUrl": f"{BASE_URL}/api/orders/{ORDER_ID}/wait?token={STATUS_TOKEN}",
+            "statusUrl": f"{BASE_URL}/api/orders/{ORDER_ID}?token={STATUS_TOKEN}", "pushState": "uncertain"}},
+            "Created (or, with a replayed Idempotency-Key, the first answer again). With `pushState: \"uncertain\"` "
+            "PayHero timed out or answered 5xx: the push may have reached the phone, so the order stays pending and "
+            "its status decides (a callback, or reconcile's `no_callback` failure)."),
             400: ["validation_error", "invalid_json", "malformed_body"], 404: ["event_not_found"],
             409: ["sold_out", "idempotency_key_in_use"], 413: None, 415: None, 422: ["idempotency_key_reused"],
             429: ["too_many_pushes"], 502: ["payment_provider_error"], 503: None},
@@ -151,7 +163,8 @@ OPERATIONS = {
         "params": [ORDER_ID_PARAM],
         "query": schemas.TokenQuerySchema,
         "query_examples": {"token": STATUS_TOKEN},
-        "responses": {200: _ok(schemas.OrderStatusSchema, {"pending": PENDING, "completed": COMPLETED, "failed": FAILED}),
+        "responses": {200: _ok(schemas.OrderStatusSchema, {"pending": PENDING, "push uncertain": UNCERTAIN,
+                                                           "completed": COMPLETED, "failed": FAILED}),
                       400: None, 404: None, 503: None},
         "security": "statusToken",
     }},

@@ -16,19 +16,32 @@ CONNECT_TIMEOUT = 3.0
 
 
 class PayHeroUnavailable(PaymentProviderError):
-    """PayHero could not be reached or did not answer within the timeout."""
+    """PayHero could not be reached or did not answer within the timeout.
+
+    Once the request may have reached PayHero (sent), whether it queued the push is unknown.
+    """
 
     reason = "unreachable"
 
-    def __init__(self, message, sent=True):
+    def __init__(self, message: str, sent: bool = True) -> None:
         super().__init__(message)
         self.sent = sent
+        self.uncertain = sent
 
 
 class PayHeroRejected(PaymentProviderError):
-    """PayHero answered, but not with a queued push (4xx, 5xx or an unexpected body)."""
+    """PayHero answered, but not with a queued push (4xx, 5xx or an unexpected body).
+
+    A 5xx is uncertain: PayHero may have failed after handing the push to M-Pesa. A 4xx or a 2xx
+    that did not queue the push is a refusal: nothing reaches the phone.
+    """
 
     reason = "rejected"
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.uncertain = http_status is not None and http_status >= 500
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class PayHeroClient:
                                      sent=not _never_connected(exc)) from None
         if not 200 <= response.status_code < 300:
             log.warning("PayHero answered %s to %s %s", response.status_code, method, path)
-            raise PayHeroRejected(f"PayHero answered HTTP {response.status_code}.")
+            raise PayHeroRejected(f"PayHero answered HTTP {response.status_code}.", response.status_code)
         try:
             data = response.json()
         except ValueError:

@@ -86,6 +86,7 @@ class Runtime:
             self.store, self.events, self.tickets, self.broadcaster, self.settler,
             callback_urls(settings.public_base_url, self.tokens), payhero=self.payhero,
             limiter=PushLimiter(self.redis, settings.push_limit, settings.push_limit_window),
+            prompt_seconds=settings.prompt_seconds,
         )
         self.creations = IdempotentOrders(self.orders, self.keys, self.store)
         self.waits = WaitService(self.notifier, self.reader, settings.max_waits_per_order,

@@ -199,6 +199,10 @@ class OrderCreatedSchema(Schema):
     currency = fields.String(required=True, validate=validate.OneOf(["KES"]))
     waitUrl = fields.String(required=True, metadata={"description": "The wait route for this order, token included; absolute, on PUBLIC_BASE_URL."})
     statusUrl = fields.String(required=True, metadata={"description": "The status route for this order, token included; absolute, on PUBLIC_BASE_URL."})
+    pushState = fields.String(validate=validate.OneOf(["uncertain"]), metadata={
+        "description": "Only when PayHero did not say whether it queued the STK push (it timed out or answered 5xx): "
+                       "the phone may still be prompted, so the order stays pending and its callback (or the reconcile "
+                       "sweep) decides it. Tell the shopper to approve a prompt that appears and not to pay twice."})
 
 
 class TicketTypeSchema(Schema):
@@ -226,9 +230,19 @@ class OrderStatusSchema(Schema):
     """The public status of an order: never the phone, e-mail or name."""
 
     orderId = fields.String(required=True)
+    reference = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-F]{8}$"), metadata={
+        "description": "The short order reference to show shoppers and to give support: the orderId's last 8 "
+                       "characters, upper-cased (`flask --app wsgi order show` accepts it)."})
     paymentStatus = fields.String(required=True, validate=validate.OneOf(["pending", "completed", "failed", "cancelled"]))
     amount = fields.Integer(required=True, metadata={"description": "KES."})
     updatedAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
+    promptExpiresAt = fields.String(metadata={
+        "description": "Only while pending, once the STK push went out (or may have): when the M-Pesa prompt on the "
+                       "phone stops being answerable (push time + EVENTI_PROMPT_SECONDS), ISO 8601 UTC. After it, do "
+                       "not ask for the PIN again: a callback or the reconcile sweep still decides the order."})
+    pushState = fields.String(validate=validate.OneOf(["uncertain"]), metadata={
+        "description": "Only while pending, when PayHero did not say whether it queued the push (timeout, 5xx): "
+                       "a prompt may or may not appear."})
     mpesaReceipt = fields.String(allow_none=True, metadata={"description": "Only when completed."})
     failureReason = fields.String(allow_none=True, metadata={
         "description": "Only when failed or cancelled: the raw reason (M-Pesa's `ResultDesc`, or `amount_mismatch`, "

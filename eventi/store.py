@@ -90,6 +90,7 @@ class OrderStore:
         self.orders.create_index([("status", ASCENDING), ("pushedAt", ASCENDING)])
         self.events.create_index([("orderId", ASCENDING), ("receivedAt", ASCENDING)])
         self.orders.create_index([("phone", ASCENDING), ("createdAt", ASCENDING)])  # `eventi order find --phone`
+        self.orders.create_index([("reference", ASCENDING)])  # `eventi order show/find` by the short reference
 
     @_unavailable_on_error
     def create_order(self, fields, order_id=None):
@@ -210,6 +211,11 @@ class OrderStore:
         """The status claim that decided the order, or None while no result was decided."""
         oid = parse_order_id(order_id)
         return None if oid is None else self.claims.find_one({"_id": oid})
+
+    @_unavailable_on_error
+    def orders_by_reference(self, reference: str, limit: int = 20) -> list[dict]:
+        """The orders with this short reference (orders stored since it exists), newest first."""
+        return list(self.orders.find({"reference": reference.upper()}).sort("createdAt", -1).limit(limit))
 
     @_unavailable_on_error
     def orders_for_phone(self, phone, limit=20):

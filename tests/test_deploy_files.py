@@ -13,7 +13,8 @@ from devstack.processes import ROOT, free_port
 from eventi.healthcheck import url
 
 COMPOSE_ENV = {"EVENTI_SECRET_KEY": "k" * 40, "PAYHERO_BASE_URL": "https://payhero.example", "PAYHERO_AUTH_TOKEN": "t",
-               "PAYHERO_CHANNEL_ID": "1", "PUBLIC_BASE_URL": "https://eventi.example"}
+               "PAYHERO_CHANNEL_ID": "1", "PUBLIC_BASE_URL": "https://eventi.example",
+               "EVENTI_SUPPORT_CONTACT": "call 0700 000 000"}
 
 
 def compose_command():

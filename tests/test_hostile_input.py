@@ -3,10 +3,12 @@ import json
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from eventi.web.common import current_runtime
 from devstack.payhero import callback_body
+from eventi.web.common import current_runtime
 from tests.support.api import order_body, order_fields
 from tests.support.events import seed_test_events
 

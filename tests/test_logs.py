@@ -6,7 +6,8 @@ import sys
 import gevent
 import pytest
 from flask import request
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from eventi import logs
 from eventi.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, TextFormatter, redact

@@ -123,7 +123,7 @@ def test_examples_work_against_the_running_api(client, runtime):
     create = openapi.OPERATIONS["orders.create_order"]["post"]
     created = client.post("/api/orders", json=create["body_examples"]["local"])
     assert created.status_code == 201, created.json
-    assert set(created.json) == set(schemas.OrderCreatedSchema().fields)
+    assert set(created.json) == {name for name, f in schemas.OrderCreatedSchema().fields.items() if f.required}
     order_id, token = created.json["orderId"], created.json["statusToken"]
 
     status = client.get(f"/api/orders/{order_id}", query_string={"token": token})

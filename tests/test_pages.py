@@ -43,7 +43,7 @@ def test_status_page_shows_what_was_bought_and_the_server_total(client, unique_e
     html = client.get(f"/orders/{order_id}/status?token={token}").get_data(as_text=True)
     assert f'<dd id="event-name">Test event {unique_event}</dd>' in html and "Test Hall, Nairobi" in html
     assert '<dd id="order-line">3 × VIP at KES 2,500</dd>' in html and '<dd id="order-total">KES 7,500</dd>' in html
-    assert "<strong>KES 7,500</strong>" in html
+    assert '<strong id="prompt-amount" class="nowrap">KES 7,500</strong>' in html
 
 
 def test_status_page_for_a_pending_order_asks_to_check_the_phone(client, unique_event):
@@ -51,7 +51,7 @@ def test_status_page_for_a_pending_order_asks_to_check_the_phone(client, unique_
     page = client.get(f"/orders/{order_id}/status?token={token}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "Check your phone to approve the M-Pesa payment" in html
+    assert "Approve the payment on your phone" in html
     assert f'data-wait-url="/api/orders/{order_id}/wait?token={token}"' in html and 'data-status="pending"' in html
     assert 'aria-live="polite"' in html and "/static/js/status.js" in html
     assert page.headers["Referrer-Policy"] == "no-referrer"

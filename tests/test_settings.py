@@ -38,6 +38,9 @@ INVALID = {  # environment variable -> a value it must refuse (with whatever els
     "EVENTI_RECONCILE_INTERVAL_SECONDS": ("-5", {}),
     "PAYHERO_VERIFY_CALLBACKS": ("maybe", {}),
     "EVENTI_CORS_ORIGINS": ("*", {}),
+    "EVENTI_PROMPT_SECONDS": ("4", {}),
+    "EVENTI_PROMPT_HELP_SECONDS": ("90", {}),
+    "EVENTI_SUPPORT_CONTACT": ("x" * 201, {}),
 }
 
 
@@ -84,3 +87,14 @@ def test_a_wait_longer_than_wait_max_seconds_is_refused(short_waits_client):
     document = short_waits_client.get("/api/openapi.json").json
     timeout = [p for p in document["paths"]["/api/orders/{order_id}/wait"]["get"]["parameters"] if p["name"] == "timeout"]
     assert timeout[0]["schema"]["maximum"] == 5
+
+
+def test_production_needs_a_support_contact_and_development_has_one(tmp_path):
+    production = {"EVENTI_VAR_DIR": str(tmp_path), "EVENTI_ENV": "production", "EVENTI_SECRET_KEY": "s" * 40,
+                  "PAYHERO_BASE_URL": "https://p.example", "PAYHERO_AUTH_TOKEN": "t", "PAYHERO_CHANNEL_ID": "1",
+                  "PUBLIC_BASE_URL": "https://e.example"}
+    with pytest.raises(config.ConfigError, match="EVENTI_SUPPORT_CONTACT must be set"):
+        config.load(environ=production)
+    contact = config.load(environ={**production, "EVENTI_SUPPORT_CONTACT": " call 0700 000 000\n or write "})
+    assert contact.support_contact == "call 0700 000 000 or write"
+    assert config.load(environ={"EVENTI_VAR_DIR": str(tmp_path)}).support_contact == config.DEV_SUPPORT_CONTACT

@@ -3,7 +3,7 @@ import json
 import random
 
 from devstack.payhero import callback_body
-from tests.support.api import order_body
+from tests.support.api import order_body, order_fields
 
 
 def unique_phone():
@@ -58,3 +58,22 @@ def test_order_find_lists_a_numbers_orders_newest_first_in_any_spelling(app, cli
         assert "completed" in lines[0] and "pending" in lines[1]
     refused = app.test_cli_runner().invoke(args=["order", "find", "--phone", "12345"])
     assert refused.exit_code != 0 and "not a Kenyan mobile number" in refused.output
+
+
+def test_order_show_and_find_take_the_short_reference_the_page_shows(app, client, runtime):
+    order_id = client.post("/api/orders", json=order_body(phone=unique_phone())).json["orderId"]
+    reference = order_id[-8:].upper()
+    assert runtime.store.get_order(order_id)["reference"] == reference
+    for spelling in (reference, reference.lower()):
+        shown = app.test_cli_runner().invoke(args=["order", "show", spelling])
+        assert shown.exit_code == 0 and shown.output.startswith(f"order {order_id}  pending"), shown.output
+    found = app.test_cli_runner().invoke(args=["order", "find", "--reference", reference])
+    assert found.exit_code == 0 and [line.split()[0] for line in found.output.splitlines()] == [order_id]
+    twin = str(runtime.orders.create(order_fields(phone="254" + unique_phone()[1:]))["_id"])
+    runtime.store.set_fields(twin, {"reference": reference})  # two orders may share 8 characters: support picks one
+    both = app.test_cli_runner().invoke(args=["order", "show", reference])
+    assert both.exit_code != 0 and f"2 orders have reference {reference}" in both.output
+    assert order_id in both.output and twin in both.output
+    unknown = app.test_cli_runner().invoke(args=["order", "show", "ABCDEF12"])
+    assert unknown.exit_code != 0 and "no order ABCDEF12" in unknown.output
+    assert app.test_cli_runner().invoke(args=["order", "find"]).exit_code != 0

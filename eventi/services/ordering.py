@@ -2,6 +2,7 @@
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -9,7 +10,7 @@ from bson import ObjectId
 from .. import metrics, pricing
 from ..errors import EventNotFound, PaymentProviderError, StoreUnavailable
 from ..events import EventStore
-from ..models import OrderStatus, Outcome, status_body, utcnow
+from ..models import OrderStatus, Outcome, short_reference, status_body, utcnow
 from ..payhero_client import PayHeroClient
 from ..push_limit import PushLimiter, Reservation
 from ..store import OrderStore
@@ -20,6 +21,8 @@ from .settle import Settler
 log = logging.getLogger(__name__)
 
 STK_PUSH_FAILED = "stk_push_failed"
+PUSH_UNCERTAIN = "uncertain"
+"""`pushState` of an order whose push may or may not have reached the phone (PayHero timed out or answered 5xx)."""
 
 
 class OrderService:
@@ -32,7 +35,7 @@ class OrderService:
 
     def __init__(self, store: OrderStore, events: EventStore, tickets: TicketHolds, broadcaster: StatusBroadcaster,
                  settler: Settler, callback_url: Callable[[str], str], payhero: PayHeroClient | None = None,
-                 limiter: PushLimiter | None = None) -> None:
+                 limiter: PushLimiter | None = None, prompt_seconds: int = 60) -> None:
         self._store = store
         self._events = events
         self._tickets = tickets
@@ -42,6 +45,7 @@ class OrderService:
         self._announce = broadcaster.announce
         self._callback_url = callback_url
         self._settle = settler.watch
+        self._prompt_life = timedelta(seconds=prompt_seconds)
 
     def create(self, fields: dict[str, Any], order_id: ObjectId | None = None) -> dict[str, Any]:
         """Store a pending order from validated fields (under order_id when given), push it; the stored document.
@@ -49,8 +53,10 @@ class OrderService:
         The amount is the stored price times the quantity: the client sends no amount. Raises
         EventNotFound, ValidationFailed (ticket type, quantity), TooManyPushes and SoldOut before
         anything is stored; PaymentProviderError (with orderId) after the order was stored and
-        marked failed. The push limit counts the push only once it went out: any failure before
-        that gives the reservation back.
+        marked failed, when PayHero surely did not queue the push. A push whose fate is unknown (a
+        timeout, a 5xx) leaves the order pending with `pushState: "uncertain"`: a callback or the
+        reconcile sweep decides it. The push limit counts the push only once it went out: any
+        failure before that gives the reservation back.
         """
         event = self._events.on_sale(fields["eventId"])
         if event is None:
@@ -61,15 +67,16 @@ class OrderService:
         with self._reserve_push(fields["phone"]) as reservation:
             slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity)
             try:
-                order = self._store.create_order({**quote.order_fields(), **contact, "ticketSlots": slots}, order_id)
+                fields = {**quote.order_fields(), **contact, "ticketSlots": slots, "reference": short_reference(order_id)}
+                order = self._store.create_order(fields, order_id)
             except StoreUnavailable:
                 raise  # the insert may still land: the holds stay, and the sweep frees them if it did not
             except BaseException:
                 self._tickets.give_back(order_id, slots)
                 raise
-            self._broadcaster.remember(status_body(order))
             if self._payhero is not None:
                 order = self._push(order, reservation)
+            self._broadcaster.remember(status_body(order))  # a pending body never replaces a final one a callback cached
         stored: dict[str, Any] = order
         return stored
 
@@ -89,6 +96,8 @@ class OrderService:
         except PaymentProviderError as exc:
             if exc.sent:  # PayHero may have prompted the phone (timeout, rejection): it counts
                 reservation.sent()
+            if exc.uncertain:
+                return self._uncertain(order, exc)
             metrics.STK_PUSHES.labels(getattr(exc, "reason", "rejected")).inc()
             log.warning("STK push failed orderId=%s (%s)", order_id, exc.message)
             self._fail(order_id, exc)
@@ -96,9 +105,29 @@ class OrderService:
         reservation.sent()
         metrics.STK_PUSHES.labels("queued").inc()
         fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id,
-                  "pushedAt": utcnow()}
+                  **self._pushed_now()}
         self._store.set_fields(order_id, fields)
         log.info("STK push queued orderId=%s reference=%s", order_id, push.reference)
+        return {**order, **fields}
+
+    def _pushed_now(self) -> dict[str, Any]:
+        now = utcnow()
+        return {"pushedAt": now, "promptExpiresAt": now + self._prompt_life}
+
+    def _uncertain(self, order: dict[str, Any], exc: PaymentProviderError) -> dict[str, Any]:
+        """PayHero may have queued the push: the order stays pending (a second push could charge twice).
+
+        pushedAt makes it one of reconcile's stale pending orders, which fails it with no_callback
+        once nothing came; a callback decides it before that.
+        """
+        order_id = str(order["_id"])
+        metrics.STK_PUSHES.labels(PUSH_UNCERTAIN).inc()
+        log.warning("STK push outcome unknown, order kept pending orderId=%s (%s)", order_id, exc.message)
+        summary = {"error": exc.code, "reason": getattr(exc, "reason", None), "description": exc.message,
+                   "pushState": PUSH_UNCERTAIN}
+        self._store.record_event(order_id, "stk_push", "", summary)
+        fields = {"pushState": PUSH_UNCERTAIN, **self._pushed_now()}
+        self._store.set_fields(order_id, fields)
         return {**order, **fields}
 
     def _fail(self, order_id: str, exc: PaymentProviderError) -> None:

@@ -21,6 +21,11 @@ def order_report(store: OrderStore, order_id: str) -> dict[str, Any] | None:
     }
 
 
+def orders_with_reference(store: OrderStore, reference: str, limit: int = 20) -> list[Any]:
+    """The orders whose short reference (the 8 characters the payment page shows) is this, newest first, masked."""
+    return [_masked(order) for order in store.orders_by_reference(reference, limit)]
+
+
 def recent_orders(store: OrderStore, phone: str, limit: int = 20) -> list[Any]:
     """The most recent orders of a phone number (2547…/2541…), newest first, masked."""
     return [_masked(order) for order in store.orders_for_phone(phone, limit)]

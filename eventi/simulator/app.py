@@ -135,7 +135,7 @@ def create_app(auth_token, delay=3.0, slow_seconds=30.0):
             return _error(400, problem)
         outcome = outcomes.for_phone(body["phone_number"])
         if outcome.push_error:
-            return _error(outcome.push_error, "Internal server error (simulated)")
+            return _error(outcome.push_error, "The push was refused (simulated)")
         if outcome.slow:
             time.sleep(sim.slow_seconds)
         record = sim.queue(body, outcome)

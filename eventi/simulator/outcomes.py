@@ -26,7 +26,7 @@ BY_LAST_DIGIT = {
     "4": Outcome("wrong_pin", 2001, "The initiator information is invalid."),
     "5": Outcome("no_callback", callbacks=0),
     "6": Outcome("duplicate", callbacks=2),
-    "7": Outcome("push_error", None, push_error=500),
+    "7": Outcome("push_refused", None, push_error=400),  # a refusal: nothing reaches the phone
     "8": PAID,
     "9": Outcome("slow_push", slow=True),
 }

@@ -48,7 +48,7 @@ def _created_body(order):
     order_id = str(order["_id"])
     token = p.tokens.status_token(order_id)
     base = p.settings.public_base_url
-    return {
+    body = {
         "orderId": order_id,
         "paymentStatus": order["status"],
         "statusToken": token,
@@ -57,6 +57,9 @@ def _created_body(order):
         "waitUrl": base + url_for("orders.wait_for_status", order_id=order_id, token=token),
         "statusUrl": base + url_for("orders.get_status", order_id=order_id, token=token),
     }
+    if order.get("pushState"):  # PayHero may or may not have prompted the phone: the order's status decides
+        body["pushState"] = order["pushState"]
+    return body
 
 
 @bp.get("/<order_id>")

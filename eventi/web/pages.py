@@ -3,10 +3,11 @@ from datetime import timedelta, timezone
 
 from flask import Blueprint, render_template, request, url_for
 
-from ..models import is_final, status_body
+from ..models import is_final, status_body, utcnow
 from ..schemas import EVENT_ID
 from ..store import parse_order_id
 from .common import current_runtime
+from .payment_page import countdown_text, payment_view
 
 bp = Blueprint("pages", __name__)
 
@@ -47,7 +48,9 @@ def status(order_id: str) -> tuple[str, int, dict[str, str]]:
     event = p.events.get(order["eventId"])
     return _page(render_template(
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],
-        event=_event_view(event) if event else None, bought=_bought(order),
+        event=_event_view(event) if event else None, bought=_bought(order), email=order.get("email"),
+        view=payment_view(order, utcnow(), p.settings.prompt_help_seconds), countdown_text=countdown_text,
+        support=p.settings.support_contact,
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
         hold_seconds=p.settings.wait_default_seconds,  # long-poll.js's deadline per hold: this + a margin
         retry_url=url_for("pages.checkout", event_id=order["eventId"]),

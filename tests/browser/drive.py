@@ -53,7 +53,7 @@ def main(spec):
         if spec.get("pending_screenshot"):
             page.wait_for_selector("#view-pending:not([hidden])", timeout=15_000)
             totals["pending"] = page.text_content("#order-total")
-            totals["pending_prompt"] = page.text_content("#view-pending strong")
+            totals["pending_prompt"] = page.text_content("#prompt-amount")
             page.screenshot(path=spec["screenshot"].replace(".png", "-pending.png"), full_page=True)
         page.wait_for_selector("#view-success:not([hidden]), #view-failure:not([hidden])", timeout=spec.get("timeout_ms", 60_000))
         final_at = time.time()

@@ -1,0 +1,64 @@
+"""What the payment page shows for one order at one moment: its state, title, prompt timings and masked phone.
+
+Pure (no Flask): pages.py renders status.html from it. The prompt timings are sent to the page as seconds
+left, counted from when it loads, so a phone whose clock is off still counts down right.
+"""
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..models import OrderStatus
+
+WAITING, UNHEARD, SUCCESS, FAILURE = "waiting", "unheard", "success", "failure"
+"""The page's states: the prompt may still be answered; it expired (or the wait gave up) with no answer;
+paid; failed or cancelled."""
+
+TITLES = {WAITING: "Approve on your phone", UNHEARD: "Waiting for M-Pesa", SUCCESS: "Paid",
+          FAILURE: "Payment not completed"}
+CANCELLED_TITLE = "Payment cancelled"
+"""Tab titles ("… · eventi"); static/js/status.js uses the same words as the state changes."""
+
+REFRESH_WAITING_SECONDS = 5
+REFRESH_UNHEARD_SECONDS = 15
+"""Without JavaScript a pending page reloads itself this often (<noscript> meta refresh)."""
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    state: str
+    title: str
+    refresh_seconds: int | None  # None once final: no reload
+    prompt_left: int | None  # seconds the prompt can still be answered; None when no push went out
+    help_after: int  # seconds from now until "Didn't get a prompt?" shows (0: at once)
+    masked_phone: str
+
+
+def payment_view(order: dict, now: datetime, help_seconds: int) -> PaymentView:
+    """The view of a stored order at now; help shows help_seconds after the push."""
+    status = OrderStatus(order["status"])
+    expires, pushed = order.get("promptExpiresAt"), order.get("pushedAt")
+    prompt_left = None if expires is None or status.final else max(0, math.ceil((expires - now).total_seconds()))
+    help_at = (pushed or now) + timedelta(seconds=help_seconds)
+    help_after = max(0, math.ceil((help_at - now).total_seconds()))
+    if status is OrderStatus.COMPLETED:
+        state = SUCCESS
+    elif status.final:
+        state = FAILURE
+    else:
+        state = UNHEARD if prompt_left == 0 else WAITING
+    title = CANCELLED_TITLE if status is OrderStatus.CANCELLED else TITLES[state]
+    refresh = None if status.final else (REFRESH_UNHEARD_SECONDS if state == UNHEARD else REFRESH_WAITING_SECONDS)
+    return PaymentView(state, title, refresh, prompt_left, help_after, mask_phone(order.get("phone", "")))
+
+
+def mask_phone(phone: str) -> str:
+    """254712345010 -> "07•• ••• 010": enough to recognise one's number, not enough to give it away."""
+    local = "0" + phone[3:] if phone.startswith("254") and len(phone) == 12 else phone
+    if len(local) != 10:
+        return "your phone"
+    return f"{local[:2]}•• ••• {local[-3:]}"
+
+
+def countdown_text(seconds: int) -> str:
+    """45 -> "0:45" (static/js/status.js writes the same)."""
+    return f"{seconds // 60}:{seconds % 60:02d}"
