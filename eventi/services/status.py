@@ -1,5 +1,6 @@
 """Reading an order's current status: the Redis cache first, MongoDB on a miss."""
 import logging
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -35,6 +36,14 @@ class StatusReader:
         if refresh_cache:
             self._cache.remember(body)  # a pending body never replaces a final one (status_cache.py)
         return body
+
+    def with_order(self, order_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The stored order and its status body, from one MongoDB read (the payment page shows what was bought,
+        which the cache does not hold); None when there is no such order."""
+        order = self._store.get_order(order_id)
+        if order is None:
+            return None
+        return order, status_body(order)
 
     def recheck(self, order_id, fallback):
         """Re-read the store after a missed notification; keep the fallback if it is down."""
