@@ -34,31 +34,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
         # Trust X-Forwarded-For/-Proto only as far back as the proxies we run (nginx: 1).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
 
-    from .web import (
-        apidocs,
-        cors,
-        errors,
-        events,
-        health,
-        orders,
-        pages,
-        payhero,
-        request_id,
-        request_metrics,
-        utf8_urls,
-    )
+    from .web import cors, errors, health, register_routes, request_id, request_metrics, utf8_urls
 
     request_id.init_app(app)
     utf8_urls.init_app(app)  # after the request id, so its 400 carries one
     errors.init_app(app)
     cors.init_app(app, settings.cors_origins)
     cli.init_app(app)
-    app.register_blueprint(orders.bp)
-    app.register_blueprint(events.bp)
-    app.register_blueprint(payhero.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(apidocs.bp)
+    register_routes(app)
     health.init_app(app)  # after every blueprint: /metrics on its own port, the series of every route
     request_metrics.init_app(app)
     return app

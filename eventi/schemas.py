@@ -1,6 +1,7 @@
 """Marshmallow schemas for every request body and query string the API accepts."""
 import math
 import re
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -62,7 +63,7 @@ class OrderCreateSchema(Schema):
 
 
 class TokenQuerySchema(Schema):
-    """Query of GET /api/orders/<id>."""
+    """Query of the routes that take a token: GET /api/orders/<id> (statusToken), PayHero's callback (callbackToken)."""
 
     class Meta:
         unknown = EXCLUDE
@@ -75,18 +76,16 @@ class WaitQuerySchema(TokenQuerySchema):
 
     timeout = QueryInteger(load_default=None, validate=validate.Range(min=1, max=120))
 
-    def __init__(self, max_seconds=120, **kwargs):
+    def __init__(self, max_seconds: int = 120, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields["timeout"].validators = [validate.Range(min=1, max=max_seconds)]  # this instance's copy
 
 
-class CallbackQuerySchema(Schema):
-    """Query of POST /api/payhero/callback."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    token = fields.String(load_default=None, validate=validate.Length(max=128))
+def schema_for(schema: type[Schema], wait_max_seconds: int) -> Schema:
+    """An instance of a request schema: the wait route's timeout is at most wait_max_seconds (EVENTI_WAIT_MAX_SECONDS)."""
+    if issubclass(schema, WaitQuerySchema):
+        return schema(wait_max_seconds)
+    return schema()
 
 
 class WholeNumber(fields.Number):

@@ -41,6 +41,14 @@ class StatusReader:
             self._broadcaster.remember(body)
         return body
 
+    def with_order(self, order_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The stored order and its status body, from one MongoDB read (the payment page shows what was bought,
+        which the cache does not hold); None when there is no such order."""
+        order = self._store.get_order(order_id)
+        if order is None:
+            return None
+        return order, status_body(order)
+
     def recheck(self, order_id: str, fallback: dict[str, Any]) -> dict[str, Any]:
         """Re-read the store after a missed notification; keep the fallback if it is down."""
         try:

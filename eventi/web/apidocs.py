@@ -1,14 +1,17 @@
 """Blueprint for the API's readers: the OpenAPI document and the same as a self-contained HTML page."""
 import json
 
-from flask import Blueprint, current_app, jsonify, render_template_string
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template_string
 
 from .. import openapi
+from .declare import declare, text
 
 bp = Blueprint("apidocs", __name__, url_prefix="/api")
 
 
-def document():
+def document() -> dict[str, Any]:
     """The OpenAPI document of this app, built once."""
     cache = current_app.extensions.setdefault("eventi_openapi", {})
     if "document" not in cache:
@@ -17,13 +20,17 @@ def document():
 
 
 @bp.get("/openapi.json")
-def openapi_json():
-    """The OpenAPI 3 document, generated from the request schemas."""
+@declare("This OpenAPI 3 document", tags=["docs"], responses={200: {
+    "description": "OpenAPI 3.0 document", "content": {"application/json": {"schema": {"type": "object"}}}}})
+def openapi_json() -> Response:
+    """The OpenAPI 3 document, generated from the route declarations and the request schemas."""
     return jsonify(document())
 
 
 @bp.get("/docs")
-def docs_page():
+@declare("This document as a self-contained HTML page", tags=["docs"],
+         responses={200: text("text/html", "HTML page", "<!doctype html>...")})
+def docs_page() -> str:
     """The OpenAPI document rendered as HTML: no script, no external resource."""
     doc = document()
     return render_template_string(PAGE, doc=doc, pretty=lambda value: json.dumps(value, indent=2, ensure_ascii=False),

@@ -1,9 +1,9 @@
-"""Helpers the blueprints share: the worker's runtime, JSON bodies and query strings."""
-from typing import TYPE_CHECKING
+"""Helpers the blueprints share: the worker's runtime, JSON bodies, schema loading, the status token check."""
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import strict_json
@@ -35,7 +35,7 @@ def current_runtime(app: Flask | None = None) -> "Runtime":
     return runtime
 
 
-def json_body():
+def json_body() -> dict[str, Any]:
     """The request body as a JSON object, or an error naming what is wrong with it."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
@@ -48,7 +48,7 @@ def json_body():
     return body
 
 
-def body_bytes():
+def body_bytes() -> bytes:
     """The whole request body (cached); 413 past MAX_CONTENT_LENGTH, with Content-Length or chunked.
 
     werkzeug cuts a chunked body at the limit and returns what it read without a word, so the
@@ -67,7 +67,7 @@ def body_bytes():
     return data
 
 
-def load(schema, data):
+def load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
     """Validate data with a marshmallow schema; errors become a 400 with details."""
     try:
         return schema.load(data)
@@ -75,6 +75,7 @@ def load(schema, data):
         raise ValidationFailed(details=exc.messages) from None
 
 
-def query(schema):
-    """Validate the query string (first value of each key)."""
-    return load(schema, request.args.to_dict(flat=True))
+def status_token_matches(order_id: str | None, token: str | None) -> bool:
+    """Whether token is order_id's statusToken. A malformed id (None, see converters.py) or a missing token never
+    matches: unknown, malformed and wrong-token orders must all look the same to the caller."""
+    return order_id is not None and bool(token) and current_runtime().tokens.check_status_token(order_id, token)

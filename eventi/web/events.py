@@ -1,16 +1,23 @@
 """Blueprint for events: what is on sale, with the tickets left of each type."""
-from flask import Blueprint, jsonify
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
 
 from ..errors import EventNotFound
 from ..models import iso_utc
-from ..schemas import EVENT_ID
+from ..schemas import EVENT_ID, EventSchema
+from . import examples as ex
 from .common import current_runtime
+from .declare import declare, ok
 
 bp = Blueprint("events", __name__, url_prefix="/api/events")
 
 
 @bp.get("/<event_id>")
-def get_event(event_id):
+@declare("An event on sale, with its ticket types, prices and tickets left", tags=["checkout"],
+         params=[ex.EVENT_ID_PARAM], responses={200: ok(EventSchema, {"demo": ex.EVENT})},
+         errors=["event_not_found", "store_unavailable"])
+def get_event(event_id: str) -> Response:
     """The event, its ticket types and prices, and how many tickets of each are left."""
     p = current_runtime()
     event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
@@ -19,7 +26,7 @@ def get_event(event_id):
     return jsonify(public_event(event, p.tickets.left(event)))
 
 
-def public_event(event, left):
+def public_event(event: dict[str, Any], left: dict[str, int]) -> dict[str, Any]:
     """The public view of an event: capacity stays private, what is left is shown."""
     return {
         "id": event["_id"], "name": event["name"], "startsAt": iso_utc(event["startsAt"]), "venue": event["venue"],

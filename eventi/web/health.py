@@ -1,23 +1,30 @@
 """Blueprint for ops: liveness, readiness and metrics."""
 from flask import Blueprint, Flask, Response, jsonify, request
-from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from .. import metrics
 from ..errors import NotFound, StoreUnavailable
+from ..schemas import HealthSchema, NotReadySchema
 from .common import current_runtime
+from .declare import declare, ok, text
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@declare("Liveness: 200 while the process runs", tags=["ops"], responses={200: ok(HealthSchema, {"ok": {"status": "ok"}})})
 def healthz() -> Response:
     """200 while the process runs."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-def readyz() -> ResponseReturnValue:
+@declare("Readiness: 200 when MongoDB and Redis answer", tags=["ops"], responses={
+    200: ok(HealthSchema, {"ready": {"status": "ready"}}),
+    503: ok(NotReadySchema, {"redis down": {"error": "not_ready", "message": "Down: redis", "down": ["redis"]}},
+            "A dependency is down; take this instance out of rotation"),
+})
+def readyz() -> Response | tuple[Response, int]:
     """200 when MongoDB and Redis both answer, else 503 naming what is down."""
     p = current_runtime()
     down = []
@@ -35,6 +42,15 @@ def readyz() -> ResponseReturnValue:
 
 
 @bp.get("/metrics")
+@declare(
+    "Prometheus metrics, summed over all gunicorn workers", tags=["ops"],
+    description="See docs/operations.md for each metric and example PromQL. With EVENTI_METRICS_BIND set, "
+                "served on that listener only (which answers nothing else): 404 on the public port.",
+    responses={200: text("text/plain", "Prometheus text exposition format",
+                         'eventi_waits_held 412.0\neventi_callbacks_total{outcome="completed"} 1893.0\n'),
+               404: {"description": "EVENTI_METRICS_BIND is set and this is not that listener.", "content": {
+                   "application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "examples": {
+                       "not_found": {"value": {"error": "not_found", "message": "Not here."}}}}}}})
 def prometheus() -> Response:
     """Prometheus exposition, summed over all gunicorn workers."""
     return Response(metrics.render(), mimetype=metrics.CONTENT_TYPE_LATEST)

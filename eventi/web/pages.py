@@ -3,10 +3,12 @@ from datetime import timedelta, timezone
 
 from flask import Blueprint, render_template, request, url_for
 
-from ..models import is_final, status_body, utcnow
+from ..models import is_final, utcnow
 from ..schemas import EVENT_ID
-from ..store import parse_order_id
-from .common import current_runtime
+from . import examples as ex
+from .common import current_runtime, status_token_matches
+from .converters import OrderId
+from .declare import declare, text
 from .payment_page import countdown_text, payment_view
 
 bp = Blueprint("pages", __name__)
@@ -16,12 +18,22 @@ EAT = timezone(timedelta(hours=3), "EAT")
 
 
 @bp.get("/events")
+@declare("The events on sale, soonest first (HTML)", tags=["pages"],
+         responses={200: text("text/html", "A list of links to each event's checkout", "<!doctype html>...")})
 def events():
     """The events whose tickets are on sale, soonest first."""
     return _page(render_template("events.html", events=[_event_view(e) for e in current_runtime().events.upcoming()]))
 
 
 @bp.get("/events/<event_id>/checkout")
+@declare(
+    "The checkout form for one event (HTML)", tags=["pages"],
+    description="Shows the event's name, date, venue and ticket types with their stored prices; posts to "
+                "POST /api/orders with an Idempotency-Key per submission.",
+    params=[ex.EVENT_ID_PARAM],
+    responses={200: text("text/html", "The form; it posts to POST /api/orders", "<!doctype html>..."),
+               404: text("text/html", "No such event, or it has started: a page linking to the events on sale",
+                         "<!doctype html>...")})
 def checkout(event_id):
     """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event."""
     p = current_runtime()
@@ -34,17 +46,23 @@ def checkout(event_id):
     return _page(render_template("checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen))
 
 
-@bp.get("/orders/<order_id>/status")
-def status(order_id: str) -> tuple[str, int, dict[str, str]]:
+@bp.get("/orders/<order_id:order_id>/status")
+@declare(
+    "The payment page: the status now, then one long poll (HTML)", tags=["pages"],
+    description="Served with `Cache-Control: no-store` and `Referrer-Policy: no-referrer`: its URL holds the token.",
+    params=[{"in": "query", "name": "token", "required": True, "example": ex.STATUS_TOKEN,
+             "description": "The statusToken.", "schema": {"type": "string"}}],
+    responses={200: text("text/html", "The page", "<!doctype html>..."),
+               404: text("text/html", "Unknown order or wrong token", "<!doctype html>...")},
+    errors=["store_unavailable"], security="statusToken")
+def status(order_id: OrderId | None) -> tuple[str, int, dict[str, str]]:
     """The payment page: what was bought, the order's status now, then one long poll until it is final."""
     token = request.args.get("token", "")
     p = current_runtime()
-    if parse_order_id(order_id) is None or not p.tokens.check_status_token(order_id, token):
+    found = p.reader.with_order(order_id) if order_id and status_token_matches(order_id, token) else None
+    if found is None:
         return _not_found()
-    order = p.store.get_order(order_id)
-    if order is None:
-        return _not_found()
-    body = status_body(order)
+    order, body = found
     event = p.events.get(order["eventId"])
     return _page(render_template(
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],

@@ -1,7 +1,7 @@
 """Blueprint for PayHero: the payment callback, and the URL every STK push gives PayHero for it."""
 import logging
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
@@ -9,9 +9,11 @@ from marshmallow import ValidationError
 from .. import metrics
 from ..errors import Unauthorized, ValidationFailed
 from ..payhero import parse_callback
-from ..schemas import CallbackQuerySchema
+from ..schemas import CallbackAckSchema, CallbackFlatSchema, CallbackV2Schema, TokenQuerySchema
 from ..tokens import OrderTokens
-from .common import current_runtime, json_body, query
+from . import examples as ex
+from .common import current_runtime, json_body
+from .declare import declare, ok
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +21,6 @@ bp = Blueprint("payhero", __name__)
 
 CALLBACK_PATH = "/api/payhero/callback"
 """The callback route; every STK push's callback_url points here."""
-
-_QUERY = CallbackQuerySchema()
 
 
 def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:
@@ -31,9 +31,28 @@ def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:
 
 
 @bp.post(CALLBACK_PATH)
-def callback() -> Response:
-    """Accept a payment result for one order, proven by its callback token."""
-    token = query(_QUERY)["token"]
+@declare(
+    "PayHero's payment result for one order", tags=["PayHero"],
+    description="Called by PayHero with the per-order callback token the STK push carried. Both PayHero "
+                "formats are accepted. ResultCode 0 completes the order, 1032 cancels it, anything else fails "
+                "it; an amount different from the order's fails it with `amount_mismatch`. Repeated and late "
+                "deliveries change nothing, announce the final status again and answer `duplicate: true`. "
+                "A 503 asks for a redelivery; a write the store applied anyway is announced without one. Fields are strictly typed (`400` "
+                "otherwise): `ResultCode` a JSON integer, `Amount` a JSON number with no fraction, `status` "
+                "and `success` JSON booleans; a success needs its non-blank receipt, and flags that contradict "
+                "the result (`ResultCode` 0 with `status: false` or `Status: \"Failed\"`) are refused.",
+    query=TokenQuerySchema, query_examples={"token": ex.STATUS_TOKEN},
+    body={"oneOf": [CallbackV2Schema, CallbackFlatSchema]}, body_examples=ex.CALLBACK_BODIES,
+    responses={200: ok(CallbackAckSchema, {"stored": {"received": True}, "repeated": {"received": True, "duplicate": True}})},
+    errors=["validation_error", "invalid_json", "malformed_body", "unauthorized", "not_found", "request_entity_too_large",
+            "unsupported_media_type", "store_unavailable"], security="callbackToken")
+def callback(query: dict[str, Any]) -> Response:
+    """Accept a payment result for one order, proven by its callback token.
+
+    A missing token is a 401 before the body is read; payhero.parse_callback tells PayHero's two formats
+    apart; then the token must be the callback token of the order the body names.
+    """
+    token = query["token"]
     if not token:
         _reject("missing token")
     payload = json_body()
