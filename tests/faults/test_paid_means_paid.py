@@ -112,12 +112,16 @@ def test_store_failing_mid_callbacks_leaves_no_paid_order_pending(settings, own_
         def deliver(order_id):
             answers[order_id] = api.callback(order_id)
 
-        [gevent.spawn(deliver, order_id) for order_id, _ in orders]  # a burst, as after a PayHero backlog
+        # A burst, as after a PayHero backlog: the fault lands while the first wave is still being answered,
+        # and the second wave is sent into it (so the fault always meets callbacks, however fast the machine).
+        first_wave, second_wave = orders[:20], orders[20:]
+        [gevent.spawn(deliver, order_id) for order_id, _ in first_wave]
         eventually(lambda: len(answers) >= 10, 60, "the first callbacks to be answered")
         if fault == "stall":
             own_mongo.process.signal(signal.SIGSTOP)
         else:
             own_mongo.process.proc.kill()
+        [gevent.spawn(deliver, order_id) for order_id, _ in second_wave]
         try:
             eventually(lambda: len(answers) == len(orders), 60, "every callback to be answered")
         finally:
