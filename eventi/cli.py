@@ -5,8 +5,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import event_file
-from .schemas import KENYAN_MOBILE
+from . import event_file, phones
 from .services import support
 
 
@@ -83,10 +82,10 @@ def order_show(order_id, as_json):
 @click.option("--limit", default=20, show_default=True, help="Most orders to list.")
 def order_find(phone, limit):
     """List the most recent orders of a phone number, newest first."""
-    match = KENYAN_MOBILE.match(phone.replace(" ", ""))
-    if not match:
-        raise click.BadParameter("not a Kenyan mobile number (07…, 01…, 2547…, +2547…)", param_hint="--phone")
-    orders = support.recent_orders(current_app.extensions["eventi"].store, "254" + match.group(1), limit)
+    stored = phones.normalise(phone)
+    if stored is None:
+        raise click.BadParameter(phones.MESSAGE, param_hint="--phone")
+    orders = support.recent_orders(current_app.extensions["eventi"].store, stored, limit)
     if not orders:
         click.echo("no orders for that number")
     for o in orders:

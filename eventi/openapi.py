@@ -12,7 +12,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
-from . import outcomes, schemas
+from . import outcomes, phones, schemas
 
 ORDER_ID = "6751a3f2c9e77b0012ab34cd"
 STATUS_TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
@@ -21,7 +21,7 @@ UPDATED_AT = "2026-11-28T05:12:09.481Z"
 ERROR_ANSWERS = {
     "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
                          {"error": "validation_error", "message": "The request is not valid.",
-                          "details": {"phone": ["Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}}),
+                          "details": {"phone": [phones.MESSAGE]}}),
     "invalid_json": (400, "The body is not strict JSON (UTF-8, no NaN, no lone surrogates, at most 32 levels).",
                      {"error": "invalid_json", "message": "The body is not valid JSON."}),
     "malformed_body": (400, "The body's chunked framing is broken; the connection is closed.",
@@ -283,7 +283,8 @@ def openapi_path(rule: Rule | str):
 def _phone_and_amount(self, field, **kwargs):
     """Say in the document what the custom fields accept."""
     if isinstance(field, schemas.KenyanPhone):
-        return {"pattern": r"^(\+?254|0)[17][0-9]{8}$", "example": "0712345678", "description": "07…, 01…, 2547…, 2541…, optionally with +; stored as 254…"}
+        return {"example": "0712 345 678", "description": "A Kenyan mobile number: 07…, 01…, 2547…, 2541…, optionally with +, "
+                                                          "with or without spaces, dashes or dots between digits; stored as 254…"}
     if isinstance(field, schemas.WholeNumber):
         return {"description": "A whole number; 1500, 1500.0 and \"1500\" are accepted."}
     return {}
