@@ -224,12 +224,37 @@ OPERATIONS = {
     }},
     "pages.checkout": {"get": {
         "tags": ["pages"], "summary": "The checkout form for one event (HTML)",
-        "description": "Shows the event's name, date, venue and ticket types with their stored prices; posts to "
-                       "POST /api/orders with an Idempotency-Key per submission.",
+        "description": "Shows the event's name, date, venue and ticket types with their stored prices; with JavaScript "
+                       "it posts to POST /api/orders with an Idempotency-Key per submission, without it the form posts "
+                       "to this same path. `?retry={orderId}&token={statusToken}` (the payment page's \"Try again\") "
+                       "fills the form from that order.",
         "params": [EVENT_ID_PARAM],
         "responses": {200: _text("text/html", "The form; it posts to POST /api/orders", "<!doctype html>..."),
                       404: _text("text/html", "No such event, or it has started: a page linking to the events on sale",
                                  "<!doctype html>...")},
+    }},
+    "pages.place_order": {"post": {
+        "tags": ["pages"], "summary": "The checkout form without JavaScript: create the order, then on to the payment page",
+        "description": "The form's fields, form-encoded, named as in POST /api/orders (`ticketTypeId`, `quantity`, `name`, "
+                       "`email`, `phone`), plus a one-time `idempotencyKey` from a hidden field: a double submit or a "
+                       "reload of the POST makes one order. Checked by the same schema and created by the same service "
+                       "as POST /api/orders; nothing personal goes into a URL.",
+        "params": [EVENT_ID_PARAM],
+        "form": {"type": "object", "required": ["ticketTypeId", "quantity", "email", "phone"], "properties": {
+            "ticketTypeId": {"type": "string"}, "quantity": {"type": "string", "pattern": "^[0-9]{1,3}$"},
+            "name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
+            "idempotencyKey": {"type": "string", "pattern": schemas.IDEMPOTENCY_KEY.pattern}}},
+        "responses": {
+            303: {"description": "Created: `Location` is the payment page, /orders/{orderId}/status?token={statusToken}"},
+            400: _text("text/html", "A field is invalid: the form again, the values kept, each error under its field",
+                       "<!doctype html>..."),
+            404: _text("text/html", "No such event, or it has started", "<!doctype html>..."),
+            409: _text("text/html", "Sold out (or the same submission still being created after the push timeout): "
+                                    "the form again with a message", "<!doctype html>..."),
+            429: _text("text/html", "Too many M-Pesa requests to this phone: the form again with a message", "<!doctype html>..."),
+            502: _text("text/html", "PayHero refused or did not answer the push: the form again with a message", "<!doctype html>..."),
+            503: _text("text/html", "The store did not answer: the form again with a message", "<!doctype html>..."),
+        },
     }},
     "pages.status": {"get": {
         "tags": ["pages"], "summary": "The payment page: the status now, then one long poll (HTML)",
@@ -385,6 +410,8 @@ def _operation(endpoint, op, settings):
             "schema": op["body"],
             "examples": {name: {"value": value} for name, value in op.get("body_examples", {}).items()},
         }}}
+    if "form" in op:
+        out["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": op["form"]}}}
     if "security" in op:
         out["security"] = [{op["security"]: []}]
     out["responses"] = {}

@@ -56,8 +56,9 @@ class OrderCreateSchema(Schema):
     eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
     ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
     quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=100))
-    phone = KenyanPhone(required=True)
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    phone = KenyanPhone(required=True, error_messages={"required": "Enter the M-Pesa phone number to charge."})
+    email = fields.Email(required=True, validate=validate.Length(max=254), error_messages={
+        "required": "Enter your email address.", "invalid": "Enter an email address, like name@example.com."})
     name = fields.String(validate=[validate.Length(max=100), no_control_chars])
 
 

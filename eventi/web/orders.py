@@ -28,7 +28,7 @@ def create_order():
     """
     key = _idempotency_key()
     fields = load(_CREATE, json_body())
-    created = parts().creations.create(fields, key, _created_body)
+    created = parts().creations.create(fields, key, created_body)
     response = jsonify(created.body)
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -42,7 +42,7 @@ def _idempotency_key():
     return key
 
 
-def _created_body(order):
+def created_body(order):
     """The 201 body: URLs absolute on PUBLIC_BASE_URL, so an app on another origin can follow them."""
     p = parts()
     order_id = str(order["_id"])

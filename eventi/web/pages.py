@@ -1,36 +1,82 @@
-"""Blueprint for the shopper's pages: events on sale, the checkout form and the payment status page (server-rendered)."""
+"""Blueprint for the shopper's pages: events on sale, the checkout form (with and without JavaScript),
+the payment status page and the not-found page (server-rendered)."""
+import re
+import secrets
+import time
 from datetime import timedelta, timezone
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
+from .. import phones
+from ..errors import EventiError, EventNotFound, IdempotencyKeyInUse, IdempotencyKeyReused, ValidationFailed
 from ..models import is_final, status_body
-from ..schemas import EVENT_ID
+from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, OrderCreateSchema
 from ..store import parse_order_id
-from .common import parts
+from .common import load, parts
+from .orders import created_body
 
 bp = Blueprint("pages", __name__)
 
 EAT = timezone(timedelta(hours=3), "EAT")
 """Events are in Kenya (prices in KES): times are shown in East Africa Time."""
 
+PAGE_MODULES = {
+    "checkout.html": ("js/checkout.js",),
+    "status.html": ("js/status.js", "js/long-poll.js"),
+}
+"""Each page's script and every module it imports: base.html preloads them all at once (modulepreload),
+so the browser does not discover long-poll.js only after status.js has arrived."""
+
+FORM_FIELDS = ("ticketTypeId", "quantity", "name", "email", "phone")
+"""The checkout form's fields, named as POST /api/orders names them, so an error lands under its field."""
+
+_CREATE = OrderCreateSchema()
+_EVENT_PATH = re.compile(r"^/events/([A-Za-z0-9_-]{1,64})(?:/|$)")
+_RETRY_PAUSE = 0.25
+STILL_SENDING = "Your order is still being sent to M-Pesa: check your phone, then reload this page to see it."
+
 
 @bp.get("/events")
 def events():
     """The events whose tickets are on sale, soonest first."""
-    return _page(render_template("events.html", events=[_event_view(e) for e in parts().events.upcoming()]))
+    return _page(_render("events.html", events=[_event_view(e) for e in parts().events.upcoming()]))
 
 
 @bp.get("/events/<event_id>/checkout")
-def checkout(event_id):
-    """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event."""
-    p = parts()
-    event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+def checkout(event_id: str):
+    """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event.
+
+    With ?retry=<orderId>&token=<statusToken> (the payment page's "Try again"), the form is filled from that order.
+    """
+    event = _on_sale(event_id)
     if event is None:
-        return _not_found("This event does not exist, or its ticket sales have closed.")
-    left = p.tickets.left(event)
-    ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
-    chosen = next((t for t in ticket_types if t["most"] > 0), None)
-    return _page(render_template("checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen))
+        return _event_not_found()
+    return _checkout_page(event, _retry_values(event_id))
+
+
+@bp.post("/events/<event_id>/checkout")
+def place_order(event_id: str):
+    """The checkout without JavaScript: the form, checked by the schema of POST /api/orders and created by the
+    same service (push limit, tickets, Idempotency-Key from a hidden field), then 303 to the payment page."""
+    event = _on_sale(event_id)
+    if event is None:
+        return _event_not_found()
+    values = {name: request.form.get(name, "").strip() for name in FORM_FIELDS}
+    try:
+        fields = load(_CREATE, _order_body(event_id, values))
+        created = _create(fields, request.form.get("idempotencyKey", ""))
+    except ValidationFailed as exc:
+        return _checkout_page(event, values, errors=exc.details or {}, status=400)
+    except EventNotFound:
+        return _event_not_found()
+    except IdempotencyKeyInUse:  # the first of a double submit is slower than any push: its answer is not known yet
+        return _checkout_page(event, values, message=STILL_SENDING, status=409)
+    except EventiError as exc:  # sold out, too many pushes, provider refused, store down: said on the form
+        return _checkout_page(event, values, message=exc.message, status=exc.status)
+    if created.status != 201:  # the replayed answer of a refused push
+        return _checkout_page(event, values, message=created.body["message"], status=created.status)
+    order_id = created.body["orderId"]
+    return redirect(url_for("pages.status", order_id=order_id, token=created.body["statusToken"]), 303)
 
 
 @bp.get("/orders/<order_id>/status")
@@ -45,12 +91,101 @@ def status(order_id):
         return _not_found()
     body = status_body(order)
     event = p.events.get(order["eventId"])
-    return _page(render_template(
+    return _page(_render(
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],
         event=_event_view(event) if event else None, bought=_bought(order),
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
-        retry_url=url_for("pages.checkout", event_id=order["eventId"]),
+        retry_url=retry_url(order["eventId"], order_id, token),
     ))
+
+
+def retry_url(event_id: str, order_id: str, token: str) -> str:
+    """The checkout filled from an order (same tickets, name, e-mail, phone): only ids and the token in the URL."""
+    return url_for("pages.checkout", event_id=event_id, retry=order_id, token=token)
+
+
+def is_page_path(path: str) -> bool:
+    """Paths a person may type or follow: everything but the API and static files, which answer JSON / nothing."""
+    return not (path.startswith(("/api/", "/static/")) or path in ("/api", "/static"))
+
+
+def unknown_path():
+    """The 404 page for a path no route matches; it links to the event when the path names one on sale."""
+    match = _EVENT_PATH.match(request.path)
+    event = None
+    if match:
+        try:
+            event = parts().events.on_sale(match.group(1))
+        except EventiError:  # the store is down: the page still answers, with the events list only
+            event = None
+    return _not_found(event=_event_view(event) if event else None)
+
+
+def _on_sale(event_id):
+    return parts().events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+
+
+def _create(fields, key):
+    """POST /api/orders' service behind the form's Idempotency-Key. A double submit's second request waits for
+    the first one's answer (as long as a push may take); a key sent again with changed details (Back, edit,
+    submit) starts a new order under a new key."""
+    p = parts()
+    key = key if IDEMPOTENCY_KEY.match(key) else new_key()
+    deadline = time.monotonic() + p.settings["PUSH_TIMEOUT"] + 2
+    while True:
+        try:
+            return p.creations.create(fields, key, created_body)
+        except IdempotencyKeyReused:
+            key = new_key()
+        except IdempotencyKeyInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(_RETRY_PAUSE)  # gevent's sleep under gunicorn: other requests go on meanwhile
+
+
+def new_key() -> str:
+    """A one-time Idempotency-Key for one checkout form."""
+    return secrets.token_hex(16)
+
+
+def _order_body(event_id, values):
+    """The form as the JSON body of POST /api/orders; empty fields are left out, so "required" says so."""
+    body = {"eventId": event_id, **{name: value for name, value in values.items() if value}}
+    if re.fullmatch(r"[0-9]{1,3}", body.get("quantity", "")):
+        body["quantity"] = int(body["quantity"])
+    return body
+
+
+def _retry_values(event_id):
+    """The form's values from the order named by ?retry= with its status token; none when either is wrong."""
+    order_id, token = request.args.get("retry", ""), request.args.get("token", "")
+    p = parts()
+    if not order_id or parse_order_id(order_id) is None or not p.tokens.check_status_token(order_id, token):
+        return {}
+    order = p.store.get_order(order_id)
+    if order is None or order.get("eventId") != event_id:
+        return {}
+    return {"ticketTypeId": order.get("ticketTypeId", ""), "quantity": str(order.get("quantity", "")),
+            "name": order.get("name", ""), "email": order.get("email", ""), "phone": phones.local(order.get("phone", ""))}
+
+
+def _checkout_page(event, values, errors=None, message=None, status=200):
+    """The form with the shopper's values, each error under its field and a message for the whole form."""
+    left = parts().tickets.left(event)
+    ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
+    on_sale = [t for t in ticket_types if t["most"] > 0]
+    chosen = next((t for t in on_sale if t["id"] == values.get("ticketTypeId")), on_sale[0] if on_sale else None)
+    quantity = int(values["quantity"]) if re.fullmatch(r"[0-9]{1,3}", values.get("quantity", "")) else 1
+    errors = {name: " ".join(map(str, texts)) if isinstance(texts, list) else str(texts) for name, texts in (errors or {}).items()}
+    other = [text for name, text in errors.items() if name not in FORM_FIELDS]
+    message = " ".join(filter(None, [message, *other])) or None
+    first_invalid = next((name for name in FORM_FIELDS if name in errors), None)
+    return _page(_render(
+        "checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen,
+        quantity=max(1, min(quantity, chosen["most"])) if chosen else 1, values=values, errors=errors,
+        first_invalid=first_invalid, form_error=message, idempotency_key=new_key(),
+        **({} if chosen else {"page_modules": ()}),  # sold out: no form, no script
+    ), status)
 
 
 def _event_view(event):
@@ -67,8 +202,16 @@ def _bought(order):
             "amount": order["amount"], "currency": order.get("currency", "KES")}
 
 
-def _not_found(message=None):
-    return _page(render_template("not_found.html", message=message), 404)
+def _event_not_found():
+    return _not_found("This event does not exist, or its ticket sales have closed.")
+
+
+def _not_found(message=None, event=None):
+    return _page(_render("not_found.html", message=message, event=event), 404)
+
+
+def _render(template, **context):
+    return render_template(template, **{"page_modules": PAGE_MODULES.get(template, ()), **context})
 
 
 def _page(html, status=200):
