@@ -80,7 +80,7 @@ def order_show(order_id, as_json):
 @order.command("find")
 @click.option("--phone", required=True, help="The number in any spelling: 07…, 01…, 2547…, +2547….")
 @click.option("--limit", default=20, show_default=True, help="Most orders to list.")
-def order_find(phone, limit):
+def order_find(phone: str, limit: int) -> None:
     """List the most recent orders of a phone number, newest first."""
     stored = phones.normalise(phone)
     if stored is None:

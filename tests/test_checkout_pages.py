@@ -18,28 +18,28 @@ from tests.test_payments import phone_ending
 STATIC = ROOT / "eventi" / "static"
 
 
-def form(**overrides):
+def form(**overrides: str) -> dict[str, str]:
     """What the checkout form posts: the fields as the browser sends them, strings only."""
     return {"ticketTypeId": "vip", "quantity": "3", "name": "Wanjiru Kamau", "email": f"w{uuid.uuid4().hex[:8]}@example.com",
             "phone": "0712-345-675", "idempotencyKey": uuid.uuid4().hex, **overrides}
 
 
-def orders_of(parts, email):
+def orders_of(parts, email: str) -> list[dict]:
     return list(parts.store.orders.find({"email": email}))
 
 
-def hidden_key(html):
+def hidden_key(html: str) -> str:
     return re.search(r'<input type="hidden" name="idempotencyKey" value="([0-9a-f]{32})">', html).group(1)
 
 
-def title(html):
+def title(html: str) -> str:
     return re.search(r"<title>(.*?)</title>", html).group(1)
 
 
 # --- The checkout form without JavaScript -------------------------------------------------------
 
 
-def test_the_form_posts_to_the_server_with_a_one_time_key(client, unique_event):
+def test_the_form_posts_to_the_server_with_a_one_time_key(client, unique_event) -> None:
     html = client.get(f"/events/{unique_event}/checkout").get_data(as_text=True)
     assert f'<form id="checkout" method="post" action="/events/{unique_event}/checkout" novalidate' in html
     for name in ("ticketTypeId", "quantity", "name", "email", "phone"):  # named as POST /api/orders names them
@@ -47,7 +47,7 @@ def test_the_form_posts_to_the_server_with_a_one_time_key(client, unique_event):
     assert hidden_key(html) != hidden_key(client.get(f"/events/{unique_event}/checkout").get_data(as_text=True))
 
 
-def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, parts, unique_event):
+def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, parts, unique_event) -> None:
     sent = form()
     answer = client.post(f"/events/{unique_event}/checkout", data=sent)
     assert answer.status_code == 303
@@ -63,7 +63,7 @@ def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, par
     assert page.status_code == 200 and '<dd id="order-total">KES 7,500</dd>' in page.get_data(as_text=True)
 
 
-def test_a_reload_of_the_post_makes_no_second_order(client, parts, unique_event):
+def test_a_reload_of_the_post_makes_no_second_order(client, parts, unique_event) -> None:
     sent = form()
     first = client.post(f"/events/{unique_event}/checkout", data=sent)
     again = client.post(f"/events/{unique_event}/checkout", data=sent)
@@ -72,7 +72,7 @@ def test_a_reload_of_the_post_makes_no_second_order(client, parts, unique_event)
     assert len(orders_of(parts, sent["email"])) == 1
 
 
-def test_the_same_key_with_changed_details_is_a_new_order(client, parts, unique_event):
+def test_the_same_key_with_changed_details_is_a_new_order(client, parts, unique_event) -> None:
     """Back to a form the browser restored (its hidden key too), another quantity, Pay: a second order, as asked."""
     sent = form()
     first = client.post(f"/events/{unique_event}/checkout", data=sent)
@@ -81,7 +81,7 @@ def test_the_same_key_with_changed_details_is_a_new_order(client, parts, unique_
     assert sorted(o["quantity"] for o in orders_of(parts, sent["email"])) == [1, 3]
 
 
-def test_a_double_submit_waits_for_the_first_answer(push_settings, unique_event):
+def test_a_double_submit_waits_for_the_first_answer(push_settings, unique_event) -> None:
     """The second request of a double submit arrives while the first is still pushing: it answers what the
     first answers (here PayHero's timeout), never "still being created"."""
     app = create_app({**push_settings, "PUSH_TIMEOUT": 1.5})
@@ -105,7 +105,7 @@ def test_a_double_submit_waits_for_the_first_answer(push_settings, unique_event)
         app.extensions["eventi"].close()
 
 
-def test_a_submission_still_being_created_says_so_after_the_wait(client, parts, unique_event, monkeypatch):
+def test_a_submission_still_being_created_says_so_after_the_wait(client, parts, unique_event, monkeypatch) -> None:
     from eventi.web import pages
 
     sent = form()
@@ -120,7 +120,7 @@ def test_a_submission_still_being_created_says_so_after_the_wait(client, parts, 
     assert answer.status_code == 409 and pages.STILL_SENDING in html and "Idempotency" not in html
 
 
-def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, parts, unique_event):
+def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, parts, unique_event) -> None:
     sent = form(email="not-an-email", phone="0712/345/678", quantity="2")
     answer = client.post(f"/events/{unique_event}/checkout", data=sent)
     html = answer.get_data(as_text=True)
@@ -136,13 +136,13 @@ def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, 
     assert orders_of(parts, "not-an-email") == []
 
 
-def test_missing_fields_are_asked_for_in_plain_words(client, unique_event):
+def test_missing_fields_are_asked_for_in_plain_words(client, unique_event) -> None:
     html = client.post(f"/events/{unique_event}/checkout", data=form(email="", phone="")).get_data(as_text=True)
     assert '<p class="error" id="email-error">Enter your email address.</p>' in html
     assert '<p class="error" id="phone-error">Enter the M-Pesa phone number to charge.</p>' in html
 
 
-def test_sold_out_is_a_message_on_the_form(client, parts):
+def test_sold_out_is_a_message_on_the_form(client, parts) -> None:
     event_id = "ev-" + uuid.uuid4().hex[:12]
     save_events(parts.settings["MONGO_URI"], event_spec(event_id, capacity=1))
     answer = client.post(f"/events/{event_id}/checkout", data=form(ticketTypeId="regular", quantity="2"))
@@ -151,7 +151,7 @@ def test_sold_out_is_a_message_on_the_form(client, parts):
     assert re.search(r'<div class="alert" id="form-error" role="alert" tabindex="-1">Not enough tickets of this type are left.</div>', html)
 
 
-def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settings, unique_event):
+def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settings, unique_event) -> None:
     app = create_app({**push_settings, "PUSH_LIMIT": 1, "PUSH_LIMIT_WINDOW": 600})
     try:
         client = app.test_client()
@@ -166,7 +166,7 @@ def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settin
         app.extensions["eventi"].close()
 
 
-def test_an_unknown_event_is_the_not_found_page(client):
+def test_an_unknown_event_is_the_not_found_page(client) -> None:
     answer = client.post("/events/no-such-event/checkout", data=form())
     assert answer.status_code == 404 and 'href="/events"' in answer.get_data(as_text=True)
 
@@ -174,14 +174,14 @@ def test_an_unknown_event_is_the_not_found_page(client):
 # --- "Try again" fills the form from the order ------------------------------------------------------
 
 
-def failed_order(client, parts, event_id, **fields):
+def failed_order(client, parts, event_id: str, **fields: object) -> tuple[str, str]:
     made = client.post("/api/orders", json=order_body(event_id=event_id, **fields)).json
     url = f"/api/payhero/callback?token={parts.tokens.callback_token(made['orderId'])}"
     assert client.post(url, json=callback_body(made["orderId"], "insufficient-funds", amount=made["amount"])).status_code == 200
     return made["orderId"], made["statusToken"]
 
 
-def test_try_again_fills_the_form_from_the_failed_order(client, parts, unique_event):
+def test_try_again_fills_the_form_from_the_failed_order(client, parts, unique_event) -> None:
     order_id, token = failed_order(client, parts, unique_event, ticket_type="vip", quantity=3, phone="+254 712 345 675",
                                    email="retry@example.com", name="Achieng Otieno")
     status = client.get(f"/orders/{order_id}/status?token={token}").get_data(as_text=True)
@@ -194,7 +194,7 @@ def test_try_again_fills_the_form_from_the_failed_order(client, parts, unique_ev
     assert "3 × VIP at KES 2,500" in html and ">7,500</output>" in html
 
 
-def test_try_again_with_a_wrong_token_or_another_event_is_an_empty_form(client, parts, unique_event):
+def test_try_again_with_a_wrong_token_or_another_event_is_an_empty_form(client, parts, unique_event) -> None:
     order_id, token = failed_order(client, parts, unique_event, email="retry@example.com")
     wrong = token[:-1] + ("1" if token.endswith("0") else "0")
     for url in (f"/events/{unique_event}/checkout?retry={order_id}&token={wrong}",
@@ -208,7 +208,7 @@ def test_try_again_with_a_wrong_token_or_another_event_is_an_empty_form(client, 
 
 
 @pytest.mark.parametrize("path", ["/nope", "/events/", "/orders", "/orders/x", "/events/demo/tickets/more", "/favicon.ico"])
-def test_unknown_page_paths_are_an_html_page_with_a_link_to_the_events(client, path):
+def test_unknown_page_paths_are_an_html_page_with_a_link_to_the_events(client, path) -> None:
     page = client.get(path)
     html = page.get_data(as_text=True)
     assert page.status_code == 404 and page.mimetype == "text/html", path
@@ -216,19 +216,28 @@ def test_unknown_page_paths_are_an_html_page_with_a_link_to_the_events(client, p
     assert page.headers["Cache-Control"] == "no-store"
 
 
-def test_an_unknown_path_under_an_event_links_to_that_event(client, unique_event):
+def test_an_unknown_path_under_an_event_links_to_that_event(client, unique_event) -> None:
     html = client.get(f"/events/{unique_event}/pay").get_data(as_text=True)
     assert f'<a class="button" id="event-link" href="/events/{unique_event}/checkout">Tickets for Test event {unique_event}</a>' in html
     assert 'id="event-link"' not in client.get("/events/no-such-event/pay").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/api/nope", "/api/orders/x/y/z", "/api", "/static/nope.js"])
-def test_api_and_static_paths_keep_the_json_404(client, path):
+@pytest.mark.parametrize("path", ["/api/nope", "/api/orders/x/y/z", "/api"])
+def test_api_paths_keep_the_json_404(client, path) -> None:
     answer = client.get(path)
     assert answer.status_code == 404 and answer.is_json and answer.json["error"] == "not_found", path
 
 
-def test_a_missing_order_page_has_a_real_link(client):
+def test_static_paths_are_not_pages() -> None:
+    """(A request for a missing static file is not made here: tests/test_openapi_answers.py would hold the
+    static route to the API document.)"""
+    from eventi.web.pages import is_page_path
+
+    assert not any(map(is_page_path, ["/static/nope.js", "/static", "/api/x", "/api"]))
+    assert all(map(is_page_path, ["/", "/events/x", "/staticky", "/apis"]))
+
+
+def test_a_missing_order_page_has_a_real_link(client) -> None:
     html = client.get("/orders/6751a3f2c9e77b0012ab34cd/status?token=x").get_data(as_text=True)
     assert 'href="/events"' in html and "start again from the event page" not in html
 
@@ -236,12 +245,12 @@ def test_a_missing_order_page_has_a_real_link(client):
 # --- Titles, module preloads, contrast -------------------------------------------------------------
 
 
-def test_tab_titles_say_what_the_page_is(client, unique_event):
+def test_tab_titles_say_what_the_page_is(client, unique_event) -> None:
     assert title(client.get("/events").get_data(as_text=True)) == "Events on sale · eventi"
     assert title(client.get(f"/events/{unique_event}/checkout").get_data(as_text=True)) == f"Tickets for Test event {unique_event} · eventi"
 
 
-def imported_modules(script):
+def imported_modules(script: str) -> list[str]:
     """script and every module it imports, transitively (static `import … from "./x.js"` only)."""
     found, todo = [], [script]
     while todo:
@@ -254,7 +263,7 @@ def imported_modules(script):
     return found
 
 
-def test_each_page_preloads_its_script_and_every_module_it_imports(client, unique_event):
+def test_each_page_preloads_its_script_and_every_module_it_imports(client, unique_event) -> None:
     made = client.post("/api/orders", json=order_body(event_id=unique_event)).json
     for url in (f"/events/{unique_event}/checkout", f"/orders/{made['orderId']}/status?token={made['statusToken']}"):
         html = client.get(url).get_data(as_text=True)
@@ -265,29 +274,29 @@ def test_each_page_preloads_its_script_and_every_module_it_imports(client, uniqu
     assert "js/long-poll.js" in imported_modules("js/status.js")
 
 
-def luminance(hex_colour):
+def luminance(hex_colour: str) -> float:
     channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
     return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
-def contrast(a, b):
+def contrast(a: str, b: str) -> float:
     high, low = sorted((luminance(a), luminance(b)), reverse=True)
     return (high + 0.05) / (low + 0.05)
 
 
-def css_rule(css, selector):
+def css_rule(css: str, selector: str) -> str:
     """The declarations of the rule whose selector list starts with selector, variables resolved."""
     variables = dict(re.findall(r"--([a-z]+):\s*(#[0-9a-f]{6})", css))
     body = re.search(re.escape(selector) + r"[^{]*\{([^}]*)\}", css).group(1)
     return re.sub(r"var\(--([a-z]+)\)", lambda m: variables[m.group(1)], body)
 
 
-def colour(declarations, prop):
+def colour(declarations: str, prop: str) -> str:
     return re.search(rf"(?:^|;|\s){prop}:[^;]*?(#[0-9a-f]{{6}})", declarations).group(1)
 
 
-def test_controls_and_text_meet_wcag_aa_contrast():
+def test_controls_and_text_meet_wcag_aa_contrast() -> None:
     """What axe cannot see (focus rings, borders, a disabled button): 3:1 for controls, 4.5:1 for text."""
     css = (STATIC / "css" / "eventi.css").read_text()
     white, page_bg = "#ffffff", dict(re.findall(r"--([a-z]+):\s*(#[0-9a-f]{6})", css))["bg"]

@@ -162,7 +162,7 @@ def create_app(auth_token, delay=3.0, slow_seconds=30.0):
     return app
 
 
-def _invalid_push(body):
+def _invalid_push(body: object) -> str | None:
     if not isinstance(body, dict):
         return "Body must be a JSON object"
     amount = body.get("amount")

@@ -2,6 +2,7 @@
 import logging
 
 from flask import jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from ..errors import EventiError
@@ -28,7 +29,7 @@ def init_app(app):
         return response, status
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc):
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 404 and request.url_rule is None and pages.is_page_path(request.path):
             return pages.unknown_path()  # a person's mistyped or stale link: a page, not JSON
         code = (exc.name or "error").lower().replace(" ", "_")

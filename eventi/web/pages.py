@@ -6,11 +6,13 @@ import time
 from datetime import timedelta, timezone
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from .. import phones
 from ..errors import EventiError, EventNotFound, IdempotencyKeyInUse, IdempotencyKeyReused, ValidationFailed
 from ..models import is_final, status_body
 from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, OrderCreateSchema
+from ..services.idempotent import Created
 from ..store import parse_order_id
 from .common import load, parts
 from .orders import created_body
@@ -37,13 +39,13 @@ STILL_SENDING = "Your order is still being sent to M-Pesa: check your phone, the
 
 
 @bp.get("/events")
-def events():
+def events() -> ResponseReturnValue:
     """The events whose tickets are on sale, soonest first."""
     return _page(_render("events.html", events=[_event_view(e) for e in parts().events.upcoming()]))
 
 
 @bp.get("/events/<event_id>/checkout")
-def checkout(event_id: str):
+def checkout(event_id: str) -> ResponseReturnValue:
     """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event.
 
     With ?retry=<orderId>&token=<statusToken> (the payment page's "Try again"), the form is filled from that order.
@@ -55,7 +57,7 @@ def checkout(event_id: str):
 
 
 @bp.post("/events/<event_id>/checkout")
-def place_order(event_id: str):
+def place_order(event_id: str) -> ResponseReturnValue:
     """The checkout without JavaScript: the form, checked by the schema of POST /api/orders and created by the
     same service (push limit, tickets, Idempotency-Key from a hidden field), then 303 to the payment page."""
     event = _on_sale(event_id)
@@ -80,7 +82,7 @@ def place_order(event_id: str):
 
 
 @bp.get("/orders/<order_id>/status")
-def status(order_id):
+def status(order_id: str) -> ResponseReturnValue:
     """The payment page: what was bought, the order's status now, then one long poll until it is final."""
     token = request.args.get("token", "")
     p = parts()
@@ -109,7 +111,7 @@ def is_page_path(path: str) -> bool:
     return not (path.startswith(("/api/", "/static/")) or path in ("/api", "/static"))
 
 
-def unknown_path():
+def unknown_path() -> ResponseReturnValue:
     """The 404 page for a path no route matches; it links to the event when the path names one on sale."""
     match = _EVENT_PATH.match(request.path)
     event = None
@@ -121,11 +123,11 @@ def unknown_path():
     return _not_found(event=_event_view(event) if event else None)
 
 
-def _on_sale(event_id):
+def _on_sale(event_id: str) -> dict | None:
     return parts().events.on_sale(event_id) if EVENT_ID.match(event_id) else None
 
 
-def _create(fields, key):
+def _create(fields: dict, key: str) -> Created:
     """POST /api/orders' service behind the form's Idempotency-Key. A double submit's second request waits for
     the first one's answer (as long as a push may take); a key sent again with changed details (Back, edit,
     submit) starts a new order under a new key."""
@@ -148,7 +150,7 @@ def new_key() -> str:
     return secrets.token_hex(16)
 
 
-def _order_body(event_id, values):
+def _order_body(event_id: str, values: dict[str, str]) -> dict:
     """The form as the JSON body of POST /api/orders; empty fields are left out, so "required" says so."""
     body = {"eventId": event_id, **{name: value for name, value in values.items() if value}}
     if re.fullmatch(r"[0-9]{1,3}", body.get("quantity", "")):
@@ -156,7 +158,7 @@ def _order_body(event_id, values):
     return body
 
 
-def _retry_values(event_id):
+def _retry_values(event_id: str) -> dict[str, str]:
     """The form's values from the order named by ?retry= with its status token; none when either is wrong."""
     order_id, token = request.args.get("retry", ""), request.args.get("token", "")
     p = parts()
@@ -169,7 +171,8 @@ def _retry_values(event_id):
             "name": order.get("name", ""), "email": order.get("email", ""), "phone": phones.local(order.get("phone", ""))}
 
 
-def _checkout_page(event, values, errors=None, message=None, status=200):
+def _checkout_page(event: dict, values: dict[str, str], errors: dict | None = None, message: str | None = None,
+                   status: int = 200) -> ResponseReturnValue:
     """The form with the shopper's values, each error under its field and a message for the whole form."""
     left = parts().tickets.left(event)
     ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
@@ -188,13 +191,13 @@ def _checkout_page(event, values, errors=None, message=None, status=200):
     ), status)
 
 
-def _event_view(event):
+def _event_view(event: dict) -> dict:
     starts = event["startsAt"].astimezone(EAT)
     return {"id": event["_id"], "name": event["name"], "venue": event["venue"], "currency": event["currency"],
             "starts_iso": starts.isoformat(), "starts": starts.strftime("%a %d %b %Y, %H:%M EAT").replace(" 0", " ")}
 
 
-def _bought(order):
+def _bought(order: dict) -> dict | None:
     """What the order buys, as stored on it (orders from before issue 12 have no ticket type)."""
     if "quantity" not in order:
         return None
@@ -202,19 +205,19 @@ def _bought(order):
             "amount": order["amount"], "currency": order.get("currency", "KES")}
 
 
-def _event_not_found():
+def _event_not_found() -> ResponseReturnValue:
     return _not_found("This event does not exist, or its ticket sales have closed.")
 
 
-def _not_found(message=None, event=None):
+def _not_found(message: str | None = None, event: dict | None = None) -> ResponseReturnValue:
     return _page(_render("not_found.html", message=message, event=event), 404)
 
 
-def _render(template, **context):
+def _render(template: str, **context: object) -> str:
     return render_template(template, **{"page_modules": PAGE_MODULES.get(template, ()), **context})
 
 
-def _page(html, status=200):
+def _page(html: str, status: int = 200) -> ResponseReturnValue:
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
     return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}

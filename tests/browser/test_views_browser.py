@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -21,7 +22,7 @@ SIZES = [f"{w}x{h}" for w, h in VIEWPORTS]
 
 
 @pytest.fixture(scope="module")
-def shop(redis_server, mongo_server, tmp_path_factory):
+def shop(redis_server, mongo_server, tmp_path_factory) -> Iterator[Gunicorn]:
     """gunicorn over the session's stores, PayHero's simulator settling each push 2 s after it."""
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
     assert axe.AXE_JS.exists(), "run `make deps`: it installs axe-core into tests/browser/node_modules"
@@ -36,7 +37,7 @@ def shop(redis_server, mongo_server, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def seen(shop):
+def seen(shop: Gunicorn) -> dict:
     """Every registered view, run once at each size in one Chromium."""
     only = [name for name in os.environ.get("EVENTI_BROWSER_VIEWS", "").split(",") if name]  # to try a few views
     spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only}
@@ -49,7 +50,7 @@ def seen(shop):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def facts(seen, name):
+def facts(seen: dict, name: str) -> list[dict]:
     """The view's facts at each size; fails with the view's own error when it could not be reached."""
     if name not in seen:
         pytest.skip(f"{name} not in EVENTI_BROWSER_VIEWS")
@@ -59,7 +60,7 @@ def facts(seen, name):
 
 
 @pytest.mark.parametrize("name", list(VIEWS))
-def test_view_has_no_wcag_aa_violations_and_a_screenshot(seen, name):
+def test_view_has_no_wcag_aa_violations_and_a_screenshot(seen, name) -> None:
     facts(seen, name)
     for size in SIZES:
         result = seen[name][size]
@@ -69,14 +70,14 @@ def test_view_has_no_wcag_aa_violations_and_a_screenshot(seen, name):
 
 @pytest.mark.parametrize("name", [name for name, v in VIEWS.items() if v.name in ("checkout-nojs", "checkout-errors-nojs",
                                                                                    "try-again", "back-after-paying")])
-def test_no_personal_data_in_any_url(seen, name):
+def test_no_personal_data_in_any_url(seen, name) -> None:
     for size, found in zip(SIZES, facts(seen, name)):
         for url in seen[name][size]["urls"]:
             for text in found["personal"]:
                 assert text not in url and text not in unquote(url), (size, url)
 
 
-def test_pages_have_titles_that_say_what_they_are(seen):
+def test_pages_have_titles_that_say_what_they_are(seen) -> None:
     for found in facts(seen, "events"):
         assert found["title"] == "Events on sale · eventi" and f"/events/{EVENT}/checkout" in found["links"]
     for found in facts(seen, "checkout"):
@@ -84,13 +85,13 @@ def test_pages_have_titles_that_say_what_they_are(seen):
         assert (found["total"], found["line"]) == ("5,000", "2 × VIP at KES 2,500")
 
 
-def test_field_errors_land_under_their_fields(seen):
+def test_field_errors_land_under_their_fields(seen) -> None:
     for found in facts(seen, "checkout-errors"):
         assert found["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678."
         assert found["email_error"] == "Enter an email address, like name@example.com." and found["focused"] == "email"
 
 
-def test_without_javascript_errors_come_back_with_the_values_kept(seen):
+def test_without_javascript_errors_come_back_with_the_values_kept(seen) -> None:
     for found in facts(seen, "checkout-errors-nojs"):
         assert found["url"].endswith(f"/events/{EVENT}/checkout")  # posted: nothing in the query string
         assert found["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678."
@@ -99,13 +100,13 @@ def test_without_javascript_errors_come_back_with_the_values_kept(seen):
         assert found["title"].startswith("Check the form:")
 
 
-def test_without_javascript_the_form_posts_and_moves_to_the_payment_page(seen):
+def test_without_javascript_the_form_posts_and_moves_to_the_payment_page(seen) -> None:
     for found in facts(seen, "checkout-nojs"):
         assert urlparse(found["url"]).path.startswith("/orders/") and urlparse(found["url"]).query.startswith("token=")
         assert (found["order_line"], found["order_total"]) == ("2 × VIP at KES 2,500", "KES 5,000")
 
 
-def test_not_found_pages_link_to_the_events_and_the_event(seen):
+def test_not_found_pages_link_to_the_events_and_the_event(seen) -> None:
     for name in ("not-found", "not-found-event", "not-found-order"):
         for found in facts(seen, name):
             assert found["status"] == 404 and found["title"] == "Page not found · eventi" and "/events" in found["links"], name
@@ -113,7 +114,7 @@ def test_not_found_pages_link_to_the_events_and_the_event(seen):
         assert f"/events/{EVENT}/checkout" in found["links"]
 
 
-def test_try_again_brings_back_the_shoppers_details_and_tickets(seen):
+def test_try_again_brings_back_the_shoppers_details_and_tickets(seen) -> None:
     for found in facts(seen, "try-again"):
         assert found["result"] == "failure" and found["form_visible"]
         assert (found["ticketType"], found["tickets"], found["name"]) == ("vip", "2", "Wanjiru Kamau")
@@ -122,7 +123,7 @@ def test_try_again_brings_back_the_shoppers_details_and_tickets(seen):
         assert (found["total"], found["line"]) == ("5,000", "2 × VIP at KES 2,500")
 
 
-def test_back_after_paying_shows_the_paid_order_not_a_form(seen):
+def test_back_after_paying_shows_the_paid_order_not_a_form(seen) -> None:
     for found in facts(seen, "back-after-paying"):
         assert found["result"] == "success" and not found["form_visible"]
         assert found["heading"] == "You have paid for this event" and found["text"].startswith("KES 5,000 paid, M-Pesa receipt ")

@@ -33,7 +33,7 @@ PAYMENT_TIMEOUT_MS = 60_000
 
 
 class View:
-    def __init__(self, name: str, run: Callable, javascript: bool):
+    def __init__(self, name: str, run: Callable, javascript: bool) -> None:
         self.name, self.run, self.javascript = name, run, javascript
 
 
@@ -106,13 +106,13 @@ def pay_and_wait_for_the_result(page, spec: dict, who: dict) -> str:
 
 
 @view("events")
-def events(page, spec):
+def events(page, spec: dict) -> dict:
     page.goto(f"{spec['base_url']}/events")
     return {"title": page.title(), "links": [a.get_attribute("href") for a in page.locator(".events a").all()]}
 
 
 @view("checkout")
-def checkout(page, spec):
+def checkout(page, spec: dict) -> dict:
     page.goto(checkout_url(spec))
     page.select_option("#ticket-type", "vip")
     page.select_option("#tickets", "2")
@@ -120,7 +120,7 @@ def checkout(page, spec):
 
 
 @view("checkout-errors")
-def checkout_errors(page, spec):
+def checkout_errors(page, spec: dict) -> dict:
     page.goto(checkout_url(spec))
     page.fill("#email", "not-an-email")
     page.fill("#phone", "12345")
@@ -131,7 +131,7 @@ def checkout_errors(page, spec):
 
 
 @view("checkout-errors-nojs", javascript=False)
-def checkout_errors_without_javascript(page, spec):
+def checkout_errors_without_javascript(page, spec: dict) -> dict:
     who = {**shopper(0), "phone": "0712/345/678"}
     page.goto(checkout_url(spec))
     fill_checkout(page, who, tickets="3")
@@ -144,7 +144,7 @@ def checkout_errors_without_javascript(page, spec):
 
 
 @view("checkout-nojs", javascript=False)
-def checkout_without_javascript(page, spec):
+def checkout_without_javascript(page, spec: dict) -> dict:
     who = shopper(0)
     page.goto(checkout_url(spec))
     fill_checkout(page, who)
@@ -155,25 +155,25 @@ def checkout_without_javascript(page, spec):
 
 
 @view("not-found")
-def not_found(page, spec):
+def not_found(page, spec: dict) -> dict:
     response = page.goto(f"{spec['base_url']}/no/such/page")
     return {"status": response.status, "title": page.title(), "links": links(page)}
 
 
 @view("not-found-event")
-def not_found_under_an_event(page, spec):
+def not_found_under_an_event(page, spec: dict) -> dict:
     response = page.goto(f"{spec['base_url']}/events/{spec['event_id']}/pay")
     return {"status": response.status, "title": page.title(), "links": links(page)}
 
 
 @view("not-found-order")
-def not_found_order(page, spec):
+def not_found_order(page, spec: dict) -> dict:
     response = page.goto(f"{spec['base_url']}/orders/6751a3f2c9e77b0012ab34cd/status?token=nope")
     return {"status": response.status, "title": page.title(), "links": links(page)}
 
 
 @view("try-again")
-def try_again(page, spec):
+def try_again(page, spec: dict) -> dict:
     """A cancelled payment, then "Try again": the form as the shopper filled it."""
     who = shopper(1)
     result = pay_and_wait_for_the_result(page, spec, who)
@@ -185,7 +185,7 @@ def try_again(page, spec):
 
 
 @view("back-after-paying")
-def back_after_paying(page, spec):
+def back_after_paying(page, spec: dict) -> dict:
     """Paid, then the Back button: the paid order, not a fresh form."""
     who = shopper(0)
     result = pay_and_wait_for_the_result(page, spec, who)
