@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 FERRETDB := .tools/bin/ferretdb
 # node from the machine when it has one, else Debian's nodejs (long-poll.js's tests)
 NODE := $(or $(shell command -v node),/usr/bin/node)
+NPM := $(or $(shell command -v npm),/usr/bin/npm)
+# axe-core, pinned by tests/browser/package-lock.json: the browser tests inject it to check WCAG 2.1 AA
+AXE := tests/browser/node_modules/axe-core/axe.min.js
 # Debian's PostgreSQL server (any version), the storage under FerretDB
 POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/postgres) /usr/lib/postgresql/15/bin/postgres)
 N ?= 10000
@@ -35,7 +38,7 @@ e2e:  ## against a running `make run`: one order paid by the simulator through /
 
 deps-run: $(VENV)/.runtime /usr/bin/redis-server $(POSTGRES) $(FERRETDB)  ## what `make run` needs: the venv with the runtime packages of requirements.lock, redis-server, postgresql; build FerretDB into .tools/
 
-deps: deps-run $(VENV)/.test /usr/sbin/nginx /usr/bin/chromium $(NODE) /usr/bin/promtool /usr/bin/docker-compose  ## deps-run plus the test tools of requirements-test.lock, nginx (tests put it in front), chromium (browser test), node (long-poll.js tests), promtool (alert rules), docker-compose (compose file check)
+deps: deps-run $(VENV)/.test /usr/sbin/nginx /usr/bin/chromium $(NODE) $(AXE) /usr/bin/promtool /usr/bin/docker-compose  ## deps-run plus the test tools of requirements-test.lock, nginx (tests put it in front), chromium (browser tests), node (long-poll.js tests), axe-core from npm (accessibility checks in the browser tests), promtool (alert rules), docker-compose (compose file check)
 
 # Installs come from the lock files (exact versions); `make lock` regenerates them from setup.cfg.
 $(VENV)/.runtime: setup.cfg pyproject.toml requirements.lock
@@ -68,6 +71,14 @@ $(POSTGRES):
 /usr/bin/node:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs
 
+/usr/bin/npm:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm
+
+# `npm ci` installs exactly the lock file's versions; it runs again whenever the lock file changes.
+$(AXE): tests/browser/package.json tests/browser/package-lock.json $(NPM)
+	cd tests/browser && $(NPM) ci --no-audit --no-fund
+	touch $@
+
 /usr/sbin/nginx:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 
@@ -83,5 +94,5 @@ $(POSTGRES):
 $(FERRETDB): scripts/install-ferretdb.sh scripts/ferretdb-id-lookup.patch
 	./scripts/install-ferretdb.sh $(FERRETDB)
 
-clean:  ## remove the venv, built tools and local data
-	rm -rf $(VENV) .tools var
+clean:  ## remove the venv, built tools, the browser tests' node_modules and local data
+	rm -rf $(VENV) .tools var tests/browser/node_modules

@@ -6,8 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import event_file
-from .schemas import KENYAN_MOBILE
+from . import event_file, phones
 from .services import support
 from .web.common import current_runtime
 
@@ -110,10 +109,10 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
             click.echo("no orders with that reference")
         _list_orders(orders)
         return
-    match = KENYAN_MOBILE.match(phone.replace(" ", ""))
-    if not match:
-        raise click.BadParameter("not a Kenyan mobile number (07…, 01…, 2547…, +2547…)", param_hint="--phone")
-    orders = support.recent_orders(store, "254" + match.group(1), limit)
+    stored = phones.normalise(phone)
+    if stored is None:
+        raise click.BadParameter(phones.MESSAGE, param_hint="--phone")
+    orders = support.recent_orders(store, stored, limit)
     if not orders:
         click.echo("no orders for that number")
     _list_orders(orders)

@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Mapping
 
+from . import phones
+
 REQUEST_ID = contextvars.ContextVar("eventi_request_id", default=None)
 """The id of the request the current greenlet serves (greenlet >= 1.0 gives each greenlet its own context)."""
 
@@ -25,14 +27,14 @@ _REDACTIONS = (
     # e-mail addresses: keep the first character and the domain
     (re.compile(r"(?<![\w.+-])([\w+-])[\w.+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"), r"\1***@\2"),
     # Kenyan mobile numbers in any spelling (2547..., +2541..., 07..., 01...): keep the last 3 digits
-    (re.compile(r"(?<![\w+])(?:\+?254|0)[17]\d{5}(\d{3})(?!\w)"), r"***\1"),
+    (re.compile(r"(?<![\w+])" + phones.MOBILE + r"(?!\w)"), r"***\2"),
 )
 
 _KEYWORDS = ("token=", "secret=", "password=", "apikey=", "api_key=", "signature=", "basic", "bearer", "@")
 """The first, second and fourth redactions need one of these in the (lowercased) line; the third a
 64-hex run and the fifth a phone's digits, the two patterns below."""
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{64}")
-_PHONE_DIGITS = re.compile(r"(?:254|0)[17]\d{8}")
+_PHONE_DIGITS = re.compile(phones.MOBILE)
 
 
 _LINE_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")

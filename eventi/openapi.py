@@ -16,7 +16,7 @@ from flask import Flask
 from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
-from . import schemas
+from . import phones, schemas
 from .web.common import current_runtime
 from .web.declare import Operation, declared
 from .web.examples import ORDER_ID
@@ -24,7 +24,7 @@ from .web.examples import ORDER_ID
 ERROR_ANSWERS = {
     "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
                          {"error": "validation_error", "message": "The request is not valid.",
-                          "details": {"phone": ["Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}}),
+                          "details": {"phone": [phones.MESSAGE]}}),
     "invalid_json": (400, "The body is not strict JSON (UTF-8, no NaN, no lone surrogates, at most 32 levels).",
                      {"error": "invalid_json", "message": "The body is not valid JSON."}),
     "malformed_body": (400, "The body's chunked framing is broken; the connection is closed.",
@@ -92,7 +92,8 @@ def openapi_path(rule: Rule | str) -> str:
 def _phone_and_amount(self: Any, field: Any, **kwargs: Any) -> dict[str, str]:
     """Say in the document what the custom fields accept."""
     if isinstance(field, schemas.KenyanPhone):
-        return {"pattern": r"^(\+?254|0)[17][0-9]{8}$", "example": "0712345678", "description": "07…, 01…, 2547…, 2541…, optionally with +; stored as 254…"}
+        return {"example": "0712 345 678", "description": "A Kenyan mobile number: 07…, 01…, 2547…, 2541…, optionally with +, "
+                                                          "with or without spaces, dashes or dots between digits; stored as 254…"}
     if isinstance(field, schemas.WholeNumber):
         return {"description": "A whole number; 1500, 1500.0 and \"1500\" are accepted."}
     return {}
@@ -194,6 +195,8 @@ def _operation(endpoint: str, op: Operation, path_parameters: list[dict[str, Any
             "schema": op.body,
             "examples": {name: {"value": value} for name, value in (op.body_examples or {}).items()},
         }}}
+    if op.form is not None:
+        out["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": op.form}}}
     if op.security:
         out["security"] = [{op.security: []}]
     out["responses"] = {}

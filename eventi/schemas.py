@@ -5,13 +5,13 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from . import phones
 from .outcomes import CODES as REASON_CODES
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 """Ids of events and ticket types in event files: lowercase letters, digits and inner hyphens."""
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-KENYAN_MOBILE = re.compile(r"^(?:\+?254|0)([17][0-9]{8})$")  # [0-9]: \d also matches other scripts' digits
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -34,16 +34,16 @@ class QueryInteger(fields.Integer):
 
 
 class KenyanPhone(fields.String):
-    """A Kenyan mobile number in any usual spelling, loaded as 2547XXXXXXXX / 2541XXXXXXXX."""
+    """A Kenyan mobile number in any usual spelling (spaces, dashes, dots allowed), loaded as 2547XXXXXXXX / 2541XXXXXXXX."""
 
-    default_error_messages = {"phone": "Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."}
+    default_error_messages = {"phone": phones.MESSAGE}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        match = KENYAN_MOBILE.match(text.replace(" ", ""))
-        if not match:
+        phone = phones.normalise(text)
+        if phone is None:
             raise self.make_error("phone")
-        return "254" + match.group(1)
+        return phone
 
 
 def no_control_chars(value):
@@ -57,8 +57,9 @@ class OrderCreateSchema(Schema):
     eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
     ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
     quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=100))
-    phone = KenyanPhone(required=True)
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    phone = KenyanPhone(required=True, error_messages={"required": "Enter the M-Pesa phone number to charge."})
+    email = fields.Email(required=True, validate=validate.Length(max=254), error_messages={
+        "required": "Enter your email address.", "invalid": "Enter an email address, like name@example.com."})
     name = fields.String(validate=[validate.Length(max=100), no_control_chars])
 
 

@@ -215,7 +215,7 @@ def test_audit_keeps_the_body_verbatim(client, runtime, make_order):
 
 
 def test_errors_are_json_never_html(client):
-    for response in [client.get("/nope"), client.delete("/api/orders"), client.post("/api/orders", data="x", content_type="text/plain")]:
+    for response in [client.get("/api/nope"), client.delete("/api/orders"), client.post("/api/orders", data="x", content_type="text/plain")]:
         assert response.is_json
         assert set(response.json) >= {"error", "message"}
     assert client.post("/api/orders", data="x" * 70_000, content_type="application/json").status_code == 413

@@ -69,7 +69,7 @@ def test_status_page_of_a_final_order_shows_the_result_without_polling(client, r
     assert '<div id="view-failure" class="view failure">' in failed
     assert "Not enough M-Pesa balance: top up or use another number." in failed  # the plain reason, as the script shows it
     assert "The balance is insufficient for the transaction." not in failed  # not M-Pesa's raw text
-    assert f'href="/events/{unique_event}/checkout"' in failed
+    assert f'href="/events/{unique_event}/checkout?retry={failed_id}&amp;token={failed_token}"' in failed
 
 
 def test_status_page_with_a_wrong_or_missing_token_is_a_404_page(client, runtime, unique_event):

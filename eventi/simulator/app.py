@@ -5,7 +5,6 @@ from `python -m eventi.simulator`.
 """
 import hmac
 import logging
-import re
 import secrets
 import string
 import threading
@@ -15,11 +14,11 @@ from datetime import datetime, timezone
 import requests
 from flask import Flask, jsonify, request
 
+from .. import phones
 from . import outcomes
 
 log = logging.getLogger("eventi.simulator")
 
-PHONE = re.compile(r"^(?:\+?254|0)[17]\d{8}$")
 CALLBACK_TIMEOUT = 10
 
 
@@ -163,13 +162,13 @@ def create_app(auth_token, delay=3.0, slow_seconds=30.0):
     return app
 
 
-def _invalid_push(body):
+def _invalid_push(body: object) -> str | None:
     if not isinstance(body, dict):
         return "Body must be a JSON object"
     amount = body.get("amount")
     if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= 250_000:
         return "amount must be a whole number of KES from 1 to 250000"
-    if not isinstance(body.get("phone_number"), str) or not PHONE.match(body["phone_number"]):
+    if not isinstance(body.get("phone_number"), str) or not phones.KENYAN_MOBILE.fullmatch(body["phone_number"]):
         return "phone_number is not a valid Safaricom number"
     if isinstance(body.get("channel_id"), bool) or not isinstance(body.get("channel_id"), int):
         return "channel_id must be a number"

@@ -58,6 +58,7 @@ class Operation:
     query_examples: dict[str, Any] | None = None
     body: type[Schema] | dict[str, Any] | None = None
     body_examples: dict[str, Any] | None = None
+    form: dict[str, Any] | None = None
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     security: str | None = None
@@ -74,17 +75,18 @@ def declare(summary: str, *, tags: list[str], description: str | None = None,
             params: list[dict[str, Any]] | None = None, headers: list[Header] | None = None,
             query: type[Schema] | None = None, query_examples: dict[str, Any] | None = None,
             body: type[Schema] | dict[str, Any] | None = None, body_examples: dict[str, Any] | None = None,
-            responses: dict[int, dict[str, Any]] | None = None, errors: list[str] | None = None,
+            form: dict[str, Any] | None = None, responses: dict[int, dict[str, Any]] | None = None, errors: list[str] | None = None,
             security: str | None = None) -> Callable[[View], View]:
     """Declare a route's inputs and answers; place it under the blueprint's route decorator.
 
     The view receives each header as its `arg`, the loaded query string as `query` (first value of each
     key) and, when `body` is a Schema class, the loaded JSON body as `body`. A `body` given as a dict (an
-    OpenAPI schema, such as PayHero's two formats) is documented only: the view reads the body itself.
+    OpenAPI schema, such as PayHero's two formats) is documented only: the view reads the body itself; so is
+    `form` (an OpenAPI schema of a form-encoded body, for pages that work without JavaScript).
     Path parameters whose converter documents itself (converters.py) need no entry in `params`.
     """
     operation = Operation(summary, tags, description, params or [], headers or [], query, query_examples, body,
-                          body_examples, responses or {}, errors or [], security)
+                          body_examples, form, responses or {}, errors or [], security)
 
     def decorator(view: View) -> View:
         @functools.wraps(view)

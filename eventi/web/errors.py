@@ -1,10 +1,12 @@
 """One JSON error shape for every failure: {"error", "message", "details"?}."""
 import logging
 
-from flask import jsonify
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from ..errors import EventiError
+from . import pages
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,9 @@ def init_app(app):
         return response, status
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc):
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        if exc.code == 404 and request.url_rule is None and pages.is_page_path(request.path):
+            return pages.unknown_path()  # a person's mistyped or stale link: a page, not JSON
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
 

@@ -43,14 +43,14 @@ def create_order(idempotency_key: str | None, body: dict[str, Any]) -> tuple[Res
 
     With an Idempotency-Key, a repeat of the same request answers the first answer again.
     """
-    created = current_runtime().creations.create(body, idempotency_key, _created_body)
+    created = current_runtime().creations.create(body, idempotency_key, created_body)
     response = jsonify(created.body)
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, created.status
 
 
-def _created_body(order: dict[str, Any]) -> dict[str, Any]:
+def created_body(order: dict[str, Any]) -> dict[str, Any]:
     """The 201 body: URLs absolute on PUBLIC_BASE_URL, so an app on another origin can follow them."""
     p = current_runtime()
     order_id = str(order["_id"])

@@ -1,14 +1,23 @@
-"""Blueprint for the shopper's pages: events on sale, the checkout form and the payment status page (server-rendered)."""
+"""Blueprint for the shopper's pages: events on sale, the checkout form (with and without JavaScript),
+the payment status page and the not-found page (server-rendered)."""
+import re
+import secrets
+import time
 from datetime import timedelta, timezone
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
+from .. import phones
+from ..errors import EventiError, EventNotFound, IdempotencyKeyInUse, IdempotencyKeyReused, ValidationFailed
 from ..models import is_final, utcnow
-from ..schemas import EVENT_ID
+from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, OrderCreateSchema
+from ..services.idempotent import Created
 from . import examples as ex
-from .common import current_runtime, status_token_matches
+from .common import current_runtime, load, status_token_matches
 from .converters import OrderId
 from .declare import declare, text
+from .orders import created_body
 from .payment_page import countdown_text, payment_view
 
 bp = Blueprint("pages", __name__)
@@ -16,34 +25,98 @@ bp = Blueprint("pages", __name__)
 EAT = timezone(timedelta(hours=3), "EAT")
 """Events are in Kenya (prices in KES): times are shown in East Africa Time."""
 
+PAGE_MODULES = {
+    "checkout.html": ("js/checkout.js",),
+    "status.html": ("js/status.js", "js/long-poll.js"),
+}
+"""Each page's script and every module it imports: base.html preloads them all at once (modulepreload),
+so the browser does not discover long-poll.js only after status.js has arrived."""
+
+FORM_FIELDS = ("ticketTypeId", "quantity", "name", "email", "phone")
+"""The checkout form's fields, named as POST /api/orders names them, so an error lands under its field."""
+
+_CREATE = OrderCreateSchema()
+_EVENT_PATH = re.compile(r"^/events/([A-Za-z0-9_-]{1,64})(?:/|$)")
+_RETRY_PAUSE = 0.25
+STILL_SENDING = "Your order is still being sent to M-Pesa: check your phone, then reload this page to see it."
+
 
 @bp.get("/events")
 @declare("The events on sale, soonest first (HTML)", tags=["pages"],
          responses={200: text("text/html", "A list of links to each event's checkout", "<!doctype html>...")})
-def events():
+def events() -> ResponseReturnValue:
     """The events whose tickets are on sale, soonest first."""
-    return _page(render_template("events.html", events=[_event_view(e) for e in current_runtime().events.upcoming()]))
+    return _page(_render("events.html", events=[_event_view(e) for e in current_runtime().events.upcoming()]))
 
 
 @bp.get("/events/<event_id>/checkout")
 @declare(
     "The checkout form for one event (HTML)", tags=["pages"],
-    description="Shows the event's name, date, venue and ticket types with their stored prices; posts to "
-                "POST /api/orders with an Idempotency-Key per submission.",
+    description="Shows the event's name, date, venue and ticket types with their stored prices; with JavaScript "
+                "it posts to POST /api/orders with an Idempotency-Key per submission, without it the form posts "
+                "to this same path. `?retry={orderId}&token={statusToken}` (the payment page's \"Try again\") "
+                "fills the form from that order.",
     params=[ex.EVENT_ID_PARAM],
     responses={200: text("text/html", "The form; it posts to POST /api/orders", "<!doctype html>..."),
                404: text("text/html", "No such event, or it has started: a page linking to the events on sale",
                          "<!doctype html>...")})
-def checkout(event_id):
-    """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event."""
-    p = current_runtime()
-    event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+def checkout(event_id: str) -> ResponseReturnValue:
+    """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event.
+
+    With ?retry=<orderId>&token=<statusToken> (the payment page's "Try again"), the form is filled from that order.
+    """
+    event = _on_sale(event_id)
     if event is None:
-        return _not_found("This event does not exist, or its ticket sales have closed.")
-    left = p.tickets.left(event)
-    ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
-    chosen = next((t for t in ticket_types if t["most"] > 0), None)
-    return _page(render_template("checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen))
+        return _event_not_found()
+    return _checkout_page(event, _retry_values(event_id))
+
+
+@bp.post("/events/<event_id>/checkout")
+@declare(
+    "The checkout form without JavaScript: create the order, then on to the payment page", tags=["pages"],
+    description="The form's fields, form-encoded, named as in POST /api/orders (`ticketTypeId`, `quantity`, `name`, "
+                "`email`, `phone`), plus a one-time `idempotencyKey` from a hidden field: a double submit or a "
+                "reload of the POST makes one order. Checked by the same schema and created by the same service "
+                "as POST /api/orders; nothing personal goes into a URL.",
+    params=[ex.EVENT_ID_PARAM],
+    form={"type": "object", "required": ["ticketTypeId", "quantity", "email", "phone"], "properties": {
+        "ticketTypeId": {"type": "string"}, "quantity": {"type": "string", "pattern": "^[0-9]{1,3}$"},
+        "name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
+        "idempotencyKey": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern}}},
+    responses={
+        303: {"description": "Created: `Location` is the payment page, /orders/{orderId}/status?token={statusToken}"},
+        400: text("text/html", "A field is invalid: the form again, the values kept, each error under its field",
+                  "<!doctype html>..."),
+        404: text("text/html", "No such event, or it has started", "<!doctype html>..."),
+        409: text("text/html", "Sold out (or the same submission still being created after the push timeout): "
+                               "the form again with a message", "<!doctype html>..."),
+        429: text("text/html", "Too many M-Pesa requests to this phone: the form again with a message", "<!doctype html>..."),
+        502: text("text/html", "PayHero refused or did not answer the push: the form again with a message",
+                  "<!doctype html>..."),
+        503: text("text/html", "The store did not answer: the form again with a message", "<!doctype html>..."),
+    })
+def place_order(event_id: str) -> ResponseReturnValue:
+    """The checkout without JavaScript: the form, checked by the schema of POST /api/orders and created by the
+    same service (push limit, tickets, Idempotency-Key from a hidden field), then 303 to the payment page."""
+    event = _on_sale(event_id)
+    if event is None:
+        return _event_not_found()
+    values = {name: request.form.get(name, "").strip() for name in FORM_FIELDS}
+    try:
+        fields = load(_CREATE, _order_body(event_id, values))
+        created = _create(fields, request.form.get("idempotencyKey", ""))
+    except ValidationFailed as exc:
+        return _checkout_page(event, values, errors=exc.details or {}, status=400)
+    except EventNotFound:
+        return _event_not_found()
+    except IdempotencyKeyInUse:  # the first of a double submit is slower than any push: its answer is not known yet
+        return _checkout_page(event, values, message=STILL_SENDING, status=409)
+    except EventiError as exc:  # sold out, too many pushes, provider refused, store down: said on the form
+        return _checkout_page(event, values, message=exc.message, status=exc.status)
+    if created.status != 201:  # the replayed answer of a refused push
+        return _checkout_page(event, values, message=created.body["message"], status=created.status)
+    order_id = created.body["orderId"]
+    return redirect(url_for("pages.status", order_id=order_id, token=created.body["statusToken"]), 303)
 
 
 @bp.get("/orders/<order_id:order_id>/status")
@@ -55,7 +128,7 @@ def checkout(event_id):
     responses={200: text("text/html", "The page", "<!doctype html>..."),
                404: text("text/html", "Unknown order or wrong token", "<!doctype html>...")},
     errors=["store_unavailable"], security="statusToken")
-def status(order_id: OrderId | None) -> tuple[str, int, dict[str, str]]:
+def status(order_id: OrderId | None) -> ResponseReturnValue:
     """The payment page: what was bought, the order's status now, then one long poll until it is final."""
     token = request.args.get("token", "")
     p = current_runtime()
@@ -64,24 +137,112 @@ def status(order_id: OrderId | None) -> tuple[str, int, dict[str, str]]:
         return _not_found()
     order, body = found
     event = p.events.get(order["eventId"])
-    return _page(render_template(
+    return _page(_render(
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],
         event=_event_view(event) if event else None, bought=_bought(order), email=order.get("email"),
         view=payment_view(order, utcnow(), p.settings.prompt_help_seconds), countdown_text=countdown_text,
         support=p.settings.support_contact,
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
         hold_seconds=p.settings.wait_default_seconds,  # long-poll.js's deadline per hold: this + a margin
-        retry_url=url_for("pages.checkout", event_id=order["eventId"]),
+        retry_url=retry_url(order["eventId"], order_id, token),
     ))
 
 
-def _event_view(event):
+def retry_url(event_id: str, order_id: str, token: str) -> str:
+    """The checkout filled from an order (same tickets, name, e-mail, phone): only ids and the token in the URL."""
+    return url_for("pages.checkout", event_id=event_id, retry=order_id, token=token)
+
+
+def is_page_path(path: str) -> bool:
+    """Paths a person may type or follow: everything but the API and static files, which answer JSON / nothing."""
+    return not (path.startswith(("/api/", "/static/")) or path in ("/api", "/static"))
+
+
+def unknown_path() -> ResponseReturnValue:
+    """The 404 page for a path no route matches; it links to the event when the path names one on sale."""
+    match = _EVENT_PATH.match(request.path)
+    event = None
+    if match:
+        try:
+            event = current_runtime().events.on_sale(match.group(1))
+        except EventiError:  # the store is down: the page still answers, with the events list only
+            event = None
+    return _not_found(event=_event_view(event) if event else None)
+
+
+def _on_sale(event_id: str) -> dict | None:
+    return current_runtime().events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+
+
+def _create(fields: dict, key: str) -> Created:
+    """POST /api/orders' service behind the form's Idempotency-Key. A double submit's second request waits for
+    the first one's answer (as long as a push may take); a key sent again with changed details (Back, edit,
+    submit) starts a new order under a new key."""
+    p = current_runtime()
+    key = key if IDEMPOTENCY_KEY.match(key) else new_key()
+    deadline = time.monotonic() + p.settings.push_timeout + 2
+    while True:
+        try:
+            return p.creations.create(fields, key, created_body)
+        except IdempotencyKeyReused:
+            key = new_key()
+        except IdempotencyKeyInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(_RETRY_PAUSE)  # gevent's sleep under gunicorn: other requests go on meanwhile
+
+
+def new_key() -> str:
+    """A one-time Idempotency-Key for one checkout form."""
+    return secrets.token_hex(16)
+
+
+def _order_body(event_id: str, values: dict[str, str]) -> dict:
+    """The form as the JSON body of POST /api/orders; empty fields are left out, so "required" says so."""
+    body = {"eventId": event_id, **{name: value for name, value in values.items() if value}}
+    if re.fullmatch(r"[0-9]{1,3}", body.get("quantity", "")):
+        body["quantity"] = int(body["quantity"])
+    return body
+
+
+def _retry_values(event_id: str) -> dict[str, str]:
+    """The form's values from the order named by ?retry= with its status token; none when either is wrong."""
+    order_id, token = request.args.get("retry", ""), request.args.get("token", "")
+    found = current_runtime().reader.with_order(order_id) if status_token_matches(order_id or None, token) else None
+    if found is None or found[0].get("eventId") != event_id:
+        return {}
+    order = found[0]
+    return {"ticketTypeId": order.get("ticketTypeId", ""), "quantity": str(order.get("quantity", "")),
+            "name": order.get("name", ""), "email": order.get("email", ""), "phone": phones.local(order.get("phone", ""))}
+
+
+def _checkout_page(event: dict, values: dict[str, str], errors: dict | None = None, message: str | None = None,
+                   status: int = 200) -> ResponseReturnValue:
+    """The form with the shopper's values, each error under its field and a message for the whole form."""
+    left = current_runtime().tickets.left(event)
+    ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
+    on_sale = [t for t in ticket_types if t["most"] > 0]
+    chosen = next((t for t in on_sale if t["id"] == values.get("ticketTypeId")), on_sale[0] if on_sale else None)
+    quantity = int(values["quantity"]) if re.fullmatch(r"[0-9]{1,3}", values.get("quantity", "")) else 1
+    errors = {name: " ".join(map(str, texts)) if isinstance(texts, list) else str(texts) for name, texts in (errors or {}).items()}
+    other = [text for name, text in errors.items() if name not in FORM_FIELDS]
+    message = " ".join(filter(None, [message, *other])) or None
+    first_invalid = next((name for name in FORM_FIELDS if name in errors), None)
+    return _page(_render(
+        "checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen,
+        quantity=max(1, min(quantity, chosen["most"])) if chosen else 1, values=values, errors=errors,
+        first_invalid=first_invalid, form_error=message, idempotency_key=new_key(),
+        **({} if chosen else {"page_modules": ()}),  # sold out: no form, no script
+    ), status)
+
+
+def _event_view(event: dict) -> dict:
     starts = event["startsAt"].astimezone(EAT)
     return {"id": event["_id"], "name": event["name"], "venue": event["venue"], "currency": event["currency"],
             "starts_iso": starts.isoformat(), "starts": starts.strftime("%a %d %b %Y, %H:%M EAT").replace(" 0", " ")}
 
 
-def _bought(order):
+def _bought(order: dict) -> dict | None:
     """What the order buys, as stored on it (orders from before issue 12 have no ticket type)."""
     if "quantity" not in order:
         return None
@@ -89,11 +250,19 @@ def _bought(order):
             "amount": order["amount"], "currency": order.get("currency", "KES")}
 
 
-def _not_found(message=None):
-    return _page(render_template("not_found.html", message=message), 404)
+def _event_not_found() -> ResponseReturnValue:
+    return _not_found("This event does not exist, or its ticket sales have closed.")
 
 
-def _page(html, status=200):
+def _not_found(message: str | None = None, event: dict | None = None) -> ResponseReturnValue:
+    return _page(_render("not_found.html", message=message, event=event), 404)
+
+
+def _render(template: str, **context: object) -> str:
+    return render_template(template, **{"page_modules": PAGE_MODULES.get(template, ()), **context})
+
+
+def _page(html: str, status: int = 200) -> ResponseReturnValue:
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
     return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}

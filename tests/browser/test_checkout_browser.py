@@ -61,7 +61,8 @@ def test_paid_order_shows_the_receipt_after_one_wait(shop, simulator):
     assert (totals["checkout"], totals["checkout_line"]) == ("5,000", "2 × VIP at KES 2,500")
     assert (totals["pending"], totals["pending_prompt"], totals["final"]) == ("KES 5,000", "KES 5,000", "KES 5,000")
     assert totals["final_line"] == "2 × VIP at KES 2,500"
-    # Back from the payment page: the restored form shows its own total again, and says an order was made.
+    # Back from the payment page: the paid order (tests/browser/views.py checks what it says); the hidden form
+    # still holds its own total.
     assert (totals["back"], totals["back_line"]) == ("5,000", "2 × VIP at KES 2,500")
     assert totals["back_notice_href"] == urlparse(result["url"]).path + "?" + urlparse(result["url"]).query
     keys = [r["key"] for r in result["requests"] if r["method"] == "POST"]
@@ -76,7 +77,7 @@ def test_paid_order_shows_the_receipt_after_one_wait(shop, simulator):
     assert "Payment status resolved! Final status: completed" in result["console"]
     assert result["announce"].startswith("Payment received") and result["focused"] == "Payment received"
     invalid = result["invalid"]  # the first, invalid submission: messages next to the fields
-    assert invalid["phone_error"].startswith("Not a Kenyan mobile number") and invalid["email_error"]
+    assert invalid["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678." and invalid["email_error"]
     assert invalid["focused"] == "email"
 
 
@@ -84,7 +85,8 @@ def test_cancelled_payment_shows_the_failure_view_with_a_retry_link(shop):
     result = shop_in_browser(shop.base_url, phone_ending(1), "checkout-cancelled.png")
     assert result["view"] == "failure"
     assert result["failure_reason"] == "You cancelled the request: try again when you are ready."  # the server's reasonText
-    assert result["retry_href"] == "/events/concert-2026/checkout"
+    order_id, token = urlparse(result["url"]).path.split("/")[2], urlparse(result["url"]).query.split("=", 1)[1]
+    assert result["retry_href"] == f"/events/concert-2026/checkout?retry={order_id}&token={token}"  # filled from the order
     assert api_calls(result).count(("GET", "wait")) == 1
     assert "Payment status resolved! Final status: cancelled" in result["console"]
 

@@ -5,6 +5,7 @@ const formError = document.getElementById("form-error");
 const button = document.getElementById("pay");
 const FIELD_FOR = { name: "name", email: "email", phone: "phone", quantity: "tickets", ticketTypeId: "ticket-type" };
 const EARLIER = `eventi:order:${form.dataset.eventId}`;
+const earlierBox = document.getElementById("earlier-order");
 
 const ticketType = form.elements["ticket-type"];
 const tickets = form.elements.tickets;
@@ -48,17 +49,67 @@ tickets.addEventListener("change", showTotal);
 form.addEventListener("input", () => { idempotencyKey = null; });
 form.addEventListener("change", () => { idempotencyKey = null; });
 
-// Coming back with the Back button restores the form's values, not what was computed from them.
+// The last order made from this tab for this event: coming back (Back after paying, or a new visit)
+// shows that order while it is paid or still waiting for M-Pesa, not a fresh form that would make a
+// second one. A failed or cancelled order is forgotten: the form is for trying again.
+function remembered() {
+  try {
+    const earlier = JSON.parse(sessionStorage.getItem(EARLIER));
+    return earlier && earlier.orderId && earlier.token && earlier.url ? earlier : null;
+  } catch {
+    return null;
+  }
+}
+
+function showEarlierOrder(earlier, body) {
+  const paid = body.paymentStatus === "completed";
+  const amount = `${currency} ${money(body.amount)}`;
+  document.getElementById("earlier-order-title").textContent = paid
+    ? "You have paid for this event" : "Your order for this event is waiting for M-Pesa";
+  document.getElementById("earlier-order-text").textContent = paid
+    ? `${amount} paid${body.mpesaReceipt ? `, M-Pesa receipt ${body.mpesaReceipt}` : ""}. Your tickets are on their way to your email.`
+    : `${amount}: approve the prompt on your phone. Paying again would buy more tickets.`;
+  document.getElementById("earlier-order-link").href = earlier.url;
+  earlierBox.hidden = false;
+  form.hidden = true;
+  document.title = `Your order: ${document.querySelector("h1").textContent} · eventi`;
+  document.getElementById("earlier-order-title").focus();
+}
+
+async function checkEarlierOrder() {
+  const earlier = remembered();
+  if (!earlier) return;
+  try {
+    const url = `/api/orders/${encodeURIComponent(earlier.orderId)}?token=${encodeURIComponent(earlier.token)}`;
+    const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    const body = response.ok ? await response.json() : null;
+    if (body && (body.paymentStatus === "completed" || body.paymentStatus === "pending")) {
+      showEarlierOrder(earlier, body);
+      return;
+    }
+    if (body || response.status === 404) sessionStorage.removeItem(EARLIER); // failed, cancelled or gone
+  } catch {
+    // Offline: the form stays; the payment page the shopper came from still knows the order.
+  }
+}
+
+const formTitle = document.title;
+
+document.getElementById("buy-more").addEventListener("click", () => {
+  document.title = formTitle;
+  earlierBox.hidden = true;
+  form.hidden = false;
+  ticketType.focus();
+});
+
+// pageshow also fires when Back restores the page from the back/forward cache, where no script reruns.
+// The form's values are restored then, not what was computed from them.
 window.addEventListener("pageshow", () => {
   offerQuantities();
   showTotal();
-  const earlier = sessionStorage.getItem(EARLIER);
-  if (earlier) {
-    document.getElementById("earlier-order-link").href = earlier;
-    document.getElementById("earlier-order").hidden = false;
-  }
   button.disabled = false;
   button.textContent = "Pay with M-Pesa";
+  checkEarlierOrder();
 });
 
 function clearErrors() {
@@ -122,7 +173,7 @@ form.addEventListener("submit", async (event) => {
     const data = await response.json().catch(() => ({}));
     if (response.status === 201) {
       const page = `/orders/${encodeURIComponent(data.orderId)}/status?token=${encodeURIComponent(data.statusToken)}`;
-      sessionStorage.setItem(EARLIER, page);
+      sessionStorage.setItem(EARLIER, JSON.stringify({ orderId: data.orderId, token: data.statusToken, url: page }));
       window.location.assign(page);
       return;
     }

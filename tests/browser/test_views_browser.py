@@ -1,0 +1,132 @@
+"""Every view of tests/browser/views.py in Chromium at 390×844 and 1280×800: zero WCAG 2.1 AA violations
+(axe-core), a screenshot each under tests/output/, and what each view must show."""
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from devstack.processes import ROOT, Gunicorn
+from devstack.simulator import PayHeroSimulator
+from tests.browser import axe
+from tests.browser.views import VIEWPORTS, VIEWS
+from tests.conftest import TEST_SECRET, gunicorn_env
+from tests.support.events import event_spec, save_events
+
+OUTPUT = ROOT / "tests" / "output"
+EVENT = "views-2026"
+SIZES = [f"{w}x{h}" for w, h in VIEWPORTS]
+
+
+@pytest.fixture(scope="module")
+def shop(redis_server, mongo_server, tmp_path_factory) -> Iterator[Gunicorn]:
+    """gunicorn over the session's stores, PayHero's simulator settling each push 2 s after it."""
+    assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
+    assert axe.AXE_JS.exists(), "run `make deps`: it installs axe-core into tests/browser/node_modules"
+    save_events(mongo_server.uri, event_spec(EVENT))  # Regular KES 1,500, VIP KES 2,500
+    simulator = PayHeroSimulator(delay=2).start()
+    settings = {"ENV": "test", "PUSH_LIMIT": 0, "SECRET_KEY": TEST_SECRET, "REDIS_URL": redis_server.url,
+                "MONGO_URI": mongo_server.uri, "VAR_DIR": str(tmp_path_factory.mktemp("views") / "var")}
+    server = Gunicorn(gunicorn_env(settings, **simulator.settings), workers=2).start()
+    yield server
+    server.stop()
+    simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def seen(shop: Gunicorn) -> dict:
+    """Every registered view, run once at each size in one Chromium."""
+    only = [name for name in os.environ.get("EVENTI_BROWSER_VIEWS", "").split(",") if name]  # to try a few views
+    spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only}
+    env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with open(OUTPUT / "views.log", "w") as log:  # which view is running, and the driver's errors
+        done = subprocess.run([sys.executable, "-m", "tests.browser.views", json.dumps(spec)], stdout=subprocess.PIPE,
+                              stderr=log, text=True, timeout=300, env=env, cwd=str(ROOT))
+    assert done.returncode == 0, (OUTPUT / "views.log").read_text()[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def facts(seen: dict, name: str) -> list[dict]:
+    """The view's facts at each size; fails with the view's own error when it could not be reached."""
+    if name not in seen:
+        pytest.skip(f"{name} not in EVENTI_BROWSER_VIEWS")
+    for size in SIZES:
+        assert "error" not in seen[name][size], f"{name} at {size}:\n{seen[name][size]['error']}"
+    return [seen[name][size]["facts"] for size in SIZES]
+
+
+@pytest.mark.parametrize("name", list(VIEWS))
+def test_view_has_no_wcag_aa_violations_and_a_screenshot(seen, name) -> None:
+    facts(seen, name)
+    for size in SIZES:
+        result = seen[name][size]
+        assert result["violations"] == [], f"{name} at {size}:\n" + axe.describe(result["violations"])
+        assert os.path.getsize(result["screenshot"]) > 0
+
+
+@pytest.mark.parametrize("name", [name for name, v in VIEWS.items() if v.name in ("checkout-nojs", "checkout-errors-nojs",
+                                                                                   "try-again", "back-after-paying")])
+def test_no_personal_data_in_any_url(seen, name) -> None:
+    for size, found in zip(SIZES, facts(seen, name)):
+        for url in seen[name][size]["urls"]:
+            for text in found["personal"]:
+                assert text not in url and text not in unquote(url), (size, url)
+
+
+def test_pages_have_titles_that_say_what_they_are(seen) -> None:
+    for found in facts(seen, "events"):
+        assert found["title"] == "Events on sale · eventi" and f"/events/{EVENT}/checkout" in found["links"]
+    for found in facts(seen, "checkout"):
+        assert found["title"] == f"Tickets for Test event {EVENT} · eventi"
+        assert (found["total"], found["line"]) == ("5,000", "2 × VIP at KES 2,500")
+
+
+def test_field_errors_land_under_their_fields(seen) -> None:
+    for found in facts(seen, "checkout-errors"):
+        assert found["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678."
+        assert found["email_error"] == "Enter an email address, like name@example.com." and found["focused"] == "email"
+
+
+def test_without_javascript_errors_come_back_with_the_values_kept(seen) -> None:
+    for found in facts(seen, "checkout-errors-nojs"):
+        assert found["url"].endswith(f"/events/{EVENT}/checkout")  # posted: nothing in the query string
+        assert found["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678."
+        assert found["email_error"] == "Enter an email address, like name@example.com." and found["focused"] == "email"
+        assert (found["ticketType"], found["tickets"], found["name"], found["phone"]) == ("vip", "3", "Wanjiru Kamau", "0712/345/678")
+        assert found["title"].startswith("Check the form:")
+
+
+def test_without_javascript_the_form_posts_and_moves_to_the_payment_page(seen) -> None:
+    for found in facts(seen, "checkout-nojs"):
+        assert urlparse(found["url"]).path.startswith("/orders/") and urlparse(found["url"]).query.startswith("token=")
+        assert (found["order_line"], found["order_total"]) == ("2 × VIP at KES 2,500", "KES 5,000")
+
+
+def test_not_found_pages_link_to_the_events_and_the_event(seen) -> None:
+    for name in ("not-found", "not-found-event", "not-found-order"):
+        for found in facts(seen, name):
+            assert found["status"] == 404 and found["title"] == "Page not found · eventi" and "/events" in found["links"], name
+    for found in facts(seen, "not-found-event"):
+        assert f"/events/{EVENT}/checkout" in found["links"]
+
+
+def test_try_again_brings_back_the_shoppers_details_and_tickets(seen) -> None:
+    for found in facts(seen, "try-again"):
+        assert found["result"] == "failure" and found["form_visible"]
+        assert (found["ticketType"], found["tickets"], found["name"]) == ("vip", "2", "Wanjiru Kamau")
+        digits = "".join(c for c in found["expected_phone"] if c.isdigit())
+        assert found["phone"] == f"{digits[:4]} {digits[4:7]} {digits[7:]}" and "@example.com" in found["email"]
+        assert (found["total"], found["line"]) == ("5,000", "2 × VIP at KES 2,500")
+
+
+def test_back_after_paying_shows_the_paid_order_not_a_form(seen) -> None:
+    for found in facts(seen, "back-after-paying"):
+        assert found["result"] == "success" and not found["form_visible"]
+        assert found["heading"] == "You have paid for this event" and found["text"].startswith("KES 5,000 paid, M-Pesa receipt ")
+        status = urlparse(found["status_url"])
+        assert found["link"] == f"{status.path}?{status.query}" and found["title"] == f"Your order: Test event {EVENT} · eventi"
+        assert found["focused"] == "earlier-order-title"

@@ -1,0 +1,312 @@
+"""The checkout without JavaScript, "Try again" filled from the order, the HTML 404 pages, titles, module
+preloads and the stylesheet's contrast: server side, in process (the Chromium views are in tests/browser/)."""
+import dataclasses
+import re
+import threading
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from devstack.payhero import callback_body
+from devstack.processes import ROOT
+from devstack.wait import eventually
+from eventi import create_app
+from eventi.services.idempotent import digest
+from eventi.web.common import current_runtime
+from tests.support.api import order_body, phone_ending
+from tests.support.events import event_spec, save_events
+
+STATIC = ROOT / "eventi" / "static"
+
+
+def form(**overrides: str) -> dict[str, str]:
+    """What the checkout form posts: the fields as the browser sends them, strings only."""
+    return {"ticketTypeId": "vip", "quantity": "3", "name": "Wanjiru Kamau", "email": f"w{uuid.uuid4().hex[:8]}@example.com",
+            "phone": "0712-345-675", "idempotencyKey": uuid.uuid4().hex, **overrides}
+
+
+def orders_of(runtime, email: str) -> list[dict]:
+    return list(runtime.store.orders.find({"email": email}))
+
+
+def hidden_key(html: str) -> str:
+    return re.search(r'<input type="hidden" name="idempotencyKey" value="([0-9a-f]{32})">', html).group(1)
+
+
+def title(html: str) -> str:
+    return re.search(r"<title>(.*?)</title>", html).group(1)
+
+
+# --- The checkout form without JavaScript -------------------------------------------------------
+
+
+def test_the_form_posts_to_the_server_with_a_one_time_key(client, unique_event) -> None:
+    html = client.get(f"/events/{unique_event}/checkout").get_data(as_text=True)
+    assert f'<form id="checkout" method="post" action="/events/{unique_event}/checkout" novalidate' in html
+    for name in ("ticketTypeId", "quantity", "name", "email", "phone"):  # named as POST /api/orders names them
+        assert f'name="{name}"' in html
+    assert hidden_key(html) != hidden_key(client.get(f"/events/{unique_event}/checkout").get_data(as_text=True))
+
+
+def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, runtime, unique_event) -> None:
+    sent = form()
+    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
+    assert answer.status_code == 303
+    location = urlparse(answer.headers["Location"])
+    order_id = location.path.split("/")[2]
+    assert location.path == f"/orders/{order_id}/status"
+    assert parse_qs(location.query) == {"token": [runtime.tokens.status_token(order_id)]}  # nothing personal
+    [order] = orders_of(runtime, sent["email"])
+    assert str(order["_id"]) == order_id
+    assert (order["ticketTypeId"], order["quantity"], order["amount"]) == ("vip", 3, 7500)
+    assert (order["phone"], order["name"]) == ("254712345675", "Wanjiru Kamau")
+    page = client.get(answer.headers["Location"])
+    assert page.status_code == 200 and '<dd id="order-total">KES 7,500</dd>' in page.get_data(as_text=True)
+
+
+def test_a_reload_of_the_post_makes_no_second_order(client, runtime, unique_event) -> None:
+    sent = form()
+    first = client.post(f"/events/{unique_event}/checkout", data=sent)
+    again = client.post(f"/events/{unique_event}/checkout", data=sent)
+    assert first.status_code == again.status_code == 303
+    assert first.headers["Location"] == again.headers["Location"]
+    assert len(orders_of(runtime, sent["email"])) == 1
+
+
+def test_the_same_key_with_changed_details_is_a_new_order(client, runtime, unique_event) -> None:
+    """Back to a form the browser restored (its hidden key too), another quantity, Pay: a second order, as asked."""
+    sent = form()
+    first = client.post(f"/events/{unique_event}/checkout", data=sent)
+    changed = client.post(f"/events/{unique_event}/checkout", data={**sent, "quantity": "1"})
+    assert first.status_code == changed.status_code == 303 and first.headers["Location"] != changed.headers["Location"]
+    assert sorted(o["quantity"] for o in orders_of(runtime, sent["email"])) == [1, 3]
+
+
+def test_a_double_submit_waits_for_the_first_answer(push_settings, unique_event) -> None:
+    """The second request of a double submit arrives while the first is still pushing: it answers what the
+    first answers (here a push that timed out, so the order stays pending: both go to its payment page),
+    never "still being created"."""
+    app = create_app({**push_settings, "PUSH_TIMEOUT": 1.5})
+    try:
+        client, runtime = app.test_client(), current_runtime(app)
+        sent = form(phone=phone_ending(9))  # the simulator holds this push past the timeout
+        first = {}
+        thread = threading.Thread(target=lambda: first.update(
+            answer=client.post(f"/events/{unique_event}/checkout", data=sent)))
+        thread.start()
+        eventually(lambda: runtime.store.orders.count_documents({"email": sent["email"]}) == 1, what="the first order stored")
+        second = client.post(f"/events/{unique_event}/checkout", data=sent)
+        thread.join()
+        assert (first["answer"].status_code, second.status_code) == (303, 303), second.get_data(as_text=True)
+        assert first["answer"].headers["Location"] == second.headers["Location"]  # the same payment page
+        [order] = orders_of(runtime, sent["email"])
+        assert (order["status"], order["pushState"]) == ("pending", "uncertain")
+    finally:
+        current_runtime(app).close()
+
+
+def test_a_submission_still_being_created_says_so_after_the_wait(client, runtime, unique_event, monkeypatch) -> None:
+    from eventi.web import pages
+
+    sent = form()
+    fields = {"eventId": unique_event, "ticketTypeId": "vip", "quantity": 3, "phone": "254712345675",
+              "email": sent["email"], "name": "Wanjiru Kamau"}
+    from bson import ObjectId
+
+    assert runtime.keys.claim(sent["idempotencyKey"], digest(fields), ObjectId()) is None  # a request in flight
+    monkeypatch.setattr(runtime, "settings", dataclasses.replace(runtime.settings, push_timeout=-2))  # no wait: the deadline has passed
+    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 409 and pages.STILL_SENDING in html and "Idempotency" not in html
+
+
+def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, runtime, unique_event) -> None:
+    sent = form(email="not-an-email", phone="0712/345/678", quantity="2")
+    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and answer.mimetype == "text/html"
+    assert '<p class="error" id="email-error">Enter an email address, like name@example.com.</p>' in html
+    assert '<p class="error" id="phone-error">Enter a Kenyan mobile number, like 0712 345 678.</p>' in html
+    assert 'value="not-an-email" aria-describedby="email-error" aria-invalid="true" autofocus>' in html  # first invalid
+    assert 'value="0712/345/678"' in html and 'value="Wanjiru Kamau"' in html
+    assert 'aria-invalid="true" autofocus' not in html.split('id="phone"')[1]  # one autofocus, on the first
+    assert '<option value="vip"' in html and re.search(r'<option value="vip"[^>]*selected', html)
+    assert '<option value="2" selected>' in html and "2 × VIP at KES 2,500" in html and ">5,000</output>" in html
+    assert title(html).startswith("Check the form: Tickets for Test event")
+    assert orders_of(runtime, "not-an-email") == []
+
+
+def test_missing_fields_are_asked_for_in_plain_words(client, unique_event) -> None:
+    html = client.post(f"/events/{unique_event}/checkout", data=form(email="", phone="")).get_data(as_text=True)
+    assert '<p class="error" id="email-error">Enter your email address.</p>' in html
+    assert '<p class="error" id="phone-error">Enter the M-Pesa phone number to charge.</p>' in html
+
+
+def test_sold_out_is_a_message_on_the_form(client, runtime) -> None:
+    event_id = "ev-" + uuid.uuid4().hex[:12]
+    save_events(runtime.settings.mongo_uri, event_spec(event_id, capacity=1))
+    answer = client.post(f"/events/{event_id}/checkout", data=form(ticketTypeId="regular", quantity="2"))
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 409
+    assert re.search(r'<div class="alert" id="form-error" role="alert" tabindex="-1">Not enough tickets of this type are left.</div>', html)
+
+
+def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settings, unique_event) -> None:
+    app = create_app({**push_settings, "PUSH_LIMIT": 1, "PUSH_LIMIT_WINDOW": 600})
+    try:
+        client = app.test_client()
+        phone = phone_ending(8)
+        assert client.post(f"/events/{unique_event}/checkout", data=form(phone=phone)).status_code == 303
+        limited = client.post(f"/events/{unique_event}/checkout", data=form(phone=phone))
+        assert limited.status_code == 429
+        assert "Too many M-Pesa requests to this phone number; wait a few minutes." in limited.get_data(as_text=True)
+        refused = client.post(f"/events/{unique_event}/checkout", data=form(phone=phone_ending(7)))
+        assert refused.status_code == 502 and 'id="form-error" role="alert" tabindex="-1">The payment provider' in refused.get_data(as_text=True)
+    finally:
+        current_runtime(app).close()
+
+
+def test_an_unknown_event_is_the_not_found_page(client) -> None:
+    answer = client.post("/events/no-such-event/checkout", data=form())
+    assert answer.status_code == 404 and 'href="/events"' in answer.get_data(as_text=True)
+
+
+# --- "Try again" fills the form from the order ------------------------------------------------------
+
+
+def failed_order(client, runtime, event_id: str, **fields: object) -> tuple[str, str]:
+    made = client.post("/api/orders", json=order_body(event_id=event_id, **fields)).json
+    url = f"/api/payhero/callback?token={runtime.tokens.callback_token(made['orderId'])}"
+    assert client.post(url, json=callback_body(made["orderId"], "insufficient-funds", amount=made["amount"])).status_code == 200
+    return made["orderId"], made["statusToken"]
+
+
+def test_try_again_fills_the_form_from_the_failed_order(client, runtime, unique_event) -> None:
+    order_id, token = failed_order(client, runtime, unique_event, ticket_type="vip", quantity=3, phone="+254 712 345 675",
+                                   email="retry@example.com", name="Achieng Otieno")
+    status = client.get(f"/orders/{order_id}/status?token={token}").get_data(as_text=True)
+    retry = re.search(r'<a class="button" id="retry" href="([^"]+)">', status).group(1).replace("&amp;", "&")
+    assert urlparse(retry).path == f"/events/{unique_event}/checkout"
+    assert parse_qs(urlparse(retry).query) == {"retry": [order_id], "token": [token]}  # ids and the token: nothing personal
+    html = client.get(retry).get_data(as_text=True)
+    assert re.search(r'<option value="vip"[^>]*selected', html) and '<option value="3" selected>' in html
+    assert 'value="Achieng Otieno"' in html and 'value="retry@example.com"' in html and 'value="0712 345 675"' in html
+    assert "3 × VIP at KES 2,500" in html and ">7,500</output>" in html
+
+
+def test_try_again_with_a_wrong_token_or_another_event_is_an_empty_form(client, runtime, unique_event) -> None:
+    order_id, token = failed_order(client, runtime, unique_event, email="retry@example.com")
+    wrong = token[:-1] + ("1" if token.endswith("0") else "0")
+    for url in (f"/events/{unique_event}/checkout?retry={order_id}&token={wrong}",
+                f"/events/ev-test/checkout?retry={order_id}&token={token}",
+                f"/events/{unique_event}/checkout?retry=nope&token={token}"):
+        page = client.get(url)
+        assert page.status_code == 200 and "retry@example.com" not in page.get_data(as_text=True), url
+
+
+# --- Not found -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/nope", "/events/", "/orders", "/orders/x", "/events/demo/tickets/more", "/favicon.ico"])
+def test_unknown_page_paths_are_an_html_page_with_a_link_to_the_events(client, path) -> None:
+    page = client.get(path)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 404 and page.mimetype == "text/html", path
+    assert title(html) == "Page not found · eventi" and '<a class="button' in html and 'href="/events"' in html
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_an_unknown_path_under_an_event_links_to_that_event(client, unique_event) -> None:
+    html = client.get(f"/events/{unique_event}/pay").get_data(as_text=True)
+    assert f'<a class="button" id="event-link" href="/events/{unique_event}/checkout">Tickets for Test event {unique_event}</a>' in html
+    assert 'id="event-link"' not in client.get("/events/no-such-event/pay").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api/orders/x/y/z", "/api"])
+def test_api_paths_keep_the_json_404(client, path) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 404 and answer.is_json and answer.json["error"] == "not_found", path
+
+
+def test_static_paths_are_not_pages() -> None:
+    """(A request for a missing static file is not made here: tests/test_openapi_answers.py would hold the
+    static route to the API document.)"""
+    from eventi.web.pages import is_page_path
+
+    assert not any(map(is_page_path, ["/static/nope.js", "/static", "/api/x", "/api"]))
+    assert all(map(is_page_path, ["/", "/events/x", "/staticky", "/apis"]))
+
+
+def test_a_missing_order_page_has_a_real_link(client) -> None:
+    html = client.get("/orders/6751a3f2c9e77b0012ab34cd/status?token=x").get_data(as_text=True)
+    assert 'href="/events"' in html and "start again from the event page" not in html
+
+
+# --- Titles, module preloads, contrast -------------------------------------------------------------
+
+
+def test_tab_titles_say_what_the_page_is(client, unique_event) -> None:
+    assert title(client.get("/events").get_data(as_text=True)) == "Events on sale · eventi"
+    assert title(client.get(f"/events/{unique_event}/checkout").get_data(as_text=True)) == f"Tickets for Test event {unique_event} · eventi"
+
+
+def imported_modules(script: str) -> list[str]:
+    """script and every module it imports, transitively (static `import … from "./x.js"` only)."""
+    found, todo = [], [script]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.append(name)
+        source = (STATIC / name).read_text()
+        todo += [str(Path(name).parent / m) for m in re.findall(r'^\s*import\b[^;]*?from\s+"\./([^"]+)"', source, re.M)]
+    return found
+
+
+def test_each_page_preloads_its_script_and_every_module_it_imports(client, unique_event) -> None:
+    made = client.post("/api/orders", json=order_body(event_id=unique_event)).json
+    for url in (f"/events/{unique_event}/checkout", f"/orders/{made['orderId']}/status?token={made['statusToken']}"):
+        html = client.get(url).get_data(as_text=True)
+        [script] = re.findall(r'<script type="module" src="/static/([^"]+)">', html)
+        preloaded = re.findall(r'<link rel="modulepreload" href="/static/([^"]+)">', html)
+        assert sorted(preloaded) == sorted(imported_modules(script)), url
+        assert html.index("modulepreload") < html.index("<body>")
+    assert "js/long-poll.js" in imported_modules("js/status.js")
+
+
+def luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def css_rule(css: str, selector: str) -> str:
+    """The declarations of the rule whose selector list starts with selector, variables resolved."""
+    variables = dict(re.findall(r"--([a-z]+):\s*(#[0-9a-f]{6})", css))
+    body = re.search(re.escape(selector) + r"[^{]*\{([^}]*)\}", css).group(1)
+    return re.sub(r"var\(--([a-z]+)\)", lambda m: variables[m.group(1)], body)
+
+
+def colour(declarations: str, prop: str) -> str:
+    return re.search(rf"(?:^|;|\s){prop}:[^;]*?(#[0-9a-f]{{6}})", declarations).group(1)
+
+
+def test_controls_and_text_meet_wcag_aa_contrast() -> None:
+    """What axe cannot see (focus rings, borders, a disabled button): 3:1 for controls, 4.5:1 for text."""
+    css = (STATIC / "css" / "eventi.css").read_text()
+    white, page_bg = "#ffffff", dict(re.findall(r"--([a-z]+):\s*(#[0-9a-f]{6})", css))["bg"]
+    focus = colour(css_rule(css, "a:focus-visible"), "outline")
+    border = colour(css_rule(css, "input, select"), "border")
+    busy = css_rule(css, "button:disabled")
+    assert contrast(focus, white) >= 3 and contrast(focus, page_bg) >= 3
+    assert contrast(border, white) >= 3
+    assert contrast(colour(busy, "color"), colour(busy, "background")) >= 4.5 and "opacity" not in busy
+    muted = colour(css_rule(css, ".muted, .hint"), "color")
+    assert contrast(muted, white) >= 4.5 and contrast(muted, page_bg) >= 4.5
