@@ -32,14 +32,14 @@ def _app_commands(ctx):
 
 
 @click.group(cls=_WithAppCommands, context_settings={"obj": ScriptInfo(create_app=_load_app, set_debug_flag=False)})
-def main():
+def main() -> None:
     """eventi: instant M-Pesa payment status. Settings come from EVENTI_* variables (README)."""
 
 
 @main.command("serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                          "help_option_names": []})
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
-def serve(gunicorn_args):
+def serve(gunicorn_args) -> None:
     """Run gunicorn with eventi's gevent workers on EVENTI_BIND; other arguments go to gunicorn."""
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:eventi.gunicorn_conf", *gunicorn_args, "eventi.wsgi:app"]
     os.execv(sys.executable, argv)
@@ -48,7 +48,7 @@ def serve(gunicorn_args):
 @main.command("simulator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                              "help_option_names": []})
 @click.argument("simulator_args", nargs=-1, type=click.UNPROCESSED)
-def simulator(simulator_args):
+def simulator(simulator_args) -> None:
     """Run the local PayHero simulator (--port, --delay, --slow; --help for more)."""
     from .simulator.__main__ import main as run_simulator
 

@@ -1,4 +1,5 @@
 """One exception base for the service; the web layer turns each into the JSON error shape."""
+from typing import Any
 
 
 class EventiError(Exception):
@@ -7,8 +8,9 @@ class EventiError(Exception):
     status = 500
     code = "internal_error"
     message = "Something went wrong on our side."
+    retry_after: int | None = None  # seconds for the Retry-After header (every 429 has one, 5 unless set)
 
-    def __init__(self, message=None, details=None, **extra):
+    def __init__(self, message: str | None = None, details: dict[str, Any] | list[Any] | None = None, **extra: Any) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details

@@ -62,7 +62,7 @@ def read(path):
     return parse(_dates_as_text(data), str(path))
 
 
-def parse(data, source="event file"):
+def parse(data, source: str = "event file"):
     """Validate one event (a mapping) or several (a list, or {"events": [...]}); the stored documents."""
     if isinstance(data, dict) and set(data) == {"events"}:
         data = data["events"]
@@ -93,7 +93,7 @@ def document(event):
             "updatedAt": utcnow()}
 
 
-def _flatten(messages, prefix=""):
+def _flatten(messages, prefix: str = ""):
     if isinstance(messages, dict):
         for key, value in messages.items():
             place = "(event)" if key == "_schema" and not prefix else f"{prefix}{key}" if key != "_schema" else prefix.rstrip(".")

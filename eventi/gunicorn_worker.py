@@ -67,12 +67,12 @@ class _Connection:
 
     __slots__ = ("served", "request")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.served = 0
         self.request = None  # the request being served; None while waiting for the next one
 
 
-def close_connection_after_response():
+def close_connection_after_response() -> None:
     """Ask the worker serving the current request to close its connection once it has answered
     (a body whose framing broke leaves the rest of the stream unreadable). A no-op outside gunicorn."""
     worker = EventiGeventWorker.running
@@ -91,15 +91,15 @@ class EventiGeventWorker(GeventWorker):
     """Seconds a client has to send a request's headers (EVENTI_HEADER_TIMEOUT_SECONDS, set by
     eventi.runtime.Runtime.start); None keeps gunicorn's keepalive timeout for everything."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._connections = {}  # greenlet -> _Connection
 
-    def init_process(self):
+    def init_process(self) -> None:
         EventiGeventWorker.running = self
         super().init_process()
 
-    def handle(self, listener, client, addr):
+    def handle(self, listener, client, addr) -> None:
         current = gevent.getcurrent()
         self._connections[current] = _Connection()
         try:
@@ -147,7 +147,7 @@ class EventiGeventWorker(GeventWorker):
         for ident, frame in sys._current_frames().items():
             self.log.debug("# Thread %s (%s)\n%s", names.get(ident, ""), ident, "".join(traceback.format_stack(frame)))
 
-    def close_after_response(self):
+    def close_after_response(self) -> None:
         """Answer every request in progress with `Connection: close`. gunicorn decides keep-alive when
         a request starts, so a wait held since before the stop would otherwise keep its connection."""
         for connection in self._connections.values():
@@ -162,7 +162,7 @@ class EventiGeventWorker(GeventWorker):
             greenlet.kill(block=False)
         return len(idle)
 
-    def handle_error(self, req, client, addr, exc):
+    def handle_error(self, req, client, addr, exc) -> None:
         """gunicorn's handler, writing the app's JSON error shape instead of an HTML page."""
         if isinstance(exc, gevent.GreenletExit):  # closed by close_idle_connections: nothing to say
             self.log.debug("Closed an idle connection from %s", (addr or ("",))[0])

@@ -55,7 +55,7 @@ class Push:
 class PayHeroClient:
     """One per worker; requests is gevent-patched there, so a push costs a greenlet, not a thread."""
 
-    def __init__(self, base_url, auth_token, channel_id, timeout=8.0, session=None):
+    def __init__(self, base_url, auth_token, channel_id, timeout=8.0, session=None) -> None:
         self._base = base_url.rstrip("/")
         self._channel_id = channel_id
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
@@ -85,7 +85,7 @@ class PayHeroClient:
         with _observed("transaction_status"):
             return self._call("GET", "/api/v2/transaction-status", params={"reference": reference})
 
-    def close(self):
+    def close(self) -> None:
         self._session.close()
 
     def _call(self, method, path, **kwargs):

@@ -9,7 +9,7 @@ from werkzeug.serving import make_server
 from .app import create_app
 
 
-def main(argv=None):
+def main(argv=None) -> None:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m eventi.simulator", description=__doc__)
     parser.add_argument("--host", default=env.get("EVENTI_SIMULATOR_HOST", "127.0.0.1"))

@@ -26,7 +26,7 @@ CALLBACK_TIMEOUT = 10
 class Simulator:
     """The simulator's record of every push; transaction-status answers from it."""
 
-    def __init__(self, auth_token, delay=3.0, slow_seconds=30.0):
+    def __init__(self, auth_token, delay=3.0, slow_seconds=30.0) -> None:
         self.auth_token = auth_token
         self.delay = delay
         self.slow_seconds = slow_seconds
@@ -60,14 +60,14 @@ class Simulator:
         timer.start()
         return record
 
-    def _settle(self, reference, outcome):
+    def _settle(self, reference, outcome) -> None:
         record = self.pushes[reference]
         record["status"] = "SUCCESS" if outcome.paid else "FAILED"
         record["transaction_date"] = datetime.now(timezone.utc).isoformat()
         for _ in range(outcome.callbacks):
             self._deliver(record, outcome)
 
-    def _deliver(self, record, outcome):
+    def _deliver(self, record, outcome) -> None:
         body = callback_body(record, outcome)
         sent_at = time.time()
         try:

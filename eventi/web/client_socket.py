@@ -7,15 +7,15 @@ import gevent
 class ClientConnection:
     """The waiting client's socket: wakes a waiter when it turns readable, tells whether it closed."""
 
-    def __init__(self, sock):
+    def __init__(self, sock) -> None:
         self._sock = sock
         self._watcher = None
 
-    def watch(self, wake):
+    def watch(self, wake) -> None:
         """Call wake() once when the socket becomes readable (EOF, reset, or pipelined bytes)."""
         self._watcher = gevent.get_hub().loop.io(self._sock.fileno(), 1)
 
-        def fire():
+        def fire() -> None:
             self._watcher.stop()  # level-triggered: fire once, then look with gone()
             wake()
 
@@ -24,7 +24,7 @@ class ClientConnection:
     def gone(self):
         return connection_closed(self._sock)
 
-    def close(self):
+    def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher.close()

@@ -11,7 +11,7 @@ ALLOWED_HEADERS = ["Content-Type", "Idempotency-Key", "X-Request-ID"]
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Idempotent-Replayed"]
 
 
-def init_app(app, origins):
+def init_app(app, origins) -> None:
     """Add CORS (preflights included) to the API routes when origins are configured."""
     if not origins:
         return

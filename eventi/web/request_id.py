@@ -10,11 +10,11 @@ HEADER = "X-Request-ID"
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-def init_app(app):
+def init_app(app) -> None:
     """Give every request an id, visible in every log line about it and in the response header."""
 
     @app.before_request
-    def _take_request_id():
+    def _take_request_id() -> None:
         given = request.headers.get(HEADER, "")
         g.request_id = given if SAFE_ID.match(given) else uuid.uuid4().hex
         REQUEST_ID.set(g.request_id)
@@ -27,6 +27,6 @@ def init_app(app):
         return response
 
     @app.teardown_request
-    def _forget_request_id(exc=None):
+    def _forget_request_id(exc=None) -> None:
         # A keep-alive connection serves its next request in the same greenlet.
         REQUEST_ID.set(None)

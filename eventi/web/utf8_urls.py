@@ -14,7 +14,7 @@ class InvalidUrlEncoding(EventiError):
     status, code, message = 400, "invalid_url_encoding", "The URL's path or query string is not valid UTF-8."
 
 
-def init_app(app):
+def init_app(app) -> None:
     """Refuse such requests before any view, on every route (404s and 405s included)."""
 
     @app.before_request
@@ -23,7 +23,7 @@ def init_app(app):
             raise InvalidUrlEncoding()
 
 
-def is_utf8_url(environ):
+def is_utf8_url(environ) -> bool:
     """True when the request target, PATH_INFO and QUERY_STRING all decode as strict UTF-8 once unquoted.
 
     WSGI carries their bytes as latin-1. The raw target (gunicorn's RAW_URI, REQUEST_URI elsewhere)
