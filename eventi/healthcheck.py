@@ -8,7 +8,7 @@ import sys
 import urllib.request
 
 
-def url(bind) -> str:
+def url(bind: str) -> str:
     """http://127.0.0.1:<port>/healthz for a gunicorn bind such as 0.0.0.0:8000 or [::]:8000."""
     host, _, port = bind.rpartition(":")
     host = host.strip("[]")

@@ -3,7 +3,7 @@ import os
 from collections.abc import Iterable
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,  # noqa: F401  (re-exported for the /metrics view)
+    CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST,  # re-exported for the /metrics view
     CollectorRegistry,
     Counter,
     Gauge,

@@ -150,16 +150,17 @@ class OrderStore:
             return None
         now = utcnow()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as BSON keeps it: every announcer's body is the same
-        claim: dict[str, Any] | None = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
+        claim: dict[str, Any] = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
                  "failureReason": outcome.failure_reason, "resultCode": outcome.result_code, "eventId": event_id,
                  "claimedAt": now}
         try:
             self.claims.insert_one(claim)
             decided = True
         except DuplicateKeyError:
-            claim = self.claims.find_one({"_id": oid})
-            if claim is None:
+            existing = self.claims.find_one({"_id": oid})
+            if existing is None:
                 return None
+            claim = existing
             # Ours after all when the driver retried an insert of ours that had landed.
             decided = event_id is not None and claim["eventId"] == event_id
         order = self._apply_claim(claim)
