@@ -8,7 +8,7 @@ _V2 = CallbackV2Schema()
 _FLAT = CallbackFlatSchema()
 
 
-def parse_callback(payload: object) -> PaymentResult:
+def parse_callback(payload: dict[str, Any]) -> PaymentResult:
     """A PaymentResult from either callback format. Raises marshmallow.ValidationError."""
     if isinstance(payload, dict) and "response" in payload:
         return _from_v2(_V2.load(payload)["response"])

@@ -1,6 +1,7 @@
 """Marshmallow schemas for every request body and query string the API accepts."""
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -18,7 +19,7 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 class StrictInteger(fields.Integer):
     """An integer that must arrive as a JSON number: no strings, floats or booleans."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -27,7 +28,7 @@ class StrictInteger(fields.Integer):
 class QueryInteger(fields.Integer):
     """An integer in a query string: ASCII digits only (int() would also take "٣" or " 3_0")."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,6}", value):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -38,7 +39,7 @@ class KenyanPhone(fields.String):
 
     default_error_messages = {"phone": "Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         match = KENYAN_MOBILE.match(text.replace(" ", ""))
         if not match:
@@ -46,7 +47,7 @@ class KenyanPhone(fields.String):
         return "254" + match.group(1)
 
 
-def no_control_chars(value):
+def no_control_chars(value: str) -> None:
     if CONTROL_CHARS.search(value):
         raise ValidationError("Control characters are not allowed.")
 
@@ -88,12 +89,12 @@ def schema_for(schema: type[Schema], wait_max_seconds: int) -> Schema:
     return schema()
 
 
-class WholeNumber(fields.Number):
+class WholeNumber(fields.Number[float]):
     """An amount as a JSON number that is whole: 1500 or 1500.0. No strings ("1_500", "１５００"), no booleans."""
 
     num_type = float
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
         if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
@@ -104,7 +105,7 @@ class WholeNumber(fields.Number):
 class StrictBoolean(fields.Boolean):
     """A JSON true or false: not "true", 1 or "yes", which fields.Boolean would also take."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
@@ -133,7 +134,7 @@ class CallbackV2ResponseSchema(_Lenient):
     Status = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
     @validates_schema
-    def _a_success_is_consistent(self, data, **kwargs):
+    def _a_success_is_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
         """ResultCode 0 is the only success: it needs its receipt, and Status may not say otherwise."""
         paid = data["ResultCode"] == 0
         if paid and not (data.get("MpesaReceiptNumber") or "").strip():
@@ -150,7 +151,7 @@ class CallbackV2Schema(_Lenient):
     status = StrictBoolean(load_default=None, allow_none=True)
 
     @validates_schema
-    def _status_agrees_with_the_result_code(self, data, **kwargs):
+    def _status_agrees_with_the_result_code(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["status"] is not None and data["status"] != (data["response"]["ResultCode"] == 0):
             raise ValidationError(f"status {str(data['status']).lower()} contradicts ResultCode "
                                   f"{data['response']['ResultCode']}.", "status")
@@ -168,7 +169,7 @@ class CallbackFlatSchema(_Lenient):
     success = StrictBoolean(load_default=None, allow_none=True)
 
     @validates_schema
-    def _a_success_is_consistent(self, data, **kwargs):
+    def _a_success_is_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
         paid = data["status"].lower() == "success"
         if paid and not (data.get("provider_reference") or "").strip():
             raise ValidationError("A successful payment needs its provider_reference.", "provider_reference")

@@ -16,7 +16,8 @@ def document() -> dict[str, Any]:
     cache = current_app.extensions.setdefault("eventi_openapi", {})
     if "document" not in cache:
         cache["document"] = openapi.build(current_app)
-    return cache["document"]
+    built: dict[str, Any] = cache["document"]
+    return built
 
 
 @bp.get("/openapi.json")
