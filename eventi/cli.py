@@ -1,6 +1,7 @@
 """`flask --app wsgi ...` (or `eventi ...`) commands for what ops and support do by hand."""
 import json
 import re
+from typing import Any
 
 import click
 from flask import Flask
@@ -110,6 +111,7 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
             click.echo("no orders with that reference")
         _list_orders(orders)
         return
+    assert phone is not None  # the usage check above: one of the two is given
     match = KENYAN_MOBILE.match(phone.replace(" ", ""))
     if not match:
         raise click.BadParameter("not a Kenyan mobile number (07…, 01…, 2547…, +2547…)", param_hint="--phone")
@@ -119,7 +121,7 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
     _list_orders(orders)
 
 
-def _list_orders(orders: list[dict]) -> None:
+def _list_orders(orders: list[dict[str, Any]]) -> None:
     for o in orders:
         detail = o.get("mpesaReceipt") or o.get("failureReason") or ""
         line = f"{o['id']}  {o['createdAt']}  {o['status']:<9} {o.get('amount')} KES  {o.get('eventId')}  {detail}"

@@ -17,11 +17,12 @@ from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
 from . import schemas
+from .config import Settings
 from .web.common import current_runtime
 from .web.declare import Operation, declared
 from .web.examples import ORDER_ID
 
-ERROR_ANSWERS = {
+ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
                          {"error": "validation_error", "message": "The request is not valid.",
                           "details": {"phone": ["Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}}),
@@ -86,7 +87,7 @@ _ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 
 def openapi_path(rule: Rule | str) -> str:
     """/api/orders/<order_id:order_id>/wait -> /api/orders/{order_id}/wait"""
-    return _ARGUMENT.sub(r"{\2}", getattr(rule, "rule", rule))
+    return _ARGUMENT.sub(r"{\2}", rule.rule if isinstance(rule, Rule) else rule)
 
 
 def _phone_and_amount(self: Any, field: Any, **kwargs: Any) -> dict[str, str]:
@@ -120,6 +121,7 @@ def build(app: Flask) -> dict[str, Any]:
                              "`{\"error\", \"message\", \"details\"?}`. Every response carries `X-Request-ID` "
                              "(the request's, when it sent a safe one of 1-64 `A-Za-z0-9._:-`)."},
     )
+    assert plugin.converter is not None  # APISpec(plugins=[plugin]) set it up
     plugin.converter.add_attribute_function(_phone_and_amount)
     spec.components.schema("Error", schema=schemas.ErrorSchema)
     for name, scheme in SECURITY_SCHEMES.items():
@@ -146,7 +148,7 @@ def build(app: Flask) -> dict[str, Any]:
     return document
 
 
-def _werkzeug_error(status: int) -> dict[str, str]:
+def _werkzeug_error(status: int) -> dict[str, str | None]:
     """The body gunicorn_worker.py answers for status, named as werkzeug (and the app's handler) names it."""
     error = default_exceptions[status]()
     return {"error": error.name.lower().replace(" ", "_"), "message": error.description}
@@ -180,7 +182,7 @@ def _errors(status: int, codes: list[str]) -> dict[str, Any]:
 
 
 def _operation(endpoint: str, op: Operation, path_parameters: list[dict[str, Any]],
-               settings: dict[str, Any]) -> dict[str, Any]:
+               settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"tags": op.tags, "summary": op.summary}
     if op.description:
         out["description"] = op.description
@@ -199,10 +201,9 @@ def _operation(endpoint: str, op: Operation, path_parameters: list[dict[str, Any
     out["responses"] = {}
     errors = _error_codes(op)
     for status in sorted({*op.responses, *errors}):
-        response = op.responses.get(status)
         if status in errors:
             response = _errors(status, errors[status])
-        elif "schema" in response:
+        elif "schema" in (response := op.responses[status]):
             response = {"description": response["description"], "content": {"application/json": {
                 "schema": response["schema"],
                 "examples": {name: {"value": value} for name, value in response["examples"].items()},

@@ -1,5 +1,6 @@
 """Blueprint for the shopper's pages: events on sale, the checkout form and the payment status page (server-rendered)."""
 from datetime import timedelta, timezone
+from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
 
@@ -20,7 +21,7 @@ EAT = timezone(timedelta(hours=3), "EAT")
 @bp.get("/events")
 @declare("The events on sale, soonest first (HTML)", tags=["pages"],
          responses={200: text("text/html", "A list of links to each event's checkout", "<!doctype html>...")})
-def events():
+def events() -> tuple[str, int, dict[str, str]]:
     """The events whose tickets are on sale, soonest first."""
     return _page(render_template("events.html", events=[_event_view(e) for e in current_runtime().events.upcoming()]))
 
@@ -34,7 +35,7 @@ def events():
     responses={200: text("text/html", "The form; it posts to POST /api/orders", "<!doctype html>..."),
                404: text("text/html", "No such event, or it has started: a page linking to the events on sale",
                          "<!doctype html>...")})
-def checkout(event_id):
+def checkout(event_id: str) -> tuple[str, int, dict[str, str]]:
     """The checkout form: ticket type, number of tickets, name, email, phone. Prices come from the stored event."""
     p = current_runtime()
     event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
@@ -75,13 +76,13 @@ def status(order_id: OrderId | None) -> tuple[str, int, dict[str, str]]:
     ))
 
 
-def _event_view(event):
+def _event_view(event: dict[str, Any]) -> dict[str, str]:
     starts = event["startsAt"].astimezone(EAT)
     return {"id": event["_id"], "name": event["name"], "venue": event["venue"], "currency": event["currency"],
             "starts_iso": starts.isoformat(), "starts": starts.strftime("%a %d %b %Y, %H:%M EAT").replace(" 0", " ")}
 
 
-def _bought(order):
+def _bought(order: dict[str, Any]) -> dict[str, Any] | None:
     """What the order buys, as stored on it (orders from before issue 12 have no ticket type)."""
     if "quantity" not in order:
         return None
@@ -89,11 +90,11 @@ def _bought(order):
             "amount": order["amount"], "currency": order.get("currency", "KES")}
 
 
-def _not_found(message=None):
+def _not_found(message: str | None = None) -> tuple[str, int, dict[str, str]]:
     return _page(render_template("not_found.html", message=message), 404)
 
 
-def _page(html, status=200):
+def _page(html: str, status: int = 200) -> tuple[str, int, dict[str, str]]:
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
     return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}
