@@ -151,7 +151,7 @@ def table(designs, markdown=False):
         lines += ["| " + " | ".join(r) + " |" for r in body]
         return "\n".join(lines)
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *[fmt(r) for r in body]])
 
 

@@ -91,7 +91,7 @@ def parse(data: object, source: str = "event file") -> list[dict[str, Any]]:
 
 def document(event: dict[str, Any]) -> dict[str, Any]:
     """The stored form of a validated event: its id as _id, the start time in UTC."""
-    return {"_id": event["id"], "name": event["name"], "startsAt": event["startsAt"].astimezone(datetime.timezone.utc),
+    return {"_id": event["id"], "name": event["name"], "startsAt": event["startsAt"].astimezone(datetime.UTC),
             "venue": event["venue"], "currency": event["currency"], "ticketTypes": event["ticketTypes"],
             "updatedAt": utcnow()}
 

@@ -171,9 +171,9 @@ class EventiGeventWorker(GeventWorker):
     def close_idle_connections(self) -> int:
         """Close the connections waiting for a next request (or its headers): their greenlets end
         quietly (see handle_error) and the client reads EOF."""
-        idle = [greenlet for greenlet, connection in self._connections.items() if connection.request is None]
-        for greenlet in idle:
-            gevent.kill(greenlet)  # asynchronously, as Greenlet.kill(block=False)
+        idle = [glet for glet, connection in self._connections.items() if connection.request is None]
+        for glet in idle:
+            gevent.kill(glet)  # asynchronously, as Greenlet.kill(block=False)
         return len(idle)
 
     def handle_error(self, req: "Request | None", client: "socket", addr: "_AddressType", exc: BaseException) -> None:

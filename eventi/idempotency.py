@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
-
 from pymongo import ASCENDING, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure

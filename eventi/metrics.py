@@ -2,8 +2,8 @@
 import os
 from collections.abc import Iterable
 
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST  # re-exported for the /metrics view
 from prometheus_client import (
-    CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST,  # re-exported for the /metrics view
     CollectorRegistry,
     Counter,
     Gauge,

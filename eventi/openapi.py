@@ -177,7 +177,7 @@ def _error_codes(op: Operation) -> dict[int, list[str]]:
 def _errors(status: int, codes: list[str]) -> dict[str, Any]:
     """One documented response for the error codes of one status."""
     answers = [ERROR_ANSWERS[code] for code in codes]
-    description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers))
+    description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers, strict=True))
     return _error_response(description or HTTPStatus(status).phrase, [body for _, _, body in answers])
 
 

@@ -209,13 +209,15 @@ def test_flat_format_callbacks_are_applied(client, runtime, make_order):
 def test_audit_keeps_the_body_verbatim(client, runtime, make_order):
     order_id, _ = make_order()
     url = f"/api/payhero/callback?token={runtime.tokens.callback_token(order_id)}"
-    raw = '{"response": {"Amount": 1500, "ExternalReference": "%s", "ResultCode": 1037, "ResultDesc": "DS timeout", "$odd": {"a.b": 1}}}' % order_id
+    raw = ('{"response": {"Amount": 1500, "ExternalReference": "' + order_id
+           + '", "ResultCode": 1037, "ResultDesc": "DS timeout", "$odd": {"a.b": 1}}}')
     assert client.post(url, data=raw, content_type="application/json").status_code == 200
     assert runtime.store.events_for(order_id)[0]["raw"] == raw
 
 
 def test_errors_are_json_never_html(client):
-    for response in [client.get("/nope"), client.delete("/api/orders"), client.post("/api/orders", data="x", content_type="text/plain")]:
+    for response in [client.get("/nope"), client.delete("/api/orders"),
+                     client.post("/api/orders", data="x", content_type="text/plain")]:
         assert response.is_json
         assert set(response.json) >= {"error", "message"}
     assert client.post("/api/orders", data="x" * 70_000, content_type="application/json").status_code == 413

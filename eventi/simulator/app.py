@@ -10,7 +10,7 @@ import secrets
 import string
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -42,7 +42,7 @@ class Simulator:
         reference = _code(10)
         record = {
             "reference": reference,
-            "CheckoutRequestID": "ws_CO_" + datetime.now(timezone.utc).strftime("%d%m%Y%H%M%S") + _digits(9),
+            "CheckoutRequestID": "ws_CO_" + datetime.now(UTC).strftime("%d%m%Y%H%M%S") + _digits(9),
             "MerchantRequestID": f"{_digits(4)}-{_digits(8)}-1",
             "external_reference": body["external_reference"],
             "amount": body["amount"],
@@ -64,7 +64,7 @@ class Simulator:
     def _settle(self, reference: str, outcome: outcomes.Outcome) -> None:
         record = self.pushes[reference]
         record["status"] = "SUCCESS" if outcome.paid else "FAILED"
-        record["transaction_date"] = datetime.now(timezone.utc).isoformat()
+        record["transaction_date"] = datetime.now(UTC).isoformat()
         for _ in range(outcome.callbacks):
             self._deliver(record, outcome)
 

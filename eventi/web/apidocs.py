@@ -1,6 +1,5 @@
 """Blueprint for the API's readers: the OpenAPI document and the same as a self-contained HTML page."""
 import json
-
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template_string

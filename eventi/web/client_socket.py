@@ -48,7 +48,7 @@ def connection_closed(sock: socket.socket) -> bool:
     sock.settimeout(0.0)  # a non-blocking peek, also on gevent's cooperative sockets
     try:
         return sock.recv(1, socket.MSG_PEEK) == b""
-    except (BlockingIOError, socket.timeout):
+    except (TimeoutError, BlockingIOError):
         return False
     except OSError:
         return True
