@@ -31,7 +31,8 @@ REDIS_ERRORS = Counter("eventi_redis_errors_total", "Redis commands that failed"
 STORE_ERRORS = Counter("eventi_store_errors_total", "MongoDB operations that failed")
 STORE_READS = Counter("eventi_store_reads_total", "MongoDB order reads")
 STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected, unreachable and "
-                     "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused by the per-phone push limit and never sent", ["outcome"])
+                     "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused "
+                     "by the per-phone push limit and never sent", ["outcome"])
 
 
 def render() -> bytes:

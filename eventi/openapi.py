@@ -25,7 +25,8 @@ from .web.examples import ORDER_ID
 ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
                          {"error": "validation_error", "message": "The request is not valid.",
-                          "details": {"phone": ["Not a Kenyan mobile number (07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}}),
+                          "details": {"phone": ["Not a Kenyan mobile number "
+                                                "(07XXXXXXXX, 01XXXXXXXX, 2547XXXXXXXX or +2547XXXXXXXX)."]}}),
     "invalid_json": (400, "The body is not strict JSON (UTF-8, no NaN, no lone surrogates, at most 32 levels).",
                      {"error": "invalid_json", "message": "The body is not valid JSON."}),
     "malformed_body": (400, "The body's chunked framing is broken; the connection is closed.",
@@ -49,14 +50,16 @@ ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "not_found": (404, "Unknown or malformed order id, or a token that does not match it: all look the same.",
                   {"error": "not_found", "message": "No such order, or the token does not match it."}),
     "request_entity_too_large": (413, "Body larger than EVENTI_MAX_CONTENT_LENGTH (with Content-Length or chunked).",
-                                 {"error": "request_entity_too_large", "message": "The data value transmitted exceeds the capacity limit."}),
+                                 {"error": "request_entity_too_large",
+                                  "message": "The data value transmitted exceeds the capacity limit."}),
     "unsupported_media_type": (415, "The body is not sent as application/json.",
                                {"error": "unsupported_media_type", "message": "Send the body as application/json."}),
     "too_many_waits": (429, "Too many waits on this order or this worker; retry after `Retry-After` seconds.",
                        {"error": "too_many_waits", "message": "Too many requests are waiting; retry shortly."}),
     "too_many_pushes": (429, "The push limit of this phone number (EVENTI_PUSH_LIMIT per EVENTI_PUSH_LIMIT_WINDOW) is "
                              "reached; retry after `Retry-After` seconds. Nothing was stored.",
-                        {"error": "too_many_pushes", "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
+                        {"error": "too_many_pushes",
+                         "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
     "internal_error": (500, "A bug on our side; the log line carries the request's X-Request-ID.",
                        {"error": "internal_error", "message": "Something went wrong on our side."}),
     "payment_provider_error": (502, "PayHero surely did not queue the push: it could not be connected to, or it "
@@ -93,7 +96,8 @@ def openapi_path(rule: Rule | str) -> str:
 def _phone_and_amount(self: Any, field: Any, **kwargs: Any) -> dict[str, str]:
     """Say in the document what the custom fields accept."""
     if isinstance(field, schemas.KenyanPhone):
-        return {"pattern": r"^(\+?254|0)[17][0-9]{8}$", "example": "0712345678", "description": "07…, 01…, 2547…, 2541…, optionally with +; stored as 254…"}
+        return {"pattern": r"^(\+?254|0)[17][0-9]{8}$", "example": "0712345678",
+                "description": "07…, 01…, 2547…, 2541…, optionally with +; stored as 254…"}
     if isinstance(field, schemas.WholeNumber):
         return {"description": "A whole number; 1500, 1500.0 and \"1500\" are accepted."}
     return {}

@@ -34,5 +34,7 @@ def quote(event: dict[str, Any], ticket_type_id: str, quantity: int) -> Quote:
         raise ValidationFailed(details={"quantity": [f"At most {ticket['maxPerOrder']} tickets of this type per order."]})
     amount = ticket["price"] * quantity
     if amount > MAX_PAYMENT:
-        raise ValidationFailed(details={"quantity": [f"The total would exceed KES {MAX_PAYMENT:,}, the most one M-Pesa payment carries."]})
-    return Quote(event["_id"], ticket["id"], ticket["name"], quantity, ticket["price"], amount, event["currency"], ticket["capacity"])
+        raise ValidationFailed(details={"quantity": [
+            f"The total would exceed KES {MAX_PAYMENT:,}, the most one M-Pesa payment carries."]})
+    return Quote(event["_id"], ticket["id"], ticket["name"], quantity, ticket["price"], amount, event["currency"],
+                 ticket["capacity"])

@@ -9,6 +9,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from .outcomes import CODES as REASON_CODES
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+EVENT_ID_ERROR = "1-64 characters of A-Z, a-z, 0-9, _ or -."
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 """Ids of events and ticket types in event files: lowercase letters, digits and inner hyphens."""
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -55,8 +56,8 @@ def no_control_chars(value: str) -> None:
 class OrderCreateSchema(Schema):
     """Body of POST /api/orders."""
 
-    eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
-    ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
+    eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error=EVENT_ID_ERROR))
+    ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error=EVENT_ID_ERROR))
     quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=100))
     phone = KenyanPhone(required=True)
     email = fields.Email(required=True, validate=validate.Length(max=254))
@@ -160,7 +161,8 @@ class CallbackV2Schema(_Lenient):
 class CallbackFlatSchema(_Lenient):
     """PayHero's newer flat callback."""
 
-    status = fields.String(required=True, validate=validate.OneOf(["success", "failed", "SUCCESS", "FAILED", "Success", "Failed"]))
+    status = fields.String(required=True,
+                           validate=validate.OneOf(["success", "failed", "SUCCESS", "FAILED", "Success", "Failed"]))
     external_reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     amount = WholeNumber(load_default=None, allow_none=True, validate=CALLBACK_AMOUNT)
     message = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
@@ -195,10 +197,13 @@ class OrderCreatedSchema(Schema):
     orderId = fields.String(required=True, metadata={"description": "24 hex characters."})
     paymentStatus = fields.String(required=True, validate=validate.OneOf(["pending"]))
     statusToken = fields.String(required=True, metadata={"description": "Pass as ?token= to the status and wait routes."})
-    amount = fields.Integer(required=True, metadata={"description": "What the STK push asks for: price x quantity, decided by the server."})
+    amount = fields.Integer(required=True, metadata={
+        "description": "What the STK push asks for: price x quantity, decided by the server."})
     currency = fields.String(required=True, validate=validate.OneOf(["KES"]))
-    waitUrl = fields.String(required=True, metadata={"description": "The wait route for this order, token included; absolute, on PUBLIC_BASE_URL."})
-    statusUrl = fields.String(required=True, metadata={"description": "The status route for this order, token included; absolute, on PUBLIC_BASE_URL."})
+    waitUrl = fields.String(required=True, metadata={
+        "description": "The wait route for this order, token included; absolute, on PUBLIC_BASE_URL."})
+    statusUrl = fields.String(required=True, metadata={
+        "description": "The status route for this order, token included; absolute, on PUBLIC_BASE_URL."})
     pushState = fields.String(validate=validate.OneOf(["uncertain"]), metadata={
         "description": "Only when PayHero did not say whether it queued the STK push (it timed out or answered 5xx): "
                        "the phone may still be prompted, so the order stays pending and its callback (or the reconcile "
@@ -257,7 +262,8 @@ class OrderStatusSchema(Schema):
 class WaitResultSchema(OrderStatusSchema):
     """Answer of the wait route: the status plus whether it is final and how long the request was held."""
 
-    final = fields.Boolean(required=True, metadata={"description": "false only when the wait timed out (or the server is stopping) with the order still pending."})
+    final = fields.Boolean(required=True, metadata={
+        "description": "false only when the wait timed out (or the server is stopping) with the order still pending."})
     waitedMs = fields.Integer(required=True)
 
 
@@ -265,8 +271,12 @@ class CallbackAckSchema(Schema):
     """Answer to PayHero's callback."""
 
     received = fields.Boolean(required=True)
-    duplicate = fields.Boolean(metadata={"description": "true when an earlier delivery had decided the status; nothing changed, the final status was announced again."})
-    verified = fields.Boolean(metadata={"description": "false (PAYHERO_VERIFY_CALLBACKS=1 only) when transaction-status did not confirm a paid callback: the order stays pending."})
+    duplicate = fields.Boolean(metadata={
+        "description": "true when an earlier delivery had decided the status; nothing changed, the final status was "
+                       "announced again."})
+    verified = fields.Boolean(metadata={
+        "description": "false (PAYHERO_VERIFY_CALLBACKS=1 only) when transaction-status did not confirm a paid callback: "
+                       "the order stays pending."})
 
 
 class HealthSchema(Schema):
