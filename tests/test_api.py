@@ -123,7 +123,8 @@ def test_wait_answers_when_the_callback_lands(client, runtime, make_order):
     waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
     assert post_callback(client, runtime, order_id, "success").json == {"received": True}
     response = waiting.get(timeout=30)
-    assert (response.json["paymentStatus"], response.json["final"], response.json["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
+    body = response.json
+    assert (body["paymentStatus"], body["final"], body["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
 
 
 @pytest.mark.parametrize("query", ["timeout=0", "timeout=121", "timeout=abc", "timeout=-5", "timeout=1.5"])

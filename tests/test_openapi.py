@@ -143,6 +143,7 @@ def test_docs_page_is_self_contained_html(client):
     response = client.get("/api/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    assert "<script" not in page and not re.search(r"""(src|href|url)\s*[=(]\s*["']?https?:""", page)  # loads nothing from elsewhere
+    # loads nothing from elsewhere
+    assert "<script" not in page and not re.search(r"""(src|href|url)\s*[=(]\s*["']?https?:""", page)
     assert "https://tickets.example.co.ke/api/orders/" in page  # absolute URLs in examples are text, not loads
     assert "/api/orders/{order_id}/wait" in page and "Long-poll until the payment is final" in page
