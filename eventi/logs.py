@@ -200,7 +200,7 @@ def gunicorn_logger_class() -> type["Logger"]:
     from gunicorn.glogging import Logger
 
     class RedactingLogger(Logger):
-        def setup(self, cfg: Config) -> None:
+        def setup(self, cfg: "Config") -> None:
             super().setup(cfg)
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
