@@ -26,7 +26,7 @@ run: deps-run  ## start Redis, PostgreSQL + FerretDB (data in var/), the PayHero
 test: deps  ## install what is missing, then run the whole test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.test  ## ruff (style, imports, likely bugs) over every Python folder and mypy over eventi/ (settings in pyproject.toml)
+lint: $(VENV)/.test  ## static checks, no servers: ruff over every Python folder, mypy --strict over eventi/ (pyproject.toml); CI runs it first
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 

@@ -49,7 +49,7 @@ class Profiler:
         self.files = [self.dir / f"{label}-{pid}.txt" for pid in pids]
         self.procs = [subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--rate", str(RATE), "--gil", "--format", "raw",
                                         "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                      for pid, path in zip(pids, self.files)]
+                      for pid, path in zip(pids, self.files, strict=True)]
 
     def stop(self):
         for p in self.procs:

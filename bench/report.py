@@ -38,6 +38,14 @@ def _per(cpu, count):
     return " / ".join(f"{1000 * cpu[k] / count:.2f}" for k in ("gunicorn", "ferretdb", "postgres", "redis")) + " ms"
 
 
+CALLBACK_PHASES = ("callback_steady", "callback_burst")
+
+
+def _answered(phase):
+    """Callbacks of a phase answered 200."""
+    return phase["orders"] - phase["post_errors"]
+
+
 def _lat(phase, key):
     lat = (phase or {}).get("latency")
     return None if not lat else lat[key]
@@ -82,16 +90,18 @@ def rows(designs):
     add("callback POST itself, p50 / p99",
         lambda d: f"{_ms(d['phases']['callback_steady']['post']['p50'])} / {_ms(d['phases']['callback_steady']['post']['p99'])}")
     add("steady callbacks: time to send and get all 200s",
-        lambda d: f"{d['phases']['callback_steady']['send_seconds']:.1f} s ({d['phases']['callback_steady']['orders']} at {d['rate']:.0f}/s)")
+        lambda d: f"{d['phases']['callback_steady']['send_seconds']:.1f} s "
+                  f"({d['phases']['callback_steady']['orders']} at {d['rate']:.0f}/s)")
     add("steady publishes achieved rate",
         lambda d: f"{d['phases']['publish_steady']['orders'] / d['phases']['publish_steady']['send_seconds']:.0f}/s")
     add("callbacks answered 200 / sent (steady + burst)",
-        lambda d: f"{sum(d['phases'][p]['orders'] - d['phases'][p]['post_errors'] for p in ('callback_steady', 'callback_burst'))}"
-                  f" / {sum(d['phases'][p]['orders'] for p in ('callback_steady', 'callback_burst'))}")
+        lambda d: f"{sum(d['phases'][p]['orders'] - d['phases'][p]['post_errors'] for p in CALLBACK_PHASES)}"
+                  f" / {sum(d['phases'][p]['orders'] for p in CALLBACK_PHASES)}")
     add("steady callbacks achieved rate",
-        lambda d: f"{(d['phases']['callback_steady']['orders'] - d['phases']['callback_steady']['post_errors']) / d['phases']['callback_steady']['send_seconds']:.0f}/s")
+        lambda d: f"{_answered(d['phases']['callback_steady']) / d['phases']['callback_steady']['send_seconds']:.0f}/s")
     add("burst of callbacks: all clients answered",
-        lambda d: f"{_ms(d['phases']['callback_burst']['all_answered_seconds'])} ({d['phases']['callback_burst']['orders']} callbacks)",
+        lambda d: f"{_ms(d['phases']['callback_burst']['all_answered_seconds'])} "
+                  f"({d['phases']['callback_burst']['orders']} callbacks)",
         lambda d: d["phases"]["callback_burst"]["all_answered_seconds"])
     add("burst of publishes: all clients answered", lambda d: _ms(d["phases"]["publish_burst"]["all_answered_seconds"]),
         lambda d: d["phases"]["publish_burst"]["all_answered_seconds"])
@@ -110,7 +120,8 @@ def rows(designs):
     add("RSS per held client", lambda d: f"{(d['rss_holding'] - d['rss_before']) / n(d) / 1024:.1f} KB",
         lambda d: (d["rss_holding"] - d["rss_before"]) / n(d))
     add("server CPU during the idle hold",
-        lambda d: f"{d['idle_server_cpu']:.2f} s / {d['idle_seconds']:.0f} s = {100 * d['idle_server_cpu'] / d['idle_seconds']:.1f} % of a core",
+        lambda d: f"{d['idle_server_cpu']:.2f} s / {d['idle_seconds']:.0f} s = "
+                  f"{100 * d['idle_server_cpu'] / d['idle_seconds']:.1f} % of a core",
         lambda d: d["idle_server_cpu"])
     add("Redis CPU during the idle hold", lambda d: f"{d['idle_redis_cpu']:.2f} s", lambda d: d["idle_redis_cpu"])
     add("FerretDB / PostgreSQL CPU during the idle hold",
@@ -151,7 +162,7 @@ def table(designs, markdown=False):
         lines += ["| " + " | ".join(r) + " |" for r in body]
         return "\n".join(lines)
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *[fmt(r) for r in body]])
 
 

@@ -441,11 +441,11 @@ def summarise(slices, kinds, starts, posts, clients, phase_info):
 
 def count_errors(clients, posts, kinds, slices):
     samples, errors = [], 0
-    for oid, c in clients.items():
+    for c in clients.values():
         if c["errors"] or c["wrong"]:
             errors += 1
             samples.extend(c["errors"][:1])
-    for oid, p in posts.items():
+    for p in posts.values():
         if p["status"] != 200:
             errors += 1
             samples.append(f"callback {p['status']}: {p['error']}")

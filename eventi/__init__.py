@@ -24,7 +24,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
     # No SECRET_KEY for Flask: eventi has no sessions, and with a key Flask builds a
     # session serializer on every request (docs/benchmarks.md).
     app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length)
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # app.json is Flask's DefaultJSONProvider
     # "/api/orders//wait" must be a JSON 404, not an HTML redirect to "/api/orders/wait".
     app.url_map.merge_slashes = False
     Runtime(settings).init_app(app)
@@ -32,7 +32,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         # Trust X-Forwarded-For/-Proto only as far back as the proxies we run (nginx: 1).
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]  # werkzeug's way
 
     from .web import cors, errors, health, register_routes, request_id, request_metrics, utf8_urls
 

@@ -1,6 +1,7 @@
 """`flask --app wsgi ...` (or `eventi ...`) commands for what ops and support do by hand."""
 import json
 import re
+from typing import Any
 
 import click
 from flask import Flask
@@ -109,6 +110,7 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
             click.echo("no orders with that reference")
         _list_orders(orders)
         return
+    assert phone is not None  # the usage check above: one of the two is given
     stored = phones.normalise(phone)
     if stored is None:
         raise click.BadParameter(phones.MESSAGE, param_hint="--phone")
@@ -118,7 +120,7 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
     _list_orders(orders)
 
 
-def _list_orders(orders: list[dict]) -> None:
+def _list_orders(orders: list[dict[str, Any]]) -> None:
     for o in orders:
         detail = o.get("mpesaReceipt") or o.get("failureReason") or ""
         line = f"{o['id']}  {o['createdAt']}  {o['status']:<9} {o.get('amount')} KES  {o.get('eventId')}  {detail}"

@@ -6,12 +6,14 @@ config, `simulator` the local PayHero simulator. All read the same EVENTI_* envi
 """
 import os
 import sys
+from collections.abc import MutableMapping
 
 import click
+from flask import Flask
 from flask.cli import ScriptInfo
 
 
-def _load_app():
+def _load_app() -> Flask:
     from .wsgi import app  # patches gevent first; an invalid setting exits 4 with one line naming it
 
     return app
@@ -20,26 +22,26 @@ def _load_app():
 class _WithAppCommands(click.Group):
     """Its own commands, then the app's (eventi/cli.py), loaded only when one of them is asked for."""
 
-    def list_commands(self, ctx):
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_app_commands(ctx)})
 
-    def get_command(self, ctx, name):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return super().get_command(ctx, name) or _app_commands(ctx).get(name)
 
 
-def _app_commands(ctx):
+def _app_commands(ctx: click.Context) -> MutableMapping[str, click.Command]:
     return ctx.ensure_object(ScriptInfo).load_app().cli.commands
 
 
 @click.group(cls=_WithAppCommands, context_settings={"obj": ScriptInfo(create_app=_load_app, set_debug_flag=False)})
-def main():
+def main() -> None:
     """eventi: instant M-Pesa payment status. Settings come from EVENTI_* variables (README)."""
 
 
 @main.command("serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                          "help_option_names": []})
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
-def serve(gunicorn_args):
+def serve(gunicorn_args: tuple[str, ...]) -> None:
     """Run gunicorn with eventi's gevent workers on EVENTI_BIND; other arguments go to gunicorn."""
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:eventi.gunicorn_conf", *gunicorn_args, "eventi.wsgi:app"]
     os.execv(sys.executable, argv)
@@ -48,7 +50,7 @@ def serve(gunicorn_args):
 @main.command("simulator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                              "help_option_names": []})
 @click.argument("simulator_args", nargs=-1, type=click.UNPROCESSED)
-def simulator(simulator_args):
+def simulator(simulator_args: tuple[str, ...]) -> None:
     """Run the local PayHero simulator (--port, --delay, --slow; --help for more)."""
     from .simulator.__main__ import main as run_simulator
 

@@ -1,4 +1,5 @@
 """One exception base for the service; the web layer turns each into the JSON error shape."""
+from typing import Any
 
 
 class EventiError(Exception):
@@ -7,8 +8,9 @@ class EventiError(Exception):
     status = 500
     code = "internal_error"
     message = "Something went wrong on our side."
+    retry_after: int | None = None  # seconds for the Retry-After header (every 429 has one, 5 unless set)
 
-    def __init__(self, message=None, details=None, **extra):
+    def __init__(self, message: str | None = None, details: dict[str, Any] | list[Any] | None = None, **extra: Any) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
@@ -38,7 +40,8 @@ class TooManyWaits(EventiError):
 class PaymentProviderError(EventiError):
     """PayHero was unreachable, too slow, or refused the STK push."""
 
-    status, code, message = 502, "payment_provider_error", "The payment provider did not accept the M-Pesa request; try again shortly."
+    status, code = 502, "payment_provider_error"
+    message = "The payment provider did not accept the M-Pesa request; try again shortly."
     sent = True  # False only when the request surely never reached PayHero (the push limit then gives it back)
     uncertain = False  # True when PayHero may have queued the push anyway (a timeout, a 5xx): the phone may be prompted
 
@@ -70,7 +73,8 @@ class IdempotencyKeyReused(EventiError):
 class IdempotencyKeyInUse(EventiError):
     """An Idempotency-Key whose first request is still being answered."""
 
-    status, code, message = 409, "idempotency_key_in_use", "An order with this Idempotency-Key is still being created; retry shortly."
+    status, code = 409, "idempotency_key_in_use"
+    message = "An order with this Idempotency-Key is still being created; retry shortly."
     retry_after = 1
 
 

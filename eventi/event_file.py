@@ -5,7 +5,9 @@ not at all, and each problem is named by its place in the file ("ticketTypes.1.p
 """
 import datetime
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -38,7 +40,7 @@ class EventFileSchema(Schema):
     ticketTypes = fields.List(fields.Nested(TicketTypeFileSchema), required=True, validate=validate.Length(min=1, max=20))
 
     @validates_schema
-    def _ticket_type_ids_are_unique(self, data, **kwargs):
+    def _ticket_type_ids_are_unique(self, data: dict[str, Any], **kwargs: Any) -> None:
         ids = [ticket["id"] for ticket in data.get("ticketTypes", [])]
         if len(ids) != len(set(ids)):
             raise ValidationError("Ticket type ids must be unique within the event.", "ticketTypes")
@@ -48,7 +50,7 @@ class EventFileError(ValueError):
     """The file cannot be loaded; str() lists every problem, one per line."""
 
 
-def read(path):
+def read(path: str | Path) -> list[dict[str, Any]]:
     """The event documents a JSON or YAML file describes; raises EventFileError naming each problem."""
     path = Path(path)
     try:
@@ -62,13 +64,14 @@ def read(path):
     return parse(_dates_as_text(data), str(path))
 
 
-def parse(data, source="event file"):
+def parse(data: object, source: str = "event file") -> list[dict[str, Any]]:
     """Validate one event (a mapping) or several (a list, or {"events": [...]}); the stored documents."""
     if isinstance(data, dict) and set(data) == {"events"}:
         data = data["events"]
     many = isinstance(data, list)
-    items = data if many else [data]
-    problems, documents = [], []
+    items: list[object] = data if isinstance(data, list) else [data]
+    problems: list[str] = []
+    documents: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         where = f"{source}: [{index}] " if many else f"{source}: "
         if not isinstance(item, dict):
@@ -86,14 +89,14 @@ def parse(data, source="event file"):
     return documents
 
 
-def document(event):
+def document(event: dict[str, Any]) -> dict[str, Any]:
     """The stored form of a validated event: its id as _id, the start time in UTC."""
-    return {"_id": event["id"], "name": event["name"], "startsAt": event["startsAt"].astimezone(datetime.timezone.utc),
+    return {"_id": event["id"], "name": event["name"], "startsAt": event["startsAt"].astimezone(datetime.UTC),
             "venue": event["venue"], "currency": event["currency"], "ticketTypes": event["ticketTypes"],
             "updatedAt": utcnow()}
 
 
-def _flatten(messages, prefix=""):
+def _flatten(messages: object, prefix: str = "") -> Iterator[tuple[str, object]]:
     if isinstance(messages, dict):
         for key, value in messages.items():
             place = "(event)" if key == "_schema" and not prefix else f"{prefix}{key}" if key != "_schema" else prefix.rstrip(".")
@@ -106,7 +109,7 @@ def _flatten(messages, prefix=""):
                 yield prefix.rstrip(".") or "(event)", message
 
 
-def _dates_as_text(data):
+def _dates_as_text(data: object) -> object:
     """YAML reads 2026-12-12T19:00:00+03:00 as a datetime: give the schema the text it checks."""
     if isinstance(data, dict):
         return {key: _dates_as_text(value) for key, value in data.items()}

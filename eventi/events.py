@@ -1,5 +1,9 @@
 """EventStore: the events and their ticket types in MongoDB (loaded by `flask --app wsgi events load`)."""
+from datetime import datetime
+from typing import Any
+
 from pymongo import ASCENDING, WriteConcern
+from pymongo.database import Database
 
 from .models import utcnow
 from .store import _unavailable_on_error
@@ -8,21 +12,21 @@ from .store import _unavailable_on_error
 class EventStore:
     """Events by id; an event is on sale until it starts."""
 
-    def __init__(self, database):
+    def __init__(self, database: Database[dict[str, Any]]) -> None:
         self.events = database.get_collection("events", write_concern=WriteConcern(w="majority", j=True))
 
     @_unavailable_on_error
-    def save(self, document):
+    def save(self, document: dict[str, Any]) -> bool:
         """Create or replace one event document; True when it is new."""
         result = self.events.replace_one({"_id": document["_id"]}, document, upsert=True)
         return result.upserted_id is not None
 
     @_unavailable_on_error
-    def get(self, event_id):
+    def get(self, event_id: str) -> dict[str, Any] | None:
         """The event, past or not, or None."""
         return self.events.find_one({"_id": event_id})
 
-    def on_sale(self, event_id, now=None):
+    def on_sale(self, event_id: str, now: datetime | None = None) -> dict[str, Any] | None:
         """The event while its tickets are sold (it has not started), else None."""
         event = self.get(event_id)
         if event is None or event["startsAt"] <= (now or utcnow()):
@@ -30,11 +34,11 @@ class EventStore:
         return event
 
     @_unavailable_on_error
-    def upcoming(self, now=None, limit=100):
+    def upcoming(self, now: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Events not started yet, soonest first."""
         return list(self.events.find({"startsAt": {"$gt": now or utcnow()}}).sort("startsAt", ASCENDING).limit(limit))
 
 
-def ticket_type(event, ticket_type_id):
+def ticket_type(event: dict[str, Any], ticket_type_id: str) -> dict[str, Any] | None:
     """The event's ticket type with that id, or None."""
     return next((t for t in event["ticketTypes"] if t["id"] == ticket_type_id), None)

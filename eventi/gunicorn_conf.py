@@ -6,13 +6,14 @@ the environment as the README's settings table says.
 import os
 import shutil
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 # eventi.config and eventi.logs import the standard library only: safe in gunicorn's master before any fork.
 from eventi.config import LOG_LEVELS, exit_on_config_error, load, positive_int
 from eventi.logs import gunicorn_logconfig, gunicorn_logger_class
 
 if TYPE_CHECKING:
+    from flask import Flask
     from gunicorn.arbiter import Arbiter
 
     from eventi.gunicorn_worker import EventiGeventWorker
@@ -92,7 +93,7 @@ def worker_int(worker: "EventiGeventWorker") -> None:
 def _runtime(worker: "EventiGeventWorker") -> "Runtime":
     from eventi.web.common import current_runtime
 
-    return current_runtime(worker.wsgi)
+    return current_runtime(cast("Flask", worker.wsgi))  # gunicorn loaded wsgi:app, eventi's Flask app
 
 
 def _fresh_metrics_directory() -> None:

@@ -18,8 +18,10 @@ import traceback
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
 import gevent
+from greenlet import greenlet
 from gunicorn import util
 from gunicorn.http import errors
 from gunicorn.workers.ggevent import GeventWorker
@@ -27,8 +29,14 @@ from werkzeug.exceptions import default_exceptions
 
 from .errors import EventiError
 
+if TYPE_CHECKING:
+    from gevent.socket import socket
+    from gunicorn._types import _AddressType  # the stubs' own alias: a TCP pair, a Unix path or a descriptor
+    from gunicorn.http import Request
+
 _STATUS = (  # first match wins; ParseException subclasses are the client's fault
-    ((errors.InvalidResponseHeader, errors.InvalidResponseHeaderName), 500),  # the app's fault
+    # the app's fault (new in gunicorn 23, not in types-gunicorn yet)
+    ((errors.InvalidResponseHeader, errors.InvalidResponseHeaderName), 500),  # type: ignore[attr-defined]
     (errors.LimitRequestLine, 414),
     (errors.LimitRequestHeaders, 431),
     (errors.UnsupportedTransferCoding, 501),
@@ -39,7 +47,7 @@ _STATUS = (  # first match wins; ParseException subclasses are the client's faul
 )
 
 
-def status_for(exc):
+def status_for(exc: BaseException) -> int:
     """The HTTP status for an error raised below the app; 500 for anything not the client's fault."""
     for kinds, status in _STATUS:
         if isinstance(exc, kinds):
@@ -47,9 +55,10 @@ def status_for(exc):
     return 500
 
 
-def error_response(status, request_id):
+def error_response(status: int, request_id: str) -> bytes:
     """A complete HTTP/1.1 error response in the app's JSON shape, named as the app names the status
     (eventi/web/errors.py: werkzeug's name and description, and its own internal_error for a 500)."""
+    error: dict[str, str | None]
     if status == 500:
         error = {"error": EventiError.code, "message": EventiError.message}
     else:
@@ -62,17 +71,22 @@ def error_response(status, request_id):
     return head.encode("latin-1") + body
 
 
+def _peer(addr: "_AddressType") -> str:
+    """The client's address for a log line ("" on a Unix socket, whose peer has none)."""
+    return str(addr[0]) if isinstance(addr, tuple) and addr else ""
+
+
 class _Connection:
     """What the worker knows about one client connection (one greenlet)."""
 
     __slots__ = ("served", "request")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.served = 0
-        self.request = None  # the request being served; None while waiting for the next one
+        self.request: Request | None = None  # the request being served; None while waiting for the next one
 
 
-def close_connection_after_response():
+def close_connection_after_response() -> None:
     """Ask the worker serving the current request to close its connection once it has answered
     (a body whose framing broke leaves the rest of the stream unreadable). A no-op outside gunicorn."""
     worker = EventiGeventWorker.running
@@ -84,22 +98,22 @@ def close_connection_after_response():
 class EventiGeventWorker(GeventWorker):
     """The gevent worker with JSON errors, a header timeout and a quiet stop."""
 
-    running = None
+    running: "EventiGeventWorker | None" = None
     """The worker of this process, once it runs (one per process)."""
 
-    header_timeout = None
+    header_timeout: float | None = None
     """Seconds a client has to send a request's headers (EVENTI_HEADER_TIMEOUT_SECONDS, set by
     eventi.runtime.Runtime.start); None keeps gunicorn's keepalive timeout for everything."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._connections = {}  # greenlet -> _Connection
+        self._connections: dict[greenlet, _Connection] = {}
 
-    def init_process(self):
+    def init_process(self) -> None:
         EventiGeventWorker.running = self
         super().init_process()
 
-    def handle(self, listener, client, addr):
+    def handle(self, listener: "socket", client: "socket", addr: "_AddressType") -> None:
         current = gevent.getcurrent()
         self._connections[current] = _Connection()
         try:
@@ -107,7 +121,7 @@ class EventiGeventWorker(GeventWorker):
         finally:
             del self._connections[current]
 
-    def handle_request(self, listener_name, req, sock, addr):
+    def handle_request(self, listener_name: "_AddressType", req: "Request", sock: "socket", addr: "_AddressType") -> bool:
         connection = self._connections.get(gevent.getcurrent())
         if connection is None:  # not through handle(): nothing to track
             return super().handle_request(listener_name, req, sock, addr)
@@ -118,14 +132,14 @@ class EventiGeventWorker(GeventWorker):
         finally:
             connection.request = None
 
-    def timeout_ctx(self):
+    def timeout_ctx(self) -> gevent.Timeout | None:  # type: ignore[override]  # the stubs say None; it is a Timeout
         """gunicorn reads each request inside this (base_async.AsyncWorker.handle): the first one on a
         connection within header_timeout of connecting, later ones within keepalive of the last answer.
         On expiry the read ends quietly with no request, and gunicorn closes the connection."""
         connection = self._connections.get(gevent.getcurrent())
         if connection is None or connection.served or self.header_timeout is None:
             return super().timeout_ctx()
-        return gevent.Timeout(self.header_timeout, False)
+        return gevent.Timeout(self.header_timeout, False)  # type: ignore[arg-type]  # False: expire silently
 
     def on_stop(self, drain: Callable[[], None]) -> None:
         """As soon as this worker is told to stop (SIGTERM, HUP reload): answer requests in progress with
@@ -147,32 +161,32 @@ class EventiGeventWorker(GeventWorker):
         for ident, frame in sys._current_frames().items():
             self.log.debug("# Thread %s (%s)\n%s", names.get(ident, ""), ident, "".join(traceback.format_stack(frame)))
 
-    def close_after_response(self):
+    def close_after_response(self) -> None:
         """Answer every request in progress with `Connection: close`. gunicorn decides keep-alive when
         a request starts, so a wait held since before the stop would otherwise keep its connection."""
         for connection in self._connections.values():
             if connection.request is not None:
                 connection.request.must_close = True
 
-    def close_idle_connections(self):
+    def close_idle_connections(self) -> int:
         """Close the connections waiting for a next request (or its headers): their greenlets end
         quietly (see handle_error) and the client reads EOF."""
-        idle = [greenlet for greenlet, connection in self._connections.items() if connection.request is None]
-        for greenlet in idle:
-            greenlet.kill(block=False)
+        idle = [glet for glet, connection in self._connections.items() if connection.request is None]
+        for glet in idle:
+            gevent.kill(glet)  # asynchronously, as Greenlet.kill(block=False)
         return len(idle)
 
-    def handle_error(self, req, client, addr, exc):
+    def handle_error(self, req: "Request | None", client: "socket", addr: "_AddressType", exc: BaseException) -> None:
         """gunicorn's handler, writing the app's JSON error shape instead of an HTML page."""
         if isinstance(exc, gevent.GreenletExit):  # closed by close_idle_connections: nothing to say
-            self.log.debug("Closed an idle connection from %s", (addr or ("",))[0])
+            self.log.debug("Closed an idle connection from %s", _peer(addr))
             return
         status = status_for(exc)
         request_id = uuid.uuid4().hex
         if status == 500:
             self.log.exception("Error handling request rid=%s", request_id)
         else:
-            self.log.warning("Invalid request from ip=%s rid=%s: %s %s", (addr or ("",))[0], request_id,
+            self.log.warning("Invalid request from ip=%s rid=%s: %s %s", _peer(addr), request_id,
                              status, exc)
         try:
             util.write_nonblock(client, error_response(status, request_id))

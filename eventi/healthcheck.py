@@ -8,7 +8,7 @@ import sys
 import urllib.request
 
 
-def url(bind):
+def url(bind: str) -> str:
     """http://127.0.0.1:<port>/healthz for a gunicorn bind such as 0.0.0.0:8000 or [::]:8000."""
     host, _, port = bind.rpartition(":")
     host = host.strip("[]")
@@ -19,7 +19,7 @@ def url(bind):
     return f"http://{host}:{port}/healthz"
 
 
-def main():
+def main() -> None:
     target = url(os.environ.get("EVENTI_BIND", "127.0.0.1:8000"))
     try:
         with urllib.request.urlopen(target, timeout=2) as response:

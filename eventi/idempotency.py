@@ -5,8 +5,11 @@ alike), so of two requests racing with one key exactly one creates the order. It
 the request, the orderId reserved for it and, once answered, the answer to replay for 24 hours.
 """
 from datetime import timedelta
+from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, WriteConcern
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from .errors import IdempotencyKeyInUse
@@ -19,10 +22,10 @@ KEY_LIFETIME = timedelta(hours=24)
 class IdempotencyKeys:
     """Claims, answers and forgets idempotency keys."""
 
-    def __init__(self, database):
+    def __init__(self, database: Database[dict[str, Any]]) -> None:
         self.keys = database.get_collection("idempotency_keys", write_concern=WriteConcern(w="majority", j=True))
 
-    def ensure_indexes(self):
+    def ensure_indexes(self) -> None:
         """A TTL index lets MongoDB drop keys after a day; the code ignores older keys either way."""
         try:
             self.keys.create_index([("createdAt", ASCENDING)], expireAfterSeconds=int(KEY_LIFETIME.total_seconds()))
@@ -30,7 +33,7 @@ class IdempotencyKeys:
             self.keys.create_index([("createdAt", ASCENDING)])  # FerretDB v1 refuses TTL indexes
 
     @_unavailable_on_error
-    def claim(self, key, digest, order_id):
+    def claim(self, key: str, digest: str, order_id: ObjectId) -> dict[str, Any] | None:
         """Take the key for a new request: None when taken, else the document of the earlier request.
 
         A key older than KEY_LIFETIME is free again (MongoDB's TTL monitor runs once a minute; FerretDB
@@ -48,7 +51,7 @@ class IdempotencyKeys:
             return None
         raise IdempotencyKeyInUse()
 
-    def _insert(self, document):
+    def _insert(self, document: dict[str, Any]) -> bool:
         try:
             self.keys.insert_one(document)
             return True
@@ -56,11 +59,11 @@ class IdempotencyKeys:
             return False
 
     @_unavailable_on_error
-    def answer(self, key, status, body):
+    def answer(self, key: str, status: int, body: dict[str, Any]) -> None:
         """Keep the answer the key's request got, for replays."""
         self.keys.update_one({"_id": key}, {"$set": {"answer": {"status": status, "body": body}}})
 
     @_unavailable_on_error
-    def forget(self, key):
+    def forget(self, key: str) -> None:
         """The request created nothing: the key may be used again."""
         self.keys.delete_one({"_id": key})

@@ -11,10 +11,15 @@ import re
 import sys
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import phones
 
-REQUEST_ID = contextvars.ContextVar("eventi_request_id", default=None)
+if TYPE_CHECKING:
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("eventi_request_id", default=None)
 """The id of the request the current greenlet serves (greenlet >= 1.0 gives each greenlet its own context)."""
 
 _REDACTIONS = (
@@ -41,13 +46,13 @@ _LINE_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 """Control characters (C0, DEL, C1 such as NEL), Unicode line and paragraph separators, lone surrogates."""
 
 
-def escape_controls(text):
+def escape_controls(text: str) -> str:
     """Write control characters as Python escapes (newline as \\n, ESC as \\x1b), so a logged value
     can neither start a line of its own nor drive a terminal."""
     return _LINE_BREAKERS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def _may_hold_secret(text):
+def _may_hold_secret(text: str) -> bool:
     """False only when no redaction can match: most lines, checked far faster than by the five
     regular expressions (docs/benchmarks.md, cut 2). ASCII only: under IGNORECASE, "ſ", "K" (Kelvin), "İ" and "ı"
     match ASCII letters that lower() does not give, so other text takes the full path."""
@@ -58,7 +63,7 @@ def _may_hold_secret(text):
             or _PHONE_DIGITS.search(text) is not None or _HEX_RUN.search(text) is not None)
 
 
-def redact(text):
+def redact(text: str) -> str:
     """Mask tokens, phone numbers and e-mail addresses in a log line."""
     if not _may_hold_secret(text):
         return text
@@ -70,7 +75,7 @@ def redact(text):
 class RequestIdFilter(logging.Filter):
     """Put the current request id (or None) on every record as ``request_id``."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
         return True
 
@@ -78,14 +83,14 @@ class RequestIdFilter(logging.Filter):
 class TextFormatter(logging.Formatter):
     """``time [pid] LEVEL logger: message requestId=...``, redacted; the message on one line, escaped."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
 
-    def formatMessage(self, record):
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)  # the message only: a traceback keeps its lines
         return super().formatMessage(record)
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         request_id = getattr(record, "request_id", None)
         if request_id:
@@ -98,9 +103,9 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, pid, event, message, requestId (in a request), every
     ``key=value`` of the message as a field of its own (orderId, status, ...), exc."""
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         message = redact(escape_controls(record.getMessage()))
-        line = {
+        line: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
@@ -123,20 +128,21 @@ _FIELDS = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z0-9_]{0,40})=([^\s,;()]+)")
 _EVENT_END = re.compile(r"\s+[A-Za-z][A-Za-z0-9_]*=|%|:|\(|\[|$")
 
 
-def event_name(template):
+def event_name(template: object) -> str:
     """A stable name for a log line, from its format string: "Long polling started orderId=%s" -> long_polling_started."""
     text = template if isinstance(template, str) else type(template).__name__
-    words = re.findall(r"[a-z0-9]+", text[:_EVENT_END.search(text).start()].lower())
+    end = _EVENT_END.search(text)  # never None: the pattern matches at the end of any text
+    words = re.findall(r"[a-z0-9]+", text[:end.start() if end else len(text)].lower())
     return "_".join(words)[:64] or "log"
 
 
 class AccessJsonFormatter(logging.Formatter):
     """gunicorn's access lines as JSON: its atoms become fields; the path never has its query string."""
 
-    def format(self, record):
-        atoms = record.args if isinstance(record.args, Mapping) else {}
+    def format(self, record: logging.LogRecord) -> str:
+        atoms: Mapping[str, Any] = record.args if isinstance(record.args, Mapping) else {}
         path = redact(escape_controls(str(atoms.get("U", "-"))))
-        line = {
+        line: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
@@ -159,11 +165,11 @@ class AccessJsonFormatter(logging.Formatter):
         return json.dumps(line)
 
 
-def _int_or_none(value):
-    return int(value) if str(value).isdigit() else None
+def _int_or_none(value: object) -> int | None:
+    return int(str(value)) if str(value).isdigit() else None
 
 
-def configure(log_format="text", level="INFO"):
+def configure(log_format: str = "text", level: str = "INFO") -> None:
     """Send the eventi loggers to stderr in the chosen format (idempotent)."""
     logger = logging.getLogger("eventi")
     logger.setLevel(level)
@@ -179,15 +185,15 @@ def configure(log_format="text", level="INFO"):
 class _RedactingFormatter(logging.Formatter):
     """Wraps another formatter and masks secrets in what it produces."""
 
-    def __init__(self, inner):
+    def __init__(self, inner: logging.Formatter) -> None:
         super().__init__()
         self.inner = inner
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         return redact(self.inner.format(record))
 
 
-def gunicorn_logger_class():
+def gunicorn_logger_class() -> type["Logger"]:
     """gunicorn's Logger with its error and access lines redacted (gunicorn.conf.py's logger_class).
 
     gunicorn's own lines can carry a query string ("Error handling request /…?token=…", or an
@@ -196,20 +202,20 @@ def gunicorn_logger_class():
     from gunicorn.glogging import Logger
 
     class RedactingLogger(Logger):
-        def setup(self, cfg):
+        def setup(self, cfg: "Config") -> None:
             super().setup(cfg)
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
                     if not isinstance(handler.formatter, (_RedactingFormatter, JsonFormatter, AccessJsonFormatter)):
                         handler.setFormatter(_RedactingFormatter(handler.formatter or logging.Formatter()))
 
-        def _compute_access_log_enabled(self):
+        def _compute_access_log_enabled(self) -> bool:
             return bool(self.cfg.accesslog)  # EVENTI_ACCESS_LOG alone decides, logconfig_dict or not
 
     return RedactingLogger
 
 
-def gunicorn_logconfig(log_format, level, access_log):
+def gunicorn_logconfig(log_format: str, level: str, access_log: str | None) -> dict[str, Any]:
     """gunicorn.conf.py's logconfig_dict: in JSON mode, gunicorn's error and access lines (and any other
     library's warnings) as JSON too; in text mode nothing ({}), gunicorn's own human format stays."""
     if log_format != "json":

@@ -1,8 +1,9 @@
 """Prometheus metrics. Under gunicorn, PROMETHEUS_MULTIPROC_DIR makes them sum over workers."""
 import os
+from collections.abc import Iterable
 
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST  # re-exported for the /metrics view
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,  # noqa: F401  (re-exported for the /metrics view)
     CollectorRegistry,
     Counter,
     Gauge,
@@ -10,6 +11,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 WAITS_HELD = Gauge("eventi_waits_held", "Long-poll waits held right now", multiprocess_mode="livesum")
 WAITS_STARTED = Counter("eventi_waits_started_total", "Long-poll waits started")
@@ -29,10 +31,11 @@ REDIS_ERRORS = Counter("eventi_redis_errors_total", "Redis commands that failed"
 STORE_ERRORS = Counter("eventi_store_errors_total", "MongoDB operations that failed")
 STORE_READS = Counter("eventi_store_reads_total", "MongoDB order reads")
 STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected, unreachable and "
-                     "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused by the per-phone push limit and never sent", ["outcome"])
+                     "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused "
+                     "by the per-phone push limit and never sent", ["outcome"])
 
 
-def render():
+def render() -> bytes:
     """The exposition text for every worker (multiprocess) or this process."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -56,7 +59,7 @@ PAYHERO_CALLS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
 )
 
-KNOWN_LABELS = {
+KNOWN_LABELS: dict[MetricWrapperBase, list[tuple[str, ...]]] = {
     WAITS_ANSWERED: [("final",), ("timeout",), ("client_gone",), ("shutdown",)],
     CALLBACKS: [("completed",), ("failed",), ("cancelled",), ("duplicate",), ("rejected",), ("unverified",)],
     STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("uncertain",), ("limited",)],
@@ -69,7 +72,7 @@ absent-series alerts see a fresh deploy, not nothing."""
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
 
 
-def create_series(routes):
+def create_series(routes: Iterable[tuple[str, str]]) -> None:
     """Create every known labelled series at 0; routes are the (route template, method) pairs of the API
     (the rest, pages and docs, get theirs when first requested)."""
     for metric, label_sets in KNOWN_LABELS.items():
@@ -80,5 +83,5 @@ def create_series(routes):
             HTTP_REQUESTS.labels(route, method, status)
 
 
-def status_class(status):
+def status_class(status: int) -> str:
     return f"{status // 100}xx"

@@ -1,19 +1,20 @@
 """Order statuses, callback outcomes and the public status body: pure logic, no I/O."""
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
 from .outcomes import reason_for
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @property
-    def final(self):
+    def final(self) -> bool:
         return self is not OrderStatus.PENDING
 
 
@@ -47,7 +48,7 @@ class Outcome:
     result_code: int | None = None  # M-Pesa's ResultCode, when the callback carried one
 
 
-def decide_outcome(result, order_amount):
+def decide_outcome(result: PaymentResult, order_amount: int) -> Outcome:
     """Apply the payment rules: only an exact, successful payment completes an order."""
     if result.paid:
         if result.amount != order_amount:
@@ -70,7 +71,7 @@ def short_reference(order_id: str) -> str:
     return str(order_id)[-REFERENCE_LENGTH:].upper()
 
 
-def status_body(order: dict) -> dict:
+def status_body(order: dict[str, Any]) -> dict[str, Any]:
     """The public view of a stored order: never phone, email or name.
 
     While pending, `promptExpiresAt` says when the STK prompt stops being answerable (absent when no push
@@ -101,16 +102,16 @@ def status_body(order: dict) -> dict:
     return body
 
 
-def is_final(body):
+def is_final(body: dict[str, Any] | None) -> bool:
     """True when a status body carries a final status."""
     return body is not None and OrderStatus(body["paymentStatus"]).final
 
 
-def utcnow():
-    return datetime.now(timezone.utc)
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
-def iso_utc(moment):
+def iso_utc(moment: datetime) -> str:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -17,11 +17,12 @@ from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
 from . import phones, schemas
+from .config import Settings
 from .web.common import current_runtime
 from .web.declare import Operation, declared
 from .web.examples import ORDER_ID
 
-ERROR_ANSWERS = {
+ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
                          {"error": "validation_error", "message": "The request is not valid.",
                           "details": {"phone": [phones.MESSAGE]}}),
@@ -48,14 +49,16 @@ ERROR_ANSWERS = {
     "not_found": (404, "Unknown or malformed order id, or a token that does not match it: all look the same.",
                   {"error": "not_found", "message": "No such order, or the token does not match it."}),
     "request_entity_too_large": (413, "Body larger than EVENTI_MAX_CONTENT_LENGTH (with Content-Length or chunked).",
-                                 {"error": "request_entity_too_large", "message": "The data value transmitted exceeds the capacity limit."}),
+                                 {"error": "request_entity_too_large",
+                                  "message": "The data value transmitted exceeds the capacity limit."}),
     "unsupported_media_type": (415, "The body is not sent as application/json.",
                                {"error": "unsupported_media_type", "message": "Send the body as application/json."}),
     "too_many_waits": (429, "Too many waits on this order or this worker; retry after `Retry-After` seconds.",
                        {"error": "too_many_waits", "message": "Too many requests are waiting; retry shortly."}),
     "too_many_pushes": (429, "The push limit of this phone number (EVENTI_PUSH_LIMIT per EVENTI_PUSH_LIMIT_WINDOW) is "
                              "reached; retry after `Retry-After` seconds. Nothing was stored.",
-                        {"error": "too_many_pushes", "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
+                        {"error": "too_many_pushes",
+                         "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
     "internal_error": (500, "A bug on our side; the log line carries the request's X-Request-ID.",
                        {"error": "internal_error", "message": "Something went wrong on our side."}),
     "payment_provider_error": (502, "PayHero surely did not queue the push: it could not be connected to, or it "
@@ -86,7 +89,7 @@ _ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 
 def openapi_path(rule: Rule | str) -> str:
     """/api/orders/<order_id:order_id>/wait -> /api/orders/{order_id}/wait"""
-    return _ARGUMENT.sub(r"{\2}", getattr(rule, "rule", rule))
+    return _ARGUMENT.sub(r"{\2}", rule.rule if isinstance(rule, Rule) else rule)
 
 
 def _phone_and_amount(self: Any, field: Any, **kwargs: Any) -> dict[str, str]:
@@ -121,6 +124,7 @@ def build(app: Flask) -> dict[str, Any]:
                              "`{\"error\", \"message\", \"details\"?}`. Every response carries `X-Request-ID` "
                              "(the request's, when it sent a safe one of 1-64 `A-Za-z0-9._:-`)."},
     )
+    assert plugin.converter is not None  # APISpec(plugins=[plugin]) set it up
     plugin.converter.add_attribute_function(_phone_and_amount)
     spec.components.schema("Error", schema=schemas.ErrorSchema)
     for name, scheme in SECURITY_SCHEMES.items():
@@ -147,7 +151,7 @@ def build(app: Flask) -> dict[str, Any]:
     return document
 
 
-def _werkzeug_error(status: int) -> dict[str, str]:
+def _werkzeug_error(status: int) -> dict[str, str | None]:
     """The body gunicorn_worker.py answers for status, named as werkzeug (and the app's handler) names it."""
     error = default_exceptions[status]()
     return {"error": error.name.lower().replace(" ", "_"), "message": error.description}
@@ -176,12 +180,12 @@ def _error_codes(op: Operation) -> dict[int, list[str]]:
 def _errors(status: int, codes: list[str]) -> dict[str, Any]:
     """One documented response for the error codes of one status."""
     answers = [ERROR_ANSWERS[code] for code in codes]
-    description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers))
+    description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers, strict=True))
     return _error_response(description or HTTPStatus(status).phrase, [body for _, _, body in answers])
 
 
 def _operation(endpoint: str, op: Operation, path_parameters: list[dict[str, Any]],
-               settings: dict[str, Any]) -> dict[str, Any]:
+               settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"tags": op.tags, "summary": op.summary}
     if op.description:
         out["description"] = op.description
@@ -202,10 +206,9 @@ def _operation(endpoint: str, op: Operation, path_parameters: list[dict[str, Any
     out["responses"] = {}
     errors = _error_codes(op)
     for status in sorted({*op.responses, *errors}):
-        response = op.responses.get(status)
         if status in errors:
             response = _errors(status, errors[status])
-        elif "schema" in response:
+        elif "schema" in (response := op.responses[status]):
             response = {"description": response["description"], "content": {"application/json": {
                 "schema": response["schema"],
                 "examples": {name: {"value": value} for name, value in response["examples"].items()},

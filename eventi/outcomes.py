@@ -44,7 +44,7 @@ CODES = sorted({r.code for r in (*BY_RESULT_CODE.values(), *BY_FAILURE_REASON.va
 """Every reason code the status body can carry (the OpenAPI document lists them)."""
 
 
-def reason_for(cancelled, result_code=None, failure_reason=None):
+def reason_for(cancelled: bool, result_code: int | None = None, failure_reason: str | None = None) -> Reason:
     """The Reason of a failed (or cancelled) order from what its status claim stored."""
     if failure_reason in BY_FAILURE_REASON:
         return BY_FAILURE_REASON[failure_reason]

@@ -1,4 +1,6 @@
 """PayHero: parsing its callbacks (both formats) into a PaymentResult."""
+from typing import Any
+
 from .models import CANCELLED_BY_USER, PaymentResult
 from .schemas import CallbackFlatSchema, CallbackV2Schema
 
@@ -6,14 +8,14 @@ _V2 = CallbackV2Schema()
 _FLAT = CallbackFlatSchema()
 
 
-def parse_callback(payload):
+def parse_callback(payload: dict[str, Any]) -> PaymentResult:
     """A PaymentResult from either callback format. Raises marshmallow.ValidationError."""
     if isinstance(payload, dict) and "response" in payload:
         return _from_v2(_V2.load(payload)["response"])
     return _from_flat(_FLAT.load(payload))
 
 
-def _from_v2(data):
+def _from_v2(data: dict[str, Any]) -> PaymentResult:
     code = data["ResultCode"]
     return PaymentResult(
         order_id=data["ExternalReference"],
@@ -27,7 +29,7 @@ def _from_v2(data):
     )
 
 
-def _from_flat(data):
+def _from_flat(data: dict[str, Any]) -> PaymentResult:
     paid = data["status"].lower() == "success"
     message = data["message"] or ""
     return PaymentResult(

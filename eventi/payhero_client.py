@@ -1,8 +1,10 @@
 """PayHero's HTTP API: the M-Pesa STK push and transaction-status. No Flask; never logs secrets."""
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -55,14 +57,16 @@ class Push:
 class PayHeroClient:
     """One per worker; requests is gevent-patched there, so a push costs a greenlet, not a thread."""
 
-    def __init__(self, base_url, auth_token, channel_id, timeout=8.0, session=None):
+    def __init__(self, base_url: str, auth_token: str, channel_id: int, timeout: float = 8.0,
+                 session: requests.Session | None = None) -> None:
         self._base = base_url.rstrip("/")
         self._channel_id = channel_id
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._session = session or requests.Session()
         self._session.headers["Authorization"] = f"Basic {auth_token}"
 
-    def stk_push(self, amount, phone, external_reference, customer_name, callback_url):
+    def stk_push(self, amount: int, phone: str, external_reference: str, customer_name: str | None,
+                 callback_url: str) -> Push:
         """Ask PayHero to prompt the phone. Sent once: the caller must never retry blindly."""
         body = {
             "amount": amount,
@@ -80,15 +84,15 @@ class PayHeroClient:
                 raise PayHeroRejected(f"PayHero did not queue the push (status {data.get('status')!r}).")
         return Push(reference=reference, checkout_request_id=data.get("CheckoutRequestID") or None)
 
-    def transaction_status(self, reference):
+    def transaction_status(self, reference: str) -> dict[str, Any]:
         """PayHero's record of one push: its `status` is QUEUED, SUCCESS or FAILED."""
         with _observed("transaction_status"):
             return self._call("GET", "/api/v2/transaction-status", params={"reference": reference})
 
-    def close(self):
+    def close(self) -> None:
         self._session.close()
 
-    def _call(self, method, path, **kwargs):
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = self._session.request(method, self._base + path, timeout=self._timeout, **kwargs)
         except requests.ConnectTimeout:  # before requests.Timeout: a ConnectTimeout is both
@@ -111,7 +115,7 @@ class PayHeroClient:
 
 
 @contextmanager
-def _observed(call):
+def _observed(call: str) -> Iterator[None]:
     """Time one call to PayHero into eventi_payhero_request_duration_seconds{call, outcome}."""
     started = time.perf_counter()
     outcome = "unreachable"
@@ -125,12 +129,12 @@ def _observed(call):
         metrics.PAYHERO_CALLS.labels(call, outcome).observe(time.perf_counter() - started)
 
 
-def _never_connected(exc):
+def _never_connected(exc: requests.RequestException) -> bool:
     """True when requests failed to open the connection (refused, no route, no DNS): nothing was sent."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
-def local_phone(phone):
+def local_phone(phone: str) -> str:
     """2547XXXXXXXX (as stored) to 07XXXXXXXX, the spelling PayHero's examples use."""
     return "0" + phone[3:] if phone.startswith("254") and len(phone) == 12 else phone

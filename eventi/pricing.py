@@ -1,5 +1,6 @@
 """Pricing an order: the event's stored price times the quantity, checked against its limits (pure)."""
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ValidationFailed
 from .event_file import MAX_PAYMENT
@@ -19,12 +20,12 @@ class Quote:
     currency: str
     capacity: int
 
-    def order_fields(self):
+    def order_fields(self) -> dict[str, Any]:
         return {"eventId": self.event_id, "ticketTypeId": self.ticket_type_id, "ticketTypeName": self.ticket_type_name,
                 "quantity": self.quantity, "unitPrice": self.unit_price, "amount": self.amount, "currency": self.currency}
 
 
-def quote(event, ticket_type_id, quantity):
+def quote(event: dict[str, Any], ticket_type_id: str, quantity: int) -> Quote:
     """Price quantity tickets of one type; ValidationFailed (per field) when the order cannot be made."""
     ticket = ticket_type(event, ticket_type_id)
     if ticket is None:
@@ -33,5 +34,7 @@ def quote(event, ticket_type_id, quantity):
         raise ValidationFailed(details={"quantity": [f"At most {ticket['maxPerOrder']} tickets of this type per order."]})
     amount = ticket["price"] * quantity
     if amount > MAX_PAYMENT:
-        raise ValidationFailed(details={"quantity": [f"The total would exceed KES {MAX_PAYMENT:,}, the most one M-Pesa payment carries."]})
-    return Quote(event["_id"], ticket["id"], ticket["name"], quantity, ticket["price"], amount, event["currency"], ticket["capacity"])
+        raise ValidationFailed(details={"quantity": [
+            f"The total would exceed KES {MAX_PAYMENT:,}, the most one M-Pesa payment carries."]})
+    return Quote(event["_id"], ticket["id"], ticket["name"], quantity, ticket["price"], amount, event["currency"],
+                 ticket["capacity"])

@@ -7,7 +7,9 @@ for, and concurrent checkouts for one phone still cannot push more than N betwee
 only after the push would let them all pass the check first).
 """
 import logging
+from types import TracebackType
 
+from redis import Redis
 from redis.exceptions import RedisError
 
 from . import metrics
@@ -24,19 +26,22 @@ _GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR
 class PushLimiter:
     """PayHero blocks numbers after repeated failed pushes, so we stop first. limit 0 turns it off."""
 
-    def __init__(self, redis_client, limit, window_seconds):
+    def __init__(self, redis_client: Redis, limit: int, window_seconds: int) -> None:
         self._redis = redis_client
         self.limit = limit
         self.window = window_seconds
         self._give_back = redis_client.register_script(_GIVE_BACK)
 
-    def reserve(self, phone):
+    def reserve(self, phone: str) -> "Reservation":
         """One push to phone, held until sent(); raises TooManyPushes past the limit. Open when Redis is down."""
         if not self.limit:
             return Reservation()
         key = KEY_TEMPLATE.format(phone=phone)
         try:
-            count, ttl = self._redis.pipeline().incr(key).ttl(key).execute()
+            pipe = self._redis.pipeline()
+            pipe.incr(key)
+            pipe.ttl(key)
+            count, ttl = pipe.execute()
             if ttl < 0:  # a new counter (or one that lost its expiry): start the window
                 self._redis.expire(key, self.window)
                 ttl = self.window
@@ -52,7 +57,7 @@ class PushLimiter:
             raise error
         return Reservation(self, key)
 
-    def release(self, key):
+    def release(self, key: str) -> None:
         """Give one reserved push back. If Redis fails here, the push stays counted until the window ends."""
         try:
             self._give_back(keys=[key])
@@ -64,18 +69,19 @@ class PushLimiter:
 class Reservation:
     """A push held against the limit: given back when its with-block ends unless sent() was called."""
 
-    def __init__(self, limiter=None, key=None):
+    def __init__(self, limiter: PushLimiter | None = None, key: str | None = None) -> None:
         self._limiter = limiter
         self._key = key
 
-    def sent(self):
+    def sent(self) -> None:
         """The push went out (or may have): it counts for the rest of the window."""
         self._key = None
 
-    def __enter__(self):
+    def __enter__(self) -> "Reservation":
         return self
 
-    def __exit__(self, *exc_info):
-        if self._key is not None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._key is not None and self._limiter is not None:
             self._limiter.release(self._key)
             self._key = None

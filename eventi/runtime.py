@@ -13,7 +13,7 @@ eventi/gunicorn_conf.py's hooks:
 """
 import os
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
 import redis
@@ -44,6 +44,9 @@ from .tokens import OrderTokens
 from .web.common import EXTENSION
 from .web.payhero import callback_urls
 
+if TYPE_CHECKING:
+    from gunicorn.glogging import Logger
+
 PER_REQUEST_MAX_CONNECTIONS = 50_000
 REDIS_POOL_SIZE = 2
 """Commands (cache, publish) share this many connections per worker; greenlets queue for them."""
@@ -54,9 +57,11 @@ HUB_FIRST_SUBSCRIPTION_SECONDS = 5.0
 class Worker(Protocol):
     """What start() needs of the gunicorn worker (eventi.gunicorn_worker.EventiGeventWorker)."""
 
-    pid: int
-    log: Any  # gunicorn's logger: the "worker ready" line tests and operators look for is its own
+    log: "Logger"  # gunicorn's: the "worker ready" line tests and operators look for is its own
     header_timeout: float | None
+
+    @property
+    def pid(self) -> int | str: ...  # gunicorn sets it once the worker process runs
 
     def on_stop(self, drain: Callable[[], None]) -> None: ...
 
@@ -154,10 +159,10 @@ def _commands_client(url: str) -> redis.Redis:
 
 def _payhero(settings: Settings) -> PayHeroClient | None:
     """The PayHero client, or None when no PAYHERO_BASE_URL is set (development and test only)."""
-    if not settings.payhero_base_url:
+    token, channel = settings.payhero_auth_token, settings.payhero_channel_id
+    if not settings.payhero_base_url or not token or channel is None:  # config.py requires all three or none
         return None
-    return PayHeroClient(settings.payhero_base_url, settings.payhero_auth_token, settings.payhero_channel_id,
-                         timeout=settings.push_timeout)
+    return PayHeroClient(settings.payhero_base_url, token, channel, timeout=settings.push_timeout)
 
 
 def _notifier(settings: Settings) -> Notifier:

@@ -1,6 +1,7 @@
 """Marshmallow schemas for every request body and query string the API accepts."""
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -9,6 +10,7 @@ from . import phones
 from .outcomes import CODES as REASON_CODES
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+EVENT_ID_ERROR = "1-64 characters of A-Z, a-z, 0-9, _ or -."
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 """Ids of events and ticket types in event files: lowercase letters, digits and inner hyphens."""
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -18,7 +20,7 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 class StrictInteger(fields.Integer):
     """An integer that must arrive as a JSON number: no strings, floats or booleans."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -27,7 +29,7 @@ class StrictInteger(fields.Integer):
 class QueryInteger(fields.Integer):
     """An integer in a query string: ASCII digits only (int() would also take "٣" or " 3_0")."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,6}", value):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -38,7 +40,7 @@ class KenyanPhone(fields.String):
 
     default_error_messages = {"phone": phones.MESSAGE}
 
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         phone = phones.normalise(text)
         if phone is None:
@@ -46,7 +48,7 @@ class KenyanPhone(fields.String):
         return phone
 
 
-def no_control_chars(value):
+def no_control_chars(value: str) -> None:
     if CONTROL_CHARS.search(value):
         raise ValidationError("Control characters are not allowed.")
 
@@ -54,8 +56,8 @@ def no_control_chars(value):
 class OrderCreateSchema(Schema):
     """Body of POST /api/orders."""
 
-    eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
-    ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error="1-64 characters of A-Z, a-z, 0-9, _ or -."))
+    eventId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error=EVENT_ID_ERROR))
+    ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error=EVENT_ID_ERROR))
     quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=100))
     phone = KenyanPhone(required=True, error_messages={"required": "Enter the M-Pesa phone number to charge."})
     email = fields.Email(required=True, validate=validate.Length(max=254), error_messages={
@@ -89,12 +91,12 @@ def schema_for(schema: type[Schema], wait_max_seconds: int) -> Schema:
     return schema()
 
 
-class WholeNumber(fields.Number):
+class WholeNumber(fields.Number[float]):
     """An amount as a JSON number that is whole: 1500 or 1500.0. No strings ("1_500", "１５００"), no booleans."""
 
     num_type = float
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
         if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
@@ -105,7 +107,7 @@ class WholeNumber(fields.Number):
 class StrictBoolean(fields.Boolean):
     """A JSON true or false: not "true", 1 or "yes", which fields.Boolean would also take."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
@@ -134,7 +136,7 @@ class CallbackV2ResponseSchema(_Lenient):
     Status = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
     @validates_schema
-    def _a_success_is_consistent(self, data, **kwargs):
+    def _a_success_is_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
         """ResultCode 0 is the only success: it needs its receipt, and Status may not say otherwise."""
         paid = data["ResultCode"] == 0
         if paid and not (data.get("MpesaReceiptNumber") or "").strip():
@@ -151,7 +153,7 @@ class CallbackV2Schema(_Lenient):
     status = StrictBoolean(load_default=None, allow_none=True)
 
     @validates_schema
-    def _status_agrees_with_the_result_code(self, data, **kwargs):
+    def _status_agrees_with_the_result_code(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["status"] is not None and data["status"] != (data["response"]["ResultCode"] == 0):
             raise ValidationError(f"status {str(data['status']).lower()} contradicts ResultCode "
                                   f"{data['response']['ResultCode']}.", "status")
@@ -160,7 +162,8 @@ class CallbackV2Schema(_Lenient):
 class CallbackFlatSchema(_Lenient):
     """PayHero's newer flat callback."""
 
-    status = fields.String(required=True, validate=validate.OneOf(["success", "failed", "SUCCESS", "FAILED", "Success", "Failed"]))
+    status = fields.String(required=True,
+                           validate=validate.OneOf(["success", "failed", "SUCCESS", "FAILED", "Success", "Failed"]))
     external_reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     amount = WholeNumber(load_default=None, allow_none=True, validate=CALLBACK_AMOUNT)
     message = fields.String(load_default="", allow_none=True, validate=validate.Length(max=500))
@@ -169,7 +172,7 @@ class CallbackFlatSchema(_Lenient):
     success = StrictBoolean(load_default=None, allow_none=True)
 
     @validates_schema
-    def _a_success_is_consistent(self, data, **kwargs):
+    def _a_success_is_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
         paid = data["status"].lower() == "success"
         if paid and not (data.get("provider_reference") or "").strip():
             raise ValidationError("A successful payment needs its provider_reference.", "provider_reference")
@@ -195,10 +198,13 @@ class OrderCreatedSchema(Schema):
     orderId = fields.String(required=True, metadata={"description": "24 hex characters."})
     paymentStatus = fields.String(required=True, validate=validate.OneOf(["pending"]))
     statusToken = fields.String(required=True, metadata={"description": "Pass as ?token= to the status and wait routes."})
-    amount = fields.Integer(required=True, metadata={"description": "What the STK push asks for: price x quantity, decided by the server."})
+    amount = fields.Integer(required=True, metadata={
+        "description": "What the STK push asks for: price x quantity, decided by the server."})
     currency = fields.String(required=True, validate=validate.OneOf(["KES"]))
-    waitUrl = fields.String(required=True, metadata={"description": "The wait route for this order, token included; absolute, on PUBLIC_BASE_URL."})
-    statusUrl = fields.String(required=True, metadata={"description": "The status route for this order, token included; absolute, on PUBLIC_BASE_URL."})
+    waitUrl = fields.String(required=True, metadata={
+        "description": "The wait route for this order, token included; absolute, on PUBLIC_BASE_URL."})
+    statusUrl = fields.String(required=True, metadata={
+        "description": "The status route for this order, token included; absolute, on PUBLIC_BASE_URL."})
     pushState = fields.String(validate=validate.OneOf(["uncertain"]), metadata={
         "description": "Only when PayHero did not say whether it queued the STK push (it timed out or answered 5xx): "
                        "the phone may still be prompted, so the order stays pending and its callback (or the reconcile "
@@ -257,7 +263,8 @@ class OrderStatusSchema(Schema):
 class WaitResultSchema(OrderStatusSchema):
     """Answer of the wait route: the status plus whether it is final and how long the request was held."""
 
-    final = fields.Boolean(required=True, metadata={"description": "false only when the wait timed out (or the server is stopping) with the order still pending."})
+    final = fields.Boolean(required=True, metadata={
+        "description": "false only when the wait timed out (or the server is stopping) with the order still pending."})
     waitedMs = fields.Integer(required=True)
 
 
@@ -265,8 +272,12 @@ class CallbackAckSchema(Schema):
     """Answer to PayHero's callback."""
 
     received = fields.Boolean(required=True)
-    duplicate = fields.Boolean(metadata={"description": "true when an earlier delivery had decided the status; nothing changed, the final status was announced again."})
-    verified = fields.Boolean(metadata={"description": "false (PAYHERO_VERIFY_CALLBACKS=1 only) when transaction-status did not confirm a paid callback: the order stays pending."})
+    duplicate = fields.Boolean(metadata={
+        "description": "true when an earlier delivery had decided the status; nothing changed, the final status was "
+                       "announced again."})
+    verified = fields.Boolean(metadata={
+        "description": "false (PAYHERO_VERIFY_CALLBACKS=1 only) when transaction-status did not confirm a paid callback: "
+                       "the order stays pending."})
 
 
 class HealthSchema(Schema):

@@ -2,18 +2,28 @@
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, MongoClient, ReturnDocument, WriteConcern
+from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from . import metrics
 from .errors import OrderExists, StoreUnavailable
-from .models import OrderStatus, utcnow
+from .models import OrderStatus, Outcome, utcnow
+
+if TYPE_CHECKING:
+    from .tickets import TicketHolds  # tickets.py imports this module
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 RELEASING = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
 """Final statuses that give the order's tickets back; completed keeps them."""
@@ -23,11 +33,11 @@ RELEASING = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
 class Finalized:
     """The order after its status was decided; decided is True for the delivery whose claim won."""
 
-    order: dict
+    order: dict[str, Any]
     decided: bool
 
 
-def connect(uri, timeout_ms=2000):
+def connect(uri: str, timeout_ms: int = 2000) -> MongoClient[dict[str, Any]]:
     """A MongoClient with short timeouts, so an outage is an error, not a hang."""
     return MongoClient(
         uri,
@@ -40,11 +50,11 @@ def connect(uri, timeout_ms=2000):
     )
 
 
-def _unavailable_on_error(method):
+def _unavailable_on_error(method: Callable[P, R]) -> Callable[P, R]:
     """Turn a driver connection failure into StoreUnavailable."""
 
     @functools.wraps(method)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
         except (ConnectionFailure, OperationFailure) as exc:
@@ -58,7 +68,7 @@ def _unavailable_on_error(method):
     return wrapper
 
 
-def parse_order_id(order_id):
+def parse_order_id(order_id: object) -> ObjectId | None:
     """The ObjectId for an orderId string, or None when it is malformed."""
     if not isinstance(order_id, str) or len(order_id) != 24:
         return None
@@ -71,7 +81,8 @@ def parse_order_id(order_id):
 class OrderStore:
     """Every MongoDB read and write of the service goes through here."""
 
-    def __init__(self, database, max_reads=32, read_queue_seconds=5.0, tickets=None):
+    def __init__(self, database: Database[dict[str, Any]], max_reads: int = 32, read_queue_seconds: float = 5.0,
+                 tickets: "TicketHolds | None" = None) -> None:
         self._tickets = tickets  # TicketHolds: an order that ends failed or cancelled gives its tickets back
         durable = WriteConcern(w="majority", j=True)
         # A bulkhead for reads: after a Redis restart empties the status cache, every held wait
@@ -85,7 +96,7 @@ class OrderStore:
         self.claims = database.get_collection("status_claims", write_concern=durable)
 
     @_unavailable_on_error
-    def ensure_indexes(self):
+    def ensure_indexes(self) -> None:
         """Create the indexes the queries need (idempotent)."""
         self.orders.create_index([("status", ASCENDING), ("pushedAt", ASCENDING)])
         self.events.create_index([("orderId", ASCENDING), ("receivedAt", ASCENDING)])
@@ -93,7 +104,7 @@ class OrderStore:
         self.orders.create_index([("reference", ASCENDING)])  # `eventi order show/find` by the short reference
 
     @_unavailable_on_error
-    def create_order(self, fields, order_id=None):
+    def create_order(self, fields: dict[str, Any], order_id: ObjectId | None = None) -> dict[str, Any]:
         """Store a new pending order (under order_id when given) and return the stored document."""
         now = utcnow()
         order = {"_id": order_id or ObjectId(), **fields, "status": OrderStatus.PENDING.value, "createdAt": now, "updatedAt": now}
@@ -109,7 +120,7 @@ class OrderStore:
         return order
 
     @_unavailable_on_error
-    def get_order(self, order_id):
+    def get_order(self, order_id: str) -> dict[str, Any] | None:
         """The order document, or None when there is none with that id."""
         oid = parse_order_id(order_id)
         if oid is None:
@@ -125,7 +136,7 @@ class OrderStore:
             self._reads.release()
 
     @_unavailable_on_error
-    def finalize(self, order_id, outcome, event_id=None):
+    def finalize(self, order_id: str, outcome: Outcome, event_id: ObjectId | None = None) -> Finalized | None:
         """Decide a pending order's final status exactly once; a Finalized, or None when there is no such order.
 
         The decision is a claim inserted under the order's id: a unique insert is atomic on MongoDB and
@@ -139,29 +150,30 @@ class OrderStore:
             return None
         now = utcnow()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as BSON keeps it: every announcer's body is the same
-        claim = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
+        claim: dict[str, Any] = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
                  "failureReason": outcome.failure_reason, "resultCode": outcome.result_code, "eventId": event_id,
                  "claimedAt": now}
         try:
             self.claims.insert_one(claim)
             decided = True
         except DuplicateKeyError:
-            claim = self.claims.find_one({"_id": oid})
-            if claim is None:
+            existing = self.claims.find_one({"_id": oid})
+            if existing is None:
                 return None
+            claim = existing
             # Ours after all when the driver retried an insert of ours that had landed.
             decided = event_id is not None and claim["eventId"] == event_id
         order = self._apply_claim(claim)
         return None if order is None else Finalized(order, decided)
 
     @_unavailable_on_error
-    def settle(self, order_id):
+    def settle(self, order_id: str) -> dict[str, Any] | None:
         """Apply the order's status claim if it has one; the final order, or None when no status was decided."""
         oid = parse_order_id(order_id)
         claim = None if oid is None else self.claims.find_one({"_id": oid})
         return None if claim is None else self._apply_claim(claim)
 
-    def _apply_claim(self, claim):
+    def _apply_claim(self, claim: dict[str, Any]) -> dict[str, Any] | None:
         """The order as it is after following its claim, or None when there is no such order."""
         # Every field comes from the claim, so writing it twice writes the same values, and the filter
         # is the _id alone: the claim decided, not this write. FerretDB serves an _id lookup from the
@@ -179,45 +191,46 @@ class OrderStore:
         return None if before is None else {**before, **changes}
 
     @_unavailable_on_error
-    def set_fields(self, order_id, fields):
+    def set_fields(self, order_id: str, fields: dict[str, Any]) -> None:
         """Set extra fields on an order (PayHero references, push time)."""
         self.orders.update_one({"_id": ObjectId(order_id)}, {"$set": fields})
 
     @_unavailable_on_error
-    def stale_pending(self, pushed_before, limit=500):
+    def stale_pending(self, pushed_before: datetime, limit: int = 500) -> list[dict[str, Any]]:
         """Pending orders whose STK push went out before the given time, oldest first."""
         query = {"status": OrderStatus.PENDING.value, "pushedAt": {"$lt": pushed_before}}
         return list(self.orders.find(query).sort("pushedAt", ASCENDING).limit(limit))
 
     @_unavailable_on_error
-    def record_event(self, order_id, source, raw_body, summary):
+    def record_event(self, order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> ObjectId:
         """Keep one delivery verbatim in the audit trail; return its id."""
         event = {"orderId": order_id, "source": source, "raw": raw_body, "summary": summary, "receivedAt": utcnow()}
-        return self.events.insert_one(event).inserted_id
+        event_id: ObjectId = self.events.insert_one(event).inserted_id
+        return event_id
 
     @_unavailable_on_error
-    def events_for(self, order_id):
+    def events_for(self, order_id: str) -> list[dict[str, Any]]:
         """The audit trail of one order, oldest first."""
         return list(self.events.find({"orderId": order_id}).sort("receivedAt", ASCENDING))
 
     @_unavailable_on_error
-    def ping(self):
+    def ping(self) -> None:
         self.db.command("ping")
 
     # --- Support: read-only views for `eventi order show` / `order find` ------------------------
 
     @_unavailable_on_error
-    def claim_for(self, order_id):
+    def claim_for(self, order_id: str) -> dict[str, Any] | None:
         """The status claim that decided the order, or None while no result was decided."""
         oid = parse_order_id(order_id)
         return None if oid is None else self.claims.find_one({"_id": oid})
 
     @_unavailable_on_error
-    def orders_by_reference(self, reference: str, limit: int = 20) -> list[dict]:
+    def orders_by_reference(self, reference: str, limit: int = 20) -> list[dict[str, Any]]:
         """The orders with this short reference (orders stored since it exists), newest first."""
         return list(self.orders.find({"reference": reference.upper()}).sort("createdAt", -1).limit(limit))
 
     @_unavailable_on_error
-    def orders_for_phone(self, phone, limit=20):
+    def orders_for_phone(self, phone: str, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent orders of a phone number (stored as 254…), newest first."""
         return list(self.orders.find({"phone": phone}).sort("createdAt", -1).limit(limit))

@@ -7,6 +7,7 @@ of 2,000 "[" overflows the parser's recursion (RecursionError, not ValueError).
 """
 import json
 import re
+from typing import Any, NoReturn
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects accepted. Real bodies have 1 (orders) or 2 (PayHero)."""
@@ -20,7 +21,7 @@ class InvalidJson(ValueError):
     """The body is not JSON we accept; the message says why, in a sentence for the caller."""
 
 
-def loads(data):
+def loads(data: bytes) -> Any:
     """Parse a request body (bytes) or raise InvalidJson."""
     try:
         text = data.decode("utf-8")  # strict: invalid sequences and encoded surrogates are errors
@@ -42,7 +43,7 @@ def loads(data):
     return value
 
 
-def nesting_depth(data):
+def nesting_depth(data: bytes) -> int | None:
     """How deep arrays and objects nest in a JSON text (counting stops past MAX_DEPTH), without parsing
     it; None when its brackets do not balance, so it cannot be JSON.
 
@@ -60,5 +61,5 @@ def nesting_depth(data):
     return depth
 
 
-def _refuse_constant(name):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")

@@ -16,10 +16,13 @@ the holds of orders that were never stored (the store failed between the hold an
 """
 import logging
 import random
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, WriteConcern
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import SoldOut
@@ -41,32 +44,32 @@ SPARSE_SLOTS = 50_000
 """Above this capacity free slots are found by random draws, not by listing every slot."""
 
 
-def slot_id(event_id, ticket_type_id, slot):
+def slot_id(event_id: str, ticket_type_id: str, slot: int) -> str:
     return f"{event_id}:{ticket_type_id}:{slot}"
 
 
 class TicketHolds:
     """Holds and releases the slots of ticket types; counts what is left."""
 
-    def __init__(self, database):
+    def __init__(self, database: Database[dict[str, Any]]) -> None:
         durable = WriteConcern(w="majority", j=True)
         self.holds = database.get_collection("ticket_holds", write_concern=durable)
         self.releases = database.get_collection("ticket_releases", write_concern=durable)
         self.orders = database.get_collection("orders")
 
     @_unavailable_on_error
-    def ensure_indexes(self):
+    def ensure_indexes(self) -> None:
         self.holds.create_index([("event", ASCENDING), ("type", ASCENDING)])
         self.releases.create_index([("done", ASCENDING), ("startedAt", ASCENDING)])
 
     @_unavailable_on_error
-    def hold(self, order_id, event_id, ticket_type_id, capacity, quantity):
+    def hold(self, order_id: ObjectId, event_id: str, ticket_type_id: str, capacity: int, quantity: int) -> list[str]:
         """Hold quantity slots for the order; their ids. SoldOut, holding nothing, when fewer are free.
 
         The first round tries random slots without reading (cheap while most are free); later rounds
         read which slots are taken and try free ones, until the order holds enough or too few are free.
         """
-        mine = []
+        mine: list[str] = []
         try:
             for round_number in range(MAX_ROUNDS):
                 need = quantity - len(mine)
@@ -86,20 +89,20 @@ class TicketHolds:
             self.give_back(order_id, mine)
             raise
 
-    def _free_slots(self, event_id, ticket_type_id, capacity, need):
+    def _free_slots(self, event_id: str, ticket_type_id: str, capacity: int, need: int) -> list[int]:
         taken = {doc["n"] for doc in self.holds.find({"event": event_id, "type": ticket_type_id}, {"n": 1, "_id": 0})}
         if capacity - len(taken) < need:
             raise SoldOut()
         if capacity <= SPARSE_SLOTS or len(taken) * 2 > capacity:
             return random.sample([n for n in range(capacity) if n not in taken], need)
-        picked = set()
+        picked: set[int] = set()
         while len(picked) < need:
             n = random.randrange(capacity)
             if n not in taken:
                 picked.add(n)
         return list(picked)
 
-    def _insert(self, order_id, event_id, ticket_type_id, slot):
+    def _insert(self, order_id: ObjectId, event_id: str, ticket_type_id: str, slot: int) -> bool:
         try:
             self.holds.insert_one({"_id": slot_id(event_id, ticket_type_id, slot), "event": event_id,
                                    "type": ticket_type_id, "n": slot, "orderId": str(order_id), "heldAt": utcnow()})
@@ -107,7 +110,7 @@ class TicketHolds:
         except DuplicateKeyError:
             return False
 
-    def give_back(self, order_id, slots):
+    def give_back(self, order_id: ObjectId, slots: list[str]) -> None:
         """Delete the slots an order that was never stored took (best effort: only this writer has them)."""
         try:
             self._delete(str(order_id), slots)
@@ -116,7 +119,7 @@ class TicketHolds:
                         order_id, len(slots), exc.__class__.__name__)
 
     @_unavailable_on_error
-    def release(self, order_id):
+    def release(self, order_id: ObjectId) -> bool:
         """Give the order's tickets back, once; True when this call released them."""
         order = self.orders.find_one({"_id": order_id}, {"ticketSlots": 1})
         slots = (order or {}).get("ticketSlots")
@@ -131,7 +134,7 @@ class TicketHolds:
         return True
 
     @_unavailable_on_error
-    def finish_interrupted(self, now=None):
+    def finish_interrupted(self, now: datetime | None = None) -> int:
         """Finish releases whose writer stopped midway and free holds of orders never stored; how many orders."""
         now = now or utcnow()
         finished = 0
@@ -141,14 +144,14 @@ class TicketHolds:
             finished += 1
         return finished + self._free_orphans(now)
 
-    def _free_orphans(self, now):
+    def _free_orphans(self, now: datetime) -> int:
         """Holds, taken between ORPHAN_WINDOW and ORPHAN_AFTER ago, that no stored order lists: free them."""
         recent = self.holds.find({"heldAt": {"$lt": now - ORPHAN_AFTER, "$gt": now - ORPHAN_WINDOW}}, {"orderId": 1})
-        slots_of = {}
+        slots_of: dict[str, list[str]] = {}
         for hold in recent:
             slots_of.setdefault(hold["orderId"], []).append(hold["_id"])
         ids = [ObjectId(order_id) for order_id in slots_of if ObjectId.is_valid(order_id)]
-        listed = {}
+        listed: dict[str, set[str]] = {}
         for start in range(0, len(ids), 500):
             for order in self.orders.find({"_id": {"$in": ids[start:start + 500]}}, {"ticketSlots": 1}):
                 listed[str(order["_id"])] = set(order.get("ticketSlots") or ())
@@ -161,16 +164,16 @@ class TicketHolds:
                 freed += 1
         return freed
 
-    def _finish(self, order_id, slots):
+    def _finish(self, order_id: str, slots: list[str]) -> None:
         self._delete(order_id, slots)
         self.releases.update_one({"_id": order_id}, {"$set": {"done": True}})
 
-    def _delete(self, order_id, slots):
+    def _delete(self, order_id: str, slots: Iterable[str]) -> None:
         for slot in slots:  # by _id: the one filter FerretDB answers from an index
             self.holds.delete_one({"_id": slot, "orderId": order_id})
 
     @_unavailable_on_error
-    def left(self, event):
+    def left(self, event: dict[str, Any]) -> dict[str, int]:
         """Tickets left per ticket type id (capacity minus slots held)."""
         return {t["id"]: max(0, t["capacity"] - self.holds.count_documents({"event": event["_id"], "type": t["id"]}))
                 for t in event["ticketTypes"]}

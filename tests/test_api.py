@@ -123,7 +123,8 @@ def test_wait_answers_when_the_callback_lands(client, runtime, make_order):
     waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
     assert post_callback(client, runtime, order_id, "success").json == {"received": True}
     response = waiting.get(timeout=30)
-    assert (response.json["paymentStatus"], response.json["final"], response.json["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
+    body = response.json
+    assert (body["paymentStatus"], body["final"], body["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
 
 
 @pytest.mark.parametrize("query", ["timeout=0", "timeout=121", "timeout=abc", "timeout=-5", "timeout=1.5"])
@@ -209,13 +210,15 @@ def test_flat_format_callbacks_are_applied(client, runtime, make_order):
 def test_audit_keeps_the_body_verbatim(client, runtime, make_order):
     order_id, _ = make_order()
     url = f"/api/payhero/callback?token={runtime.tokens.callback_token(order_id)}"
-    raw = '{"response": {"Amount": 1500, "ExternalReference": "%s", "ResultCode": 1037, "ResultDesc": "DS timeout", "$odd": {"a.b": 1}}}' % order_id
+    raw = ('{"response": {"Amount": 1500, "ExternalReference": "' + order_id
+           + '", "ResultCode": 1037, "ResultDesc": "DS timeout", "$odd": {"a.b": 1}}}')
     assert client.post(url, data=raw, content_type="application/json").status_code == 200
     assert runtime.store.events_for(order_id)[0]["raw"] == raw
 
 
 def test_errors_are_json_never_html(client):
-    for response in [client.get("/api/nope"), client.delete("/api/orders"), client.post("/api/orders", data="x", content_type="text/plain")]:
+    for response in [client.get("/api/nope"), client.delete("/api/orders"),
+                     client.post("/api/orders", data="x", content_type="text/plain")]:
         assert response.is_json
         assert set(response.json) >= {"error", "message"}
     assert client.post("/api/orders", data="x" * 70_000, content_type="application/json").status_code == 413

@@ -122,7 +122,8 @@ def test_a_declared_route_gets_its_inputs_parsed_in_order(probe_app):
 def test_a_declared_route_is_in_the_document_as_declared(probe_app):
     document = probe_app.test_client().get("/api/openapi.json").json
     operation = document["paths"]["/probe/{order_id}"]["post"]
-    assert [(p["in"], p["name"]) for p in operation["parameters"]] == [("path", "order_id"), ("header", "X-Probe"), ("query", "token")]
+    parameters = [(p["in"], p["name"]) for p in operation["parameters"]]
+    assert parameters == [("path", "order_id"), ("header", "X-Probe"), ("query", "token")]
     assert operation["parameters"][1]["schema"] == {"type": "string", "pattern": "^[a-z]{1,8}$"}
     assert operation["requestBody"]["content"]["application/json"]["examples"] == {"one": {"value": {"n": 1}}}
     assert documented_errors(operation["responses"]["400"]) == {"validation_error", "invalid_url_encoding"}

@@ -35,7 +35,7 @@ def test_every_known_series_exists_before_it_is_used(app):
     text = metrics.render().decode()
     for metric, label_sets in metrics.KNOWN_LABELS.items():
         for labels in label_sets:
-            rendered = ",".join(f'{name}="{value}"' for name, value in zip(metric._labelnames, labels))
+            rendered = ",".join(f'{name}="{value}"' for name, value in zip(metric._labelnames, labels, strict=True))
             suffix = "_count" if isinstance(metric, metrics.Histogram) else "_total"  # counters keep their name without it
             assert f"{metric._name}{suffix}{{{rendered}}}" in text, (metric._name, labels)
     for status in metrics.STATUS_CLASSES:

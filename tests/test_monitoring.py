@@ -72,8 +72,10 @@ def test_every_metric_in_the_dashboard_and_alerts_is_exported(start_gunicorn):
 
 
 @pytest.mark.parametrize("expr, names", [
-    ("histogram_quantile(0.99, sum by (le) (rate(eventi_callback_to_answer_seconds_bucket[5m])))", {"eventi_callback_to_answer_seconds"}),
-    ('sum by (instance) (eventi_waits_held) / sum by (instance) (eventi_waits_capacity)', {"eventi_waits_held", "eventi_waits_capacity"}),
+    ("histogram_quantile(0.99, sum by (le) (rate(eventi_callback_to_answer_seconds_bucket[5m])))",
+     {"eventi_callback_to_answer_seconds"}),
+    ('sum by (instance) (eventi_waits_held) / sum by (instance) (eventi_waits_capacity)',
+     {"eventi_waits_held", "eventi_waits_capacity"}),
 ])
 def test_metric_names_are_found_in_queries(expr, names):
     assert metric_names(expr) == names

@@ -1,5 +1,5 @@
 """The plain reasons of failed and cancelled orders (eventi/outcomes.py) and the status body that carries them."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from bson import ObjectId
@@ -58,7 +58,7 @@ def test_decide_outcome_keeps_the_result_code():
 
 
 def order(status, **fields):
-    return {"_id": ObjectId(), "status": status, "amount": 1500, "updatedAt": datetime.now(timezone.utc), **fields}
+    return {"_id": ObjectId(), "status": status, "amount": 1500, "updatedAt": datetime.now(UTC), **fields}
 
 
 def test_status_body_of_a_failed_order_carries_reason_and_sentence_next_to_the_raw_reason():

@@ -16,7 +16,8 @@ def test_checkout_page_shows_the_event_and_its_stored_prices(client, unique_even
     for field in ("ticket-type", "tickets", "name", "email", "phone"):
         assert f'<label for="{field}">' in html and f'id="{field}-error"' in html
     assert f"<h1>Test event {unique_event}</h1>" in html and "Test Hall, Nairobi" in html and " EAT</time>" in html
-    assert 'data-price="1500" data-name="Regular" data-most="10"' in html and 'data-price="2500" data-name="VIP" data-most="4"' in html
+    assert 'data-price="1500" data-name="Regular" data-most="10"' in html
+    assert 'data-price="2500" data-name="VIP" data-most="4"' in html
     assert f'data-event-id="{unique_event}"' in html and 'data-currency="KES"' in html
     assert '<option value="10">' in html and '<option value="11">' not in html  # Regular's per-order maximum
     assert "1 × Regular at KES 1,500" in html
@@ -74,8 +75,10 @@ def test_status_page_of_a_final_order_shows_the_result_without_polling(client, r
 
 def test_status_page_with_a_wrong_or_missing_token_is_a_404_page(client, runtime, unique_event):
     order_id, token = create_order(client, event_id=unique_event)
-    for url in (f"/orders/{order_id}/status", f"/orders/{order_id}/status?token={token[:-1]}{'1' if token.endswith('0') else '0'}",
-                f"/orders/{order_id}/status?token={runtime.tokens.callback_token(order_id)}", f"/orders/nope/status?token={token}"):
+    wrong = f"{token[:-1]}{'1' if token.endswith('0') else '0'}"
+    for url in (f"/orders/{order_id}/status", f"/orders/{order_id}/status?token={wrong}",
+                f"/orders/{order_id}/status?token={runtime.tokens.callback_token(order_id)}",
+                f"/orders/nope/status?token={token}"):
         page = client.get(url)
         assert page.status_code == 404 and "Page not found" in page.get_data(as_text=True), url
         assert order_id not in page.get_data(as_text=True)

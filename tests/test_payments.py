@@ -45,7 +45,8 @@ def test_transaction_status_answers_from_the_simulators_record(payhero_simulator
     client = client_for(payhero_simulator)
     result, _ = push(client)
     status = client.transaction_status(result.reference)
-    assert (status["status"], status["reference"], status["CheckoutRequestID"]) == ("QUEUED", result.reference, result.checkout_request_id)
+    assert ((status["status"], status["reference"], status["CheckoutRequestID"])
+            == ("QUEUED", result.reference, result.checkout_request_id))
     with pytest.raises(PayHeroRejected):
         client.transaction_status("NO-SUCH-REF")
 

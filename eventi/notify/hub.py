@@ -85,7 +85,7 @@ class Hub:
         self._redis = redis_client
         self.recheck_seconds = recheck_seconds
         self._waiters: defaultdict[str, set[HubWaiter]] = defaultdict(set)
-        self._greenlet: gevent.Greenlet | None = None
+        self._greenlet: gevent.Greenlet[[], None] | None = None
         self._stopping = False
         self._connected_event = Event()
         self._failures = 0

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 def open_pubsub(client: Redis) -> PubSub:
     """A new PubSub on the client's pool (redis-py leaves Redis.pubsub() unannotated)."""
-    pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]
+    pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]  # unannotated in redis-py
     return pubsub
 
 

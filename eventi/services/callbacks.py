@@ -19,6 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bson import ObjectId
+
 from .. import metrics
 from ..errors import NotFound, PaymentProviderError, StoreUnavailable
 from ..models import PaymentResult, decide_outcome, is_final, status_body
@@ -89,7 +91,7 @@ class CallbackService:
         order = self._store.get_order(order_id)
         return None if order is None else status_body(order)
 
-    def _finalize(self, result: PaymentResult, amount: int, event_id: object) -> Finalized:
+    def _finalize(self, result: PaymentResult, amount: int, event_id: ObjectId) -> Finalized:
         try:
             outcome = decide_outcome(result, amount)
             finalized: Finalized | None = self._store.finalize(result.order_id, outcome, event_id)

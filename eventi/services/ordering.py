@@ -63,11 +63,11 @@ class OrderService:
             raise EventNotFound()
         quote = pricing.quote(event, fields["ticketTypeId"], fields["quantity"])
         order_id = order_id or ObjectId()
-        contact = {name: fields[name] for name in ("phone", "email", "name") if name in fields}
+        contact: dict[str, Any] = {name: fields[name] for name in ("phone", "email", "name") if name in fields}
         with self._reserve_push(fields["phone"]) as reservation:
             slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity)
             try:
-                fields = {**quote.order_fields(), **contact, "ticketSlots": slots, "reference": short_reference(order_id)}
+                fields = {**quote.order_fields(), **contact, "ticketSlots": slots, "reference": short_reference(str(order_id))}
                 order = self._store.create_order(fields, order_id)
             except StoreUnavailable:
                 raise  # the insert may still land: the holds stay, and the sweep frees them if it did not

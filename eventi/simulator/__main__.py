@@ -1,5 +1,6 @@
 """Run the PayHero simulator: python -m eventi.simulator [--host H] [--port P] [--delay S]."""
 import argparse
+import io
 import logging
 import os
 import sys
@@ -9,7 +10,7 @@ from werkzeug.serving import make_server
 from .app import create_app
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m eventi.simulator", description=__doc__)
     parser.add_argument("--host", default=env.get("EVENTI_SIMULATOR_HOST", "127.0.0.1"))
@@ -22,7 +23,8 @@ def main(argv=None):
     token = env.get("PAYHERO_AUTH_TOKEN")
     if not token:
         sys.exit("PAYHERO_AUTH_TOKEN must be set: the simulator accepts only that Basic token")
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server(args.host, args.port, create_app(token, args.delay, args.slow), threaded=True)

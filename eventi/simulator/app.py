@@ -9,10 +9,11 @@ import secrets
 import string
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import requests
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from .. import phones
 from . import outcomes
@@ -25,22 +26,22 @@ CALLBACK_TIMEOUT = 10
 class Simulator:
     """The simulator's record of every push; transaction-status answers from it."""
 
-    def __init__(self, auth_token, delay=3.0, slow_seconds=30.0):
+    def __init__(self, auth_token: str, delay: float = 3.0, slow_seconds: float = 30.0) -> None:
         self.auth_token = auth_token
         self.delay = delay
         self.slow_seconds = slow_seconds
-        self.pushes = {}
+        self.pushes: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def authorised(self, header):
+    def authorised(self, header: str | None) -> bool:
         return hmac.compare_digest((header or "").encode(), f"Basic {self.auth_token}".encode())
 
-    def queue(self, body, outcome):
+    def queue(self, body: dict[str, Any], outcome: outcomes.Outcome) -> dict[str, Any]:
         """Record a push and schedule its callback(s)."""
         reference = _code(10)
         record = {
             "reference": reference,
-            "CheckoutRequestID": "ws_CO_" + datetime.now(timezone.utc).strftime("%d%m%Y%H%M%S") + _digits(9),
+            "CheckoutRequestID": "ws_CO_" + datetime.now(UTC).strftime("%d%m%Y%H%M%S") + _digits(9),
             "MerchantRequestID": f"{_digits(4)}-{_digits(8)}-1",
             "external_reference": body["external_reference"],
             "amount": body["amount"],
@@ -59,16 +60,17 @@ class Simulator:
         timer.start()
         return record
 
-    def _settle(self, reference, outcome):
+    def _settle(self, reference: str, outcome: outcomes.Outcome) -> None:
         record = self.pushes[reference]
         record["status"] = "SUCCESS" if outcome.paid else "FAILED"
-        record["transaction_date"] = datetime.now(timezone.utc).isoformat()
+        record["transaction_date"] = datetime.now(UTC).isoformat()
         for _ in range(outcome.callbacks):
             self._deliver(record, outcome)
 
-    def _deliver(self, record, outcome):
+    def _deliver(self, record: dict[str, Any], outcome: outcomes.Outcome) -> None:
         body = callback_body(record, outcome)
         sent_at = time.time()
+        status: int | str
         try:
             # One connection per delivery, closed after it, like a webhook sender; an idle keep-alive
             # connection would hold up a graceful shutdown of the receiving gunicorn worker.
@@ -80,11 +82,11 @@ class Simulator:
         log.info("simulator: callback delivered reference=%s externalReference=%s outcome=%s answer=%s",
                  record["reference"], record["external_reference"], outcome.name, status)
 
-    def find(self, external_reference):
+    def find(self, external_reference: str) -> list[dict[str, Any]]:
         return [r for r in list(self.pushes.values()) if r["external_reference"] == external_reference]
 
 
-def callback_body(record, outcome):
+def callback_body(record: dict[str, Any], outcome: outcomes.Outcome) -> dict[str, Any]:
     """PayHero's v2 callback (Safaricom's field names nested under `response`)."""
     phone = record["phone_number"]
     return {
@@ -104,7 +106,7 @@ def callback_body(record, outcome):
     }
 
 
-def transaction_status_body(record):
+def transaction_status_body(record: dict[str, Any]) -> dict[str, Any]:
     """The answer of GET /api/v2/transaction-status for one recorded push."""
     body = {"success": True, "status": record["status"], "reference": record["reference"],
             "CheckoutRequestID": record["CheckoutRequestID"]}
@@ -114,21 +116,23 @@ def transaction_status_body(record):
     return body
 
 
-def create_app(auth_token, delay=3.0, slow_seconds=30.0):
+def create_app(auth_token: str, delay: float = 3.0, slow_seconds: float = 30.0) -> Flask:
     """The simulator as a WSGI app; app.extensions["simulator"] holds its record."""
     sim = Simulator(auth_token, delay, slow_seconds)
     app = Flask(__name__)
     app.extensions["simulator"] = sim
 
     @app.before_request
-    def _check_token():
+    def _check_token() -> tuple[Response, int] | None:
         if request.path.startswith("/api/") and not sim.authorised(request.headers.get("Authorization")):
             return _error(401, "Unauthorized: invalid or missing Basic token")
         return None
 
     @app.post("/api/v2/payments")
-    def payments():
+    def payments() -> tuple[Response, int]:
         body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _error(400, "Body must be a JSON object")
         problem = _invalid_push(body)
         if problem:
             return _error(400, problem)
@@ -144,19 +148,19 @@ def create_app(auth_token, delay=3.0, slow_seconds=30.0):
                        CheckoutRequestID=record["CheckoutRequestID"]), 201
 
     @app.get("/api/v2/transaction-status")
-    def transaction_status():
+    def transaction_status() -> Response | tuple[Response, int]:
         record = sim.pushes.get(request.args.get("reference", ""))
         if record is None:
             return _error(404, "Transaction not found")
         return jsonify(transaction_status_body(record))
 
     @app.get("/simulator/pushes")
-    def pushes():
+    def pushes() -> Response:
         """Not PayHero: what the simulator did for one order (for scripts and tests)."""
         return jsonify(pushes=sim.find(request.args.get("external_reference", "")), delay=sim.delay)
 
     @app.get("/healthz")
-    def health():
+    def health() -> Response:
         return jsonify(status="ok")
 
     return app
@@ -181,13 +185,13 @@ def _invalid_push(body: object) -> str | None:
     return None
 
 
-def _error(status, message):
+def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(success=False, error_message=message), status
 
 
-def _code(length):
+def _code(length: int) -> str:
     return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(length))
 
 
-def _digits(length):
+def _digits(length: int) -> str:
     return "".join(secrets.choice(string.digits) for _ in range(length))

@@ -12,7 +12,7 @@ class Outcome:
     slow: bool = False  # answer the push only after the simulator's slow delay
 
     @property
-    def paid(self):
+    def paid(self) -> bool:
         return self.result_code == 0
 
 
@@ -33,7 +33,7 @@ BY_LAST_DIGIT = {
 """The README's simulator table shows the same mapping."""
 
 
-def for_phone(phone):
+def for_phone(phone: str) -> Outcome:
     """The outcome for a phone number in any spelling."""
     digits = [c for c in str(phone) if c.isdigit()]
     return BY_LAST_DIGIT[digits[-1]] if digits else PAID

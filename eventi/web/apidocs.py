@@ -1,6 +1,5 @@
 """Blueprint for the API's readers: the OpenAPI document and the same as a self-contained HTML page."""
 import json
-
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template_string
@@ -16,7 +15,8 @@ def document() -> dict[str, Any]:
     cache = current_app.extensions.setdefault("eventi_openapi", {})
     if "document" not in cache:
         cache["document"] = openapi.build(current_app)
-    return cache["document"]
+    built: dict[str, Any] = cache["document"]
+    return built
 
 
 @bp.get("/openapi.json")
@@ -34,7 +34,15 @@ def docs_page() -> str:
     """The OpenAPI document rendered as HTML: no script, no external resource."""
     doc = document()
     return render_template_string(PAGE, doc=doc, pretty=lambda value: json.dumps(value, indent=2, ensure_ascii=False),
-                                  resolve=lambda r: doc["components"]["responses"][r["$ref"].rsplit("/", 1)[1]] if "$ref" in r else r)
+                                  resolve=lambda r: _resolve(doc, r))
+
+
+def _resolve(doc: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """A documented response, or the shared one its $ref names."""
+    if "$ref" in response:
+        shared: dict[str, Any] = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+        return shared
+    return response
 
 
 PAGE = """<!doctype html>
@@ -77,4 +85,4 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;tex
 <tr><td><code>{{ field }}</code></td><td>{{ "yes" if field in (schema.required or []) else "no" }}</td><td><code>{{ pretty(prop) }}</code></td></tr>{% endfor %}</table>
 {% endfor %}
 </body></html>
-"""
+"""  # noqa: E501 (HTML lines: wrapping them would change the page)

@@ -70,7 +70,8 @@ def body_bytes() -> bytes:
 def load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
     """Validate data with a marshmallow schema; errors become a 400 with details."""
     try:
-        return schema.load(data)
+        loaded: dict[str, Any] = schema.load(data)
+        return loaded
     except ValidationError as exc:
         raise ValidationFailed(details=exc.messages) from None
 

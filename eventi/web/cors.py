@@ -4,6 +4,9 @@ Only the shopper's API routes answer CORS: not the PayHero callback (a server ca
 pages, ops or metrics routes. Origins are exact (no wildcard, no credentials): an origin not listed
 gets no Access-Control-* header, so its browser refuses to hand the answer to its script.
 """
+from collections.abc import Iterable
+
+from flask import Flask
 from flask_cors import CORS
 
 API_ROUTES = r"^/api/(orders|events)(/.*)?$"
@@ -11,7 +14,7 @@ ALLOWED_HEADERS = ["Content-Type", "Idempotency-Key", "X-Request-ID"]
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Idempotent-Replayed"]
 
 
-def init_app(app, origins):
+def init_app(app: Flask, origins: Iterable[str]) -> None:
     """Add CORS (preflights included) to the API routes when origins are configured."""
     if not origins:
         return

@@ -100,7 +100,7 @@ def declare(summary: str, *, tags: list[str], description: str | None = None,
             return view(*args, **kwargs)
 
         _DECLARED[parsed] = operation
-        return parsed  # type: ignore[return-value]
+        return parsed  # type: ignore[return-value]  # functools.wraps: same call signature as view
 
     return decorator
 

@@ -1,7 +1,8 @@
 """One JSON error shape for every failure: {"error", "message", "details"?}."""
 import logging
+from typing import Any
 
-from flask import jsonify, request
+from flask import Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -11,21 +12,22 @@ from . import pages
 log = logging.getLogger(__name__)
 
 
-def error_response(status, code, message, details=None, **extra):
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | list[Any] | None = None,
+                   **extra: Any) -> tuple[Response, int]:
     body = {"error": code, "message": message, **extra}
     if details:
         body["details"] = details
     return jsonify(body), status
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Register the handlers that turn every exception into the JSON error shape."""
 
     @app.errorhandler(EventiError)
-    def _eventi_error(exc):
+    def _eventi_error(exc: EventiError) -> tuple[Response, int]:
         response, status = error_response(exc.status, exc.code, exc.message, exc.details, **exc.extra)
-        if exc.status == 429 or hasattr(exc, "retry_after"):
-            response.headers["Retry-After"] = str(getattr(exc, "retry_after", 5))
+        if exc.status == 429 or exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after or 5)
         return response, status
 
     @app.errorhandler(HTTPException)
@@ -36,6 +38,6 @@ def init_app(app):
         return error_response(exc.code or 500, code, exc.description or exc.name)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc):
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
         log.exception("Unhandled error")
         return error_response(500, "internal_error", "Something went wrong on our side.")

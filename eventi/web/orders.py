@@ -4,8 +4,15 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..errors import NotFound
-from ..schemas import (IDEMPOTENCY_KEY, OrderCreatedSchema, OrderCreateSchema, OrderStatusSchema, TokenQuerySchema,
-                       WaitQuerySchema, WaitResultSchema)
+from ..schemas import (
+    IDEMPOTENCY_KEY,
+    OrderCreatedSchema,
+    OrderCreateSchema,
+    OrderStatusSchema,
+    TokenQuerySchema,
+    WaitQuerySchema,
+    WaitResultSchema,
+)
 from . import examples as ex
 from .client_socket import client_connection
 from .common import current_runtime, status_token_matches

@@ -4,6 +4,7 @@ import re
 import secrets
 import time
 from datetime import timedelta, timezone
+from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -242,7 +243,7 @@ def _event_view(event: dict) -> dict:
             "starts_iso": starts.isoformat(), "starts": starts.strftime("%a %d %b %Y, %H:%M EAT").replace(" 0", " ")}
 
 
-def _bought(order: dict) -> dict | None:
+def _bought(order: dict[str, Any]) -> dict[str, Any] | None:
     """What the order buys, as stored on it (orders from before issue 12 have no ticket type)."""
     if "quantity" not in order:
         return None
@@ -250,19 +251,11 @@ def _bought(order: dict) -> dict | None:
             "amount": order["amount"], "currency": order.get("currency", "KES")}
 
 
-def _event_not_found() -> ResponseReturnValue:
-    return _not_found("This event does not exist, or its ticket sales have closed.")
+def _not_found(message: str | None = None) -> tuple[str, int, dict[str, str]]:
+    return _page(render_template("not_found.html", message=message), 404)
 
 
-def _not_found(message: str | None = None, event: dict | None = None) -> ResponseReturnValue:
-    return _page(_render("not_found.html", message=message, event=event), 404)
-
-
-def _render(template: str, **context: object) -> str:
-    return render_template(template, **{"page_modules": PAGE_MODULES.get(template, ()), **context})
-
-
-def _page(html: str, status: int = 200) -> ResponseReturnValue:
+def _page(html: str, status: int = 200) -> tuple[str, int, dict[str, str]]:
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
     return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}

@@ -37,7 +37,8 @@ def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:
                 "formats are accepted. ResultCode 0 completes the order, 1032 cancels it, anything else fails "
                 "it; an amount different from the order's fails it with `amount_mismatch`. Repeated and late "
                 "deliveries change nothing, announce the final status again and answer `duplicate: true`. "
-                "A 503 asks for a redelivery; a write the store applied anyway is announced without one. Fields are strictly typed (`400` "
+                "A 503 asks for a redelivery; a write the store applied anyway is announced without one. "
+                "Fields are strictly typed (`400` "
                 "otherwise): `ResultCode` a JSON integer, `Amount` a JSON number with no fraction, `status` "
                 "and `success` JSON booleans; a success needs its non-blank receipt, and flags that contradict "
                 "the result (`ResultCode` 0 with `status: false` or `Status: \"Failed\"`) are refused.",

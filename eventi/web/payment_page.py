@@ -6,6 +6,7 @@ left, counted from when it loads, so a phone whose clock is off still counts dow
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..models import OrderStatus
 
@@ -33,7 +34,7 @@ class PaymentView:
     masked_phone: str
 
 
-def payment_view(order: dict, now: datetime, help_seconds: int) -> PaymentView:
+def payment_view(order: dict[str, Any], now: datetime, help_seconds: int) -> PaymentView:
     """The view of a stored order at now; help shows help_seconds after the push."""
     status = OrderStatus(order["status"])
     expires, pushed = order.get("promptExpiresAt"), order.get("pushedAt")

@@ -3,9 +3,10 @@
 werkzeug decodes both with replacement characters, so "%ED%A0%80" or "%FF" would otherwise reach the
 views as U+FFFD and be answered as if the caller had sent something else.
 """
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from flask import request
+from flask import Flask, request
 
 from ..errors import EventiError
 
@@ -14,16 +15,16 @@ class InvalidUrlEncoding(EventiError):
     status, code, message = 400, "invalid_url_encoding", "The URL's path or query string is not valid UTF-8."
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Refuse such requests before any view, on every route (404s and 405s included)."""
 
     @app.before_request
-    def _require_utf8_url():
+    def _require_utf8_url() -> None:
         if not is_utf8_url(request.environ):
             raise InvalidUrlEncoding()
 
 
-def is_utf8_url(environ):
+def is_utf8_url(environ: dict[str, Any]) -> bool:
     """True when the request target, PATH_INFO and QUERY_STRING all decode as strict UTF-8 once unquoted.
 
     WSGI carries their bytes as latin-1. The raw target (gunicorn's RAW_URI, REQUEST_URI elsewhere)

@@ -76,7 +76,7 @@ def test_held_waits_are_answered_when_workers_stop(start_gunicorn, signum):
     waits = [gevent.spawn(api.wait, order_id, token, 120) for order_id, token in orders]
     api.await_waits_held(40)
     server.process.signal(signum)
-    for (order_id, _), wait in zip(orders, waits):
+    for (order_id, _), wait in zip(orders, waits, strict=True):
         response = wait.get(timeout=60)  # a reset or a 502 would raise or fail here
         assert response.status_code == 200
         assert (response.json()["orderId"], response.json()["final"]) == (order_id, False)

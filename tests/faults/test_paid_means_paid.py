@@ -139,8 +139,10 @@ def test_store_failing_mid_callbacks_leaves_no_paid_order_pending(settings, own_
         stop_reading.set()
 
         for order_id in refused:  # PayHero redelivers what was not answered 200
-            eventually(lambda: api.callback(order_id).status_code == 200, 60, f"a redelivery for {order_id} to be taken")
-        assert all(o["status"] == OrderStatus.COMPLETED.value for o in db.orders.find({"_id": {"$in": [ObjectId(i) for i, _ in orders]}}))
+            eventually(lambda order_id=order_id: api.callback(order_id).status_code == 200, 60,
+                       f"a redelivery for {order_id} to be taken")
+        stored = db.orders.find({"_id": {"$in": [ObjectId(i) for i, _ in orders]}})
+        assert all(o["status"] == OrderStatus.COMPLETED.value for o in stored)
         agree(api, db, cache, orders)
         assert_waits_answer(waits, db)
     finally:

@@ -39,12 +39,12 @@ def test_200_orders_racing_for_the_last_10_tickets(start_gunicorn, settings, pay
     for _ in range(ROUNDS):
         event_id = "race-" + uuid.uuid4().hex[:10]
         save_events(settings["MONGO_URI"], event_spec(event_id, capacity=CAPACITY))
-        early = Pool(10).map(lambda phone: post(api, event_id=event_id, phone=phone), phones(SOLD_BEFORE))
+        early = Pool(10).map(lambda phone, event_id=event_id: post(api, event_id=event_id, phone=phone), phones(SOLD_BEFORE))
         assert [r.status_code for r in early] == [201] * SOLD_BEFORE
         assert _left(api, event_id) == CAPACITY - SOLD_BEFORE
 
         racers = phones(RACERS)
-        answers = Pool(RACERS).map(lambda phone: (phone, post(api, event_id=event_id, phone=phone)), racers)
+        answers = Pool(RACERS).map(lambda phone, event_id=event_id: (phone, post(api, event_id=event_id, phone=phone)), racers)
 
         assert Counter(r.status_code for _, r in answers) == {201: CAPACITY - SOLD_BEFORE, 409: RACERS - (CAPACITY - SOLD_BEFORE)}
         winners = [r.json()["orderId"] for _, r in answers if r.status_code == 201]
@@ -68,7 +68,8 @@ def test_racing_requests_with_one_idempotency_key_make_one_order(start_gunicorn,
         event_id, key = "race-" + uuid.uuid4().hex[:10], uuid.uuid4().hex
         save_events(settings["MONGO_URI"], event_spec(event_id))
         [phone] = phones(1)
-        answers = Pool(20).map(lambda _: post(api, key=key, event_id=event_id, phone=phone, quantity=2), range(20))
+        answers = Pool(20).map(lambda _, key=key, event_id=event_id, phone=phone:
+                               post(api, key=key, event_id=event_id, phone=phone, quantity=2), range(20))
         created = [r.json() for r in answers if r.status_code == 201]
         assert {r.status_code for r in answers} <= {201, 409}
         assert {r.json()["error"] for r in answers if r.status_code == 409} <= {"idempotency_key_in_use"}

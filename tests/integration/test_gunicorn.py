@@ -37,8 +37,10 @@ def test_200_concurrent_waits_each_get_their_own_final_status(start_gunicorn):
         assert (body["paymentStatus"], body["final"]) == (expected[kinds[i % 4]], True)
     # The callbacks were spread over both workers, so some woke waits held by the other one.
     log = "".join(server.process.log)
-    wait_pid = {order: pid for pid, order in re.findall(r"\[(\d+)\] INFO eventi.services.waiting: Long polling started orderId=(\w+)", log)}
-    store_pid = {order: pid for pid, order in re.findall(r"\[(\d+)\] INFO eventi.services.callbacks: Payment status stored orderId=(\w+)", log)}
+    started = r"\[(\d+)\] INFO eventi.services.waiting: Long polling started orderId=(\w+)"
+    stored = r"\[(\d+)\] INFO eventi.services.callbacks: Payment status stored orderId=(\w+)"
+    wait_pid = {order: pid for pid, order in re.findall(started, log)}
+    store_pid = {order: pid for pid, order in re.findall(stored, log)}
     crossed = [order for order, _ in orders if wait_pid[order] != store_pid[order]]
     assert crossed, "expected some callbacks to land on the other worker"
 

@@ -109,7 +109,8 @@ def test_client_ip_and_request_id_pass_through_and_spoofed_forwarding_is_ignored
     response = connection.getresponse()
     assert response.status == 401 and response.getheader("X-Request-ID") == "via-nginx-1"
     # nginx saw 127.0.0.2 and appended it; the app trusts that one hop only (EVENTI_PROXY_COUNT=1), not 6.6.6.6.
-    server.process.wait_for(rf"PayHero callback rejected \(wrong token\) orderId={order_id} ip=127\.0\.0\.2 requestId=via-nginx-1", timeout=10)
+    server.process.wait_for(rf"PayHero callback rejected \(wrong token\) orderId={order_id} ip=127\.0\.0\.2 "
+                            r"requestId=via-nginx-1", timeout=10)
     # nginx's own access log shows the path without the token
     nginx.process.wait_for(r'127\.0\.0\.2 .*"POST /api/payhero/callback HTTP/1\.1" 401 .* rid=via-nginx-1', timeout=10)
     assert "0" * 64 not in nginx.process.output()

@@ -35,7 +35,8 @@ def test_counters_are_summed_over_both_workers(start_gunicorn):
     sent = 0
 
     def rejected_by_worker():
-        return Counter(re.findall(r"\[(\d+)\] WARNING eventi\.web\.payhero: PayHero callback rejected", "".join(server.process.log)))
+        rejected = r"\[(\d+)\] WARNING eventi\.web\.payhero: PayHero callback rejected"
+        return Counter(re.findall(rejected, "".join(server.process.log)))
 
     def both_workers_rejected_some():
         nonlocal sent
@@ -70,7 +71,8 @@ def test_counters_are_summed_over_both_workers(start_gunicorn):
 def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
     server = start_gunicorn(workers=2, EVENTI_LOG_FORMAT="json", EVENTI_ACCESS_LOG="-")
     api = Api(server.base_url, TEST_SECRET)
-    created = requests.post(f"{server.base_url}/api/orders", json=order_body(), headers={"X-Request-ID": "rid-create"}, timeout=10)
+    created = requests.post(f"{server.base_url}/api/orders", json=order_body(), headers={"X-Request-ID": "rid-create"},
+                            timeout=10)
     assert created.headers["X-Request-ID"] == "rid-create"
     order_id, token = created.json()["orderId"], created.json()["statusToken"]
     callback_token = api.tokens.callback_token(order_id)
@@ -91,7 +93,8 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
     events = [json.loads(line) for line in lines]  # every line is one JSON object: gunicorn's, access, eventi's
     assert {"gunicorn.error", "gunicorn.access", "eventi.services.waiting"} <= {e["logger"] for e in events}
     assert any(e["event"] == "listening_at" for e in events)
-    about_order = {e["event"]: e.get("requestId") for e in events if e.get("orderId") == order_id and e["logger"].startswith("eventi")}
+    about_order = {e["event"]: e.get("requestId") for e in events
+                   if e.get("orderId") == order_id and e["logger"].startswith("eventi")}
     assert about_order["long_polling_started"] == "rid-wait"
     # The held gauge rises before the wait's first read: on a loaded machine the callback can land
     # before that read, and the wait then answers from it without a Redis message. Either way, its id.
@@ -107,7 +110,8 @@ def test_json_logs_carry_each_requests_id_and_no_secrets(start_gunicorn):
 
 def test_text_logs_stay_human_lines(start_gunicorn):
     server = start_gunicorn(workers=1, EVENTI_ACCESS_LOG="-")
-    requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": "x"}, headers={"X-Request-ID": "rid-text"}, timeout=10)
+    requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": "x"},
+                 headers={"X-Request-ID": "rid-text"}, timeout=10)
     server.process.wait_for(rf'"GET /api/orders/{SAMPLE_ORDER_ID} HTTP/1.1" 404 .* rid=rid-text', timeout=10)
     assert not any(line.startswith("{") for line in server.process.log)
     assert re.search(r"\[INFO\] Listening at: http://127\.0\.0\.1:\d+", "".join(server.process.log))
@@ -125,7 +129,8 @@ def test_an_invalid_setting_in_json_mode_is_one_json_line(settings):
 
 @pytest.mark.parametrize("name, value, line", [
     ("EVENTI_NOTIFIER", "bogus", "EVENTI_NOTIFIER must be one of hub, per-request"),
-    ("EVENTI_LOG_LEVEL", "verbose", "EVENTI_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got 'verbose'"),
+    ("EVENTI_LOG_LEVEL", "verbose",
+     "EVENTI_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got 'verbose'"),
     ("EVENTI_MONGO_URI", "mongodb://127.0.0.1:27017", "EVENTI_MONGO_URI must name the database in its path, e.g. mongodb://host:27017/eventi"),
     ("EVENTI_WAIT_MAX_SECONDS", "300", "EVENTI_WAIT_MAX_SECONDS must be 1 to 120: .*"),
     ("EVENTI_WAIT_MAX_SECONDS", "two minutes", "EVENTI_WAIT_MAX_SECONDS must be a whole number, got 'two minutes'"),
@@ -157,7 +162,8 @@ def test_gunicorns_own_lines_are_masked_even_with_a_query_in_the_access_log(sett
     server = Gunicorn(gunicorn_env(settings, EVENTI_ACCESS_LOG="-"), workers=1,
                       extra_args=("--access-logformat", '"%(r)s" %(s)s')).start()
     try:
-        requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": token, "phone": "0712345678"}, timeout=10)
+        requests.get(f"{server.base_url}/api/orders/{SAMPLE_ORDER_ID}", params={"token": token, "phone": "0712345678"},
+                     timeout=10)
         server.process.wait_for(rf'"GET /api/orders/{SAMPLE_ORDER_ID}\?token=\*\*\*&phone=\*\*\*678 HTTP/1.1" 404', timeout=10)
         assert token not in server.process.output()
     finally:
@@ -174,7 +180,8 @@ def test_metrics_on_their_own_port_with_every_series_from_the_start(settings):
         for series in ('eventi_callbacks_total{outcome="completed"} 0.0', 'eventi_callbacks_total{outcome="rejected"} 0.0',
                        'eventi_waits_answered_total{outcome="timeout"} 0.0', 'eventi_stk_pushes_total{outcome="limited"} 0.0',
                        'eventi_payhero_request_duration_seconds_count{call="stk_push",outcome="unreachable"} 0.0',
-                       'eventi_http_request_duration_seconds_count{method="POST",route="/api/payhero/callback",status="5xx"} 0.0'):
+                       'eventi_http_request_duration_seconds_count{method="POST",route="/api/payhero/callback",'
+                       'status="5xx"} 0.0'):
             assert series in fresh.text, series
         public = requests.get(f"{server.base_url}/metrics", timeout=10)
         assert public.status_code == 404 and public.json()["error"] == "not_found"
