@@ -116,7 +116,8 @@ def test_a_submission_still_being_created_says_so_after_the_wait(client, runtime
     from bson import ObjectId
 
     assert runtime.keys.claim(sent["idempotencyKey"], digest(fields), ObjectId()) is None  # a request in flight
-    monkeypatch.setattr(runtime, "settings", dataclasses.replace(runtime.settings, push_timeout=-2))  # no wait: the deadline has passed
+    # no wait: the deadline has passed
+    monkeypatch.setattr(runtime, "settings", dataclasses.replace(runtime.settings, push_timeout=-2))
     answer = client.post(f"/events/{unique_event}/checkout", data=sent)
     html = answer.get_data(as_text=True)
     assert answer.status_code == 409 and pages.STILL_SENDING in html and "Idempotency" not in html
@@ -150,7 +151,8 @@ def test_sold_out_is_a_message_on_the_form(client, runtime) -> None:
     answer = client.post(f"/events/{event_id}/checkout", data=form(ticketTypeId="regular", quantity="2"))
     html = answer.get_data(as_text=True)
     assert answer.status_code == 409
-    assert re.search(r'<div class="alert" id="form-error" role="alert" tabindex="-1">Not enough tickets of this type are left.</div>', html)
+    assert re.search(r'<div class="alert" id="form-error" role="alert" tabindex="-1">'
+                     r'Not enough tickets of this type are left.</div>', html)
 
 
 def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settings, unique_event) -> None:
@@ -163,7 +165,8 @@ def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settin
         assert limited.status_code == 429
         assert "Too many M-Pesa requests to this phone number; wait a few minutes." in limited.get_data(as_text=True)
         refused = client.post(f"/events/{unique_event}/checkout", data=form(phone=phone_ending(7)))
-        assert refused.status_code == 502 and 'id="form-error" role="alert" tabindex="-1">The payment provider' in refused.get_data(as_text=True)
+        assert refused.status_code == 502
+        assert 'id="form-error" role="alert" tabindex="-1">The payment provider' in refused.get_data(as_text=True)
     finally:
         current_runtime(app).close()
 
@@ -220,7 +223,8 @@ def test_unknown_page_paths_are_an_html_page_with_a_link_to_the_events(client, p
 
 def test_an_unknown_path_under_an_event_links_to_that_event(client, unique_event) -> None:
     html = client.get(f"/events/{unique_event}/pay").get_data(as_text=True)
-    assert f'<a class="button" id="event-link" href="/events/{unique_event}/checkout">Tickets for Test event {unique_event}</a>' in html
+    link = f'<a class="button" id="event-link" href="/events/{unique_event}/checkout">Tickets for Test event {unique_event}</a>'
+    assert link in html
     assert 'id="event-link"' not in client.get("/events/no-such-event/pay").get_data(as_text=True)
 
 
@@ -249,7 +253,8 @@ def test_a_missing_order_page_has_a_real_link(client) -> None:
 
 def test_tab_titles_say_what_the_page_is(client, unique_event) -> None:
     assert title(client.get("/events").get_data(as_text=True)) == "Events on sale · eventi"
-    assert title(client.get(f"/events/{unique_event}/checkout").get_data(as_text=True)) == f"Tickets for Test event {unique_event} · eventi"
+    checkout_page = client.get(f"/events/{unique_event}/checkout").get_data(as_text=True)
+    assert title(checkout_page) == f"Tickets for Test event {unique_event} · eventi"
 
 
 def imported_modules(script: str) -> list[str]:

@@ -104,7 +104,8 @@ def test_help_shows_once_the_prompt_is_old_and_offers_to_change_the_number(page_
     pushed(runtime, order_id, ago=40)
     html = page(client, order_id, token)
     assert '<div id="prompt-help" class="help">' in html and 'data-help-after="0"' in html
-    assert "Didn't get a prompt?" in html and f'<a id="change-number" href="/events/{unique_event}/checkout?retry={order_id}&amp;token={token}">' in html
+    retry = f"/events/{unique_event}/checkout?retry={order_id}&amp;token={token}"
+    assert "Didn't get a prompt?" in html and f'<a id="change-number" href="{retry}">' in html
     assert "on, unlocked and has signal" in html
 
 
@@ -176,7 +177,8 @@ def test_failure_gives_the_plain_reason_the_reference_and_the_support_contact(pa
     body, shown = view_of(html, "failure")
     assert shown and f'<h1 tabindex="-1">{heading}</h1>' in body and f'<p id="failure-reason">{reason}</p>' in body
     assert f'<strong class="reference">{order_id[-8:].upper()}</strong>: {SUPPORT}.' in body
-    assert f'<a class="button" id="retry" href="/events/{unique_event}/checkout?retry={order_id}&amp;token={token}">Try again</a>' in body
+    retry = f"/events/{unique_event}/checkout?retry={order_id}&amp;token={token}"
+    assert f'<a class="button" id="retry" href="{retry}">Try again</a>' in body
     assert_summary(html, unique_event, order_id)
 
 

@@ -75,7 +75,8 @@ def declare(summary: str, *, tags: list[str], description: str | None = None,
             params: list[dict[str, Any]] | None = None, headers: list[Header] | None = None,
             query: type[Schema] | None = None, query_examples: dict[str, Any] | None = None,
             body: type[Schema] | dict[str, Any] | None = None, body_examples: dict[str, Any] | None = None,
-            form: dict[str, Any] | None = None, responses: dict[int, dict[str, Any]] | None = None, errors: list[str] | None = None,
+            form: dict[str, Any] | None = None, responses: dict[int, dict[str, Any]] | None = None,
+            errors: list[str] | None = None,
             security: str | None = None) -> Callable[[View], View]:
     """Declare a route's inputs and answers; place it under the blueprint's route decorator.
 

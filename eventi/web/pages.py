@@ -107,7 +107,8 @@ def place_order(event_id: str) -> ResponseReturnValue:
         fields = load(_CREATE, _order_body(event_id, values))
         created = _create(fields, request.form.get("idempotencyKey", ""))
     except ValidationFailed as exc:
-        return _checkout_page(event, values, errors=exc.details or {}, status=400)
+        details = exc.details if isinstance(exc.details, dict) else {}
+        return _checkout_page(event, values, errors=details, status=400)
     except EventNotFound:
         return _event_not_found()
     except IdempotencyKeyInUse:  # the first of a double submit is slower than any push: its answer is not known yet
@@ -134,7 +135,7 @@ def status(order_id: OrderId | None) -> ResponseReturnValue:
     token = request.args.get("token", "")
     p = current_runtime()
     found = p.reader.with_order(order_id) if order_id and status_token_matches(order_id, token) else None
-    if found is None:
+    if order_id is None or found is None:
         return _not_found()
     order, body = found
     event = p.events.get(order["eventId"])
@@ -171,11 +172,11 @@ def unknown_path() -> ResponseReturnValue:
     return _not_found(event=_event_view(event) if event else None)
 
 
-def _on_sale(event_id: str) -> dict | None:
+def _on_sale(event_id: str) -> dict[str, Any] | None:
     return current_runtime().events.on_sale(event_id) if EVENT_ID.match(event_id) else None
 
 
-def _create(fields: dict, key: str) -> Created:
+def _create(fields: dict[str, Any], key: str) -> Created:
     """POST /api/orders' service behind the form's Idempotency-Key. A double submit's second request waits for
     the first one's answer (as long as a push may take); a key sent again with changed details (Back, edit,
     submit) starts a new order under a new key."""
@@ -198,9 +199,9 @@ def new_key() -> str:
     return secrets.token_hex(16)
 
 
-def _order_body(event_id: str, values: dict[str, str]) -> dict:
+def _order_body(event_id: str, values: dict[str, str]) -> dict[str, Any]:
     """The form as the JSON body of POST /api/orders; empty fields are left out, so "required" says so."""
-    body = {"eventId": event_id, **{name: value for name, value in values.items() if value}}
+    body: dict[str, Any] = {"eventId": event_id, **{name: value for name, value in values.items() if value}}
     if re.fullmatch(r"[0-9]{1,3}", body.get("quantity", "")):
         body["quantity"] = int(body["quantity"])
     return body
@@ -217,7 +218,8 @@ def _retry_values(event_id: str) -> dict[str, str]:
             "name": order.get("name", ""), "email": order.get("email", ""), "phone": phones.local(order.get("phone", ""))}
 
 
-def _checkout_page(event: dict, values: dict[str, str], errors: dict | None = None, message: str | None = None,
+def _checkout_page(event: dict[str, Any], values: dict[str, str], errors: dict[str, Any] | None = None,
+                   message: str | None = None,
                    status: int = 200) -> ResponseReturnValue:
     """The form with the shopper's values, each error under its field and a message for the whole form."""
     left = current_runtime().tickets.left(event)
@@ -225,19 +227,20 @@ def _checkout_page(event: dict, values: dict[str, str], errors: dict | None = No
     on_sale = [t for t in ticket_types if t["most"] > 0]
     chosen = next((t for t in on_sale if t["id"] == values.get("ticketTypeId")), on_sale[0] if on_sale else None)
     quantity = int(values["quantity"]) if re.fullmatch(r"[0-9]{1,3}", values.get("quantity", "")) else 1
-    errors = {name: " ".join(map(str, texts)) if isinstance(texts, list) else str(texts) for name, texts in (errors or {}).items()}
-    other = [text for name, text in errors.items() if name not in FORM_FIELDS]
+    texts_by_field = {name: " ".join(map(str, texts)) if isinstance(texts, list) else str(texts)
+                      for name, texts in (errors or {}).items()}
+    other = [text for name, text in texts_by_field.items() if name not in FORM_FIELDS]
     message = " ".join(filter(None, [message, *other])) or None
-    first_invalid = next((name for name in FORM_FIELDS if name in errors), None)
+    first_invalid = next((name for name in FORM_FIELDS if name in texts_by_field), None)
     return _page(_render(
         "checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen,
-        quantity=max(1, min(quantity, chosen["most"])) if chosen else 1, values=values, errors=errors,
+        quantity=max(1, min(quantity, chosen["most"])) if chosen else 1, values=values, errors=texts_by_field,
         first_invalid=first_invalid, form_error=message, idempotency_key=new_key(),
         **({} if chosen else {"page_modules": ()}),  # sold out: no form, no script
     ), status)
 
 
-def _event_view(event: dict) -> dict:
+def _event_view(event: dict[str, Any]) -> dict[str, str]:
     starts = event["startsAt"].astimezone(EAT)
     return {"id": event["_id"], "name": event["name"], "venue": event["venue"], "currency": event["currency"],
             "starts_iso": starts.isoformat(), "starts": starts.strftime("%a %d %b %Y, %H:%M EAT").replace(" 0", " ")}
@@ -251,11 +254,19 @@ def _bought(order: dict[str, Any]) -> dict[str, Any] | None:
             "amount": order["amount"], "currency": order.get("currency", "KES")}
 
 
-def _not_found(message: str | None = None) -> tuple[str, int, dict[str, str]]:
-    return _page(render_template("not_found.html", message=message), 404)
+def _event_not_found() -> ResponseReturnValue:
+    return _not_found("This event does not exist, or its ticket sales have closed.")
 
 
-def _page(html: str, status: int = 200) -> tuple[str, int, dict[str, str]]:
+def _not_found(message: str | None = None, event: dict[str, str] | None = None) -> ResponseReturnValue:
+    return _page(_render("not_found.html", message=message, event=event), 404)
+
+
+def _render(template: str, **context: object) -> str:
+    return render_template(template, **{"page_modules": PAGE_MODULES.get(template, ()), **context})
+
+
+def _page(html: str, status: int = 200) -> ResponseReturnValue:
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
     return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}

@@ -71,7 +71,7 @@ def test_view_has_no_wcag_aa_violations_and_a_screenshot(seen, name) -> None:
 @pytest.mark.parametrize("name", [name for name, v in VIEWS.items() if v.name in ("checkout-nojs", "checkout-errors-nojs",
                                                                                    "try-again", "back-after-paying")])
 def test_no_personal_data_in_any_url(seen, name) -> None:
-    for size, found in zip(SIZES, facts(seen, name)):
+    for size, found in zip(SIZES, facts(seen, name), strict=True):
         for url in seen[name][size]["urls"]:
             for text in found["personal"]:
                 assert text not in url and text not in unquote(url), (size, url)
@@ -96,7 +96,8 @@ def test_without_javascript_errors_come_back_with_the_values_kept(seen) -> None:
         assert found["url"].endswith(f"/events/{EVENT}/checkout")  # posted: nothing in the query string
         assert found["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678."
         assert found["email_error"] == "Enter an email address, like name@example.com." and found["focused"] == "email"
-        assert (found["ticketType"], found["tickets"], found["name"], found["phone"]) == ("vip", "3", "Wanjiru Kamau", "0712/345/678")
+        filled = (found["ticketType"], found["tickets"], found["name"], found["phone"])
+        assert filled == ("vip", "3", "Wanjiru Kamau", "0712/345/678")
         assert found["title"].startswith("Check the form:")
 
 

@@ -230,7 +230,8 @@ def audit_as_is(browser, page, size: tuple[int, int], axe_source: str) -> list[d
     try:
         copy = context.new_page()
         copy.route("**/*.js", lambda route: route.abort())
-        copy.route(lambda address: address == url, lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html))
+        copy.route(lambda address: address == url,
+                   lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html))
         copy.goto(url)
         return axe.audit(copy, axe_source)
     finally:
