@@ -114,6 +114,22 @@ def app(settings):
 
 
 @pytest.fixture
+def make_app(settings):
+    """Apps of the test settings with overrides (EVENTI_* names without the prefix); each closed at the end."""
+    from eventi import create_app
+
+    made = []
+
+    def make(**overrides):
+        made.append(create_app({**settings, **overrides}))
+        return made[-1]
+
+    yield make
+    for made_app in made:
+        current_runtime(made_app).close()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

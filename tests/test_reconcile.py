@@ -9,7 +9,6 @@ from devstack.payhero import payhero_fixture
 from devstack.processes import ROOT
 from devstack.simulator import PayHeroSimulator
 from devstack.wait import eventually
-from eventi import create_app
 from eventi.models import utcnow
 from eventi.services.reconcile import result_from_status
 from eventi.web.common import current_runtime
@@ -24,20 +23,6 @@ def quick_simulator():
     this test's."""
     with PayHeroSimulator(delay=0.1) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def make_app(settings):
-    made = []
-
-    def make(**overrides):
-        app = create_app({**settings, **overrides})
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        current_runtime(app).close()
 
 
 @pytest.fixture

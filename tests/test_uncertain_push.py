@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from devstack.simulator import PayHeroSimulator
-from eventi import create_app
 from eventi.models import short_reference, utcnow
 from eventi.payhero_client import PayHeroRejected
 from eventi.web.common import current_runtime
@@ -50,25 +49,21 @@ def payhero_500():
 
 
 @pytest.fixture
-def make_app(settings):
-    made = []
-
+def make_client(make_app):
+    """An app of these settings: its test client and its runtime."""
     def make(**overrides):
-        app = create_app({**settings, **overrides})
-        made.append(app)
+        app = make_app(**overrides)
         return app.test_client(), current_runtime(app)
 
-    yield make
-    for app in made:
-        current_runtime(app).close()
+    return make
 
 
 def holds_of(runtime, order_id):
     return runtime.tickets.holds.count_documents({"orderId": order_id})
 
 
-def timed_out_order(make_app, slow_simulator, unique_event, **overrides):
-    client, runtime = make_app(**slow_simulator.settings, PUSH_TIMEOUT=0.5, PROMPT_SECONDS=60, **overrides)
+def timed_out_order(make_client, slow_simulator, unique_event, **overrides):
+    client, runtime = make_client(**slow_simulator.settings, PUSH_TIMEOUT=0.5, PROMPT_SECONDS=60, **overrides)
     response = client.post("/api/orders", json=order_body(event_id=unique_event, quantity=2, phone=phone_ending(9)))
     return client, runtime, response
 
@@ -81,9 +76,9 @@ def test_a_5xx_is_uncertain_and_a_4xx_a_refusal(payhero_simulator, payhero_500):
     assert (server_error.value.uncertain, refused.value.uncertain) == (True, False)
 
 
-def test_a_timed_out_push_keeps_the_order_pending_and_a_paid_callback_completes_it(make_app, slow_simulator,
+def test_a_timed_out_push_keeps_the_order_pending_and_a_paid_callback_completes_it(make_client, slow_simulator,
                                                                                     unique_event):
-    client, runtime, response = timed_out_order(make_app, slow_simulator, unique_event)
+    client, runtime, response = timed_out_order(make_client, slow_simulator, unique_event)
     assert response.status_code == 201, response.json
     assert (response.json["paymentStatus"], response.json["pushState"]) == ("pending", "uncertain")
     order_id, token = response.json["orderId"], response.json["statusToken"]
@@ -108,9 +103,9 @@ def test_a_timed_out_push_keeps_the_order_pending_and_a_paid_callback_completes_
     assert holds_of(runtime, order_id) == 2  # the paid order keeps its tickets
 
 
-def test_a_timed_out_push_without_callback_is_failed_by_reconcile_and_its_tickets_released(make_app, slow_simulator,
+def test_a_timed_out_push_without_callback_is_failed_by_reconcile_and_its_tickets_released(make_client, slow_simulator,
                                                                                           unique_event):
-    client, runtime, response = timed_out_order(make_app, slow_simulator, unique_event,
+    client, runtime, response = timed_out_order(make_client, slow_simulator, unique_event,
                                               RECONCILE_AFTER_SECONDS=600, RECONCILE_GIVE_UP_SECONDS=600)
     assert response.status_code == 201 and response.json["pushState"] == "uncertain"
     order_id, token = response.json["orderId"], response.json["statusToken"]
@@ -124,16 +119,16 @@ def test_a_timed_out_push_without_callback_is_failed_by_reconcile_and_its_ticket
     assert holds_of(runtime, order_id) == 0
 
 
-def test_a_5xx_push_keeps_the_order_pending(make_app, payhero_500, payhero_simulator, unique_event):
-    client, runtime = make_app(**{**payhero_simulator.settings, "PAYHERO_BASE_URL": payhero_500})
+def test_a_5xx_push_keeps_the_order_pending(make_client, payhero_500, payhero_simulator, unique_event):
+    client, runtime = make_client(**{**payhero_simulator.settings, "PAYHERO_BASE_URL": payhero_500})
     response = client.post("/api/orders", json=order_body(event_id=unique_event, phone=phone_ending(0)))
     assert (response.status_code, response.json["pushState"]) == (201, "uncertain")
     order = runtime.store.get_order(response.json["orderId"])
     assert (order["status"], order["pushState"]) == ("pending", "uncertain") and order["pushedAt"]
 
 
-def test_a_queued_push_carries_when_its_prompt_expires_but_no_push_state(make_app, payhero_simulator, unique_event):
-    client, runtime = make_app(**payhero_simulator.settings, PROMPT_SECONDS=90)
+def test_a_queued_push_carries_when_its_prompt_expires_but_no_push_state(make_client, payhero_simulator, unique_event):
+    client, runtime = make_client(**payhero_simulator.settings, PROMPT_SECONDS=90)
     response = client.post("/api/orders", json=order_body(event_id=unique_event, phone=phone_ending(0)))
     assert response.status_code == 201 and "pushState" not in response.json
     order = runtime.store.get_order(response.json["orderId"])
