@@ -19,17 +19,23 @@ from tests.support.events import event_spec, save_events
 OUTPUT = ROOT / "tests" / "output"
 EVENT = "views-2026"
 SIZES = [f"{w}x{h}" for w, h in VIEWPORTS]
+SUPPORT = "call 0700 000 000 or write to help@example.com"
+PROMPT_SECONDS, HELP_SECONDS = 15, 10
 
 
 @pytest.fixture(scope="module")
 def shop(redis_server, mongo_server, tmp_path_factory) -> Iterator[Gunicorn]:
-    """gunicorn over the session's stores, PayHero's simulator settling each push 2 s after it."""
+    """gunicorn over the session's stores, PayHero's simulator settling each push 2 s after it; a push to a
+    number ending in 9 answers after 10 s, past the 2 s push timeout (uncertain), and is paid 2 s later.
+    Prompts live 15 s, the help shows after 10 s: the views that wait move the page's clock instead."""
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
     assert axe.AXE_JS.exists(), "run `make deps`: it installs axe-core into tests/browser/node_modules"
     save_events(mongo_server.uri, event_spec(EVENT))  # Regular KES 1,500, VIP KES 2,500
-    simulator = PayHeroSimulator(delay=2).start()
+    simulator = PayHeroSimulator(delay=2, slow_seconds=10).start()
     settings = {"ENV": "test", "PUSH_LIMIT": 0, "SECRET_KEY": TEST_SECRET, "REDIS_URL": redis_server.url,
-                "MONGO_URI": mongo_server.uri, "VAR_DIR": str(tmp_path_factory.mktemp("views") / "var")}
+                "MONGO_URI": mongo_server.uri, "VAR_DIR": str(tmp_path_factory.mktemp("views") / "var"),
+                "PUSH_TIMEOUT": 2, "PROMPT_SECONDS": PROMPT_SECONDS, "PROMPT_HELP_SECONDS": HELP_SECONDS,
+                "SUPPORT_CONTACT": SUPPORT}
     server = Gunicorn(gunicorn_env(settings, **simulator.settings), workers=2).start()
     yield server
     server.stop()
@@ -96,8 +102,8 @@ def test_without_javascript_errors_come_back_with_the_values_kept(seen) -> None:
         assert found["url"].endswith(f"/events/{EVENT}/checkout")  # posted: nothing in the query string
         assert found["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678."
         assert found["email_error"] == "Enter an email address, like name@example.com." and found["focused"] == "email"
-        filled = (found["ticketType"], found["tickets"], found["name"], found["phone"])
-        assert filled == ("vip", "3", "Wanjiru Kamau", "0712/345/678")
+        assert (found["ticketType"], found["tickets"], found["name"]) == ("vip", "3", "Wanjiru Kamau")
+        assert found["phone"] == "0712/345/678"
         assert found["title"].startswith("Check the form:")
 
 
@@ -131,3 +137,89 @@ def test_back_after_paying_shows_the_paid_order_not_a_form(seen) -> None:
         status = urlparse(found["status_url"])
         assert found["link"] == f"{status.path}?{status.query}" and found["title"] == f"Your order: Test event {EVENT} · eventi"
         assert found["focused"] == "earlier-order-title"
+
+
+# --- The payment page (its orders: 2 Regular tickets, KES 3,000) ------------------------------------
+
+
+def reference(found: dict) -> str:
+    return found["orderId"][-8:].upper()
+
+
+def test_waiting_shows_the_masked_phone_the_amount_and_a_running_countdown(seen) -> None:
+    for found in facts(seen, "payment-waiting"):
+        assert (found["title"], found["views"], found["pushState"]) == ("Approve on your phone · eventi", ["pending"], None)
+        assert f"Prompt sent to 07•• ••• {found['phone'][-3:]} for KES 3,000" in found["text"]
+        assert "Enter your M-Pesa PIN" in found["text"] and "This page changes by itself" in found["text"]
+        assert reference(found) in found["text"]
+        assert found["help_hidden_at_first"] and "Didn't get a prompt?" not in found["text"]
+        assert found["countdown_first"] != found["countdown_later"]  # it ticks with the page's clock
+        assert found["countdown_later"] in found["text"]
+
+
+def test_the_help_comes_when_due_and_offers_to_change_the_number(seen) -> None:
+    for found in facts(seen, "payment-help"):
+        assert found["views"] == ["pending"] and "Didn't get a prompt?" in found["text"]
+        assert "Change the number" in found["text"] and f"retry={found['orderId']}" in found["change_number"]
+
+
+def test_an_expired_prompt_says_not_heard_yet_with_the_reference_and_support_and_no_pin(seen) -> None:
+    for found in facts(seen, "payment-not-heard"):
+        assert (found["title"], found["views"]) == ("Waiting for M-Pesa · eventi", ["unknown"])
+        assert "We have not heard from M-Pesa yet" in found["text"] and "do not pay again" in found["text"]
+        assert f"{reference(found)}: {SUPPORT}." in found["text"].replace("\n", " ")
+        assert "PIN" not in found["text"] and found["countdown"] == "0:00"
+        assert found["focused"] == "We have not heard from M-Pesa yet"
+        assert found["announce"].startswith("We have not heard from M-Pesa yet.")
+    for found in facts(seen, "payment-not-heard-reloaded"):  # from the server after Back: still no PIN
+        assert (found["title"], found["views"]) == ("Waiting for M-Pesa · eventi", ["unknown"])
+        assert found["pending_view_in_page"] == 0 and "PIN" not in found["text"]
+        assert f"{reference(found)}: {SUPPORT}." in found["text"].replace("\n", " ")
+
+
+def test_an_uncertain_push_warns_not_to_pay_twice_and_the_status_decides(seen) -> None:
+    for found in facts(seen, "payment-uncertain"):
+        assert (found["pushState"], found["views"]) == ("uncertain", ["pending"])
+        assert "If a prompt appears, approve it: don't pay twice." in found["text"]
+        assert "Enter your M-Pesa PIN" not in found["text"]
+    for found in facts(seen, "payment-uncertain-paid"):
+        assert found["pushState"] == "uncertain"
+        assert (found["title"], found["views"]) == ("Paid · eventi", ["success"])
+
+
+def test_paid_names_the_tickets_event_and_email_and_takes_the_focus(seen) -> None:
+    for found in facts(seen, "payment-paid"):
+        assert (found["title"], found["views"]) == ("Paid · eventi", ["success"])
+        assert f"KES 3,000 paid for 2 × Regular, Test event {EVENT}." in found["text"]
+        assert f"Your tickets are on their way to {found['email']}." in found["text"] and reference(found) in found["text"]
+        assert found["focused"] == "Payment received" and found["announce"].startswith("Payment received. M-Pesa receipt ")
+        narrow = found["narrow"]  # at 320 px nothing scrolls sideways and the reference stays on one line
+        assert narrow["scrollWidth"] <= 320 and narrow["referenceLines"] and set(narrow["referenceLines"]) == {1}
+    assert (OUTPUT / "payment-paid-320x640.png").stat().st_size > 0
+
+
+def test_failures_say_what_happened_in_plain_words_with_a_way_on(seen) -> None:
+    for found in facts(seen, "payment-wrong-pin"):
+        assert (found["title"], found["views"]) == ("Payment not completed · eventi", ["failure"])
+        assert "Wrong M-Pesa PIN: try again with the right PIN." in found["text"] and SUPPORT in found["text"]
+        assert found["focused"] == "Payment not completed" and "Try again" in found["text"]
+    for found in facts(seen, "payment-cancelled"):
+        assert (found["title"], found["views"]) == ("Payment cancelled · eventi", ["failure"])
+        assert "You cancelled the request" in found["text"] and found["focused"] == "Payment cancelled"
+    for name in ("payment-paid", "payment-wrong-pin", "payment-cancelled"):
+        for found in facts(seen, name):
+            assert "Total\nKES 3,000" in found["text"] or "Total\tKES 3,000" in found["text"], name
+
+
+def test_offline_the_page_says_so_and_keeps_waiting(seen) -> None:
+    for found in facts(seen, "payment-offline"):
+        assert found["notice"].startswith("You are offline: we will check your payment") and found["views"] == ["pending"]
+        assert found["notice"] in found["text"] and found["announce"] == found["notice"]
+
+
+def test_without_javascript_the_payment_page_reloads_itself_while_waiting(seen) -> None:
+    for found in facts(seen, "payment-nojs"):
+        assert (found["title"], found["refresh"], found["url"]) == ("Approve on your phone · eventi", "5", found["order_url"])
+        assert found["pending_visible"] and not found["live_note_visible"]
+        assert "This page reloads every 5 seconds until M-Pesa answers." in found["text"]
+        assert "This page changes by itself" not in found["text"]

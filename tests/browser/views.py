@@ -10,15 +10,26 @@ Prints one JSON line: {view: {"390x844": {"violations", "screenshot", "facts", "
 Adding a view: write a function that takes (page, spec), brings the page to the state to check and
 returns facts (a dict) the test asserts on, and register it with @view("name") (javascript=False for a
 browser without JavaScript: then read the page with locators, page.evaluate never returns there; axe
-checks the page's HTML as it stands, in a second context where JavaScript runs but the page's own
-scripts are blocked). tests/browser/test_views_browser.py runs every registered view at both
-sizes and fails on any violation; assert the view's own facts there.
+checks the page's HTML as it stands, <noscript> content shown, in a second context where JavaScript
+runs but the page's own scripts are blocked). @view("name", prepare=f) runs f(spec) before any view
+runs, for something that takes real time (an order whose prompt must expire): the view finds its
+result in spec["prepared"]["name"]. @view("name", clock=True) installs Playwright's clock in the page
+before the view runs: the view may pause it (pause_clock) and move it (page.clock.run_for); the clock
+runs again for axe, whose checks wait on the page's timers. tests/browser/test_views_browser.py runs every registered view at
+both sizes and fails on any violation; assert the view's own facts there.
+
+The payment page's views (payment-*) make their orders through the API, as the checkout page does,
+with the phone's last digit choosing the simulator's outcome. Those that stay pending run on
+Playwright's clock, paused once the page has loaded: the countdown, the help and the prompt's expiry
+move only when the view moves the page's clock (no waiting, and nothing shows before it is asked for).
+For axe the clock runs again: the next of them is seconds away, and axe needs the page's timers.
 """
 import json
 import random
 import sys
 import time
 import traceback
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -33,17 +44,18 @@ PAYMENT_TIMEOUT_MS = 60_000
 
 
 class View:
-    def __init__(self, name: str, run: Callable, javascript: bool) -> None:
-        self.name, self.run, self.javascript = name, run, javascript
+    def __init__(self, name: str, run: Callable, javascript: bool, prepare: Callable | None, clock: bool) -> None:
+        self.name, self.run, self.javascript, self.prepare, self.clock = name, run, javascript, prepare, clock
 
 
 VIEWS: dict[str, View] = {}
 
 
-def view(name: str, javascript: bool = True) -> Callable:
-    """Register run(page, spec) -> facts as the view `name`."""
+def view(name: str, javascript: bool = True, prepare: Callable | None = None, clock: bool = False) -> Callable:
+    """Register run(page, spec) -> facts as the view `name`; prepare(spec), if given, runs before all views;
+    clock: the page runs on Playwright's clock (see the module)."""
     def register(run: Callable) -> Callable:
-        VIEWS[name] = View(name, run, javascript)
+        VIEWS[name] = View(name, run, javascript, prepare, clock)
         return run
     return register
 
@@ -198,6 +210,192 @@ def back_after_paying(page, spec: dict) -> dict:
             "focused": focused(page), "personal": personal(who)}
 
 
+# --- The payment page ---------------------------------------------------------------------------
+
+SHOWN_VIEWS = """() => ["pending", "unknown", "success", "failure"].filter(
+    (v) => { const e = document.getElementById(`view-${v}`); return e !== null && !e.hidden; })"""
+FINAL = "#view-success:not([hidden]), #view-failure:not([hidden])"
+
+
+def create_order(spec: dict, last_digit: int) -> dict:
+    """A new order of 2 Regular tickets (KES 3,000) made through the API, as checkout.js makes it: the answer
+    (orderId, statusToken, pushState...) plus its payment page's "url" and the shopper's "phone" and "email"."""
+    who = shopper(last_digit)
+    body = json.dumps({"eventId": spec["event_id"], "ticketTypeId": "regular", "quantity": 2, "phone": who["phone"],
+                       "email": who["email"], "name": who["name"]}).encode()
+    request = urllib.request.Request(f"{spec['base_url']}/api/orders", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        created = json.loads(answer.read())
+    return {**created, "phone": who["phone"], "email": who["email"],
+            "url": f"{spec['base_url']}/orders/{created['orderId']}/status?token={created['statusToken']}"}
+
+
+def open_payment(page, order: dict, pause: bool = False) -> None:
+    """The order's payment page; pause: its clock stands still from its load on (a view with clock=True)."""
+    page.goto(order["url"])
+    page.wait_for_selector("#payment")
+    if pause:
+        pause_clock(page)
+
+
+def pause_clock(page) -> None:
+    """Stop the page's clock (Playwright's, in a view with clock=True) a moment ahead of its now: pause_at
+    cannot go back in time. Python's Playwright takes the time in seconds."""
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.5)
+
+
+def seconds_left(page, attribute: str) -> int:
+    """#payment's data-prompt-left or data-help-after: seconds from the page's load, as the server said."""
+    return int(page.get_attribute("#payment", f"data-{attribute}"))
+
+
+def shown(page, order: dict | None = None) -> dict:
+    """What the shopper sees: the tab title, the shown view(s), the main card's text, the page's state."""
+    facts = {"title": page.title(), "views": page.evaluate(SHOWN_VIEWS), "text": page.inner_text("main"),
+             "state": page.get_attribute("#payment", "data-state")}
+    if order:
+        facts.update(orderId=order["orderId"], pushState=order.get("pushState"), phone=order["phone"], email=order["email"])
+    return facts
+
+
+def after_the_outcome(page) -> dict:
+    """Where the page put the focus, and what its live region said, once the order is final."""
+    return {"focused": page.evaluate("document.activeElement.textContent"), "announce": page.text_content("#announce")}
+
+
+def expired_prompt(spec: dict) -> dict:
+    """An order nobody answers (ending 5), made before the views run, so that its prompt has expired (in real
+    time, on the server's clock) when its view opens it, or soon after."""
+    return create_order(spec, 5)
+
+
+def uncertain_push(spec: dict) -> dict:
+    """A push that times out (ending 9) and is paid later, made before the views run."""
+    return create_order(spec, 9)
+
+
+@view("payment-waiting", clock=True)
+def payment_waiting(page, spec: dict) -> dict:
+    """Prompt sent, countdown running (one second moved on the page's clock), no help yet."""
+    order = create_order(spec, 5)
+    open_payment(page, order, pause=True)
+    first = page.text_content("#countdown-left")
+    help_hidden = page.is_hidden("#prompt-help")
+    page.clock.run_for(1000)
+    return {**shown(page, order), "countdown_first": first, "countdown_later": page.text_content("#countdown-left"),
+            "help_hidden_at_first": help_hidden}
+
+
+@view("payment-help", clock=True)
+def payment_help(page, spec: dict) -> dict:
+    """Still waiting when the help is due: "Didn't get a prompt?"."""
+    order = create_order(spec, 5)
+    open_payment(page, order, pause=True)
+    page.clock.run_for(seconds_left(page, "help-after") * 1000)
+    page.wait_for_selector("#prompt-help:not([hidden])")
+    return {**shown(page, order), "change_number": page.get_attribute("#change-number", "href")}
+
+
+@view("payment-not-heard", clock=True)
+def payment_not_heard(page, spec: dict) -> dict:
+    """The countdown ran out with no answer: "We have not heard from M-Pesa yet", as status.js shows it."""
+    order = create_order(spec, 5)
+    open_payment(page, order, pause=True)
+    page.clock.run_for(seconds_left(page, "prompt-left") * 1000)
+    page.wait_for_selector("#view-unknown:not([hidden])")
+    return {**shown(page, order), **after_the_outcome(page), "countdown": page.text_content("#countdown-left")}
+
+
+@view("payment-not-heard-reloaded", prepare=expired_prompt)
+def payment_not_heard_reloaded(page, spec: dict) -> dict:
+    """The same state from the server: the page of a prompt that expired, back from the back/forward cache
+    (status.js reloads it)."""
+    order = spec["prepared"]["payment-not-heard-reloaded"]
+    open_payment(page, order)
+    page.wait_for_selector("#view-unknown:not([hidden])", timeout=PAYMENT_TIMEOUT_MS)  # at once, or at the expiry
+    with page.expect_navigation():
+        page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+    page.wait_for_selector("#payment")
+    return {**shown(page, order), "pending_view_in_page": page.locator("#view-pending").count()}
+
+
+@view("payment-uncertain", clock=True)
+def payment_uncertain(page, spec: dict) -> dict:
+    """The push timed out (ending 9): "If a prompt appears, approve it: don't pay twice"."""
+    order = create_order(spec, 9)
+    open_payment(page, order, pause=True)
+    return shown(page, order)
+
+
+@view("payment-uncertain-paid", prepare=uncertain_push)
+def payment_uncertain_paid(page, spec: dict) -> dict:
+    """That order's status decides: paid."""
+    order = spec["prepared"]["payment-uncertain-paid"]
+    open_payment(page, order)
+    page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
+    return shown(page, order)
+
+
+@view("payment-paid")
+def payment_paid(page, spec: dict) -> dict:
+    """Paid while the page waited; also how it fits a 320 px phone (photographed as payment-paid-320x640)."""
+    order = create_order(spec, 0)
+    open_payment(page, order)
+    page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
+    facts = {**shown(page, order), **after_the_outcome(page)}
+    size = page.viewport_size
+    page.set_viewport_size({"width": 320, "height": 640})
+    facts["narrow"] = page.evaluate("""() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        referenceLines: Array.from(document.querySelectorAll('.reference'))
+            .filter((e) => e.offsetParent !== null).map((e) => e.getClientRects().length),
+    })""")
+    page.screenshot(path=str(Path(spec["output"]) / "payment-paid-320x640.png"), full_page=True)
+    page.set_viewport_size(size)
+    return facts
+
+
+@view("payment-wrong-pin")
+def payment_wrong_pin(page, spec: dict) -> dict:
+    order = create_order(spec, 4)
+    open_payment(page, order)
+    page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
+    return {**shown(page, order), **after_the_outcome(page)}
+
+
+@view("payment-cancelled")
+def payment_cancelled(page, spec: dict) -> dict:
+    order = create_order(spec, 1)
+    open_payment(page, order)
+    page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
+    return {**shown(page, order), **after_the_outcome(page)}
+
+
+@view("payment-offline", clock=True)
+def payment_offline(page, spec: dict) -> dict:
+    """The browser goes offline while the page waits: the offline notice."""
+    order = create_order(spec, 5)
+    open_payment(page, order, pause=True)
+    page.context.set_offline(True)
+    page.wait_for_selector("#offline-notice:not([hidden])")
+    return {**shown(page, order), "notice": page.text_content("#offline-notice"),
+            "announce": page.text_content("#announce")}
+
+
+@view("payment-nojs", javascript=False)
+def payment_without_javascript(page, spec: dict) -> dict:
+    """Without JavaScript: waiting, and the page reloads itself (<noscript> refresh) until M-Pesa answers."""
+    order = create_order(spec, 5)
+    page.goto(order["url"])
+    refresh = page.get_attribute("head meta[http-equiv=refresh]", "content")
+    with page.expect_navigation(timeout=PAYMENT_TIMEOUT_MS):  # the refresh, by itself
+        pass
+    return {"title": page.title(), "text": page.inner_text("main"), "refresh": refresh, "url": page.url,
+            "order_url": order["url"], "live_note_visible": page.is_visible("#live-note"),
+            "pending_visible": page.is_visible("#view-pending"), "phone": order["phone"]}
+
+
 # --- Running them --------------------------------------------------------------------------------
 
 
@@ -210,9 +408,13 @@ def run_view(browser, spec: dict, item: View, size: tuple[int, int], axe_source:
     urls = []
     page.on("request", lambda r: urls.append(r.url))
     shot = Path(spec["output"]) / f"{item.name}-{width}x{height}.png"
+    if item.clock:
+        page.clock.install()
     try:
         facts = item.run(page, spec)
         page.screenshot(path=str(shot), full_page=True)
+        if item.clock:
+            page.clock.resume()
         violations = axe.audit(page, axe_source) if item.javascript else audit_as_is(browser, page, size, axe_source)
         return {"facts": facts, "violations": violations, "screenshot": str(shot), "urls": urls + [page.url]}
     except Exception:  # one broken view must not hide the others' results
@@ -233,6 +435,13 @@ def audit_as_is(browser, page, size: tuple[int, int], axe_source: str) -> list[d
         copy.route(lambda address: address == url,
                    lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html))
         copy.goto(url)
+        # As a browser without JavaScript shows it: <noscript> content in the page (not in <head>: a meta
+        # refresh there would reload the copy).
+        copy.evaluate("""() => { for (const n of document.body.querySelectorAll('noscript')) {
+            const parsed = document.createElement('template');
+            parsed.innerHTML = n.textContent;
+            n.replaceWith(parsed.content);
+        } }""")
         return axe.audit(copy, axe_source)
     finally:
         context.close()
@@ -245,14 +454,17 @@ def main(spec: dict) -> dict:
     axe_source = axe.source()
     names = spec.get("views") or list(VIEWS)
     sizes = [tuple(s) for s in spec.get("viewports", VIEWPORTS)]
+    spec["prepared"] = {name: VIEWS[name].prepare(spec) for name in names if VIEWS[name].prepare}
     results = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         for name in names:
             results[name] = {}
             for w, h in sizes:
-                print(f"view {name} {w}x{h}", file=sys.stderr, flush=True)
+                print(f"view {name} {w}x{h}", end="", file=sys.stderr, flush=True)
+                began = time.monotonic()
                 results[name][f"{w}x{h}"] = run_view(browser, spec, VIEWS[name], (w, h), axe_source)
+                print(f": {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
         browser.close()
     return results
 
