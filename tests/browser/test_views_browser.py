@@ -46,7 +46,7 @@ def shop(redis_server, mongo_server, tmp_path_factory) -> Iterator[Gunicorn]:
 def seen(shop: Gunicorn) -> dict:
     """Every registered view, run once at each size in one Chromium."""
     only = [name for name in os.environ.get("EVENTI_BROWSER_VIEWS", "").split(",") if name]  # to try a few views
-    spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only}
+    spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only, "secret": TEST_SECRET}
     env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with open(OUTPUT / "views.log", "w") as log:  # which view is running, and the driver's errors

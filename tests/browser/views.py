@@ -231,6 +231,20 @@ def create_order(spec: dict, last_digit: int) -> dict:
             "url": f"{spec['base_url']}/orders/{created['orderId']}/status?token={created['statusToken']}"}
 
 
+def settle(spec: dict, order: dict, kind: str) -> None:
+    """PayHero's callback for the order (kind: a devstack fixture, e.g. success, wrong-pin, cancelled), sent by the
+    test once the page is waiting: the order is made with a number the simulator never calls back for."""
+    from devstack.payhero import callback_body
+    from eventi.tokens import OrderTokens
+
+    token = OrderTokens(spec["secret"]).callback_token(order["orderId"])
+    body = json.dumps(callback_body(order["orderId"], kind, order["amount"])).encode()
+    request = urllib.request.Request(f"{spec['base_url']}/api/payhero/callback?token={token}", data=body,
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200, answer.read()
+
+
 def open_payment(page, order: dict, pause: bool = False) -> None:
     """The order's payment page; pause: its clock stands still from its load on (a view with clock=True)."""
     page.goto(order["url"])
@@ -340,8 +354,10 @@ def payment_uncertain_paid(page, spec: dict) -> dict:
 @view("payment-paid")
 def payment_paid(page, spec: dict) -> dict:
     """Paid while the page waited; also how it fits a 320 px phone (photographed as payment-paid-320x640)."""
-    order = create_order(spec, 0)
+    order = create_order(spec, 5)  # no callback from the simulator: the test sends it once the page waits
     open_payment(page, order)
+    page.wait_for_selector("#view-pending:not([hidden])")
+    settle(spec, order, "success")
     page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
     facts = {**shown(page, order), **after_the_outcome(page)}
     size = page.viewport_size
@@ -358,16 +374,20 @@ def payment_paid(page, spec: dict) -> dict:
 
 @view("payment-wrong-pin")
 def payment_wrong_pin(page, spec: dict) -> dict:
-    order = create_order(spec, 4)
+    order = create_order(spec, 5)  # no callback from the simulator: the test sends it once the page waits
     open_payment(page, order)
+    page.wait_for_selector("#view-pending:not([hidden])")
+    settle(spec, order, "wrong-pin")
     page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
     return {**shown(page, order), **after_the_outcome(page)}
 
 
 @view("payment-cancelled")
 def payment_cancelled(page, spec: dict) -> dict:
-    order = create_order(spec, 1)
+    order = create_order(spec, 5)  # no callback from the simulator: the test sends it once the page waits
     open_payment(page, order)
+    page.wait_for_selector("#view-pending:not([hidden])")
+    settle(spec, order, "cancelled")
     page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
     return {**shown(page, order), **after_the_outcome(page)}
 
