@@ -166,22 +166,25 @@ def checkout_without_javascript(page, spec: dict) -> dict:
             "personal": personal(who)}
 
 
+def not_found_page(page, url: str) -> dict:
+    """A 404 page: its status, title and links."""
+    response = page.goto(url)
+    return {"status": response.status, "title": page.title(), "links": links(page)}
+
+
 @view("not-found")
 def not_found(page, spec: dict) -> dict:
-    response = page.goto(f"{spec['base_url']}/no/such/page")
-    return {"status": response.status, "title": page.title(), "links": links(page)}
+    return not_found_page(page, f"{spec['base_url']}/no/such/page")
 
 
 @view("not-found-event")
 def not_found_under_an_event(page, spec: dict) -> dict:
-    response = page.goto(f"{spec['base_url']}/events/{spec['event_id']}/pay")
-    return {"status": response.status, "title": page.title(), "links": links(page)}
+    return not_found_page(page, f"{spec['base_url']}/events/{spec['event_id']}/pay")
 
 
 @view("not-found-order")
 def not_found_order(page, spec: dict) -> dict:
-    response = page.goto(f"{spec['base_url']}/orders/6751a3f2c9e77b0012ab34cd/status?token=nope")
-    return {"status": response.status, "title": page.title(), "links": links(page)}
+    return not_found_page(page, f"{spec['base_url']}/orders/6751a3f2c9e77b0012ab34cd/status?token=nope")
 
 
 @view("try-again")
