@@ -161,6 +161,7 @@ def test_the_help_comes_when_due_and_offers_to_change_the_number(seen) -> None:
     for found in facts(seen, "payment-help"):
         assert found["views"] == ["pending"] and "Didn't get a prompt?" in found["text"]
         assert "Change the number" in found["text"] and f"retry={found['orderId']}" in found["change_number"]
+        assert found["announce"].startswith("Didn't get a prompt? Check that your phone is on")  # screen readers too
 
 
 def test_an_expired_prompt_says_not_heard_yet_with_the_reference_and_support_and_no_pin(seen) -> None:

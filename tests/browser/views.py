@@ -311,7 +311,8 @@ def payment_help(page, spec: dict) -> dict:
     open_payment(page, order, pause=True)
     page.clock.run_for(seconds_left(page, "help-after") * 1000)
     page.wait_for_selector("#prompt-help:not([hidden])")
-    return {**shown(page, order), "change_number": page.get_attribute("#change-number", "href")}
+    return {**shown(page, order), "change_number": page.get_attribute("#change-number", "href"),
+            "announce": page.text_content("#announce")}
 
 
 @view("payment-not-heard", clock=True)

@@ -95,7 +95,13 @@ function stopCountdown() {
 
 function showHelpLater() {
   const help = document.getElementById("prompt-help");
-  if (help && help.hidden) setTimeout(() => { help.hidden = false; }, helpAfter * 1000);
+  if (!help || !help.hidden) return;
+  setTimeout(() => {
+    if (state !== "waiting") return; // the outcome or "not heard yet" came first
+    help.hidden = false;
+    // Screen readers hear it too: the heading and its first tip.
+    announce.textContent = `${help.querySelector("h2").textContent} ${help.querySelector("li").textContent}`;
+  }, helpAfter * 1000);
 }
 
 function checking(busy) {
