@@ -1,4 +1,5 @@
 """Count and time every request by route template, method and status class (low cardinality)."""
+import functools
 import re
 import time
 from collections.abc import Iterator
@@ -50,4 +51,10 @@ _CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
 
 def template(rule: Rule) -> str:
     """The route label: the rule without its converters (/api/orders/<order_id>/wait), as dashboards and alerts name it."""
-    return _CONVERTER.sub(r"<\1>", rule.rule)
+    return _label(rule.rule)
+
+
+@functools.cache
+def _label(rule_text: str) -> str:
+    """Worked out once per route, not on every request."""
+    return _CONVERTER.sub(r"<\1>", rule_text)

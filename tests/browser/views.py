@@ -355,15 +355,20 @@ def payment_uncertain_paid(page, spec: dict) -> dict:
     return shown(page, order)
 
 
-@view("payment-paid")
-def payment_paid(page, spec: dict) -> dict:
-    """Paid while the page waited; also how it fits a 320 px phone (photographed as payment-paid-320x640)."""
+def settled_while_waiting(page, spec: dict, kind: str) -> dict:
+    """An order whose payment page waits, then PayHero's callback of this kind: what the page shows after it."""
     order = create_order(spec, 5)  # no callback from the simulator: the test sends it once the page waits
     open_payment(page, order)
     page.wait_for_selector("#view-pending:not([hidden])")
-    settle(spec, order, "success")
+    settle(spec, order, kind)
     page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
-    facts = {**shown(page, order), **after_the_outcome(page)}
+    return {**shown(page, order), **after_the_outcome(page)}
+
+
+@view("payment-paid")
+def payment_paid(page, spec: dict) -> dict:
+    """Paid while the page waited; also how it fits a 320 px phone (photographed as payment-paid-320x640)."""
+    facts = settled_while_waiting(page, spec, "success")
     size = page.viewport_size
     page.set_viewport_size({"width": 320, "height": 640})
     facts["narrow"] = page.evaluate("""() => ({
@@ -378,22 +383,12 @@ def payment_paid(page, spec: dict) -> dict:
 
 @view("payment-wrong-pin")
 def payment_wrong_pin(page, spec: dict) -> dict:
-    order = create_order(spec, 5)  # no callback from the simulator: the test sends it once the page waits
-    open_payment(page, order)
-    page.wait_for_selector("#view-pending:not([hidden])")
-    settle(spec, order, "wrong-pin")
-    page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
-    return {**shown(page, order), **after_the_outcome(page)}
+    return settled_while_waiting(page, spec, "wrong-pin")
 
 
 @view("payment-cancelled")
 def payment_cancelled(page, spec: dict) -> dict:
-    order = create_order(spec, 5)  # no callback from the simulator: the test sends it once the page waits
-    open_payment(page, order)
-    page.wait_for_selector("#view-pending:not([hidden])")
-    settle(spec, order, "cancelled")
-    page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
-    return {**shown(page, order), **after_the_outcome(page)}
+    return settled_while_waiting(page, spec, "cancelled")
 
 
 @view("payment-offline", clock=True)
