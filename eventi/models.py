@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from .outcomes import reason_for
+from .outcomes import REFUND_NEEDED_REASON, reason_for
 
 
 class OrderStatus(StrEnum):
@@ -12,6 +12,8 @@ class OrderStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    REFUND_NEEDED = "refund_needed"
+    """Paid after the order had failed (a late payment), with its tickets gone: support refunds it."""
 
     @property
     def final(self) -> bool:
@@ -95,6 +97,9 @@ def status_body(order: dict[str, Any]) -> dict[str, Any]:
             body["pushState"] = order["pushState"]
     elif status is OrderStatus.COMPLETED:
         body["mpesaReceipt"] = order.get("mpesaReceipt")
+    elif status is OrderStatus.REFUND_NEEDED:
+        body["mpesaReceipt"] = order.get("mpesaReceipt")
+        body["reason"], body["reasonText"] = REFUND_NEEDED_REASON.code, REFUND_NEEDED_REASON.text
     elif status.final:
         body["failureReason"] = order.get("failureReason")
         reason = reason_for(status is OrderStatus.CANCELLED, order.get("resultCode"), order.get("failureReason"))

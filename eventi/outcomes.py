@@ -37,10 +37,16 @@ BY_FAILURE_REASON = {
 }
 """Our own failureReason values, which say more than any result code stored with them."""
 
+REFUND_NEEDED_REASON = Reason("sold_out_after_payment",
+                              "We received your payment after this order had expired, and its tickets have sold "
+                              "out since: we will refund you. Keep your M-Pesa message; our support team has the "
+                              "order reference.")
+"""An order paid late (after it failed) whose tickets could not be held again: status refund_needed."""
+
 CANCELLED = BY_RESULT_CODE[1032]
 OTHER = Reason("other", "M-Pesa did not complete the payment: try again, or contact us with the order reference.")
 
-CODES = sorted({r.code for r in (*BY_RESULT_CODE.values(), *BY_FAILURE_REASON.values(), OTHER)})
+CODES = sorted({r.code for r in (*BY_RESULT_CODE.values(), *BY_FAILURE_REASON.values(), OTHER, REFUND_NEEDED_REASON)})
 """Every reason code the status body can carry (the OpenAPI document lists them)."""
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from . import phones
+from .models import OrderStatus
 from .outcomes import CODES as REASON_CODES
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -239,7 +240,7 @@ class OrderStatusSchema(Schema):
     reference = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-F]{8}$"), metadata={
         "description": "The short order reference to show shoppers and to give support: the orderId's last 8 "
                        "characters, upper-cased (`flask --app wsgi order show` accepts it)."})
-    paymentStatus = fields.String(required=True, validate=validate.OneOf(["pending", "completed", "failed", "cancelled"]))
+    paymentStatus = fields.String(required=True, validate=validate.OneOf([s.value for s in OrderStatus]))
     amount = fields.Integer(required=True, metadata={"description": "KES."})
     updatedAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
     promptExpiresAt = fields.String(metadata={
