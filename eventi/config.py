@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_AFTER_SECONDS": 120,
     "RECONCILE_GIVE_UP_SECONDS": 900,
     "RECONCILE_INTERVAL_SECONDS": 0,
+    "LATE_PAYMENTS": "fulfil",  # a payment after the order failed: tickets again if any are left, else refund_needed
     "PAYHERO_VERIFY_CALLBACKS": "0",
     "CORS_ORIGINS": "",
     "PROMPT_SECONDS": 60,  # M-Pesa's prompt lives about a minute (shared/payhero/result-codes.md)
@@ -116,6 +117,7 @@ class Settings:
     reconcile_after_seconds: int
     reconcile_give_up_seconds: int
     reconcile_interval_seconds: int
+    late_payments: str
     payhero_verify_callbacks: bool
     cors_origins: tuple[str, ...]
     prompt_seconds: int
@@ -268,6 +270,8 @@ def _check_payhero(settings: dict[str, Any]) -> None:
         raise ConfigError("EVENTI_RECONCILE_INTERVAL_SECONDS must be 0 (off) or more")
     if settings["RECONCILE_GIVE_UP_SECONDS"] < settings["RECONCILE_AFTER_SECONDS"]:
         raise ConfigError("EVENTI_RECONCILE_GIVE_UP_SECONDS must be at least EVENTI_RECONCILE_AFTER_SECONDS")
+    if settings["LATE_PAYMENTS"] not in ("fulfil", "refund"):
+        raise ConfigError("EVENTI_LATE_PAYMENTS must be fulfil (hold the tickets again when any are left) or refund")
 
 
 def _check_page(settings: dict[str, Any]) -> None:

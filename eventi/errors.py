@@ -33,6 +33,14 @@ class StoreUnavailable(EventiError):
     status, code, message = 503, "store_unavailable", "The order store is not reachable; try again."
 
 
+class ReleaseInProgress(StoreUnavailable):
+    """An order's ticket release was started by another writer moments ago and is not done yet.
+
+    The order must not show its final status before its slots are free; like a store failure, the
+    callback answers 503 and the Settler (or the next delivery) finishes the change.
+    """
+
+
 class TooManyWaits(EventiError):
     status, code, message = 429, "too_many_waits", "Too many requests are waiting; retry shortly."
 

@@ -17,7 +17,13 @@ class EventStore:
 
     @_unavailable_on_error
     def save(self, document: dict[str, Any]) -> bool:
-        """Create or replace one event document; True when it is new."""
+        """Create or replace one event document; True when it is new.
+
+        Each ticket type keeps `slots`, the highest capacity it ever had: holds taken under a higher
+        capacity stay where they are, and eventi/tickets.py counts them while capacity is below it.
+        """
+        earlier = self.events.find_one({"_id": document["_id"]}, {"ticketTypes": 1})
+        document = {**document, "ticketTypes": with_slot_ranges(document["ticketTypes"], earlier)}
         result = self.events.replace_one({"_id": document["_id"]}, document, upsert=True)
         return result.upserted_id is not None
 
@@ -42,3 +48,9 @@ class EventStore:
 def ticket_type(event: dict[str, Any], ticket_type_id: str) -> dict[str, Any] | None:
     """The event's ticket type with that id, or None."""
     return next((t for t in event["ticketTypes"] if t["id"] == ticket_type_id), None)
+
+
+def with_slot_ranges(ticket_types: list[dict[str, Any]], earlier: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ticket types, each with `slots`: the highest of its new capacity and what it had before."""
+    before = {t["id"]: max(t["capacity"], t.get("slots", 0)) for t in (earlier or {}).get("ticketTypes", [])}
+    return [{**t, "slots": max(t["capacity"], before.get(t["id"], 0))} for t in ticket_types]

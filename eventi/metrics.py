@@ -21,7 +21,8 @@ CALLBACK_TO_ANSWER = Histogram(
     "From the status change being published to a waiting request being answered",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-CALLBACKS = Counter("eventi_callbacks_total", "PayHero callbacks, by outcome", ["outcome"])
+CALLBACKS = Counter("eventi_callbacks_total", "PayHero callbacks, by outcome (late: a payment for an order already "
+                    "failed or cancelled, see eventi_late_payments_total)", ["outcome"])
 HUB_CONNECTED = Gauge("eventi_hub_connected", "1 while every live worker's notifier hub is subscribed to Redis, 0 while "
                       "one is not (waiters then re-check MongoDB); 1 in per-request mode", multiprocess_mode="livemin")
 WAITS_CAPACITY = Gauge("eventi_waits_capacity", "Waits the live workers may hold in all (EVENTI_MAX_WAITS_PER_WORKER "
@@ -30,6 +31,13 @@ REDIS_RECONNECTS = Counter("eventi_redis_reconnects_total", "Notifier hub reconn
 REDIS_ERRORS = Counter("eventi_redis_errors_total", "Redis commands that failed")
 STORE_ERRORS = Counter("eventi_store_errors_total", "MongoDB operations that failed")
 STORE_READS = Counter("eventi_store_reads_total", "MongoDB order reads")
+LATE_PAYMENTS = Counter("eventi_late_payments_total", "Payments that arrived after their order had failed or been "
+                        "cancelled, by what the order became: completed (tickets held again) or refund_needed "
+                        "(someone must refund the shopper: `eventi order refunds`)", ["outcome"])
+RECONCILE_OVERDUE = Counter("eventi_reconcile_overdue_total", "Reconcile sweeps that found an order past the give-up "
+                            "age and still could not settle it (PayHero errors, timeouts or QUEUED, 5 tries or more)")
+PAYMENTS_UNCONFIRMED = Counter("eventi_payments_unconfirmed_total", "Paid callbacks strict mode could not confirm "
+                               "because the order has no PayHero reference to ask about: a person must check them")
 STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected, unreachable and "
                      "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused "
                      "by the per-phone push limit and never sent", ["outcome"])
@@ -61,7 +69,8 @@ PAYHERO_CALLS = Histogram(
 
 KNOWN_LABELS: dict[MetricWrapperBase, list[tuple[str, ...]]] = {
     WAITS_ANSWERED: [("final",), ("timeout",), ("client_gone",), ("shutdown",)],
-    CALLBACKS: [("completed",), ("failed",), ("cancelled",), ("duplicate",), ("rejected",), ("unverified",)],
+    CALLBACKS: [("completed",), ("failed",), ("cancelled",), ("late",), ("duplicate",), ("rejected",), ("unverified",)],
+    LATE_PAYMENTS: [("completed",), ("refund_needed",)],
     STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("uncertain",), ("limited",)],
     PAYHERO_CALLS: [(call, outcome) for call in ("stk_push", "transaction_status")
                     for outcome in ("ok", "rejected", "unreachable")],

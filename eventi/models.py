@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from .outcomes import REFUND_NEEDED_REASON, reason_for
+from .outcomes import reason_for, refund_reason
 
 
 class OrderStatus(StrEnum):
@@ -99,7 +99,8 @@ def status_body(order: dict[str, Any]) -> dict[str, Any]:
         body["mpesaReceipt"] = order.get("mpesaReceipt")
     elif status is OrderStatus.REFUND_NEEDED:
         body["mpesaReceipt"] = order.get("mpesaReceipt")
-        body["reason"], body["reasonText"] = REFUND_NEEDED_REASON.code, REFUND_NEEDED_REASON.text
+        reason = refund_reason(order.get("refundReason"))
+        body["reason"], body["reasonText"] = reason.code, reason.text
     elif status.final:
         body["failureReason"] = order.get("failureReason")
         reason = reason_for(status is OrderStatus.CANCELLED, order.get("resultCode"), order.get("failureReason"))

@@ -42,11 +42,20 @@ REFUND_NEEDED_REASON = Reason("sold_out_after_payment",
                               "out since: we will refund you. Keep your M-Pesa message; our support team has the "
                               "order reference.")
 """An order paid late (after it failed) whose tickets could not be held again: status refund_needed."""
+LATE_REFUND_REASON = Reason("paid_after_expiry",
+                            "We received your payment after this order had expired: we will refund you. Keep your "
+                            "M-Pesa message; our support team has the order reference.")
+"""An order paid late under EVENTI_LATE_PAYMENTS=refund: its tickets are not held again."""
 
 CANCELLED = BY_RESULT_CODE[1032]
 OTHER = Reason("other", "M-Pesa did not complete the payment: try again, or contact us with the order reference.")
 
-CODES = sorted({r.code for r in (*BY_RESULT_CODE.values(), *BY_FAILURE_REASON.values(), OTHER, REFUND_NEEDED_REASON)})
+REFUND_REASONS = {"sold_out": REFUND_NEEDED_REASON, "late": LATE_REFUND_REASON,
+                  "amount_mismatch": BY_FAILURE_REASON["amount_mismatch"]}
+"""A refund_needed order's `refundReason` -> what its status body says."""
+
+CODES = sorted({r.code for r in (*BY_RESULT_CODE.values(), *BY_FAILURE_REASON.values(), OTHER,
+                                 *REFUND_REASONS.values())})
 """Every reason code the status body can carry (the OpenAPI document lists them)."""
 
 
@@ -57,3 +66,8 @@ def reason_for(cancelled: bool, result_code: int | None = None, failure_reason: 
     if result_code in BY_RESULT_CODE:
         return BY_RESULT_CODE[result_code]
     return CANCELLED if cancelled else OTHER
+
+
+def refund_reason(refund: str | None) -> Reason:
+    """The Reason of a refund_needed order (paid after it failed) from its stored refundReason."""
+    return REFUND_REASONS.get(refund or "", REFUND_NEEDED_REASON)

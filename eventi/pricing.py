@@ -19,6 +19,8 @@ class Quote:
     amount: int
     currency: str
     capacity: int
+    slot_range: int
+    """The highest capacity the type ever had: above capacity when it was lowered (eventi/tickets.py)."""
 
     def order_fields(self) -> dict[str, Any]:
         return {"eventId": self.event_id, "ticketTypeId": self.ticket_type_id, "ticketTypeName": self.ticket_type_name,
@@ -37,4 +39,4 @@ def quote(event: dict[str, Any], ticket_type_id: str, quantity: int) -> Quote:
         raise ValidationFailed(details={"quantity": [
             f"The total would exceed KES {MAX_PAYMENT:,}, the most one M-Pesa payment carries."]})
     return Quote(event["_id"], ticket["id"], ticket["name"], quantity, ticket["price"], amount, event["currency"],
-                 ticket["capacity"])
+                 ticket["capacity"], max(ticket["capacity"], ticket.get("slots", 0)))

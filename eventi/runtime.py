@@ -32,11 +32,13 @@ from .push_limit import PushLimiter
 from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
 from .services.idempotent import IdempotentOrders
+from .services.late_payment import LatePayments
 from .services.ordering import OrderService
 from .services.reconcile import Reconciler, reconcile_forever
 from .services.settle import Settler
 from .services.status import StatusReader
 from .services.waiting import WaitService
+from .services.write_retry import WriteRetrier
 from .status_cache import StatusCache
 from .store import OrderStore, connect
 from .tickets import TicketHolds
@@ -85,13 +87,16 @@ class Runtime:
         self.broadcaster = StatusBroadcaster(self.redis, self.cache)
         self.reader = StatusReader(self.store, self.cache, self.broadcaster)
         self.settler = Settler(self.store, self.broadcaster)
+        self.retrier = WriteRetrier()
+        self.late_payments = LatePayments(self.store, self.events, self.tickets, settings.late_payments)
         self.callbacks = CallbackService(self.store, self.broadcaster, self.settler, reader=self.reader,
-                                         verifier=self.payhero if settings.payhero_verify_callbacks else None)
+                                         verifier=self.payhero if settings.payhero_verify_callbacks else None,
+                                         late=self.late_payments)
         self.orders = OrderService(
             self.store, self.events, self.tickets, self.broadcaster, self.settler,
             callback_urls(settings.public_base_url, self.tokens), payhero=self.payhero,
             limiter=PushLimiter(self.redis, settings.push_limit, settings.push_limit_window),
-            prompt_seconds=settings.prompt_seconds,
+            prompt_seconds=settings.prompt_seconds, retrier=self.retrier,
         )
         self.creations = IdempotentOrders(self.orders, self.keys, self.store)
         self.waits = WaitService(self.notifier, self.reader, settings.max_waits_per_order,
@@ -131,6 +136,7 @@ class Runtime:
         if self.payhero is not None:
             self.payhero.close()
         self.settler.close()
+        self.retrier.close()
         self.broadcaster.close()
         self.mongo.close()
         self.redis.close()

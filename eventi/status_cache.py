@@ -5,9 +5,14 @@ MongoDB is the truth; Redis holds copies (this cache) and carries news (pub/sub)
 rules below are what keep "paid in MongoDB, pending on the page" from happening (issue 11).
 
 1. A cache entry never moves an order backwards. An order changes status once, pending -> final,
-   so "newer" simply means "final":
-   - a final body is SET unconditionally, for EVENTI_STATUS_CACHE_TTL: it can only be the truth
+   except that a payment arriving after the order failed or was cancelled moves it on once more, to
+   completed or refund_needed (eventi/services/late_payment.py); so "newer" means "final", and among
+   finals "paid" (completed, refund_needed: both never change again):
+   - a paid body is SET unconditionally, for EVENTI_STATUS_CACHE_TTL: it can only be the truth
      (every writer writes the same body, see OrderStore.finalize);
+   - a failed or cancelled body is written by a Lua script that leaves a paid entry alone, so a late
+     re-announcement of the failure (a retry of the broadcaster's backlog, a duplicate callback) cannot
+     hide the payment that came after it;
    - a pending body is written by a Lua script that leaves a final entry alone (the check and the
      write are one atomic step). A reader that missed the cache, read `pending` from MongoDB just
      before a callback's write, and caches it just after the callback cached `completed`, writes
@@ -43,7 +48,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from .models import is_final
+from .models import OrderStatus, is_final
 
 CACHE_PREFIX = "order:cache:"
 
@@ -70,6 +75,18 @@ local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 redis.call('SET', KEYS[1], run .. ' ' .. ARGV[1], 'EX', ARGV[2])
 return 1
 """
+_PUT_UNPAID_FINAL = """
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, 1) == '{' then
+  for i = 3, #ARGV do
+    if string.find(value, ARGV[i], 1, true) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+_PAID = tuple(f'"paymentStatus": "{status}"' for status in (OrderStatus.COMPLETED, OrderStatus.REFUND_NEEDED))
+_UNPAID_FINAL = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
 
 
 class StatusCache:
@@ -81,6 +98,7 @@ class StatusCache:
         self._ttl = ttl_seconds
         self._read = redis_client.register_script(_READ)
         self._put_pending = redis_client.register_script(_PUT_PENDING)
+        self._put_unpaid_final = redis_client.register_script(_PUT_UNPAID_FINAL)
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         """The cached body, or None (also for a pending entry this Redis process did not store). Raises RedisError."""
@@ -91,6 +109,8 @@ class StatusCache:
     def put(self, body: dict[str, Any], via: Pipeline | None = None) -> object:
         """Cache the body by the rules above, on the client or on a pipeline given as via. Raises RedisError."""
         key, value = CACHE_PREFIX + body["orderId"], json.dumps(body)
+        if body["paymentStatus"] in _UNPAID_FINAL:
+            return self._put_unpaid_final(keys=[key], args=[value, self._ttl, *_PAID], client=via)
         if is_final(body):
             return (self._redis if via is None else via).set(key, value, ex=self._ttl)
         return self._put_pending(keys=[key], args=[value, self._ttl, _BARE_PENDING], client=via)

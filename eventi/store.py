@@ -27,6 +27,9 @@ R = TypeVar("R")
 
 RELEASING = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
 """Final statuses that give the order's tickets back; completed keeps them."""
+LATE = ".late"
+"""The holder suffix of a late payment's ticket holds ("<orderId>.late"): no release of the order's first
+holds can delete them (eventi/tickets.py)."""
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,13 @@ class OrderStore:
         self.orders = database.get_collection("orders", write_concern=durable)
         self.events = database.get_collection("payment_events", write_concern=durable)
         self.claims = database.get_collection("status_claims", write_concern=durable)
+        self.late = database.get_collection("late_payments", write_concern=durable)
 
     @_unavailable_on_error
     def ensure_indexes(self) -> None:
         """Create the indexes the queries need (idempotent)."""
         self.orders.create_index([("status", ASCENDING), ("pushedAt", ASCENDING)])
+        self.orders.create_index([("status", ASCENDING), ("createdAt", ASCENDING)])  # reconcile's stale pending orders
         self.events.create_index([("orderId", ASCENDING), ("receivedAt", ASCENDING)])
         self.orders.create_index([("phone", ASCENDING), ("createdAt", ASCENDING)])  # `eventi order find --phone`
         self.orders.create_index([("reference", ASCENDING)])  # `eventi order show/find` by the short reference
@@ -179,9 +184,13 @@ class OrderStore:
         # is the _id alone: the claim decided, not this write. FerretDB serves an _id lookup from the
         # collection's _id index (built with scripts/ferretdb-id-lookup.patch; docs/benchmarks.md).
         # Tickets go back before the order shows its final status, so a final order always has its release
-        # done or recorded as started (eventi/tickets.py: one releaser, however often the claim is applied).
+        # done (eventi/tickets.py: one releaser, however often the claim is applied). A payment that came
+        # after the release (a late payment) outranks the claim: the order follows that instead.
         if self._tickets is not None and claim["status"] in RELEASING:
             self._tickets.release(claim["_id"])
+            late = self.late.find_one({"_id": claim["_id"]})
+            if late is not None:
+                return self._follow_late(late)
         changes = {"status": claim["status"], "updatedAt": claim["claimedAt"], "statusEventId": claim["eventId"]}
         for name in ("mpesaReceipt", "failureReason", "resultCode"):
             if claim.get(name) is not None:
@@ -190,16 +199,80 @@ class OrderStore:
                                                  return_document=ReturnDocument.BEFORE)
         return None if before is None else {**before, **changes}
 
+    # --- Late payments: paid after the order failed or was cancelled (eventi/services/late_payment.py) ----
+
+    @_unavailable_on_error
+    def late_payment(self, order_id: str) -> dict[str, Any] | None:
+        """The decision taken on the order's late payment, or None when none came."""
+        oid = parse_order_id(order_id)
+        return None if oid is None else self.late.find_one({"_id": oid})
+
+    @_unavailable_on_error
+    def decide_late_payment(self, decision: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Insert the decision on an order's late payment, unless one exists; (the decision that stands, ours).
+
+        A unique insert under the order's id, like the status claim: of racing deliveries one decides.
+        """
+        try:
+            self.late.insert_one(decision)
+            return decision, True
+        except DuplicateKeyError:
+            existing = self.late.find_one({"_id": decision["_id"]})
+            if existing is None:
+                raise StoreUnavailable() from None  # inserted and gone: not a state this code makes
+            return existing, existing["eventId"] == decision["eventId"]
+
+    @_unavailable_on_error
+    def follow_late_payment(self, decision: dict[str, Any]) -> dict[str, Any] | None:
+        """The order after following its late payment's decision (completed or refund_needed); None when unknown."""
+        return self._follow_late(decision)
+
+    def _follow_late(self, decision: dict[str, Any]) -> dict[str, Any] | None:
+        changes: dict[str, Any] = {"status": decision["status"], "updatedAt": decision["decidedAt"],
+                                   "statusEventId": decision["eventId"], "mpesaReceipt": decision["mpesaReceipt"],
+                                   "latePayment": True}
+        if decision["slots"]:
+            changes["ticketSlots"] = decision["slots"]
+        if decision.get("refundReason"):
+            changes["refundReason"] = decision["refundReason"]
+        before = self.orders.find_one_and_update({"_id": decision["_id"]}, {"$set": changes},
+                                                 return_document=ReturnDocument.BEFORE)
+        if not decision.get("followed"):
+            self.late.update_one({"_id": decision["_id"]}, {"$set": {"followed": True}})
+        return None if before is None else {**before, **changes}
+
+    @_unavailable_on_error
+    def unfollowed_late_payments(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Late-payment decisions whose order may not show them yet (their writer failed midway)."""
+        return list(self.late.find({"followed": False}).limit(limit))
+
+    @_unavailable_on_error
+    def orders_needing_refund(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Orders paid but not fulfilled (refund_needed), newest first: support's refund list."""
+        query = {"status": OrderStatus.REFUND_NEEDED.value}
+        return list(self.orders.find(query).sort("updatedAt", -1).limit(limit))
+
+    @_unavailable_on_error
+    def finish_release(self, order_id: str) -> None:
+        """Make sure a failed or cancelled order holds no ticket (finish a release a stall interrupted)."""
+        oid = parse_order_id(order_id)
+        if oid is not None and self._tickets is not None:
+            self._tickets.finish_release(oid)
+
     @_unavailable_on_error
     def set_fields(self, order_id: str, fields: dict[str, Any]) -> None:
         """Set extra fields on an order (PayHero references, push time)."""
         self.orders.update_one({"_id": ObjectId(order_id)}, {"$set": fields})
 
     @_unavailable_on_error
-    def stale_pending(self, pushed_before: datetime, limit: int = 500) -> list[dict[str, Any]]:
-        """Pending orders whose STK push went out before the given time, oldest first."""
-        query = {"status": OrderStatus.PENDING.value, "pushedAt": {"$lt": pushed_before}}
-        return list(self.orders.find(query).sort("pushedAt", ASCENDING).limit(limit))
+    def stale_pending(self, before: datetime, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Pending orders pushed before the given time, or created before it when no push was recorded (the
+        push may have gone out all the same), oldest first; those reconcile postponed (reconcileAfter) only
+        once that time has come."""
+        query = {"status": OrderStatus.PENDING.value, "$and": [
+            {"$or": [{"pushedAt": {"$lt": before}}, {"pushedAt": {"$exists": False}, "createdAt": {"$lt": before}}]},
+            {"$or": [{"reconcileAfter": {"$exists": False}}, {"reconcileAfter": {"$lte": now}}]}]}
+        return list(self.orders.find(query).sort("createdAt", ASCENDING).limit(limit))
 
     @_unavailable_on_error
     def record_event(self, order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> ObjectId:

@@ -25,7 +25,7 @@ from pymongo import ASCENDING, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from .errors import SoldOut
+from .errors import ReleaseInProgress, SoldOut
 from .models import utcnow
 from .store import _unavailable_on_error
 
@@ -56,6 +56,7 @@ class TicketHolds:
         self.holds = database.get_collection("ticket_holds", write_concern=durable)
         self.releases = database.get_collection("ticket_releases", write_concern=durable)
         self.orders = database.get_collection("orders")
+        self.late = database.get_collection("late_payments")
 
     @_unavailable_on_error
     def ensure_indexes(self) -> None:
@@ -63,12 +64,39 @@ class TicketHolds:
         self.releases.create_index([("done", ASCENDING), ("startedAt", ASCENDING)])
 
     @_unavailable_on_error
-    def hold(self, order_id: ObjectId, event_id: str, ticket_type_id: str, capacity: int, quantity: int) -> list[str]:
+    def hold(self, order_id: ObjectId, event_id: str, ticket_type_id: str, capacity: int, quantity: int,
+             slot_range: int | None = None, holder: str | None = None) -> list[str]:
         """Hold quantity slots for the order; their ids. SoldOut, holding nothing, when fewer are free.
 
         The first round tries random slots without reading (cheap while most are free); later rounds
         read which slots are taken and try free ones, until the order holds enough or too few are free.
+        slot_range is the highest capacity the type ever had (its slots may be held up to it): when it is
+        above capacity, the capacity was lowered, and the holds are counted after they are taken (see
+        _within_capacity). holder names the holds' owner (the order id unless given: a late payment's
+        holds are "<orderId>.late", so no release of the order's first holds can delete them).
         """
+        holder = holder or str(order_id)
+        mine: list[str] = []
+        try:
+            mine = self._take(holder, event_id, ticket_type_id, capacity, quantity)
+            if slot_range is not None and slot_range > capacity:
+                self._within_capacity(event_id, ticket_type_id, capacity)
+            return mine
+        except BaseException:
+            self._delete(holder, mine)
+            raise
+
+    def _within_capacity(self, event_id: str, ticket_type_id: str, capacity: int) -> None:
+        """SoldOut when the type's holds, ours included, are more than its lowered capacity.
+
+        After a capacity is lowered, holds above it (slots capacity..slot_range-1) do not block the slots
+        below it, so the unique slot ids alone no longer cap the count. Every order that holds counts after
+        its inserts: of two racing orders the later count sees both, so they cannot both keep more than fit.
+        """
+        if self.holds.count_documents({"event": event_id, "type": ticket_type_id}) > capacity:
+            raise SoldOut()
+
+    def _take(self, holder: str, event_id: str, ticket_type_id: str, capacity: int, quantity: int) -> list[str]:
         mine: list[str] = []
         try:
             for round_number in range(MAX_ROUNDS):
@@ -80,13 +108,13 @@ class TicketHolds:
                 else:
                     candidates = self._free_slots(event_id, ticket_type_id, capacity, need)
                 for slot in candidates:
-                    if self._insert(order_id, event_id, ticket_type_id, slot):
+                    if self._insert(holder, event_id, ticket_type_id, slot):
                         mine.append(slot_id(event_id, ticket_type_id, slot))
             if len(mine) == quantity:
                 return mine
             raise SoldOut()
         except BaseException:
-            self.give_back(order_id, mine)
+            self._delete(holder, mine)
             raise
 
     def _free_slots(self, event_id: str, ticket_type_id: str, capacity: int, need: int) -> list[int]:
@@ -102,25 +130,33 @@ class TicketHolds:
                 picked.add(n)
         return list(picked)
 
-    def _insert(self, order_id: ObjectId, event_id: str, ticket_type_id: str, slot: int) -> bool:
+    def _insert(self, holder: str, event_id: str, ticket_type_id: str, slot: int) -> bool:
         try:
             self.holds.insert_one({"_id": slot_id(event_id, ticket_type_id, slot), "event": event_id,
-                                   "type": ticket_type_id, "n": slot, "orderId": str(order_id), "heldAt": utcnow()})
+                                   "type": ticket_type_id, "n": slot, "orderId": holder, "heldAt": utcnow()})
             return True
         except DuplicateKeyError:
             return False
 
-    def give_back(self, order_id: ObjectId, slots: list[str]) -> None:
-        """Delete the slots an order that was never stored took (best effort: only this writer has them)."""
+    def give_back(self, order_id: ObjectId, slots: list[str], holder: str | None = None) -> None:
+        """Delete slots this writer took and no order will list (best effort: only this writer has them)."""
         try:
-            self._delete(str(order_id), slots)
+            self._delete(holder or str(order_id), slots)
         except PyMongoError as exc:
             log.warning("Ticket holds of an unstored order not given back orderId=%s slots=%d (%s)",
                         order_id, len(slots), exc.__class__.__name__)
 
     @_unavailable_on_error
     def release(self, order_id: ObjectId) -> bool:
-        """Give the order's tickets back, once; True when this call released them."""
+        """Give the order's tickets back, once; True when this call started the release.
+
+        A release found started but not done is finished here once it is INTERRUPTED_AFTER old (its
+        writer raised when the store failed, or died); while younger its writer may still be deleting,
+        and ReleaseInProgress says so: the caller must not show the order final yet (a callback answers
+        503 and the Settler tries again), so an order never reads failed while holding slots. Only one
+        live deleter at a time: on FerretDB v1 a delete reads its filter, then deletes by _id, so two
+        deleters of one order could delete a slot resold between the two steps.
+        """
         order = self.orders.find_one({"_id": order_id}, {"ticketSlots": 1})
         slots = (order or {}).get("ticketSlots")
         if not slots:
@@ -128,10 +164,25 @@ class TicketHolds:
         try:
             self.releases.insert_one({"_id": str(order_id), "slots": slots, "startedAt": utcnow(), "done": False})
         except DuplicateKeyError:
-            return False  # released before, or being released by its writer (finish_interrupted covers a crash)
+            self._finish_if_interrupted(str(order_id))
+            return False
         self._finish(str(order_id), slots)
         log.info("Tickets released orderId=%s count=%d", order_id, len(slots))
         return True
+
+    def _finish_if_interrupted(self, order_id: str) -> None:
+        marker = self.releases.find_one({"_id": order_id})
+        if marker is None or marker["done"]:
+            return
+        if marker["startedAt"] > utcnow() - INTERRUPTED_AFTER:
+            raise ReleaseInProgress()
+        log.warning("Finishing an interrupted ticket release orderId=%s", order_id)
+        self._finish(order_id, marker["slots"])
+
+    @_unavailable_on_error
+    def finish_release(self, order_id: ObjectId) -> None:
+        """Make sure a failed or cancelled order holds nothing: start its release, or finish an interrupted one."""
+        self.release(order_id)
 
     @_unavailable_on_error
     def finish_interrupted(self, now: datetime | None = None) -> int:
@@ -145,24 +196,34 @@ class TicketHolds:
         return finished + self._free_orphans(now)
 
     def _free_orphans(self, now: datetime) -> int:
-        """Holds, taken between ORPHAN_WINDOW and ORPHAN_AFTER ago, that no stored order lists: free them."""
+        """Holds, taken between ORPHAN_WINDOW and ORPHAN_AFTER ago, that no stored order lists: free them.
+
+        A late payment's holds ("<orderId>.late") count as listed while its decision lists them, before
+        the order follows it (eventi/services/late_payment.py).
+        """
         recent = self.holds.find({"heldAt": {"$lt": now - ORPHAN_AFTER, "$gt": now - ORPHAN_WINDOW}}, {"orderId": 1})
         slots_of: dict[str, list[str]] = {}
         for hold in recent:
             slots_of.setdefault(hold["orderId"], []).append(hold["_id"])
-        ids = [ObjectId(order_id) for order_id in slots_of if ObjectId.is_valid(order_id)]
-        listed: dict[str, set[str]] = {}
-        for start in range(0, len(ids), 500):
-            for order in self.orders.find({"_id": {"$in": ids[start:start + 500]}}, {"ticketSlots": 1}):
-                listed[str(order["_id"])] = set(order.get("ticketSlots") or ())
+        listed = self._listed_slots({holder.split(".")[0] for holder in slots_of})
         freed = 0
-        for order_id, slots in slots_of.items():
-            orphans = [slot for slot in slots if slot not in listed.get(order_id, ())]
+        for holder, slots in slots_of.items():
+            orphans = [slot for slot in slots if slot not in listed.get(holder.split(".")[0], ())]
             if orphans:
-                log.warning("Freeing ticket holds no stored order lists orderId=%s count=%d", order_id, len(orphans))
-                self._delete(order_id, orphans)
+                log.warning("Freeing ticket holds no stored order lists orderId=%s count=%d", holder, len(orphans))
+                self._delete(holder, orphans)
                 freed += 1
         return freed
+
+    def _listed_slots(self, order_ids: set[str]) -> dict[str, set[str]]:
+        """order id -> the slots its order and its late payment's decision list."""
+        ids = [ObjectId(order_id) for order_id in order_ids if ObjectId.is_valid(order_id)]
+        listed: dict[str, set[str]] = {}
+        for start in range(0, len(ids), 500):
+            batch = {"_id": {"$in": ids[start:start + 500]}}
+            for doc in [*self.orders.find(batch, {"ticketSlots": 1}), *self.late.find(batch, {"slots": 1})]:
+                listed.setdefault(str(doc["_id"]), set()).update(doc.get("ticketSlots") or doc.get("slots") or ())
+        return listed
 
     def _finish(self, order_id: str, slots: list[str]) -> None:
         self._delete(order_id, slots)

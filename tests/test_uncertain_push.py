@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from bson import ObjectId
 
 from devstack.simulator import PayHeroSimulator
 from eventi.models import short_reference, utcnow
@@ -112,7 +113,9 @@ def test_a_timed_out_push_without_callback_is_failed_by_reconcile_and_its_ticket
     assert holds_of(runtime, order_id) == 2
     runtime.reconciler().run_once()
     assert runtime.store.get_order(order_id)["status"] == "pending"  # younger than the give-up age: left alone
-    runtime.store.set_fields(order_id, {"pushedAt": utcnow() - timedelta(hours=1)})  # as if nothing came for an hour
+    # as if nothing came for an hour (the first run put the order aside until its give-up age)
+    runtime.store.orders.update_one({"_id": ObjectId(order_id)}, {"$set": {"pushedAt": utcnow() - timedelta(hours=1)},
+                                                                  "$unset": {"reconcileAfter": ""}})
     runtime.reconciler().run_once()
     waited = client.get(f"/api/orders/{order_id}/wait?token={token}&timeout=5").json
     assert (waited["paymentStatus"], waited["failureReason"], waited["reason"]) == ("failed", "no_callback", "no_callback")

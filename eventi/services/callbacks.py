@@ -23,10 +23,11 @@ from bson import ObjectId
 
 from .. import metrics
 from ..errors import NotFound, PaymentProviderError, StoreUnavailable
-from ..models import PaymentResult, decide_outcome, is_final, status_body
+from ..models import PaymentResult, decide_outcome, is_final, status_body, utcnow
 from ..payhero_client import PayHeroClient
-from ..store import Finalized, OrderStore
+from ..store import RELEASING, Finalized, OrderStore
 from .broadcast import StatusBroadcaster
+from .late_payment import LatePayments
 from .settle import Settler
 from .status import StatusReader
 
@@ -44,8 +45,10 @@ class CallbackService:
     """The one code path for every payment result (callbacks and reconciliation alike)."""
 
     def __init__(self, store: OrderStore, broadcaster: StatusBroadcaster, settler: Settler,
-                 verifier: PayHeroClient | None = None, reader: StatusReader | None = None) -> None:
+                 verifier: PayHeroClient | None = None, reader: StatusReader | None = None,
+                 late: LatePayments | None = None) -> None:
         self._store = store
+        self._late = late  # what a payment for a failed or cancelled order becomes
         self._broadcaster = broadcaster
         self._settler = settler
         self._verifier = verifier  # strict mode: a PayHero client asked before completing
@@ -54,7 +57,8 @@ class CallbackService:
     def apply(self, result: PaymentResult, raw: str, source: str = "callback") -> CallbackResult:
         """Record the delivery, finalize a pending order, announce its final status. Idempotent.
 
-        duplicate is True when an earlier delivery had decided the status already.
+        duplicate is True when an earlier delivery had decided the status already. A payment for an
+        order already failed or cancelled is no duplicate: it is a late payment (eventi/services/late_payment.py).
         """
         event_id = self._store.record_event(result.order_id, source, raw, _summary(result))
         order = None
@@ -66,23 +70,39 @@ class CallbackService:
         if body is None:
             raise NotFound()
         decided = False
-        if not is_final(body):
-            if order is not None and not self._confirmed(order):
-                metrics.CALLBACKS.labels("unverified").inc()
-                log.warning("Paid callback not confirmed by transaction-status orderId=%s; left pending",
-                            result.order_id)
+        late = result.paid and body["paymentStatus"] in RELEASING
+        if not is_final(body) or late:
+            if order is not None and not self._confirmed(order, result, event_id, late):
                 return CallbackResult(body=None, duplicate=False, verified=False)
-            finalized = self._finalize(result, body["amount"], event_id)
-            body, decided = status_body(finalized.order), finalized.decided
+            body, decided = self._decide(result, body, event_id, late)
+        elif body["paymentStatus"] in RELEASING:
+            self._store.finish_release(result.order_id)  # a release a stall interrupted ends here, at the latest
         self._broadcaster.announce(body)
         if not decided:
             metrics.CALLBACKS.labels("duplicate").inc()
             log.info("Payment result ignored, order already final orderId=%s status=%s source=%s",
                      result.order_id, body["paymentStatus"], source)
             return CallbackResult(body=body, duplicate=True)
-        metrics.CALLBACKS.labels(body["paymentStatus"]).inc()
+        metrics.CALLBACKS.labels("late" if late else body["paymentStatus"]).inc()
         log.info("Payment status stored orderId=%s status=%s source=%s", result.order_id, body["paymentStatus"], source)
         return CallbackResult(body=body, duplicate=False)
+
+    def _decide(self, result: PaymentResult, body: dict[str, Any], event_id: ObjectId,
+                late: bool) -> tuple[dict[str, Any], bool]:
+        """(the status body after this result, whether this delivery decided it)."""
+        if late:
+            return status_body(self._late_payment(result, event_id)), True
+        finalized = self._finalize(result, body["amount"], event_id)
+        return status_body(finalized.order), finalized.decided
+
+    def _late_payment(self, result: PaymentResult, event_id: ObjectId) -> dict[str, Any]:
+        if self._late is None:
+            raise NotFound()  # only a CallbackService built without LatePayments (a test's) gets here
+        try:
+            return self._late.apply(result, event_id)
+        except StoreUnavailable:
+            self._settler.watch(result.order_id)
+            raise
 
     def _current(self, order_id: str) -> dict[str, Any] | None:
         """The status body from the cache, or from the store on a miss; None when there is no such order."""
@@ -103,15 +123,34 @@ class CallbackService:
             raise NotFound()
         return finalized
 
-    def _confirmed(self, order: dict[str, Any]) -> bool:
-        """Strict mode: PayHero's transaction-status must say SUCCESS for the order's reference."""
-        reference = order.get("payheroReference")
-        if not reference or self._verifier is None:
-            return False
+    def _confirmed(self, order: dict[str, Any], result: PaymentResult, event_id: ObjectId, late: bool) -> bool:
+        """Strict mode: PayHero's transaction-status must say SUCCESS for the order's reference (or, when the
+        push never told us one, the reference the callback carries).
+
+        A payment that cannot be confirmed, on an order nothing else will look at again (a late payment, or
+        an order with no reference to ask about), is marked `unconfirmedPayment` for a person to check
+        (`eventi order refunds`, eventi_payments_unconfirmed_total); a pending order with a reference is
+        asked about again by reconcile.
+        """
+        reference = order.get("payheroReference") or result.reference
         try:
-            answer = self._verifier.transaction_status(reference)
+            confirmed = reference is not None and self._says_success(reference)
         except PaymentProviderError:
-            return False
+            confirmed = False
+        if confirmed:
+            return True
+        metrics.CALLBACKS.labels("unverified").inc()
+        if late or not order.get("payheroReference"):
+            metrics.PAYMENTS_UNCONFIRMED.inc()
+            self._store.set_fields(result.order_id, {"unconfirmedPayment": {"eventId": event_id, "at": utcnow()}})
+            log.error("Paid callback not confirmed by transaction-status orderId=%s status=%s; marked for a person "
+                      "to check (eventi order refunds)", result.order_id, order["status"])
+        else:
+            log.warning("Paid callback not confirmed by transaction-status orderId=%s; left pending", result.order_id)
+        return False
+
+    def _says_success(self, reference: str) -> bool:
+        answer = self._verifier.transaction_status(reference)  # type: ignore[union-attr]  # strict mode has one
         return str(answer.get("status", "")).upper() == "SUCCESS"
 
 

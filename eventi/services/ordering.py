@@ -17,6 +17,7 @@ from ..store import OrderStore
 from ..tickets import TicketHolds
 from .broadcast import StatusBroadcaster
 from .settle import Settler
+from .write_retry import WriteRetrier
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ class OrderService:
 
     def __init__(self, store: OrderStore, events: EventStore, tickets: TicketHolds, broadcaster: StatusBroadcaster,
                  settler: Settler, callback_url: Callable[[str], str], payhero: PayHeroClient | None = None,
-                 limiter: PushLimiter | None = None, prompt_seconds: int = 60) -> None:
+                 limiter: PushLimiter | None = None, prompt_seconds: int = 60,
+                 retrier: WriteRetrier | None = None) -> None:
         self._store = store
         self._events = events
         self._tickets = tickets
@@ -46,6 +48,7 @@ class OrderService:
         self._callback_url = callback_url
         self._settle = settler.watch
         self._prompt_life = timedelta(seconds=prompt_seconds)
+        self._retrier = retrier
 
     def create(self, fields: dict[str, Any], order_id: ObjectId | None = None) -> dict[str, Any]:
         """Store a pending order from validated fields (under order_id when given), push it; the stored document.
@@ -65,7 +68,8 @@ class OrderService:
         order_id = order_id or ObjectId()
         contact: dict[str, Any] = {name: fields[name] for name in ("phone", "email", "name") if name in fields}
         with self._reserve_push(fields["phone"]) as reservation:
-            slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity)
+            slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity,
+                                       slot_range=quote.slot_range)
             try:
                 fields = {**quote.order_fields(), **contact, "ticketSlots": slots, "reference": short_reference(str(order_id))}
                 order = self._store.create_order(fields, order_id)
@@ -106,9 +110,18 @@ class OrderService:
         metrics.STK_PUSHES.labels("queued").inc()
         fields = {"payheroReference": push.reference, "checkoutRequestId": push.checkout_request_id,
                   **self._pushed_now()}
-        self._store.set_fields(order_id, fields)
         log.info("STK push queued orderId=%s reference=%s", order_id, push.reference)
+        self._after_push(f"push record orderId={order_id} reference={push.reference}",
+                         lambda: self._store.set_fields(order_id, fields))
         return {**order, **fields}
+
+    def _after_push(self, what: str, write: Callable[[], object]) -> None:
+        """A write after a push that may have prompted the phone: the shopper hears 201 whatever the store does
+        (a 5xx would invite a second order and a second prompt), so a failed write is retried in the background."""
+        if self._retrier is None:
+            write()
+        else:
+            self._retrier.write(what, write)
 
     def _pushed_now(self) -> dict[str, Any]:
         now = utcnow()
@@ -125,9 +138,10 @@ class OrderService:
         log.warning("STK push outcome unknown, order kept pending orderId=%s (%s)", order_id, exc.message)
         summary = {"error": exc.code, "reason": getattr(exc, "reason", None), "description": exc.message,
                    "pushState": PUSH_UNCERTAIN}
-        self._store.record_event(order_id, "stk_push", "", summary)
         fields = {"pushState": PUSH_UNCERTAIN, **self._pushed_now()}
-        self._store.set_fields(order_id, fields)
+        self._after_push(f"uncertain push audit orderId={order_id}",
+                         lambda: self._store.record_event(order_id, "stk_push", "", summary))
+        self._after_push(f"uncertain push record orderId={order_id}", lambda: self._store.set_fields(order_id, fields))
         return {**order, **fields}
 
     def _fail(self, order_id: str, exc: PaymentProviderError) -> None:

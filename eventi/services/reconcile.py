@@ -1,21 +1,32 @@
-"""Reconciliation: ask PayHero about orders whose callback never came, and apply the answer.
+"""Reconciliation: settle orders whose callback never came, and finish what a failure left half done.
 
-The answer goes through CallbackService.apply, exactly like a callback: audited, idempotent,
-published to waiters. An order still unanswered past the give-up age fails with "no_callback".
+Every pending order past EVENTI_RECONCILE_AFTER_SECONDS is looked at, pushed or not (a push that went out
+while the store failed to record it leaves no pushedAt). An order with a PayHero reference is asked about
+with transaction-status; the answer goes through CallbackService.apply, exactly like a callback: audited,
+idempotent, published to waiters. Past the give-up age an order fails with "no_callback" only on an
+answer: PayHero says FAILED, or knows no such transaction (404), or there is nothing to ask (no reference:
+the push's answer was lost). An error, a timeout or QUEUED leaves it pending, asked again with backoff,
+and after OVERDUE_AFTER such tries each sweep logs an ERROR and counts eventi_reconcile_overdue_total.
+A payment that comes after no_callback is not lost: eventi/services/late_payment.py.
+
+The sweep also applies late-payment decisions whose order did not follow (a writer failed midway) and
+finishes interrupted ticket releases (eventi/tickets.py).
 """
 import logging
 import os
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import gevent
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
 
-from ..errors import PaymentProviderError
+from .. import metrics
+from ..errors import PaymentProviderError, ReleaseInProgress
 from ..models import PaymentResult, utcnow
-from ..payhero_client import PayHeroClient
+from ..payhero_client import PayHeroClient, PayHeroRejected
 from ..store import OrderStore
 from ..tickets import TicketHolds
 from .callbacks import CallbackService
@@ -23,6 +34,10 @@ from .callbacks import CallbackService
 log = logging.getLogger(__name__)
 
 NO_CALLBACK = "no_callback"
+OVERDUE_AFTER = 5
+"""Tries past the give-up age without an answer, after which each sweep raises the alarm."""
+RETRY_BACKOFF = ExponentialWithJitterBackoff(cap=3600, base=60)
+"""How long an order PayHero could not answer about waits before it is asked again (60 s doubling to 1 h)."""
 
 
 @dataclass
@@ -31,11 +46,22 @@ class ReconcileReport:
     applied: dict[str, int] = field(default_factory=dict)
     unanswered: int = 0
     errors: int = 0
+    overdue: int = 0
+    late_followed: int = 0
     releases_finished: int = 0
 
     def count(self, status: str) -> None:
         """One more order applied with this outcome."""
         self.applied[status] = self.applied.get(status, 0) + 1
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What PayHero said about one order: a result to apply, that it knows no such push, or nothing sure."""
+
+    result: PaymentResult | None = None
+    unknown_push: bool = False
+    error: bool = False
 
 
 class Reconciler:
@@ -52,35 +78,66 @@ class Reconciler:
         self._give_up_after = timedelta(seconds=give_up_after_seconds)
 
     def run_once(self, limit: int = 500) -> ReconcileReport:
-        """Check up to limit stale pending orders; return what was done."""
+        """Check up to limit stale pending orders, then finish half-done changes; return what was done."""
         report = ReconcileReport()
         now = utcnow()
-        for order in self._store.stale_pending(now - self._pending_after, limit):
+        for order in self._store.stale_pending(now - self._pending_after, now, limit):
             report.checked += 1
-            result = self._ask_payhero(order, report)
-            if result is None and order["pushedAt"] <= now - self._give_up_after:
-                result = PaymentResult(order_id=str(order["_id"]), paid=False, description=NO_CALLBACK)
-            if result is None:
-                report.unanswered += 1
-                continue
-            outcome = self._callbacks.apply(result, raw=result.raw, source="reconcile")
-            report.count("duplicate" if outcome.duplicate or outcome.body is None else outcome.body["paymentStatus"])
+            try:
+                self._settle(order, now, report)
+            except ReleaseInProgress:  # another writer is releasing its tickets right now: the next sweep
+                report.errors += 1
+        for decision in self._store.unfollowed_late_payments():
+            self._store.follow_late_payment(decision)
+            report.late_followed += 1
         if self._tickets is not None:
             report.releases_finished = self._tickets.finish_interrupted(now)
-        log.info("Reconcile checked=%d applied=%s unanswered=%d errors=%d releases_finished=%d",
-                 report.checked, report.applied, report.unanswered, report.errors, report.releases_finished)
+        log.info("Reconcile checked=%d applied=%s unanswered=%d errors=%d overdue=%d late_followed=%d "
+                 "releases_finished=%d", report.checked, report.applied, report.unanswered, report.errors,
+                 report.overdue, report.late_followed, report.releases_finished)
         return report
 
-    def _ask_payhero(self, order: dict[str, Any], report: ReconcileReport) -> PaymentResult | None:
+    def _settle(self, order: dict[str, Any], now: datetime, report: ReconcileReport) -> None:
+        answer = self._ask_payhero(order)
+        report.errors += answer.error
+        result = answer.result
+        past_give_up = (order.get("pushedAt") or order["createdAt"]) <= now - self._give_up_after
+        if result is None and past_give_up and (answer.unknown_push or not order.get("payheroReference")):
+            result = PaymentResult(order_id=str(order["_id"]), paid=False, description=NO_CALLBACK)
+        if result is not None:
+            outcome = self._callbacks.apply(result, raw=result.raw, source="reconcile")
+            report.count("duplicate" if outcome.duplicate or outcome.body is None else outcome.body["paymentStatus"])
+            return
+        report.unanswered += 1
+        if past_give_up:
+            self._postpone(order, now, report)
+        elif not order.get("payheroReference") or self._payhero is None:  # nothing to ask until the give-up age
+            give_up_at = (order.get("pushedAt") or order["createdAt"]) + self._give_up_after
+            self._store.set_fields(str(order["_id"]), {"reconcileAfter": give_up_at})
+
+    def _ask_payhero(self, order: dict[str, Any]) -> Answer:
         reference = order.get("payheroReference")
         if not reference or self._payhero is None:
-            return None
+            return Answer()
         try:
             answer = self._payhero.transaction_status(reference)
+        except PayHeroRejected as exc:
+            return Answer(unknown_push=True) if exc.http_status == 404 else Answer(error=True)
         except PaymentProviderError:
-            report.errors += 1
-            return None
-        return result_from_status(order, answer)
+            return Answer(error=True)
+        return Answer(result=result_from_status(order, answer))
+
+    def _postpone(self, order: dict[str, Any], now: datetime, report: ReconcileReport) -> None:
+        """Past the give-up age with no sure answer: ask again later, and raise the alarm after OVERDUE_AFTER tries."""
+        tries = order.get("reconcileTries", 0) + 1
+        later = now + timedelta(seconds=RETRY_BACKOFF.compute(tries - 1))
+        self._store.set_fields(str(order["_id"]), {"reconcileTries": tries, "reconcileAfter": later})
+        if tries >= OVERDUE_AFTER:
+            report.overdue += 1
+            metrics.RECONCILE_OVERDUE.inc()
+            log.error("Reconcile cannot settle orderId=%s after %d tries past the give-up age: PayHero gives no "
+                      "answer (errors, timeouts or QUEUED); asking again after %s", order["_id"], tries,
+                      later.isoformat(timespec="seconds"))
 
 
 def result_from_status(order: dict[str, Any], answer: dict[str, Any]) -> PaymentResult | None:
