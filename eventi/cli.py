@@ -48,7 +48,7 @@ def reconcile(limit: int) -> None:
 
 @click.group("order", cls=AppGroup)
 def order() -> None:
-    """Look up orders for support: an order and its PayHero deliveries, or a phone number's orders."""
+    """Look up orders for support: an order and its PayHero deliveries, a phone number's orders, refunds due."""
 
 
 @order.command("show")
@@ -75,7 +75,8 @@ def order_show(order_id: str, as_json: bool) -> None:
     o = report["order"]
     click.echo(f"order {o['id']}  {o['status']}  {o.get('amount')} KES  event {o.get('eventId')}")
     for key in ("createdAt", "updatedAt", "phone", "email", "name", "mpesaReceipt", "failureReason",
-                "resultCode", "payheroReference", "checkoutRequestId", "pushedAt"):
+                "resultCode", "payheroReference", "checkoutRequestId", "pushedAt", "latePayment", "refundReason",
+                "unconfirmedPayment"):
         if o.get(key) is not None:
             click.echo(f"  {key:<18} {o[key]}")
     claim = report["statusClaim"]
@@ -118,6 +119,21 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
     if not orders:
         click.echo("no orders for that number")
     _list_orders(orders)
+
+
+@order.command("refunds")
+@click.option("--limit", default=100, show_default=True, help="Most orders to list.")
+def order_refunds(limit: int) -> None:
+    """List the orders a person must act on, newest first: paid but without tickets (refund_needed: the
+    payment came after the order had failed and its tickets were gone, or the amount differed), and paid
+    callbacks strict mode could not confirm (unconfirmed payment: check with PayHero)."""
+    orders = support.orders_needing_attention(current_runtime().store, limit)
+    if not orders:
+        click.echo("no orders need a refund or a check")
+    for o in orders:
+        why = o.get("refundReason") or ("unconfirmed payment" if o.get("unconfirmedPayment") else "")
+        click.echo(f"{o['id']}  {o.get('reference', '')}  {o['updatedAt']}  {o['status']:<13} {o.get('amount')} KES  "
+                   f"receipt {o.get('mpesaReceipt') or '-'}  {why}".rstrip())
 
 
 def _list_orders(orders: list[dict[str, Any]]) -> None:

@@ -33,11 +33,12 @@ class StoreUnavailable(EventiError):
     status, code, message = 503, "store_unavailable", "The order store is not reachable; try again."
 
 
-class ReleaseInProgress(StoreUnavailable):
-    """An order's ticket release was started by another writer moments ago and is not done yet.
+class ChangeInProgress(StoreUnavailable):
+    """Another writer started this order's change moments ago (a ticket release, a late payment's decision)
+    and has not finished it.
 
-    The order must not show its final status before its slots are free; like a store failure, the
-    callback answers 503 and the Settler (or the next delivery) finishes the change.
+    The order must not show a final status before the change is done; like a store failure, a callback
+    answers 503 (PayHero delivers again) and the Settler or the reconcile sweep finishes the change.
     """
 
 

@@ -208,19 +208,22 @@ class OrderStore:
         return None if oid is None else self.late.find_one({"_id": oid})
 
     @_unavailable_on_error
-    def decide_late_payment(self, decision: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Insert the decision on an order's late payment, unless one exists; (the decision that stands, ours).
-
-        A unique insert under the order's id, like the status claim: of racing deliveries one decides.
-        """
+    def claim_late_payment(self, claim: dict[str, Any]) -> dict[str, Any] | None:
+        """Insert the claim to decide an order's late payment; None when it went in (this delivery decides),
+        else the claim that stands. A unique insert under the order's id, like the status claim."""
         try:
-            self.late.insert_one(decision)
-            return decision, True
+            self.late.insert_one(claim)
+            return None
         except DuplicateKeyError:
-            existing = self.late.find_one({"_id": decision["_id"]})
+            existing = self.late.find_one({"_id": claim["_id"]})
             if existing is None:
                 raise StoreUnavailable() from None  # inserted and gone: not a state this code makes
-            return existing, existing["eventId"] == decision["eventId"]
+            return existing
+
+    @_unavailable_on_error
+    def decide_late_payment(self, order_id: ObjectId, decision: dict[str, Any]) -> None:
+        """Write the outcome into the order's late-payment claim (only its decider writes it)."""
+        self.late.update_one({"_id": order_id}, {"$set": decision})
 
     @_unavailable_on_error
     def follow_late_payment(self, decision: dict[str, Any]) -> dict[str, Any] | None:
@@ -228,6 +231,8 @@ class OrderStore:
         return self._follow_late(decision)
 
     def _follow_late(self, decision: dict[str, Any]) -> dict[str, Any] | None:
+        if decision.get("status") is None:  # claimed, not decided yet: the order stays as it is
+            return self.orders.find_one({"_id": decision["_id"]})
         changes: dict[str, Any] = {"status": decision["status"], "updatedAt": decision["decidedAt"],
                                    "statusEventId": decision["eventId"], "mpesaReceipt": decision["mpesaReceipt"],
                                    "latePayment": True}
@@ -244,12 +249,23 @@ class OrderStore:
     @_unavailable_on_error
     def unfollowed_late_payments(self, limit: int = 500) -> list[dict[str, Any]]:
         """Late-payment decisions whose order may not show them yet (their writer failed midway)."""
-        return list(self.late.find({"followed": False}).limit(limit))
+        return list(self.late.find({"followed": False, "status": {"$ne": None}}).limit(limit))
 
     @_unavailable_on_error
-    def orders_needing_refund(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Orders paid but not fulfilled (refund_needed), newest first: support's refund list."""
-        query = {"status": OrderStatus.REFUND_NEEDED.value}
+    def undecided_late_payments(self, claimed_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Late-payment claims still undecided since before the given time (their decider failed)."""
+        return list(self.late.find({"status": None, "claimedAt": {"$lt": claimed_before}}).limit(limit))
+
+    @_unavailable_on_error
+    def event_by_id(self, event_id: ObjectId) -> dict[str, Any] | None:
+        """One delivery of the audit trail by its id."""
+        return self.events.find_one({"_id": event_id})
+
+    @_unavailable_on_error
+    def orders_needing_attention(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Orders paid but not fulfilled (refund_needed) or with a paid callback strict mode could not confirm,
+        newest first: `eventi order refunds`."""
+        query = {"$or": [{"status": OrderStatus.REFUND_NEEDED.value}, {"unconfirmedPayment": {"$exists": True}}]}
         return list(self.orders.find(query).sort("updatedAt", -1).limit(limit))
 
     @_unavailable_on_error

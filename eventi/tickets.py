@@ -25,7 +25,7 @@ from pymongo import ASCENDING, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from .errors import ReleaseInProgress, SoldOut
+from .errors import ChangeInProgress, SoldOut
 from .models import utcnow
 from .store import _unavailable_on_error
 
@@ -152,7 +152,7 @@ class TicketHolds:
 
         A release found started but not done is finished here once it is INTERRUPTED_AFTER old (its
         writer raised when the store failed, or died); while younger its writer may still be deleting,
-        and ReleaseInProgress says so: the caller must not show the order final yet (a callback answers
+        and ChangeInProgress says so: the caller must not show the order final yet (a callback answers
         503 and the Settler tries again), so an order never reads failed while holding slots. Only one
         live deleter at a time: on FerretDB v1 a delete reads its filter, then deletes by _id, so two
         deleters of one order could delete a slot resold between the two steps.
@@ -175,7 +175,7 @@ class TicketHolds:
         if marker is None or marker["done"]:
             return
         if marker["startedAt"] > utcnow() - INTERRUPTED_AFTER:
-            raise ReleaseInProgress()
+            raise ChangeInProgress()
         log.warning("Finishing an interrupted ticket release orderId=%s", order_id)
         self._finish(order_id, marker["slots"])
 

@@ -8,7 +8,7 @@ from bson import ObjectId
 
 from eventi import create_app
 from eventi.config import ConfigError, cors_origins
-from eventi.errors import ReleaseInProgress
+from eventi.errors import ChangeInProgress
 from eventi.models import utcnow
 from eventi.web.common import current_runtime
 from tests.support.api import order_body, phone_ending, post_callback
@@ -255,8 +255,8 @@ def test_racing_releases_of_one_order_have_one_releaser(client, runtime, new_eve
     gevent.joinall(releasers, timeout=30)
     outcomes = [g.value if g.successful() else type(g.exception) for g in releasers]
     assert outcomes.count(True) == 1
-    # The others found the release started: done (False), or still running (ReleaseInProgress: not final yet)
-    assert set(outcomes) - {True} <= {False, ReleaseInProgress}
+    # The others found the release started: done (False), or still running (ChangeInProgress: not final yet)
+    assert set(outcomes) - {True} <= {False, ChangeInProgress}
     assert left(client, event_id) == 3
 
 
@@ -522,3 +522,29 @@ def test_racing_orders_for_the_last_tickets_never_oversell(client, runtime, new_
     answers = [g.get(timeout=60) for g in [gevent.spawn(post_order, client, event_id=event_id) for _ in range(30)]]
     assert sorted(r.status_code for r in answers) == [201] * 5 + [409] * 25
     assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (5, 5)
+
+
+def test_a_capacity_lowered_below_what_is_held_is_a_ceiling(client, runtime, settings, new_event):
+    """Capacity 4 with 3 held, lowered to 2: no new hold until the holds fall below 2 (before issue 19 the slots
+    0-1 looked free, so new orders were created past the new capacity)."""
+    event_id = new_event(capacity=4)
+    orders = [post_order(client, event_id=event_id).json["orderId"] for _ in range(3)]
+    save_events(settings["MONGO_URI"], event_spec(event_id, capacity=2))
+    assert runtime.events.get(event_id)["ticketTypes"][0]["slots"] == 4  # the highest capacity it had
+    assert left(client, event_id) == 0
+    assert [post_order(client, event_id=event_id).status_code for _ in range(5)] == [409] * 5
+    assert holds_for(runtime, event_id) == 3
+    for order_id in orders[:2]:
+        callback(client, runtime, order_id, "cancelled", 1500)
+    assert left(client, event_id) == 1
+    assert post_order(client, event_id=event_id).status_code == 201
+    assert post_order(client, event_id=event_id).status_code == 409
+    assert holds_for(runtime, event_id) == 2 and left(client, event_id) == 0
+
+
+def test_a_capacity_raised_again_counts_nothing_extra(client, runtime, settings, new_event):
+    event_id = new_event(capacity=2)
+    save_events(settings["MONGO_URI"], event_spec(event_id, capacity=1))
+    save_events(settings["MONGO_URI"], event_spec(event_id, capacity=3))
+    assert runtime.events.get(event_id)["ticketTypes"][0]["slots"] == 3
+    assert [post_order(client, event_id=event_id).status_code for _ in range(4)] == [201, 201, 201, 409]

@@ -1,14 +1,20 @@
 """Reconciliation against a real PayHero simulator process, and strict callback verification."""
+import json
+import logging
 import subprocess
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gevent
 import pytest
+from bson import ObjectId
 
 from devstack.payhero import payhero_fixture
 from devstack.processes import ROOT
 from devstack.simulator import PayHeroSimulator
 from devstack.wait import eventually
+from eventi import metrics
 from eventi.models import utcnow
 from eventi.services.reconcile import result_from_status
 from eventi.web.common import current_runtime
@@ -105,3 +111,106 @@ def test_reconcile_command_has_help_and_runs(settings, quick_simulator):
     run = subprocess.run([flask, "--app", "wsgi", "reconcile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.startswith("checked="), run.stderr[-2000:]
 
+
+
+# --- give up only on an answer (issue 19) ------------------------------------------------------------------
+
+
+class _StatusAnswers(BaseHTTPRequestHandler):
+    """A PayHero transaction-status that answers what the test says: a status code and a body."""
+
+    answer: tuple[int, dict] = (500, {"error_message": "Internal Server Error"})
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        status, body = type(self).answer
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def payhero_status():
+    """(set_answer, settings): a stand-in PayHero whose transaction-status answer the test sets."""
+    handler = type("Answers", (_StatusAnswers,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = {"PAYHERO_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}", "PAYHERO_AUTH_TOKEN": "t",
+                "PAYHERO_CHANNEL_ID": "1"}
+    yield (lambda status, body: setattr(handler, "answer", (status, body))), settings
+    server.shutdown()
+    server.server_close()
+
+
+def overdue_order(runtime, event_id=None):
+    """A pending order with a PayHero reference whose push was an hour ago (past every give-up age here)."""
+    order_id = str(runtime.orders.create(order_fields(**({"event_id": event_id} if event_id else {})))["_id"])
+    runtime.store.set_fields(order_id, {"payheroReference": "REF-" + order_id[-6:], "pushedAt": utcnow() - timedelta(hours=1)})
+    return order_id
+
+
+def retry_now(runtime, order_id):
+    """As if the postponement had passed."""
+    runtime.store.orders.update_one({"_id": ObjectId(order_id)}, {"$set": {"reconcileAfter": utcnow() - timedelta(seconds=1)}})
+
+
+def test_reconcile_keeps_an_order_pending_while_payhero_cannot_answer_and_completes_it_once_it_can(
+        make_runtime, payhero_status, caplog):
+    """Before issue 19 a 500 at the give-up point failed the order (no_callback) and a later SUCCESS was ignored."""
+    set_answer, payhero = payhero_status
+    runtime = make_runtime(**payhero, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    order_id = overdue_order(runtime)
+    overdue_before = metrics.RECONCILE_OVERDUE._value.get()
+    logging.getLogger("eventi.services.reconcile").addHandler(caplog.handler)  # the app's log setup stops propagation
+    for answer in [(500, {}), (200, {"status": "QUEUED"}), (502, {}), (200, {"status": "QUEUED"}), (500, {})]:
+        set_answer(*answer)
+        retry_now(runtime, order_id)
+        runtime.reconciler().run_once()
+        order = runtime.store.get_order(order_id)
+        assert order["status"] == "pending" and order["reconcileAfter"] > utcnow()
+    assert order["reconcileTries"] == 5
+    assert metrics.RECONCILE_OVERDUE._value.get() > overdue_before  # the alarm, after the fifth try
+    assert any(order_id in r.getMessage() and "cannot settle" in r.getMessage() for r in caplog.records)
+    logging.getLogger("eventi.services.reconcile").removeHandler(caplog.handler)
+    runtime.reconciler().run_once()
+    assert runtime.store.get_order(order_id)["reconcileTries"] == 5  # postponed: not asked again before its time
+    set_answer(200, {"status": "SUCCESS", "provider_reference": "SAE3YULR0Y", "reference": "REF"})
+    retry_now(runtime, order_id)
+    runtime.reconciler().run_once()
+    order = runtime.store.get_order(order_id)
+    assert (order["status"], order["mpesaReceipt"]) == ("completed", "SAE3YULR0Y")
+
+
+def test_reconcile_gives_up_when_payhero_knows_no_such_push_or_says_failed(make_runtime, payhero_status):
+    set_answer, payhero = payhero_status
+    runtime = make_runtime(**payhero, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    unknown = overdue_order(runtime)
+    set_answer(404, {"error_message": "Transaction not found"})
+    runtime.reconciler().run_once()
+    failed = overdue_order(runtime)
+    set_answer(200, {"status": "FAILED"})
+    runtime.reconciler().run_once()
+    assert runtime.store.get_order(unknown)["failureReason"] == "no_callback"
+    assert runtime.store.get_order(failed)["failureReason"] == "transaction_status_failed"
+
+
+def test_reconcile_settles_a_pending_order_whose_push_was_never_recorded(make_runtime):
+    """The store failed after the push went out: no pushedAt, no reference. Reconcile (which used to look only at
+    orders with pushedAt) puts it aside until its give-up age, then fails it and frees its tickets; a payment that
+    comes after that is a late payment (tests/test_late_payments.py)."""
+    runtime = make_runtime(RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    order_id = str(runtime.orders.create(order_fields())["_id"])
+    runtime.reconciler().run_once()
+    order = runtime.store.get_order(order_id)
+    assert order["status"] == "pending" and order["reconcileAfter"] > utcnow() + timedelta(seconds=500)
+    runtime.store.orders.update_one({"_id": ObjectId(order_id)}, {"$set": {"createdAt": utcnow() - timedelta(hours=1),
+                                                                          "reconcileAfter": utcnow()}})
+    runtime.reconciler().run_once()
+    order = runtime.store.get_order(order_id)
+    assert (order["status"], order["failureReason"]) == ("failed", "no_callback")
+    assert runtime.tickets.holds.count_documents({"orderId": order_id}) == 0

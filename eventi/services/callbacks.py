@@ -90,12 +90,10 @@ class CallbackService:
     def _decide(self, result: PaymentResult, body: dict[str, Any], event_id: ObjectId,
                 late: bool) -> tuple[dict[str, Any], bool]:
         """(the status body after this result, whether this delivery decided it)."""
-        if late:
-            return status_body(self._late_payment(result, event_id)), True
-        finalized = self._finalize(result, body["amount"], event_id)
+        finalized = self._late_payment(result, event_id) if late else self._finalize(result, body["amount"], event_id)
         return status_body(finalized.order), finalized.decided
 
-    def _late_payment(self, result: PaymentResult, event_id: ObjectId) -> dict[str, Any]:
+    def _late_payment(self, result: PaymentResult, event_id: ObjectId) -> Finalized:
         if self._late is None:
             raise NotFound()  # only a CallbackService built without LatePayments (a test's) gets here
         try:
@@ -103,6 +101,10 @@ class CallbackService:
         except StoreUnavailable:
             self._settler.watch(result.order_id)
             raise
+
+    def announce(self, order: dict[str, Any]) -> None:
+        """Cache and publish an order's status, changed outside a delivery (the reconcile sweep's repairs)."""
+        self._broadcaster.announce(status_body(order))
 
     def _current(self, order_id: str) -> dict[str, Any] | None:
         """The status body from the cache, or from the store on a miss; None when there is no such order."""

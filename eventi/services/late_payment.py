@@ -8,28 +8,33 @@ are not (or under `refund`, or when the amount differs from the order's) it beco
 payment page says so, `eventi order refunds` lists it, and `eventi_late_payments_total{outcome}` with its
 alert rule tells ops.
 
-Exactly once, as everywhere: the decision is a unique insert under the order's id (late_payments), the
-order follows it (OrderStore.follow_late_payment). The order's first release is finished before new holds
-are taken, and the new holds belong to "<orderId>.late", so no leftover of the first release can delete
-them. A decider that loses the race gives its own holds back; one that dies between holding and deciding
-leaves holds no order lists, which the reconcile sweep frees (eventi/tickets.py).
+Exactly once, as everywhere: the first delivery inserts a claim under the order's id (late_payments, a
+unique insert), and only it decides: it finishes the order's first release, holds new tickets (owned by
+"<orderId>.late", so no leftover of the first release can delete them), writes the outcome into the claim,
+then the order follows it (OrderStore.follow_late_payment). A delivery that finds the claim decided follows
+it; one that finds it undecided answers 503 (ChangeInProgress) while the decider may still be working, and
+takes over once the claim is TAKE_OVER_AFTER old (the decider died; holds it left are unlisted, and the
+reconcile sweep frees them). A claim decided but not followed is followed by the next delivery or the sweep.
 """
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 
 from .. import metrics
-from ..errors import NotFound, SoldOut
+from ..errors import ChangeInProgress, NotFound, SoldOut
 from ..events import EventStore, ticket_type
 from ..models import OrderStatus, PaymentResult, decide_outcome, utcnow
-from ..store import LATE, OrderStore
-from ..tickets import TicketHolds
+from ..store import LATE, Finalized, OrderStore
+from ..tickets import INTERRUPTED_AFTER, TicketHolds
 
 log = logging.getLogger(__name__)
 
 FULFIL, REFUND = "fulfil", "refund"
 """EVENTI_LATE_PAYMENTS: hold the tickets again when any are left, or always ask for a refund."""
+TAKE_OVER_AFTER: timedelta = INTERRUPTED_AFTER
+"""An undecided claim this old belongs to a decider that failed: the next delivery decides instead."""
 
 
 class LatePayments:
@@ -41,35 +46,58 @@ class LatePayments:
         self._tickets = tickets
         self._policy = policy
 
-    def apply(self, result: PaymentResult, event_id: ObjectId) -> dict[str, Any]:
-        """The order after its late payment: completed with new ticket slots, or refund_needed. Idempotent."""
-        decision = self._store.late_payment(result.order_id)
-        if decision is None:
-            decision = self._decide(result, event_id)
-        order = self._store.follow_late_payment(decision)
-        if order is None:
-            raise NotFound()
-        return order
-
-    def _decide(self, result: PaymentResult, event_id: ObjectId) -> dict[str, Any]:
+    def apply(self, result: PaymentResult, event_id: ObjectId) -> Finalized:
+        """The order after its late payment (completed with new ticket slots, or refund_needed), and whether
+        this delivery decided it. Idempotent."""
         order = self._store.get_order(result.order_id)
         if order is None:
             raise NotFound()
+        now = utcnow()
+        claim = {"_id": order["_id"], "eventId": event_id, "mpesaReceipt": result.receipt, "status": None,
+                 "slots": [], "claimedAt": now, "followed": False}
+        standing = self._store.claim_late_payment(claim)
+        decided = standing is None or self._ours_to_decide(standing, event_id, now)
+        if decided:
+            standing = {**(standing or claim), **self._decide(order, result)}
+        followed = self._store.follow_late_payment(standing or claim)
+        if followed is None:
+            raise NotFound()
+        return Finalized(followed, decided)
+
+    def finish_undecided(self, now: datetime) -> list[dict[str, Any] | None]:
+        """Decide the late payments whose decider failed (claims undecided TAKE_OVER_AFTER on), from the
+        delivery each claim names in the audit trail; the orders after. The reconcile sweep calls it."""
+        orders: list[dict[str, Any] | None] = []
+        for claim in self._store.undecided_late_payments(now - TAKE_OVER_AFTER):
+            delivery = self._store.event_by_id(claim["eventId"])
+            if delivery is not None:
+                summary = delivery["summary"]
+                result = PaymentResult(order_id=str(claim["_id"]), paid=True, amount=summary.get("amount"),
+                                       receipt=summary.get("receipt"), reference=summary.get("reference"))
+                orders.append(self.apply(result, claim["eventId"]).order)
+        return orders
+
+    @staticmethod
+    def _ours_to_decide(standing: dict[str, Any], event_id: ObjectId, now: datetime) -> bool:
+        if standing["status"] is not None:
+            return False  # decided: follow it
+        if standing["eventId"] == event_id or standing["claimedAt"] <= now - TAKE_OVER_AFTER:
+            return True  # the driver retried our insert, or the decider died
+        raise ChangeInProgress()
+
+    def _decide(self, order: dict[str, Any], result: PaymentResult) -> dict[str, Any]:
         self._tickets.finish_release(order["_id"])  # the first holds are gone before new ones are taken
         slots, refund = self._hold_again(order, result)
         now = utcnow()
-        decision = {"_id": order["_id"], "status": (OrderStatus.REFUND_NEEDED if refund else OrderStatus.COMPLETED).value,
-                    "slots": slots, "refundReason": refund, "mpesaReceipt": result.receipt, "eventId": event_id,
-                    "decidedAt": now.replace(microsecond=now.microsecond // 1000 * 1000), "followed": False}
-        stands, ours = self._store.decide_late_payment(decision)
-        if not ours:
-            self._tickets.give_back(order["_id"], slots, holder=str(order["_id"]) + LATE)
-            return stands
-        metrics.LATE_PAYMENTS.labels(stands["status"]).inc()
-        log_level = logging.ERROR if refund else logging.WARNING
-        log.log(log_level, "Late payment for a %s order orderId=%s outcome=%s refundReason=%s receipt=%s",
-                order["status"], result.order_id, stands["status"], refund, result.receipt)
-        return stands
+        status = OrderStatus.REFUND_NEEDED if refund else OrderStatus.COMPLETED
+        decision = {"status": status.value, "slots": slots, "refundReason": refund, "mpesaReceipt": result.receipt,
+                    "decidedAt": now.replace(microsecond=now.microsecond // 1000 * 1000)}
+        self._store.decide_late_payment(order["_id"], decision)
+        metrics.LATE_PAYMENTS.labels(status.value).inc()
+        log.log(logging.ERROR if refund else logging.WARNING,
+                "Late payment for a %s order orderId=%s outcome=%s refundReason=%s receipt=%s",
+                order["status"], order["_id"], status.value, refund, result.receipt)
+        return decision
 
     def _hold_again(self, order: dict[str, Any], result: PaymentResult) -> tuple[list[str], str | None]:
         """(the new slots, None) when the order can complete; ([], why a refund is needed) when not."""

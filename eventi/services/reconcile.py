@@ -9,8 +9,9 @@ the push's answer was lost). An error, a timeout or QUEUED leaves it pending, as
 and after OVERDUE_AFTER such tries each sweep logs an ERROR and counts eventi_reconcile_overdue_total.
 A payment that comes after no_callback is not lost: eventi/services/late_payment.py.
 
-The sweep also applies late-payment decisions whose order did not follow (a writer failed midway) and
-finishes interrupted ticket releases (eventi/tickets.py).
+The sweep also decides late payments whose decider failed, applies late-payment decisions whose order did
+not follow (a writer failed midway), announcing both, and finishes interrupted ticket releases
+(eventi/tickets.py).
 """
 import logging
 import os
@@ -24,12 +25,13 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 
 from .. import metrics
-from ..errors import PaymentProviderError, ReleaseInProgress
+from ..errors import ChangeInProgress, PaymentProviderError
 from ..models import PaymentResult, utcnow
 from ..payhero_client import PayHeroClient, PayHeroRejected
 from ..store import OrderStore
 from ..tickets import TicketHolds
 from .callbacks import CallbackService
+from .late_payment import LatePayments
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,9 @@ class Reconciler:
 
     def __init__(self, store: OrderStore, payhero: PayHeroClient | None, callbacks: CallbackService,
                  pending_after_seconds: float = 120, give_up_after_seconds: float = 900,
-                 tickets: TicketHolds | None = None) -> None:
+                 tickets: TicketHolds | None = None, late: LatePayments | None = None) -> None:
         self._store = store
+        self._late = late
         self._tickets = tickets
         self._payhero = payhero
         self._callbacks = callbacks
@@ -85,17 +88,24 @@ class Reconciler:
             report.checked += 1
             try:
                 self._settle(order, now, report)
-            except ReleaseInProgress:  # another writer is releasing its tickets right now: the next sweep
+            except ChangeInProgress:  # another writer is changing the order right now: the next sweep
                 report.errors += 1
-        for decision in self._store.unfollowed_late_payments():
-            self._store.follow_late_payment(decision)
-            report.late_followed += 1
+        report.late_followed = self._finish_late_payments(now)
         if self._tickets is not None:
             report.releases_finished = self._tickets.finish_interrupted(now)
         log.info("Reconcile checked=%d applied=%s unanswered=%d errors=%d overdue=%d late_followed=%d "
                  "releases_finished=%d", report.checked, report.applied, report.unanswered, report.errors,
                  report.overdue, report.late_followed, report.releases_finished)
         return report
+
+    def _finish_late_payments(self, now: datetime) -> int:
+        """Decide, follow and announce late payments a failure left half done; how many."""
+        repaired = self._late.finish_undecided(now) if self._late is not None else []
+        repaired += [self._store.follow_late_payment(decision) for decision in self._store.unfollowed_late_payments()]
+        for order in repaired:
+            if order is not None:
+                self._callbacks.announce(order)
+        return sum(order is not None for order in repaired)
 
     def _settle(self, order: dict[str, Any], now: datetime, report: ReconcileReport) -> None:
         answer = self._ask_payhero(order)

@@ -31,6 +31,11 @@ def recent_orders(store: OrderStore, phone: str, limit: int = 20) -> list[Any]:
     return [_masked(order) for order in store.orders_for_phone(phone, limit)]
 
 
+def orders_needing_attention(store: OrderStore, limit: int = 100) -> list[Any]:
+    """Orders paid without tickets (refund_needed) or with a payment strict mode could not confirm, newest first."""
+    return [_masked(order) for order in store.orders_needing_attention(limit)]
+
+
 def _masked(value: Any) -> Any:
     """Dates as ISO 8601, ids as strings, every string through the log redaction (phones, e-mails, tokens)."""
     if isinstance(value, dict):
