@@ -77,9 +77,10 @@ def read(path: str | Path) -> list[dict[str, Any]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventFileError(str(path), [f"cannot read it ({exc})"]) from None
-    tree = _load_json(data, text) if path.suffix.lower() == ".json" else _load_yaml(text)
-    if isinstance(tree, str):
-        raise EventFileError(str(path), [tree])
+    try:
+        tree = _load_json(data, text) if path.suffix.lower() == ".json" else _load_yaml(text)
+    except _Unparsed as exc:
+        raise EventFileError(str(path), [str(exc)]) from None
     problem = _tree_problem(tree)
     if problem is not None:
         raise EventFileError(str(path), [problem])
@@ -98,17 +99,21 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
+class _Unparsed(ValueError):
+    """The file could not be parsed, or was refused while parsing; str() is the sentence saying why."""
+
+
 def _load_json(data: bytes, text: str) -> object:
-    """The parsed JSON, or a sentence saying why not (depth is counted before parsing, as for request bodies)."""
+    """The parsed JSON; raises _Unparsed (depth is counted before parsing, as for request bodies)."""
     depth = strict_json.nesting_depth(data)
     if depth is None:
-        return "not valid JSON (its brackets and braces do not balance)"
+        raise _Unparsed("not valid JSON (its brackets and braces do not balance)")
     if depth > MAX_DEPTH:
-        return f"nested deeper than {MAX_DEPTH} levels"
+        raise _Unparsed(f"nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(text, object_pairs_hook=_KeyedOnce.from_pairs)
     except ValueError as exc:
-        return f"not valid JSON ({exc})"
+        raise _Unparsed(f"not valid JSON ({exc})") from None
 
 
 class _KeyedOnce(dict[str, Any]):
@@ -152,16 +157,16 @@ def _place(path: tuple[str | int, ...]) -> str:
 
 
 def _load_yaml(text: str) -> object:
-    """The parsed YAML, or a sentence saying why not, with its line and column."""
+    """The parsed YAML; raises _Unparsed saying why not, with its line and column."""
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader that refuses more
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = " ".join(str(exc.problem or exc.context).split())
-        return f"{where}{problem}" if isinstance(exc, _Refused) else f"not valid YAML ({where}{problem})"
+        raise _Unparsed(f"{where}{problem}" if isinstance(exc, _Refused) else f"not valid YAML ({where}{problem})") from None
     except (ValueError, yaml.YAMLError) as exc:  # ValueError: an integer of 5,000 digits, month 13
-        return f"not valid YAML ({' '.join(str(exc).split())})"
+        raise _Unparsed(f"not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 class _StrictLoader(yaml.SafeLoader):
