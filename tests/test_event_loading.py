@@ -233,7 +233,8 @@ def test_text_in_other_scripts_with_joiners_and_emoji_loads(load, runtime, tmp_p
     event_id = "ev-" + uuid.uuid4().hex[:10]
     name = "Njeri wa Mũthoni · حفلة · मैं · می‌خواهم · 👩‍🎤 🇰🇪"  # ZWNJ in Persian, ZWJ in the emoji
     path = tmp_path / "event.yaml"
-    path.write_text(yaml_event(event_id, name=json.dumps(name, ensure_ascii=False), venue="Ngong\u00a0Racecourse"), encoding="utf-8")
+    text = yaml_event(event_id, name=json.dumps(name, ensure_ascii=False), venue="Ngong\u00a0Racecourse")
+    path.write_text(text, encoding="utf-8")
     result = load(path)
     assert result.exit_code == 0, result.output
     assert runtime.events.get(event_id)["name"] == name
