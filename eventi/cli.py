@@ -9,10 +9,17 @@ from flask.cli import AppGroup
 
 from . import event_file, phones
 from .services import support
+from .text import printable, printable_json
 from .web.common import current_runtime
 
 REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
 """An order reference as the payment page shows it (eventi.models.short_reference)."""
+
+
+def say(line: str) -> None:
+    """Print a line holding stored text, unprintable characters escaped (ESC as \\x1b, U+202E as
+    \\u202e): a name or a PayHero field cannot move the cursor, recolour or rewrite the terminal."""
+    click.echo(printable(line))
 
 
 def init_app(app: Flask) -> None:
@@ -68,30 +75,30 @@ def order_show(order_id: str, as_json: bool) -> None:
         order_id = matches[0]["id"] if matches else order_id
     report = support.order_report(store, order_id)
     if report is None:
-        raise click.ClickException(f"no order {order_id}")
+        raise click.ClickException(printable(f"no order {order_id}"))
     if as_json:
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        click.echo(printable_json(json.dumps(report, indent=2, ensure_ascii=False)))
         return
     o = report["order"]
-    click.echo(f"order {o['id']}  {o['status']}  {o.get('amount')} KES  event {o.get('eventId')}")
+    say(f"order {o['id']}  {o['status']}  {o.get('amount')} KES  event {o.get('eventId')}")
     for key in ("createdAt", "updatedAt", "phone", "email", "name", "mpesaReceipt", "failureReason",
                 "resultCode", "payheroReference", "checkoutRequestId", "pushedAt", "latePayment", "refundReason",
                 "unconfirmedPayment"):
         if o.get(key) is not None:
-            click.echo(f"  {key:<18} {o[key]}")
+            say(f"  {key:<18} {o[key]}")
     claim = report["statusClaim"]
     if claim is None:
-        click.echo("status claim: none (no result decided yet)")
+        say("status claim: none (no result decided yet)")
     else:
         detail = claim.get("mpesaReceipt") or claim.get("failureReason") or ""
-        click.echo(f"status claim: {claim['status']} {detail} at {claim['claimedAt']} by delivery {claim['eventId']}")
-    click.echo(f"deliveries: {len(report['deliveries'])}, oldest first")
+        say(f"status claim: {claim['status']} {detail} at {claim['claimedAt']} by delivery {claim['eventId']}")
+    say(f"deliveries: {len(report['deliveries'])}, oldest first")
     for event in report["deliveries"]:
         decided = "  <- decided the status" if claim and event["id"] == claim.get("eventId") else ""
         summary = " ".join(f"{k}={v}" for k, v in (event.get("summary") or {}).items() if v not in (None, ""))
-        click.echo(f"  {event['receivedAt']}  {event['source']:<9} {event['id']}  {summary}{decided}")
+        say(f"  {event['receivedAt']}  {event['source']:<9} {event['id']}  {summary}{decided}")
         if event.get("raw"):
-            click.echo(f"    raw: {event['raw']}")
+            say(f"    raw: {event['raw']}")
 
 
 @order.command("find")
@@ -108,7 +115,7 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
             raise click.BadParameter("8 characters of 0-9 and A-F, as the payment page shows it", param_hint="--reference")
         orders = support.orders_with_reference(store, reference, limit)
         if not orders:
-            click.echo("no orders with that reference")
+            say("no orders with that reference")
         _list_orders(orders)
         return
     assert phone is not None  # the usage check above: one of the two is given
@@ -117,7 +124,7 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
         raise click.BadParameter(phones.MESSAGE, param_hint="--phone")
     orders = support.recent_orders(store, stored, limit)
     if not orders:
-        click.echo("no orders for that number")
+        say("no orders for that number")
     _list_orders(orders)
 
 
@@ -140,7 +147,7 @@ def _list_orders(orders: list[dict[str, Any]]) -> None:
     for o in orders:
         detail = o.get("mpesaReceipt") or o.get("failureReason") or ""
         line = f"{o['id']}  {o['createdAt']}  {o['status']:<9} {o.get('amount')} KES  {o.get('eventId')}  {detail}"
-        click.echo(line.rstrip())
+        say(line.rstrip())
 
 
 @click.group("events", cls=AppGroup)
@@ -160,9 +167,16 @@ def load(file: str) -> None:
     try:
         documents = event_file.read(file)
     except event_file.EventFileError as exc:
-        raise click.ClickException(f"{file} not loaded:\n{exc}") from None
+        raise click.ClickException(not_loaded(file, exc.problems)) from None
     store = current_runtime().events
     for document in documents:
         created = store.save(document)
         types = ", ".join(f"{t['id']} KES {t['price']:,} x {t['capacity']:,}" for t in document["ticketTypes"])
-        click.echo(f"event {document['_id']} {'created' if created else 'updated'}: {document['name']} ({types})")
+        say(f"event {document['_id']} {'created' if created else 'updated'}: {document['name']} ({types})")
+
+
+def not_loaded(file: str, problems: list[str]) -> str:
+    """The refusal of an event file: one line for one problem, else a line per problem; escaped, as a
+    problem may quote the file (an unknown key, a YAML snippet)."""
+    head, lines = f"{printable(file)} not loaded:", [printable(problem) for problem in problems]
+    return f"{head} {lines[0]}" if len(lines) == 1 else "\n".join([head, *lines])

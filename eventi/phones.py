@@ -8,8 +8,9 @@ MOBILE = PREFIX + r"([17][0-9]{5}([0-9]{3}))"  # [0-9]: \d also matches other sc
 """A number as written without separators; group 1 is the subscriber number (7XXXXXXXX or 1XXXXXXXX),
 group 2 its last three digits (what log redaction keeps)."""
 KENYAN_MOBILE = re.compile(MOBILE)
-SEPARATORS = re.compile(r"[\s.-]")
-"""What people put between digit groups: 0712 345 678, 0712-345-678, 0712.345.678, +254 712 345 678."""
+SEPARATORS = re.compile(r"[ .-]")
+"""What people put between digit groups: 0712 345 678, 0712-345-678, 0712.345.678, +254 712 345 678.
+ASCII space, dot and hyphen only (not \\s): a tab, newline, U+2028, U+00A0 or U+3000 is refused."""
 MESSAGE = "Enter a Kenyan mobile number, like 0712 345 678."
 
 

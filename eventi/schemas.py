@@ -9,13 +9,13 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from . import phones
 from .models import OrderStatus
 from .outcomes import CODES as REASON_CODES
+from .text import describe, hidden_character
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EVENT_ID_ERROR = "1-64 characters of A-Z, a-z, 0-9, _ or -."
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 """Ids of events and ticket types in event files: lowercase letters, digits and inner hyphens."""
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class StrictInteger(fields.Integer):
@@ -50,8 +50,12 @@ class KenyanPhone(fields.String):
 
 
 def no_control_chars(value: str) -> None:
-    if CONTROL_CHARS.search(value):
-        raise ValidationError("Control characters are not allowed.")
+    """Refuse text holding a character that may not be shown to people (eventi/text.py): control
+    characters (C0, DEL, C1), bidi overrides, embeddings and isolates, line and paragraph separators,
+    other invisible format characters."""
+    char = hidden_character(value)
+    if char is not None:
+        raise ValidationError(f"Control characters are not allowed ({describe(char)}).")
 
 
 class OrderCreateSchema(Schema):
@@ -61,7 +65,7 @@ class OrderCreateSchema(Schema):
     ticketTypeId = fields.String(required=True, validate=validate.Regexp(EVENT_ID, error=EVENT_ID_ERROR))
     quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=100))
     phone = KenyanPhone(required=True, error_messages={"required": "Enter the M-Pesa phone number to charge."})
-    email = fields.Email(required=True, validate=validate.Length(max=254), error_messages={
+    email = fields.Email(required=True, validate=[validate.Length(max=254), no_control_chars], error_messages={
         "required": "Enter your email address.", "invalid": "Enter an email address, like name@example.com."})
     name = fields.String(validate=[validate.Length(max=100), no_control_chars])
 

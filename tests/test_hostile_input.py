@@ -8,6 +8,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from devstack.payhero import callback_body
+from eventi import strict_json
 from eventi.web.common import current_runtime
 from tests.support.api import order_body, order_fields
 from tests.support.events import seed_test_events
@@ -103,6 +104,32 @@ def test_control_and_unicode_characters(fuzz_app):
         assert_clean_error(client.post("/api/orders", json=order_body(**bad)), 400)
     assert orders_stored(fuzz_app) == 0
     assert client.post("/api/orders", json=order_body(name="Njeri wa Mũthoni ✓")).status_code == 201
+
+
+@pytest.mark.parametrize("bad", [
+    {"name": "Wanjiru\u202eKamau"}, {"name": "Wanjiru\u2066Kamau\u2069"}, {"name": "Wanjiru\u2028Kamau"},
+    {"name": "Wanjiru\x85Kamau"}, {"name": "\x9b31mWanjiru"}, {"name": "\x1b[2JWanjiru"}, {"name": "Wanjiru\u200b"},
+    {"email": "shopper@exam\u202eple.com"}, {"email": "shopper@example.com\u2028"},
+    {"phone": "0712\t345\t678"}, {"phone": "0712\u3000345\u3000678"}, {"phone": "0712\u00a0345\u00a0678"},
+    {"phone": "0712\u2028345678"}, {"phone": "٠٧١٢٣٤٥٦٧٨"},
+])
+def test_bidi_separators_and_unicode_spaces_are_400_and_store_nothing(fuzz_app, bad):
+    """Issue 19, item 6: text a page shows refuses what can reorder or hide it; a phone takes ASCII separators only."""
+    response = fuzz_app.test_client().post("/api/orders", json=order_body(**bad))
+    assert_clean_error(response, 400)
+    assert set(response.json["details"]) == set(bad)
+    assert orders_stored(fuzz_app) == 0
+
+
+def test_an_unclosed_string_of_escaped_quotes_is_invalid_json(fuzz_app):
+    """64 KB of \\" after one quote: the depth count's string search restarted at each escaped quote
+    (32,000 restarts, each to the end of the body: 11 s of CPU a request). It now takes the unclosed
+    string in one match, to the end."""
+    body = b'{"name": "' + b'\\"' * 32_000
+    assert strict_json._STRING.search(body[9:]).end() == len(body) - 9  # one match, to the end
+    response = fuzz_app.test_client().post("/api/orders", data=body, content_type="application/json")
+    assert_clean_error(response, 400)
+    assert response.json["error"] == "invalid_json" and orders_stored(fuzz_app) == 0
 
 
 # Text may hold lone surrogates (category Cs, which hypothesis leaves out by default): json.dumps writes

@@ -35,6 +35,67 @@ def test_phone_that_is_not_kenyan_mobile_is_rejected_in_plain_words(phone):
     assert err.value.messages["phone"] == ["Enter a Kenyan mobile number, like 0712 345 678."]
 
 
+@pytest.mark.parametrize("separator", ["\t", "\n", "\r", "\v", "\f", "\x1c", "\x85", "\u2028", "\u2029", "\u3000", "\u00a0",
+                                       "\u2009", "\u202f", "\u2007", "\u200b", "\ufeff", "_", "\u2010", "\u2212", "\uff0e"])
+def test_a_phone_takes_only_ascii_space_hyphen_and_dot_between_digits(separator):
+    """The README allows spaces, dashes and dots; \\s also took tabs, newlines, U+2028, U+3000 and U+00A0."""
+    for phone in (f"0712{separator}345{separator}678", f"+254{separator}712345678", f"0712345678{separator}"):
+        with pytest.raises(ValidationError) as err:
+            SCHEMA.load(order_body(phone=phone))
+        assert err.value.messages["phone"] == ["Enter a Kenyan mobile number, like 0712 345 678."]
+
+
+@pytest.mark.parametrize("digits", ["٠٧١٢٣٤٥٦٧٨", "۰۷۱۲۳۴۵۶۷۸", "०७१२३४५६७८", "０７１２３４５６７８", "𝟎𝟕𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖"])
+def test_a_phone_in_other_scripts_digits_is_refused(digits):
+    with pytest.raises(ValidationError) as err:
+        SCHEMA.load(order_body(phone=digits))
+    assert err.value.messages["phone"] == ["Enter a Kenyan mobile number, like 0712 345 678."]
+
+
+def test_the_readme_phone_examples_still_load():
+    for phone in ("0712 345 678", "0712-345-678", "+254 712 345 678", "0712.345.678", "2547 1234 5678", " 0712345678 "):
+        assert SCHEMA.load(order_body(phone=phone))["phone"] == "254712345678"
+
+
+HIDDEN = ["\x00", "\x1b", "\x07", "\t", "\r\n", "\x7f", "\x85", "\x9b", "\x9d", "\u202a", "\u202b", "\u202c", "\u202d",
+          "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c", "\u2028", "\u2029", "\u200b",
+          "\u2060", "\u00ad", "\ufeff", "\ufff9", "\U000e0001", "\U000e0041"]
+
+
+@pytest.mark.parametrize("char", HIDDEN)
+def test_an_order_name_refuses_control_bidi_separator_and_invisible_characters(char):
+    """docs/security.md: control characters are refused. The name comes back on the checkout page ("Try again")."""
+    with pytest.raises(ValidationError) as err:
+        SCHEMA.load(order_body(name=f"Wanjiru{char}Kamau"))
+    assert err.value.messages["name"] == [f"Control characters are not allowed (U+{ord(char[0]):04X})."]
+
+
+@pytest.mark.parametrize("email", ["shopper@exam\u202eple.com", "shopper@example.com\u2028", "shopper@example.com\x85",
+                                   "shopper@example.com\u200b", "shopper@ex\u2066ample.com"])
+def test_an_email_shown_on_the_payment_page_refuses_bidi_and_separators(email):
+    """marshmallow's Email took U+202E in the domain and a trailing U+2028; the success page shows the address."""
+    with pytest.raises(ValidationError) as err:
+        SCHEMA.load(order_body(email=email))
+    assert "email" in err.value.messages
+
+
+@pytest.mark.parametrize("name", ["Njeri wa Mũthoni", "محمد علی", "می‌خواهم", "👩‍🎤 Amani", "🇰🇪 Otieno", "O'Brien-Wairimu",
+                                  "Zawadi\u00a0Achieng", "दीपक"])
+def test_names_in_any_script_with_joiners_and_emoji_load(name):
+    assert SCHEMA.load(order_body(name=name))["name"] == name
+
+
+@pytest.mark.parametrize("kind, char", [("success", "\u202e"), ("success", "\x9b"), ("flat-success", "\u2066")])
+def test_a_receipt_shown_to_the_shopper_refuses_hidden_characters(kind, char):
+    body = callback_body("6751a3f2c9e77b0012ab34cd", kind)
+    fields = body.get("response", body)
+    field = "MpesaReceiptNumber" if "response" in body else "provider_reference"
+    fields[field] = f"SLK4H5{char}J6K7"
+    with pytest.raises(ValidationError) as err:
+        parse_callback(body)
+    assert "Control characters are not allowed" in str(err.value.messages)
+
+
 def test_the_phone_pattern_is_written_once():
     """schemas, the support command, the simulator and log redaction all read eventi/phones.py."""
     from devstack.processes import ROOT

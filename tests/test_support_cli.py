@@ -78,3 +78,37 @@ def test_order_show_and_find_take_the_short_reference_the_page_shows(app, client
     unknown = app.test_cli_runner().invoke(args=["order", "show", "ABCDEF12"])
     assert unknown.exit_code != 0 and "no order ABCDEF12" in unknown.output
     assert app.test_cli_runner().invoke(args=["order", "find"]).exit_code != 0
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x9b31mWanjiru\u202etxt.exe\u2028\x85next"
+"""A stored name (from before names were checked, or written around the API) that would retitle the
+window, clear the screen, recolour, reverse text and break lines in a support person's terminal."""
+RAW = {"\x1b", "\x07", "\x9b", "\u202e", "\u2028", "\x85"}
+
+
+def test_order_show_and_find_escape_what_a_stored_order_holds(app, client, runtime):
+    phone = unique_phone()
+    order_id = paid_twice(client, runtime, phone)
+    runtime.store.set_fields(order_id, {"name": HOSTILE, "failureReason": "Declined\x1b[8m hidden"})
+    shown = app.test_cli_runner().invoke(args=["order", "show", order_id])
+    assert shown.exit_code == 0, shown.output
+    assert not RAW & set(shown.output)
+    assert r"\x1b]0;owned\x07\x1b[2J\x9b31mWanjiru\u202etxt.exe\u2028\x85next" in shown.output
+    assert r"Declined\x1b[8m hidden" in shown.output
+
+    as_json = app.test_cli_runner().invoke(args=["order", "show", order_id, "--json"])
+    assert not RAW & set(as_json.output)
+    assert json.loads(as_json.output)["order"]["name"] == HOSTILE  # escaped as JSON, so still the same value
+
+    runtime.store.set_fields(order_id, {"mpesaReceipt": None, "eventId": "ev\x1b[31m"})
+    found = app.test_cli_runner().invoke(args=["order", "find", "--phone", phone])
+    assert found.exit_code == 0 and not RAW & set(found.output)
+    assert r"ev\x1b[31m" in found.output and r"Declined\x1b[8m hidden" in found.output
+
+
+def test_order_show_keeps_names_in_other_scripts_readable(app, client, runtime):
+    order_id = client.post("/api/orders", json=order_body(phone=unique_phone(), name="Njeri wa Mũthoni 👩‍🎤")).json["orderId"]
+    shown = app.test_cli_runner().invoke(args=["order", "show", order_id])
+    assert "Njeri wa Mũthoni 👩\\u200d🎤" in shown.output  # the joiner is invisible: support sees it named
+    as_json = app.test_cli_runner().invoke(args=["order", "show", order_id, "--json"])
+    assert json.loads(as_json.output)["order"]["name"] == "Njeri wa Mũthoni 👩‍🎤"
