@@ -42,15 +42,18 @@ def create_indexes() -> None:
 @click.command("reconcile")
 @click.option("--limit", default=500, show_default=True, help="Most orders to check in this run.")
 def reconcile(limit: int) -> None:
-    """Ask PayHero about orders pending past EVENTI_RECONCILE_AFTER_SECONDS and apply the answers.
+    """Ask PayHero about orders pending past EVENTI_RECONCILE_AFTER_SECONDS (pushed or not) and apply the answers.
 
-    Answers go through the callback code path (audited, idempotent, published to waiters);
-    orders unanswered past EVENTI_RECONCILE_GIVE_UP_SECONDS fail with "no_callback". Ticket
-    releases interrupted midway are finished.
+    Answers go through the callback code path (audited, idempotent, published to waiters). Past
+    EVENTI_RECONCILE_GIVE_UP_SECONDS an order fails with "no_callback" only on an answer (FAILED, a 404,
+    or no PayHero reference to ask about); errors, timeouts and QUEUED are asked again with backoff
+    ("overdue" counts those past 5 tries). Late payments and ticket releases a failure left half done
+    are finished.
     """
     report = current_runtime().reconciler().run_once(limit)
     click.echo(f"checked={report.checked} applied={report.applied} unanswered={report.unanswered} "
-               f"errors={report.errors} releases_finished={report.releases_finished}")
+               f"errors={report.errors} overdue={report.overdue} late_followed={report.late_followed} "
+               f"releases_finished={report.releases_finished}")
 
 
 @click.group("order", cls=AppGroup)

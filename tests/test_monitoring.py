@@ -34,7 +34,8 @@ def test_alert_rules_pass_promtool_check():
     checked = promtool("check", "rules", str(ALERTS))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert set(alert_queries()) == {"EventiNoCallbacksWhileOrdersAreCreated", "EventiCallbackErrorRatio",
-                                    "EventiStoreUnavailable", "EventiWaitsNearWorkerCap", "EventiHubDisconnected"}
+                                    "EventiStoreUnavailable", "EventiWaitsNearWorkerCap", "EventiHubDisconnected",
+                                    "EventiPaymentNeedsRefund", "EventiPaymentUnconfirmed", "EventiReconcileOverdue"}
 
 
 def test_alerts_fire_as_their_unit_tests_say():
