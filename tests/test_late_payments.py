@@ -217,3 +217,17 @@ def test_a_failed_body_never_replaces_a_paid_one_in_the_status_cache(runtime):
     runtime.cache.put({**base, "orderId": other, "paymentStatus": "failed"})
     runtime.cache.put({**base, "orderId": other, "paymentStatus": "refund_needed"})
     assert runtime.cache.get(other)["paymentStatus"] == "refund_needed"
+
+
+def test_a_payment_landing_between_a_failure_claim_and_its_order_is_a_late_payment(client, runtime, new_event):
+    """Reconcile racing the paid callback: its no_callback claim went in, the order still reads pending (its writer
+    is midway). The payment must not be a duplicate of that failure (before issue 19 it was, 24 of 24 times)."""
+    event_id = new_event(capacity=2)
+    order_id, token = order(client, event_id)
+    assert status(client, order_id, token)["paymentStatus"] == "pending"  # cached pending, as the callback reads it
+    runtime.store.claims.insert_one({"_id": ObjectId(order_id), "status": "failed", "failureReason": NO_CALLBACK,
+                                     "mpesaReceipt": None, "resultCode": None, "eventId": ObjectId(),
+                                     "claimedAt": utcnow()})
+    assert paid(client, runtime, order_id) == {"received": True}
+    assert status(client, order_id, token)["paymentStatus"] == "completed"
+    assert holds(runtime, order_id) == 0 and holds(runtime, order_id + ".late") == 1 and left(client, event_id) == 1

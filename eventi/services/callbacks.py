@@ -74,7 +74,7 @@ class CallbackService:
         if not is_final(body) or late:
             if order is not None and not self._confirmed(order, result, event_id, late):
                 return CallbackResult(body=None, duplicate=False, verified=False)
-            body, decided = self._decide(result, body, event_id, late)
+            body, decided, late = self._decide(result, body, event_id, late)
         elif body["paymentStatus"] in RELEASING:
             self._store.finish_release(result.order_id)  # a release a stall interrupted ends here, at the latest
         self._broadcaster.announce(body)
@@ -88,10 +88,14 @@ class CallbackService:
         return CallbackResult(body=body, duplicate=False)
 
     def _decide(self, result: PaymentResult, body: dict[str, Any], event_id: ObjectId,
-                late: bool) -> tuple[dict[str, Any], bool]:
-        """(the status body after this result, whether this delivery decided it)."""
+                late: bool) -> tuple[dict[str, Any], bool, bool]:
+        """(the status body after this result, whether this delivery decided it, whether as a late payment)."""
         finalized = self._late_payment(result, event_id) if late else self._finalize(result, body["amount"], event_id)
-        return status_body(finalized.order), finalized.decided
+        if result.paid and not finalized.decided and finalized.order["status"] in RELEASING:
+            # The order looked pending, but a failure had just been claimed (reconcile racing this payment,
+            # a claim whose order had not followed yet): the payment came after it, so it is a late payment.
+            finalized, late = self._late_payment(result, event_id), True
+        return status_body(finalized.order), finalized.decided, late
 
     def _late_payment(self, result: PaymentResult, event_id: ObjectId) -> Finalized:
         if self._late is None:
