@@ -31,7 +31,8 @@ def test_a_json_file_creates_then_updates_an_event(load, runtime, tmp_path):
     path.write_text(json.dumps(an_event(event_id, price=2000)))
     assert f"event {event_id} updated" in load(path).output
     stored = runtime.events.get(event_id)
-    assert stored["ticketTypes"] == [{"id": "regular", "name": "Regular", "price": 2000, "capacity": 800, "maxPerOrder": 6}]
+    assert stored["ticketTypes"] == [{"id": "regular", "name": "Regular", "price": 2000, "capacity": 800, "maxPerOrder": 6,
+                                      "slots": 800}]  # slots: the highest capacity it had (eventi/events.py)
     assert (stored["currency"], stored["startsAt"].isoformat()) == ("KES", "2030-06-01T17:00:00+00:00")
 
 
