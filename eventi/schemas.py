@@ -244,7 +244,10 @@ class OrderStatusSchema(Schema):
     reference = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-F]{8}$"), metadata={
         "description": "The short order reference to show shoppers and to give support: the orderId's last 8 "
                        "characters, upper-cased (`flask --app wsgi order show` accepts it)."})
-    paymentStatus = fields.String(required=True, validate=validate.OneOf([s.value for s in OrderStatus]))
+    paymentStatus = fields.String(required=True, validate=validate.OneOf([s.value for s in OrderStatus]), metadata={
+        "description": "`pending` until one of the final statuses: `completed`, `failed`, `cancelled`, or "
+                       "`refund_needed` (paid after the order had failed, its tickets sold out since: no tickets, "
+                       "the payment is refunded; show `reasonText`, not a way to pay again)."})
     amount = fields.Integer(required=True, metadata={"description": "KES."})
     updatedAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
     promptExpiresAt = fields.String(metadata={
@@ -254,15 +257,17 @@ class OrderStatusSchema(Schema):
     pushState = fields.String(validate=validate.OneOf(["uncertain"]), metadata={
         "description": "Only while pending, when PayHero did not say whether it queued the push (timeout, 5xx): "
                        "a prompt may or may not appear."})
-    mpesaReceipt = fields.String(allow_none=True, metadata={"description": "Only when completed."})
+    mpesaReceipt = fields.String(allow_none=True, metadata={"description": "Only when completed or refund_needed."})
     failureReason = fields.String(allow_none=True, metadata={
         "description": "Only when failed or cancelled: the raw reason (M-Pesa's `ResultDesc`, or `amount_mismatch`, "
                        "`stk_push_failed`, `no_callback`), for support; show `reasonText` to the shopper."})
     reason = fields.String(validate=validate.OneOf(REASON_CODES), metadata={
-        "description": "Only when failed or cancelled: a stable code for why, from M-Pesa's result code or our own "
-                       "reason (`other` when neither is known)."})
+        "description": "Only when failed, cancelled or refund_needed: a stable code for why, from M-Pesa's result "
+                       "code or our own reason (`other` when neither is known; `sold_out_after_payment` for "
+                       "refund_needed)."})
     reasonText = fields.String(metadata={
-        "description": "Only when failed or cancelled: the plain sentence for the shopper, with what to do next."})
+        "description": "Only when failed, cancelled or refund_needed: the plain sentence for the shopper, with what "
+                       "to do next."})
 
 
 class WaitResultSchema(OrderStatusSchema):

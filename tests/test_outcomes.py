@@ -72,3 +72,10 @@ def test_status_body_of_a_failed_order_carries_reason_and_sentence_next_to_the_r
 @pytest.mark.parametrize("status", ["pending", "completed"])
 def test_no_reason_unless_failed_or_cancelled(status):
     assert not {"reason", "reasonText"} & set(status_body(order(status, mpesaReceipt="R")))
+
+
+def test_the_readmes_reasons_table_lists_every_reason_code():
+    from devstack.processes import ROOT
+
+    table = (ROOT / "README.md").read_text().split("### Reasons")[1].split("\n## ")[0]
+    assert not [code for code in outcomes.CODES if f"| `{code}` |" not in table]

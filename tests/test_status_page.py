@@ -7,8 +7,9 @@ import pytest
 from eventi import create_app
 from eventi.config import DEV_SUPPORT_CONTACT
 from eventi.models import utcnow
+from eventi.outcomes import REFUND_NEEDED_REASON
 from eventi.web.common import current_runtime
-from eventi.web.payment_page import countdown_text, mask_phone
+from eventi.web.payment_page import REFUND, countdown_text, mask_phone, payment_view
 from tests.support.api import callback_body, order_body
 
 SUPPORT = "call 0700 000 000 or write to help@example.com"
@@ -187,3 +188,36 @@ def test_the_default_support_contact_is_shown_when_none_is_set(client, unique_ev
     response = client.post("/api/orders", json=order_body(event_id=unique_event))
     order_id, token = response.json["orderId"], response.json["statusToken"]
     assert DEV_SUPPORT_CONTACT in client.get(f"/orders/{order_id}/status?token={token}").get_data(as_text=True)
+
+
+def test_a_refund_needed_order_is_a_final_refund_view_without_a_countdown():
+    now = utcnow()
+    order = {"status": "refund_needed", "phone": "254712345010", "pushedAt": now - timedelta(minutes=20),
+             "promptExpiresAt": now - timedelta(minutes=19)}
+    view = payment_view(order, now, help_seconds=30)
+    assert (view.state, view.title, view.refresh_seconds, view.prompt_left) == (REFUND, "Refund due", None, None)
+
+
+def refund_needed(runtime, order_id, receipt="SAE3YULR0Y"):
+    """As the late-payment backend leaves it: paid after the order had failed, its tickets sold out since."""
+    runtime.store.set_fields(order_id, {"status": "refund_needed", "mpesaReceipt": receipt, "updatedAt": utcnow()})
+
+
+def test_refund_needed_says_we_got_the_payment_and_will_refund_it_and_offers_no_second_payment(page_app, unique_event):
+    client, runtime = page_app
+    order_id, token = new_order(client, unique_event)
+    pushed(runtime, order_id, ago=900)
+    refund_needed(runtime, order_id)
+    html = page(client, order_id, token)
+    assert title(html) == "Refund due · eventi" and refresh(html) is None and "reloads every" not in html
+    assert 'data-status="refund_needed"' in html and 'data-state="refund"' in html and 'data-prompt-left=""' in html
+    body, shown = view_of(html, "refund")
+    assert shown and '<h1 tabindex="-1">We received your payment, but the tickets sold out</h1>' in body
+    assert f'<p id="refund-reason">{REFUND_NEEDED_REASON.text}</p>' in body and "we will refund you" in body
+    assert '<dd id="refund-receipt">SAE3YULR0Y</dd>' in body
+    assert f'<strong class="reference">{order_id[-8:].upper()}</strong>: {SUPPORT}.' in body
+    assert '<a class="button secondary" id="refund-events" href="/events">' in body
+    assert "Try again" not in body and "retry=" not in body and "PIN" not in body  # nothing to pay again
+    for other in ("pending", "unknown", "success", "failure"):
+        assert not view_of(html, other)[1], other
+    assert_summary(html, unique_event, order_id)

@@ -21,6 +21,8 @@ CANCELLED = {**SETTLED, "paymentStatus": "cancelled", "failureReason": "Request 
              "reason": "cancelled_by_user", "reasonText": outcomes.CANCELLED.text}
 FAILED = {**SETTLED, "paymentStatus": "failed", "failureReason": "The initiator information is invalid.",
           "reason": "wrong_pin", "reasonText": outcomes.BY_RESULT_CODE[2001].text}
+REFUND_NEEDED = {**SETTLED, "paymentStatus": "refund_needed", "mpesaReceipt": "TKS2P0X9QH",
+                 "reason": outcomes.REFUND_NEEDED_REASON.code, "reasonText": outcomes.REFUND_NEEDED_REASON.text}
 
 EVENT_ID_PARAM: dict[str, Any] = {
     "in": "path", "name": "event_id", "required": True, "example": "demo",

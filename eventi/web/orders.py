@@ -81,7 +81,8 @@ def created_body(order: dict[str, Any]) -> dict[str, Any]:
 @declare(
     "Read an order's current status", tags=["checkout"], query=TokenQuerySchema, query_examples={"token": ex.STATUS_TOKEN},
     responses={200: ok(OrderStatusSchema, {"pending": ex.PENDING, "push uncertain": ex.UNCERTAIN,
-                                               "completed": ex.COMPLETED, "failed": ex.FAILED})},
+                                               "completed": ex.COMPLETED, "failed": ex.FAILED,
+                                               "refund needed": ex.REFUND_NEEDED})},
     errors=["validation_error", "not_found", "store_unavailable"], security="statusToken")
 def get_status(order_id: OrderId | None, query: dict[str, Any]) -> Response:
     """The order's current status."""
@@ -105,6 +106,7 @@ def get_status(order_id: OrderId | None, query: dict[str, Any]) -> Response:
     responses={200: ok(WaitResultSchema, {
         "completed": {**ex.COMPLETED, "final": True, "waitedMs": 8412},
         "cancelled": {**ex.CANCELLED, "final": True, "waitedMs": 15003},
+        "refund needed": {**ex.REFUND_NEEDED, "final": True, "waitedMs": 30118},
         "timed out": {**ex.PENDING, "final": False, "waitedMs": 60001},
     })},
     errors=["validation_error", "not_found", "too_many_waits", "store_unavailable"], security="statusToken")

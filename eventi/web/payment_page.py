@@ -10,12 +10,12 @@ from typing import Any
 
 from ..models import OrderStatus
 
-WAITING, UNHEARD, SUCCESS, FAILURE = "waiting", "unheard", "success", "failure"
+WAITING, UNHEARD, SUCCESS, FAILURE, REFUND = "waiting", "unheard", "success", "failure", "refund"
 """The page's states: the prompt may still be answered; it expired (or the wait gave up) with no answer;
-paid; failed or cancelled."""
+paid; failed or cancelled; paid after the order had failed, its tickets gone (refund_needed: we refund)."""
 
 TITLES = {WAITING: "Approve on your phone", UNHEARD: "Waiting for M-Pesa", SUCCESS: "Paid",
-          FAILURE: "Payment not completed"}
+          FAILURE: "Payment not completed", REFUND: "Refund due"}
 CANCELLED_TITLE = "Payment cancelled"
 """Tab titles ("… · eventi"); static/js/status.js uses the same words as the state changes."""
 
@@ -43,6 +43,8 @@ def payment_view(order: dict[str, Any], now: datetime, help_seconds: int) -> Pay
     help_after = max(0, math.ceil((help_at - now).total_seconds()))
     if status is OrderStatus.COMPLETED:
         state = SUCCESS
+    elif status is OrderStatus.REFUND_NEEDED:
+        state = REFUND
     elif status.final:
         state = FAILURE
     else:

@@ -46,7 +46,8 @@ def shop(redis_server, mongo_server, tmp_path_factory) -> Iterator[Gunicorn]:
 def seen(shop: Gunicorn) -> dict:
     """Every registered view, run once at each size in one Chromium."""
     only = [name for name in os.environ.get("EVENTI_BROWSER_VIEWS", "").split(",") if name]  # to try a few views
-    spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only, "secret": TEST_SECRET}
+    spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only, "secret": TEST_SECRET,
+            "mongo_uri": shop.env["EVENTI_MONGO_URI"], "redis_url": shop.env["EVENTI_REDIS_URL"]}
     env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with open(OUTPUT / "views.log", "w") as log:  # which view is running, and the driver's errors
@@ -210,6 +211,22 @@ def test_failures_say_what_happened_in_plain_words_with_a_way_on(seen) -> None:
     for name in ("payment-paid", "payment-wrong-pin", "payment-cancelled"):
         for found in facts(seen, name):
             assert "Total\nKES 3,000" in found["text"] or "Total\tKES 3,000" in found["text"], name
+
+
+def test_refund_needed_says_the_payment_came_and_will_be_refunded_with_no_second_payment(seen) -> None:
+    for found in facts(seen, "payment-refund"):
+        heading = "We received your payment, but the tickets sold out"
+        assert (found["title"], found["views"], found["state"]) == ("Refund due · eventi", ["refund"], "refund")
+        assert heading in found["text"] and "we will refund you" in found["text"]
+        assert "M-Pesa receipt\nSAE3YULR0Y" in found["text"] or "M-Pesa receipt\tSAE3YULR0Y" in found["text"]
+        assert f"{reference(found)}: {SUPPORT}." in found["text"].replace("\n", " ")
+        assert "Try again" not in found["text"] and "PIN" not in found["text"] and "/events" in found["links"]
+        assert found["links"] == ["/events"]  # the only link shown: nothing leads to paying again
+        assert found["focused"] == heading
+        assert found["announce"].startswith(f"{heading}. We received your payment after this order had expired")
+        assert found["announce"].endswith("M-Pesa receipt SAE3YULR0Y.")
+        reloaded = found["reloaded"]  # the server renders the same words
+        assert (reloaded["title"], reloaded["views"], reloaded["card"]) == (found["title"], found["views"], found["card"])
 
 
 def test_offline_the_page_says_so_and_keeps_waiting(seen) -> None:

@@ -215,9 +215,9 @@ def back_after_paying(page, spec: dict) -> dict:
 
 # --- The payment page ---------------------------------------------------------------------------
 
-SHOWN_VIEWS = """() => ["pending", "unknown", "success", "failure"].filter(
+SHOWN_VIEWS = """() => ["pending", "unknown", "success", "failure", "refund"].filter(
     (v) => { const e = document.getElementById(`view-${v}`); return e !== null && !e.hidden; })"""
-FINAL = "#view-success:not([hidden]), #view-failure:not([hidden])"
+FINAL = "#view-success:not([hidden]), #view-failure:not([hidden]), #view-refund:not([hidden])"
 
 
 def create_order(spec: dict, last_digit: int) -> dict:
@@ -246,6 +246,27 @@ def settle(spec: dict, order: dict, kind: str) -> None:
                                      method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as answer:
         assert answer.status == 200, answer.read()
+
+
+def refund_needed(spec: dict, order: dict, receipt: str = "SAE3YULR0Y") -> None:
+    """What the late-payment backend does to an order paid after it had failed, its tickets sold out since:
+    MongoDB first (status refund_needed, the receipt), then its status body cached and published through the
+    app's StatusBroadcaster, which wakes the page's held wait. (The callback path cannot produce this status.)"""
+    import redis
+
+    from eventi.models import status_body, utcnow
+    from eventi.services.broadcast import StatusBroadcaster
+    from eventi.status_cache import StatusCache
+    from eventi.store import OrderStore, connect
+
+    client, cache = connect(spec["mongo_uri"]), redis.Redis.from_url(spec["redis_url"])
+    try:
+        store = OrderStore(client.get_default_database())
+        store.set_fields(order["orderId"], {"status": "refund_needed", "mpesaReceipt": receipt, "updatedAt": utcnow()})
+        StatusBroadcaster(cache, StatusCache(cache, ttl_seconds=300)).announce(status_body(store.get_order(order["orderId"])))
+    finally:
+        client.close()
+        cache.close()
 
 
 def open_payment(page, order: dict, pause: bool = False) -> None:
@@ -389,6 +410,22 @@ def payment_wrong_pin(page, spec: dict) -> dict:
 @view("payment-cancelled")
 def payment_cancelled(page, spec: dict) -> dict:
     return settled_while_waiting(page, spec, "cancelled")
+
+
+@view("payment-refund")
+def payment_refund(page, spec: dict) -> dict:
+    """Paid after the order had failed, its tickets sold out since (refund_needed) while the page waited:
+    "We received your payment, but the tickets sold out", and the same words when the page is reloaded."""
+    order = create_order(spec, 5)
+    open_payment(page, order)
+    page.wait_for_selector("#view-pending:not([hidden])")
+    refund_needed(spec, order)
+    page.wait_for_selector(FINAL, timeout=PAYMENT_TIMEOUT_MS)
+    shown_links = [a.get_attribute("href") for a in page.locator("main a:visible").all()]
+    facts = {**shown(page, order), **after_the_outcome(page), "links": shown_links, "card": page.inner_text("#view-refund")}
+    page.reload()
+    page.wait_for_selector("#payment")
+    return {**facts, "reloaded": {**shown(page), "card": page.inner_text("#view-refund")}}
 
 
 @view("payment-offline", clock=True)

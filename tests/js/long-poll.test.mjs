@@ -39,6 +39,14 @@ test("a pending answer cut short by a stopping server is not a hold", async () =
   assert.equal(calls.length, 2);
 });
 
+test("the server's final decides, whatever the status: refund_needed ends the wait in one hold", async () => {
+  const refund = { ...COMPLETED, paymentStatus: "refund_needed", reason: "sold_out_after_payment", reasonText: "…" };
+  const { fetch, calls } = fakeFetch([answer(refund), answer(COMPLETED)]);
+  const result = await waitForPayment("/w", { ...fast, fetch });
+  assert.deepEqual([result.final, result.body.paymentStatus, result.attempts, calls.length],
+                   [true, "refund_needed", 1, 1]);
+});
+
 test("two reloads during one checkout leave every hold to the page", async () => {
   const stop = () => answer(STOPPING, { "Retry-After": "0" });
   const answers = [answer(PENDING), stop(), answer(PENDING), stop(), answer(PENDING), answer(PENDING)];

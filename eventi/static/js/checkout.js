@@ -51,7 +51,9 @@ form.addEventListener("change", () => { idempotencyKey = null; });
 
 // The last order made from this tab for this event: coming back (Back after paying, or a new visit)
 // shows that order while it is paid or still waiting for M-Pesa, not a fresh form that would make a
-// second one. A failed or cancelled order is forgotten: the form is for trying again.
+// second one. A failed or cancelled order is forgotten: the form is for trying again. So is a refund_needed
+// one (paid after it had failed, its tickets sold out since): it bought nothing, so it is not "paid for";
+// its payment page, a step back in the tab's history, says it is refunded.
 function remembered() {
   try {
     const earlier = JSON.parse(sessionStorage.getItem(EARLIER));
@@ -87,7 +89,7 @@ async function checkEarlierOrder() {
       showEarlierOrder(earlier, body);
       return;
     }
-    if (body || response.status === 404) sessionStorage.removeItem(EARLIER); // failed, cancelled or gone
+    if (body || response.status === 404) sessionStorage.removeItem(EARLIER); // failed, cancelled, refund_needed or gone
   } catch {
     // Offline: the form stays; the payment page the shopper came from still knows the order.
   }

@@ -26,8 +26,9 @@ class Restart extends Error {}
 
 /**
  * Wait for an order's final payment status with as few requests as possible.
- * Resolves {final, body, attempts, requests}: final is true with the final status body,
- * or false with the last pending body after maxAttempts holds. A pending answer carrying
+ * Resolves {final, body, attempts, requests}: final is true with the final status body (the server's `final`
+ * decides: completed, failed, cancelled, refund_needed, and any final status added later), or false with the
+ * last pending body after maxAttempts holds. A pending answer carrying
  * Retry-After came back early because the server was stopping: it is not a hold. A hold unanswered by its
  * deadline (its length + deadlineMarginMs) is aborted and asked again. Rejects with WaitError on 4xx (unknown
  * order or wrong token), once errors have lasted errorBudgetMs while the browser was online (or exceed

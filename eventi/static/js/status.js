@@ -6,10 +6,10 @@ import { waitForPayment } from "./long-poll.js";
 const root = document.getElementById("payment");
 const announce = document.getElementById("announce");
 const offlineNotice = document.getElementById("offline-notice");
-const VIEW_OF = { waiting: "pending", unheard: "unknown", success: "success", failure: "failure" };
+const VIEW_OF = { waiting: "pending", unheard: "unknown", success: "success", failure: "failure", refund: "refund" };
 // The same words as eventi/web/payment_page.py's TITLES.
 const TITLES = { waiting: "Approve on your phone", unheard: "Waiting for M-Pesa", success: "Paid",
-                 failure: "Payment not completed" };
+                 failure: "Payment not completed", refund: "Refund due" };
 
 // The server words the reason (`reasonText`), so a reload shows the same sentence; this is for older bodies.
 const FALLBACK_REASON = "M-Pesa did not complete the payment: try again, or contact us with the order reference.";
@@ -65,11 +65,25 @@ function render(body) {
     show("success", { message: `Payment received. M-Pesa receipt ${body.mpesaReceipt || ""}.` });
     return;
   }
+  if (body.paymentStatus === "refund_needed") {
+    refund(body);
+    return;
+  }
   const heading = body.paymentStatus === "cancelled" ? "Payment cancelled" : "Payment not completed";
   const reason = body.reasonText || FALLBACK_REASON;
   document.querySelector("#view-failure h1").textContent = heading;
   document.getElementById("failure-reason").textContent = reason;
   show("failure", { message: `${heading}. ${reason}`, title: heading });
+}
+
+// Paid after the order had failed, its tickets sold out since: the server's sentence says we refund.
+function refund(body) {
+  const heading = document.querySelector("#view-refund h1").textContent;
+  const reason = body.reasonText || "";
+  const receipt = body.mpesaReceipt || "";
+  document.getElementById("refund-reason").textContent = reason;
+  document.getElementById("refund-receipt").textContent = receipt;
+  show("refund", { message: `${heading}. ${reason} M-Pesa receipt ${receipt}.` });
 }
 
 function tick() {
