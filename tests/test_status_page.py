@@ -212,7 +212,7 @@ def test_refund_needed_says_we_got_the_payment_and_will_refund_it_and_offers_no_
     assert title(html) == "Refund due · eventi" and refresh(html) is None and "reloads every" not in html
     assert 'data-status="refund_needed"' in html and 'data-state="refund"' in html and 'data-prompt-left=""' in html
     body, shown = view_of(html, "refund")
-    assert shown and '<h1 tabindex="-1">We received your payment, but the tickets sold out</h1>' in body
+    assert shown and '<h1 tabindex="-1">We received your payment: a refund is due</h1>' in body
     assert f'<p id="refund-reason">{REFUND_NEEDED_REASON.text}</p>' in body and "we will refund you" in body
     assert '<dd id="refund-receipt">SAE3YULR0Y</dd>' in body
     assert f'<strong class="reference">{order_id[-8:].upper()}</strong>: {SUPPORT}.' in body

@@ -215,7 +215,7 @@ def test_failures_say_what_happened_in_plain_words_with_a_way_on(seen) -> None:
 
 def test_refund_needed_says_the_payment_came_and_will_be_refunded_with_no_second_payment(seen) -> None:
     for found in facts(seen, "payment-refund"):
-        heading = "We received your payment, but the tickets sold out"
+        heading = "We received your payment: a refund is due"
         assert (found["title"], found["views"], found["state"]) == ("Refund due · eventi", ["refund"], "refund")
         assert heading in found["text"] and "we will refund you" in found["text"]
         assert "M-Pesa receipt\nSAE3YULR0Y" in found["text"] or "M-Pesa receipt\tSAE3YULR0Y" in found["text"]

@@ -415,7 +415,7 @@ def payment_cancelled(page, spec: dict) -> dict:
 @view("payment-refund")
 def payment_refund(page, spec: dict) -> dict:
     """Paid after the order had failed, its tickets sold out since (refund_needed) while the page waited:
-    "We received your payment, but the tickets sold out", and the same words when the page is reloaded."""
+    "We received your payment: a refund is due", and the same words when the page is reloaded."""
     order = create_order(spec, 5)
     open_payment(page, order)
     page.wait_for_selector("#view-pending:not([hidden])")
