@@ -61,6 +61,9 @@ def test_the_form_posts_to_the_server_with_a_one_time_key(client, unique_event) 
         assert f'name="{name}"' in html
     assert hidden_key(html) != hidden_key(client.get(f"/events/{unique_event}/checkout").get_data(as_text=True))
     assert form_token.is_valid(TEST_SECRET, unique_event, hidden_key(html), hidden_token(html))  # issued with its key
+    # posted with our origin in `Origin` (no-referrer would make it "null"); as Referer only the origin, never the
+    # ?retry= token
+    assert client.get(f"/events/{unique_event}/checkout").headers["Referrer-Policy"] == "strict-origin"
 
 
 def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, runtime, unique_event) -> None:
@@ -207,6 +210,7 @@ def claimed(runtime, key: str) -> bool:
     {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},  # the host the request was sent to
     {"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:8000"},  # PUBLIC_BASE_URL's origin
     {"Sec-Fetch-Site": "none"},  # the shopper's own action (a reload of the POST)
+    {"Sec-Fetch-Site": "same-origin", "Origin": "null"},  # a browser that keeps the origin to itself
 ])
 def test_a_post_from_our_own_form_is_taken(client, runtime, unique_event, headers) -> None:
     assert runtime.settings.public_base_url == "http://127.0.0.1:8000"
@@ -236,6 +240,7 @@ REFUSED = {
     "a foreign Origin, same-origin claimed": lambda event_id, sent: (
         sent, {"Origin": "http://localhost.evil.example", "Sec-Fetch-Site": "same-origin"}),
     "Origin null": lambda event_id, sent: (sent, {"Origin": "null"}),
+    "Origin null from another site": lambda event_id, sent: (sent, {"Origin": "null", "Sec-Fetch-Site": "cross-site"}),
     "our host on another port": lambda event_id, sent: (sent, {"Origin": "http://localhost:8080"}),
 }
 
@@ -369,7 +374,9 @@ def test_origins_compare_as_browsers_send_them() -> None:
     assert form_token.origin_of("https://Tickets.Example.com:443/path") == "https://tickets.example.com"
     for origin in ("https://tickets.example.com", "http://127.0.0.1:8000", None):
         assert form_token.from_our_pages("same-origin", origin, ours), origin
-    for origin in ("null", "", "http://tickets.example.com", "https://tickets.example.com.evil.example",
+    assert form_token.from_our_pages("same-origin", "null", ours)  # Sec-Fetch-Site vouches for it
+    assert not form_token.from_our_pages(None, "null", ours) and not form_token.from_our_pages("none", "null", ours)
+    for origin in ("", "http://tickets.example.com", "https://tickets.example.com.evil.example",
                    "https://tickets.example.com:8443", "http://127.0.0.1"):
         assert not form_token.from_our_pages("same-origin", origin, ours), origin
     assert form_token.from_our_pages(None, None, ours) and form_token.from_our_pages("none", None, ours)

@@ -50,9 +50,14 @@ def is_valid(secret_key: str, event_id: str, key: str, token: str, now: float | 
 
 def from_our_pages(sec_fetch_site: str | None, origin: str | None, our_origins: Collection[str]) -> bool:
     """Whether the browser's headers allow a post from our own pages: each is checked only when it is sent
-    (older browsers send neither, and the token is what holds them); `Origin: null` is nobody's origin."""
-    if sec_fetch_site is not None and sec_fetch_site.strip().lower() not in SAME_ORIGIN_FETCHES:
+    (older browsers send neither, and the token is what holds them). `Origin: null` (a page under a no-referrer
+    policy, a sandboxed frame) names nobody: it passes only with `Sec-Fetch-Site: same-origin`, which no page
+    can set for itself."""
+    fetch_site = None if sec_fetch_site is None else sec_fetch_site.strip().lower()
+    if fetch_site is not None and fetch_site not in SAME_ORIGIN_FETCHES:
         return False
+    if origin is not None and origin.strip() == "null":
+        return fetch_site == "same-origin"
     return origin is None or origin_of(origin) in our_origins
 
 

@@ -40,6 +40,11 @@ so the browser does not discover long-poll.js only after status.js has arrived."
 FORM_FIELDS = ("ticketTypeId", "quantity", "name", "email", "phone")
 """The checkout form's fields, named as POST /api/orders names them, so an error lands under its field."""
 
+CHECKOUT_REFERRER_POLICY = "strict-origin"
+"""The checkout page's: under no-referrer the browser posts its form with `Origin: null`, which says nothing
+(form_token.from_our_pages); strict-origin sends our origin, and as Referer only the origin, never the path or
+the ?retry= token."""
+
 FORM_TOKEN = "formToken"
 """The checkout form's hidden field holding its form_token: without a valid one, a post is refused (403)."""
 
@@ -298,7 +303,7 @@ def _checkout_page(event: dict[str, Any], values: dict[str, str], errors: dict[s
         first_invalid=first_invalid, form_error=message, idempotency_key=key,
         form_token=form_token.issue(current_runtime().settings.secret_key, event["_id"], key),
         **({} if chosen else {"page_modules": ()}),  # sold out: no form, no script
-    ), status)
+    ), status, CHECKOUT_REFERRER_POLICY)
 
 
 def _event_view(event: dict[str, Any]) -> dict[str, str]:
@@ -327,7 +332,7 @@ def _render(template: str, **context: object) -> str:
     return render_template(template, **{"page_modules": PAGE_MODULES.get(template, ()), **context})
 
 
-def _page(html: str, status: int = 200) -> ResponseReturnValue:
+def _page(html: str, status: int = 200, referrer_policy: str = "no-referrer") -> ResponseReturnValue:
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
-    return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+    return html, status, {"Cache-Control": "no-store", "Referrer-Policy": referrer_policy,
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}

@@ -111,6 +111,11 @@ def test_without_javascript_the_form_posts_and_moves_to_the_payment_page(seen) -
     for found in facts(seen, "checkout-nojs"):
         assert urlparse(found["url"]).path.startswith("/orders/") and urlparse(found["url"]).query.startswith("token=")
         assert (found["order_line"], found["order_total"]) == ("2 × VIP at KES 2,500", "KES 5,000")
+        # Chromium's own post, checked as a cross-site one would be (issue 19, item 7): it carries the form token
+        # and comes from our page, by its own headers
+        posted = found["posted"]
+        assert {"idempotencyKey", "formToken"} <= set(posted["fields"])
+        assert (posted["sec_fetch_site"], posted["origin"]) == ("same-origin", found["url"].split("/orders/")[0])
 
 
 def test_not_found_pages_link_to_the_events_and_the_event(seen) -> None:

@@ -33,6 +33,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from tests.browser import axe
 
@@ -160,10 +161,18 @@ def checkout_without_javascript(page, spec: dict) -> dict:
     who = shopper(0)
     page.goto(checkout_url(spec))
     fill_checkout(page, who)
-    page.click("#pay")
+    with page.expect_request(lambda r: r.method == "POST") as posted:
+        page.click("#pay")
     page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
     return {"url": page.url, "order_total": page.text_content("#order-total"), "order_line": page.text_content("#order-line"),
-            "personal": personal(who)}
+            "personal": personal(who), "posted": posted_form(posted.value)}
+
+
+def posted_form(request) -> dict:
+    """What the browser itself sent with a form post: the fields' names and the headers our check reads."""
+    headers = request.all_headers()
+    return {"fields": sorted(parse_qs(request.post_data or "")), "origin": headers.get("origin"),
+            "sec_fetch_site": headers.get("sec-fetch-site")}
 
 
 def not_found_page(page, url: str) -> dict:
