@@ -1,9 +1,12 @@
 """The checkout without JavaScript, "Try again" filled from the order, the HTML 404 pages, titles, module
 preloads and the stylesheet's contrast: server side, in process (the Chromium views are in tests/browser/)."""
 import dataclasses
+import json
 import re
 import threading
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -13,18 +16,23 @@ from devstack.payhero import callback_body
 from devstack.processes import ROOT
 from devstack.wait import eventually
 from eventi import create_app
+from eventi.errors import StoreUnavailable
 from eventi.services.idempotent import digest
+from eventi.web import form_token
 from eventi.web.common import current_runtime
+from tests.conftest import TEST_SECRET
 from tests.support.api import order_body, phone_ending
 from tests.support.events import event_spec, save_events
 
 STATIC = ROOT / "eventi" / "static"
 
 
-def form(**overrides: str) -> dict[str, str]:
-    """What the checkout form posts: the fields as the browser sends them, strings only."""
-    return {"ticketTypeId": "vip", "quantity": "3", "name": "Wanjiru Kamau", "email": f"w{uuid.uuid4().hex[:8]}@example.com",
+def form(event_id: str, **overrides: str) -> dict[str, str]:
+    """What the checkout form of event_id posts: the fields as the browser sends them, strings only, with the
+    hidden key and the form token a rendering of the form would carry."""
+    sent = {"ticketTypeId": "vip", "quantity": "3", "name": "Wanjiru Kamau", "email": f"w{uuid.uuid4().hex[:8]}@example.com",
             "phone": "0712-345-675", "idempotencyKey": uuid.uuid4().hex, **overrides}
+    return {"formToken": form_token.issue(TEST_SECRET, event_id, sent["idempotencyKey"]), **sent}
 
 
 def orders_of(runtime, email: str) -> list[dict]:
@@ -33,6 +41,10 @@ def orders_of(runtime, email: str) -> list[dict]:
 
 def hidden_key(html: str) -> str:
     return re.search(r'<input type="hidden" name="idempotencyKey" value="([0-9a-f]{32})">', html).group(1)
+
+
+def hidden_token(html: str) -> str:
+    return re.search(r'<input type="hidden" name="formToken" value="([0-9]+\.[0-9a-f]{64})">', html).group(1)
 
 
 def title(html: str) -> str:
@@ -48,10 +60,14 @@ def test_the_form_posts_to_the_server_with_a_one_time_key(client, unique_event) 
     for name in ("ticketTypeId", "quantity", "name", "email", "phone"):  # named as POST /api/orders names them
         assert f'name="{name}"' in html
     assert hidden_key(html) != hidden_key(client.get(f"/events/{unique_event}/checkout").get_data(as_text=True))
+    assert form_token.is_valid(TEST_SECRET, unique_event, hidden_key(html), hidden_token(html))  # issued with its key
+    # posted with our origin in `Origin` (no-referrer would make it "null"); as Referer only the origin, never the
+    # ?retry= token
+    assert client.get(f"/events/{unique_event}/checkout").headers["Referrer-Policy"] == "strict-origin"
 
 
 def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, runtime, unique_event) -> None:
-    sent = form()
+    sent = form(unique_event)
     answer = client.post(f"/events/{unique_event}/checkout", data=sent)
     assert answer.status_code == 303
     location = urlparse(answer.headers["Location"])
@@ -67,7 +83,7 @@ def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, run
 
 
 def test_a_reload_of_the_post_makes_no_second_order(client, runtime, unique_event) -> None:
-    sent = form()
+    sent = form(unique_event)
     first = client.post(f"/events/{unique_event}/checkout", data=sent)
     again = client.post(f"/events/{unique_event}/checkout", data=sent)
     assert first.status_code == again.status_code == 303
@@ -77,7 +93,7 @@ def test_a_reload_of_the_post_makes_no_second_order(client, runtime, unique_even
 
 def test_the_same_key_with_changed_details_is_a_new_order(client, runtime, unique_event) -> None:
     """Back to a form the browser restored (its hidden key too), another quantity, Pay: a second order, as asked."""
-    sent = form()
+    sent = form(unique_event)
     first = client.post(f"/events/{unique_event}/checkout", data=sent)
     changed = client.post(f"/events/{unique_event}/checkout", data={**sent, "quantity": "1"})
     assert first.status_code == changed.status_code == 303 and first.headers["Location"] != changed.headers["Location"]
@@ -91,7 +107,7 @@ def test_a_double_submit_waits_for_the_first_answer(push_settings, unique_event)
     app = create_app({**push_settings, "PUSH_TIMEOUT": 1.5})
     try:
         client, runtime = app.test_client(), current_runtime(app)
-        sent = form(phone=phone_ending(9))  # the simulator holds this push past the timeout
+        sent = form(unique_event, phone=phone_ending(9))  # the simulator holds this push past the timeout
         first = {}
         thread = threading.Thread(target=lambda: first.update(
             answer=client.post(f"/events/{unique_event}/checkout", data=sent)))
@@ -110,7 +126,7 @@ def test_a_double_submit_waits_for_the_first_answer(push_settings, unique_event)
 def test_a_submission_still_being_created_says_so_after_the_wait(client, runtime, unique_event, monkeypatch) -> None:
     from eventi.web import pages
 
-    sent = form()
+    sent = form(unique_event)
     fields = {"eventId": unique_event, "ticketTypeId": "vip", "quantity": 3, "phone": "254712345675",
               "email": sent["email"], "name": "Wanjiru Kamau"}
     from bson import ObjectId
@@ -124,7 +140,7 @@ def test_a_submission_still_being_created_says_so_after_the_wait(client, runtime
 
 
 def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, runtime, unique_event) -> None:
-    sent = form(email="not-an-email", phone="0712/345/678", quantity="2")
+    sent = form(unique_event, email="not-an-email", phone="0712/345/678", quantity="2")
     answer = client.post(f"/events/{unique_event}/checkout", data=sent)
     html = answer.get_data(as_text=True)
     assert answer.status_code == 400 and answer.mimetype == "text/html"
@@ -140,7 +156,7 @@ def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, 
 
 
 def test_missing_fields_are_asked_for_in_plain_words(client, unique_event) -> None:
-    html = client.post(f"/events/{unique_event}/checkout", data=form(email="", phone="")).get_data(as_text=True)
+    html = client.post(f"/events/{unique_event}/checkout", data=form(unique_event, email="", phone="")).get_data(as_text=True)
     assert '<p class="error" id="email-error">Enter your email address.</p>' in html
     assert '<p class="error" id="phone-error">Enter the M-Pesa phone number to charge.</p>' in html
 
@@ -148,7 +164,7 @@ def test_missing_fields_are_asked_for_in_plain_words(client, unique_event) -> No
 def test_sold_out_is_a_message_on_the_form(client, runtime) -> None:
     event_id = "ev-" + uuid.uuid4().hex[:12]
     save_events(runtime.settings.mongo_uri, event_spec(event_id, capacity=1))
-    answer = client.post(f"/events/{event_id}/checkout", data=form(ticketTypeId="regular", quantity="2"))
+    answer = client.post(f"/events/{event_id}/checkout", data=form(event_id, ticketTypeId="regular", quantity="2"))
     html = answer.get_data(as_text=True)
     assert answer.status_code == 409
     assert re.search(r'<div class="alert" id="form-error" role="alert" tabindex="-1">'
@@ -160,11 +176,11 @@ def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settin
     try:
         client = app.test_client()
         phone = phone_ending(8)
-        assert client.post(f"/events/{unique_event}/checkout", data=form(phone=phone)).status_code == 303
-        limited = client.post(f"/events/{unique_event}/checkout", data=form(phone=phone))
+        assert client.post(f"/events/{unique_event}/checkout", data=form(unique_event, phone=phone)).status_code == 303
+        limited = client.post(f"/events/{unique_event}/checkout", data=form(unique_event, phone=phone))
         assert limited.status_code == 429
         assert "Too many M-Pesa requests to this phone number; wait a few minutes." in limited.get_data(as_text=True)
-        refused = client.post(f"/events/{unique_event}/checkout", data=form(phone=phone_ending(7)))
+        refused = client.post(f"/events/{unique_event}/checkout", data=form(unique_event, phone=phone_ending(7)))
         assert refused.status_code == 502
         assert 'id="form-error" role="alert" tabindex="-1">The payment provider' in refused.get_data(as_text=True)
     finally:
@@ -172,8 +188,199 @@ def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settin
 
 
 def test_an_unknown_event_is_the_not_found_page(client) -> None:
-    answer = client.post("/events/no-such-event/checkout", data=form())
+    answer = client.post("/events/no-such-event/checkout", data=form("no-such-event"))
     assert answer.status_code == 404 and 'href="/events"' in answer.get_data(as_text=True)
+
+
+# --- Only our own pages may post the form (issue 19, item 7) ----------------------------------------
+
+
+def rendered_form(client, event_id: str, **overrides: str) -> dict[str, str]:
+    """The form as a rendering of the checkout page fills it: its own hidden key and form token."""
+    html = client.get(f"/events/{event_id}/checkout").get_data(as_text=True)
+    return {**form(event_id), "idempotencyKey": hidden_key(html), "formToken": hidden_token(html), **overrides}
+
+
+def claimed(runtime, key: str) -> bool:
+    return runtime.keys.keys.find_one({"_id": key}) is not None
+
+
+@pytest.mark.parametrize("headers", [
+    {},  # an older browser: the token alone
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},  # the host the request was sent to
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:8000"},  # PUBLIC_BASE_URL's origin
+    {"Sec-Fetch-Site": "none"},  # the shopper's own action (a reload of the POST)
+    {"Sec-Fetch-Site": "same-origin", "Origin": "null"},  # a browser that keeps the origin to itself
+])
+def test_a_post_from_our_own_form_is_taken(client, runtime, unique_event, headers) -> None:
+    assert runtime.settings.public_base_url == "http://127.0.0.1:8000"
+    sent = rendered_form(client, unique_event)
+    answer = client.post(f"/events/{unique_event}/checkout", data=sent, headers=headers)
+    assert answer.status_code == 303 and urlparse(answer.headers["Location"]).path.startswith("/orders/")
+    assert len(orders_of(runtime, sent["email"])) == 1
+
+
+def stale_token(event_id: str, key: str) -> str:
+    return form_token.issue(TEST_SECRET, event_id, key, now=time.time() - form_token.MAX_AGE_SECONDS - 60)
+
+
+REFUSED = {
+    "no token": lambda event_id, sent: ({**sent, "formToken": ""}, {}),
+    "no token field": lambda event_id, sent: ({k: v for k, v in sent.items() if k != "formToken"}, {}),
+    "another event's token": lambda event_id, sent: (
+        {**sent, "formToken": form_token.issue(TEST_SECRET, "ev-test", sent["idempotencyKey"])}, {}),
+    "another key's token": lambda event_id, sent: ({**sent, "idempotencyKey": uuid.uuid4().hex}, {}),
+    "a token older than its max age": lambda event_id, sent: (
+        {**sent, "formToken": stale_token(event_id, sent["idempotencyKey"])}, {}),
+    "a token under another secret": lambda event_id, sent: (
+        {**sent, "formToken": form_token.issue("not-our-secret", event_id, sent["idempotencyKey"])}, {}),
+    "Sec-Fetch-Site cross-site": lambda event_id, sent: (sent, {"Sec-Fetch-Site": "cross-site"}),
+    "Sec-Fetch-Site same-site": lambda event_id, sent: (sent, {"Sec-Fetch-Site": "same-site"}),
+    "a foreign Origin": lambda event_id, sent: (sent, {"Origin": "https://evil.example"}),
+    "a foreign Origin, same-origin claimed": lambda event_id, sent: (
+        sent, {"Origin": "http://localhost.evil.example", "Sec-Fetch-Site": "same-origin"}),
+    "Origin null": lambda event_id, sent: (sent, {"Origin": "null"}),
+    "Origin null from another site": lambda event_id, sent: (sent, {"Origin": "null", "Sec-Fetch-Site": "cross-site"}),
+    "our host on another port": lambda event_id, sent: (sent, {"Origin": "http://localhost:8080"}),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_post_not_from_our_own_form_is_refused_and_changes_nothing(client, runtime, unique_event, case) -> None:
+    data, headers = REFUSED[case](unique_event, rendered_form(client, unique_event))
+    answer = client.post(f"/events/{unique_event}/checkout", data=data, headers=headers)
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 403 and answer.mimetype == "text/html", case
+    assert title(html) == "Checkout not sent · eventi" and "no M-Pesa prompt was sent" in html
+    assert f'<a class="button" id="checkout-link" href="/events/{unique_event}/checkout">' in html  # back to the form
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert orders_of(runtime, data["email"]) == []  # nothing stored
+    assert not claimed(runtime, data.get("idempotencyKey", "")), "a refused post claimed its key"
+
+
+def test_refused_posts_push_nothing_and_the_real_form_still_works(push_settings, payhero_simulator, unique_event) -> None:
+    """With real STK pushes and a push limit of 1 for the phone: no refused post reached PayHero (the limit
+    would refuse the real one), and the shopper's own form then makes one order with one push."""
+    app = create_app({**push_settings, "PUSH_LIMIT": 1, "PUSH_LIMIT_WINDOW": 600})
+    try:
+        client, runtime = app.test_client(), current_runtime(app)
+        phone = phone_ending(8)
+        for case, make in REFUSED.items():
+            data, headers = make(unique_event, rendered_form(client, unique_event, phone=phone))
+            assert client.post(f"/events/{unique_event}/checkout", data=data, headers=headers).status_code == 403, case
+        sent = rendered_form(client, unique_event, phone=phone)
+        answer = client.post(f"/events/{unique_event}/checkout", data=sent,
+                             headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"})
+        assert answer.status_code == 303, answer.get_data(as_text=True)
+        [order] = orders_of(runtime, sent["email"])
+        assert runtime.store.orders.count_documents({"phone": order["phone"]}) == 1
+        assert len(payhero_simulator.pushes(str(order["_id"]))) == 1
+    finally:
+        current_runtime(app).close()
+
+
+def test_a_refused_post_for_an_unknown_event_links_to_the_events(client) -> None:
+    answer = client.post("/events/no-such-event/checkout", data={"email": "x@example.com"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 403 and 'id="back" href="/events"' in html
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"])
+def test_the_json_api_refuses_what_a_plain_form_can_post(client, runtime, unique_event, content_type) -> None:
+    """A form on another site can post these three types only, and never with an Idempotency-Key: POST
+    /api/orders takes application/json (a CORS preflight, which only EVENTI_CORS_ORIGINS pass), so 415."""
+    body = order_body(event_id=unique_event, email=f"w{uuid.uuid4().hex[:8]}@example.com")
+    data = json.dumps(body) if content_type == "text/plain" else {k: str(v) for k, v in body.items()}
+    answer = client.post("/api/orders", data=data, content_type=content_type,
+                         headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+    assert (answer.status_code, answer.json["error"]) == (415, "unsupported_media_type")
+    assert "Access-Control-Allow-Origin" not in answer.headers
+    assert orders_of(runtime, body["email"]) == [] and runtime.store.orders.count_documents({"eventId": unique_event}) == 0
+
+
+# --- Pay again after a 5xx is the same submission (issue 19, item 3) -----------------------------------
+
+
+def test_pay_again_after_a_503_replays_the_same_submission(client, runtime, unique_event, monkeypatch) -> None:
+    """The store fails while the order is inserted (503): the form comes back with the same key and a token
+    for it, so Pay again is the same submission: one order, under the orderId reserved for the key."""
+    sent = rendered_form(client, unique_event)
+
+    def store_fails(*args, **kwargs):
+        raise StoreUnavailable()
+
+    monkeypatch.setattr(runtime.store, "create_order", store_fails)
+    failed = client.post(f"/events/{unique_event}/checkout", data=sent)
+    html = failed.get_data(as_text=True)
+    assert failed.status_code == 503 and 'id="form-error" role="alert" tabindex="-1">' + StoreUnavailable.message in html
+    assert hidden_key(html) == sent["idempotencyKey"]  # the same submission
+    assert form_token.is_valid(TEST_SECRET, unique_event, sent["idempotencyKey"], hidden_token(html))
+    assert 'value="Wanjiru Kamau"' in html and orders_of(runtime, sent["email"]) == []
+    reserved = runtime.keys.keys.find_one({"_id": sent["idempotencyKey"]})["orderId"]
+    monkeypatch.undo()  # the store answers again; a minute has passed, so the stopped request is settled now:
+    monkeypatch.setattr(runtime.creations, "_unanswered_after", timedelta(0))
+    again = client.post(f"/events/{unique_event}/checkout", data={**sent, "formToken": hidden_token(html)})
+    assert again.status_code == 303, again.get_data(as_text=True)
+    [order] = orders_of(runtime, sent["email"])
+    assert order["_id"] == reserved and urlparse(again.headers["Location"]).path == f"/orders/{reserved}/status"
+
+
+def test_a_503_while_the_first_request_may_still_land_keeps_the_key_on_the_409_too(client, runtime, unique_event,
+                                                                                   monkeypatch) -> None:
+    sent = rendered_form(client, unique_event)
+    fields = {"eventId": unique_event, "ticketTypeId": "vip", "quantity": 3, "phone": "254712345675",
+              "email": sent["email"], "name": "Wanjiru Kamau"}
+    from bson import ObjectId
+
+    assert runtime.keys.claim(sent["idempotencyKey"], digest(fields), ObjectId()) is None  # a request in flight
+    monkeypatch.setattr(runtime, "settings", dataclasses.replace(runtime.settings, push_timeout=-2))
+    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
+    assert answer.status_code == 409 and hidden_key(answer.get_data(as_text=True)) == sent["idempotencyKey"]
+
+
+def test_a_push_payhero_refused_gives_the_form_a_new_key(push_settings, unique_event) -> None:
+    """A refused push (502) is a settled answer: the order is stored failed, nothing reached the phone, and the
+    same key would only replay that 502. Pay again is a new submission."""
+    app = create_app(push_settings)
+    try:
+        client = app.test_client()
+        sent = rendered_form(client, unique_event, phone=phone_ending(7))
+        refused = client.post(f"/events/{unique_event}/checkout", data=sent)
+        html = refused.get_data(as_text=True)
+        assert refused.status_code == 502 and hidden_key(html) != sent["idempotencyKey"]
+        assert form_token.is_valid(TEST_SECRET, unique_event, hidden_key(html), hidden_token(html))
+    finally:
+        current_runtime(app).close()
+
+
+def test_the_form_token_holds_its_event_key_and_age() -> None:
+    now = 1_800_000_000
+    token = form_token.issue(TEST_SECRET, "ev-a", "k1", now=now)
+    assert form_token.is_valid(TEST_SECRET, "ev-a", "k1", token, now=now + form_token.MAX_AGE_SECONDS)
+    assert not form_token.is_valid(TEST_SECRET, "ev-a", "k1", token, now=now + form_token.MAX_AGE_SECONDS + 1)
+    assert not form_token.is_valid(TEST_SECRET, "ev-a", "k1", token, now=now - form_token.CLOCK_SKEW_SECONDS - 1)
+    assert not form_token.is_valid(TEST_SECRET, "ev-b", "k1", token, now=now)
+    assert not form_token.is_valid(TEST_SECRET, "ev-a", "k2", token, now=now)
+    assert not form_token.is_valid(TEST_SECRET, "ev-a", "k1\n", token, now=now)
+    issued, mac = token.split(".")
+    assert not form_token.is_valid(TEST_SECRET, "ev-a", "k1", f"{int(issued) + 1}.{mac}", now=now)  # the time is signed
+    for junk in ("", "x", token + "0", token.upper(), f"-1.{mac}", f"{issued}.{mac[:-1]}"):
+        assert not form_token.is_valid(TEST_SECRET, "ev-a", "k1", junk, now=now), junk
+
+
+def test_origins_compare_as_browsers_send_them() -> None:
+    ours = {form_token.origin_of("https://tickets.example.com/"), form_token.origin_of("http://127.0.0.1:8000")}
+    assert ours == {"https://tickets.example.com", "http://127.0.0.1:8000"}
+    assert form_token.origin_of("https://Tickets.Example.com:443/path") == "https://tickets.example.com"
+    for origin in ("https://tickets.example.com", "http://127.0.0.1:8000", None):
+        assert form_token.from_our_pages("same-origin", origin, ours), origin
+    assert form_token.from_our_pages("same-origin", "null", ours)  # Sec-Fetch-Site vouches for it
+    assert not form_token.from_our_pages(None, "null", ours) and not form_token.from_our_pages("none", "null", ours)
+    for origin in ("", "http://tickets.example.com", "https://tickets.example.com.evil.example",
+                   "https://tickets.example.com:8443", "http://127.0.0.1"):
+        assert not form_token.from_our_pages("same-origin", origin, ours), origin
+    assert form_token.from_our_pages(None, None, ours) and form_token.from_our_pages("none", None, ours)
+    assert not form_token.from_our_pages("cross-site", None, ours) and not form_token.from_our_pages("same-site", None, ours)
 
 
 # --- "Try again" fills the form from the order ------------------------------------------------------

@@ -1,8 +1,10 @@
 """Blueprint for the shopper's pages: events on sale, the checkout form (with and without JavaScript),
 the payment status page and the not-found page (server-rendered)."""
+import logging
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -10,11 +12,12 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .. import phones
-from ..errors import EventiError, EventNotFound, IdempotencyKeyInUse, IdempotencyKeyReused, ValidationFailed
+from ..errors import EventiError, EventNotFound, IdempotencyKeyInUse, IdempotencyKeyReused, PaymentProviderError, ValidationFailed
 from ..models import is_final, utcnow
 from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, OrderCreateSchema
 from ..services.idempotent import Created
 from . import examples as ex
+from . import form_token
 from .common import current_runtime, load, status_token_matches
 from .converters import OrderId
 from .declare import declare, text
@@ -22,6 +25,7 @@ from .orders import created_body
 from .payment_page import countdown_text, payment_view
 
 bp = Blueprint("pages", __name__)
+log = logging.getLogger(__name__)
 
 EAT = timezone(timedelta(hours=3), "EAT")
 """Events are in Kenya (prices in KES): times are shown in East Africa Time."""
@@ -36,10 +40,26 @@ so the browser does not discover long-poll.js only after status.js has arrived."
 FORM_FIELDS = ("ticketTypeId", "quantity", "name", "email", "phone")
 """The checkout form's fields, named as POST /api/orders names them, so an error lands under its field."""
 
+CHECKOUT_REFERRER_POLICY = "strict-origin"
+"""The checkout page's: under no-referrer the browser posts its form with `Origin: null`, which says nothing
+(form_token.from_our_pages); strict-origin sends our origin, and as Referer only the origin, never the path or
+the ?retry= token."""
+
+FORM_TOKEN = "formToken"
+"""The checkout form's hidden field holding its form_token: without a valid one, a post is refused (403)."""
+
 _CREATE = OrderCreateSchema()
 _EVENT_PATH = re.compile(r"^/events/([A-Za-z0-9_-]{1,64})(?:/|$)")
 _RETRY_PAUSE = 0.25
 STILL_SENDING = "Your order is still being sent to M-Pesa: check your phone, then reload this page to see it."
+
+
+@dataclass
+class Submission:
+    """One press of Pay without JavaScript: the Idempotency-Key its order is created under (the posted one, or a
+    new one when the posted key was sent before with other details)."""
+
+    key: str
 
 
 @bp.get("/events")
@@ -76,46 +96,60 @@ def checkout(event_id: str) -> ResponseReturnValue:
 @declare(
     "The checkout form without JavaScript: create the order, then on to the payment page", tags=["pages"],
     description="The form's fields, form-encoded, named as in POST /api/orders (`ticketTypeId`, `quantity`, `name`, "
-                "`email`, `phone`), plus a one-time `idempotencyKey` from a hidden field: a double submit or a "
-                "reload of the POST makes one order. Checked by the same schema and created by the same service "
-                "as POST /api/orders; nothing personal goes into a URL.",
+                "`email`, `phone`), plus a one-time `idempotencyKey` and its `formToken` from hidden fields: a "
+                "double submit, a reload of the POST or Pay again after a 5xx makes one order. Accepted only from "
+                "our own pages: a valid `formToken` (issued with the form, for this event and key, at most 4 hours "
+                "ago) and, when the browser sends them, `Sec-Fetch-Site` same-origin (or none) and our `Origin`. "
+                "Checked by the same schema and created by the same service as POST /api/orders; nothing personal "
+                "goes into a URL.",
     params=[ex.EVENT_ID_PARAM],
     form={"type": "object", "required": ["ticketTypeId", "quantity", "email", "phone"], "properties": {
         "ticketTypeId": {"type": "string"}, "quantity": {"type": "string", "pattern": "^[0-9]{1,3}$"},
         "name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
-        "idempotencyKey": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern}}},
+        "idempotencyKey": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
+        FORM_TOKEN: {"type": "string", "pattern": r"^[0-9]{1,12}\.[0-9a-f]{64}$"}}},
     responses={
         303: {"description": "Created: `Location` is the payment page, /orders/{orderId}/status?token={statusToken}"},
         400: text("text/html", "A field is invalid: the form again, the values kept, each error under its field",
+                  "<!doctype html>..."),
+        403: text("text/html", "Not posted from our checkout form (another site's page, or a form older than 4 "
+                               "hours): a page linking back to the checkout; nothing stored, nothing pushed",
                   "<!doctype html>..."),
         404: text("text/html", "No such event, or it has started", "<!doctype html>..."),
         409: text("text/html", "Sold out (or the same submission still being created after the push timeout): "
                                "the form again with a message", "<!doctype html>..."),
         429: text("text/html", "Too many M-Pesa requests to this phone: the form again with a message", "<!doctype html>..."),
-        502: text("text/html", "PayHero refused or did not answer the push: the form again with a message",
+        502: text("text/html", "PayHero refused the push: the form again with a message (and a new key)",
                   "<!doctype html>..."),
-        503: text("text/html", "The store did not answer: the form again with a message", "<!doctype html>..."),
+        503: text("text/html", "The store did not answer: the form again with a message and the same key, so "
+                               "Pay again cannot make a second order", "<!doctype html>..."),
     })
 def place_order(event_id: str) -> ResponseReturnValue:
     """The checkout without JavaScript: the form, checked by the schema of POST /api/orders and created by the
-    same service (push limit, tickets, Idempotency-Key from a hidden field), then 303 to the payment page."""
+    same service (push limit, tickets, Idempotency-Key from a hidden field), then 303 to the payment page.
+    A post that is not from our own checkout form for this event is refused (403) before anything else."""
+    refusal = _refusal(event_id)
+    if refusal:
+        log.warning("Checkout form post refused (%s) eventId=%s", refusal, event_id)
+        return _refused(event_id)
     event = _on_sale(event_id)
     if event is None:
         return _event_not_found()
     values = {name: request.form.get(name, "").strip() for name in FORM_FIELDS}
+    submission = Submission(request.form.get("idempotencyKey", ""))
     try:
         fields = load(_CREATE, _order_body(event_id, values))
-        created = _create(fields, request.form.get("idempotencyKey", ""))
+        created = _create(fields, submission)
     except ValidationFailed as exc:
         details = exc.details if isinstance(exc.details, dict) else {}
         return _checkout_page(event, values, errors=details, status=400)
     except EventNotFound:
         return _event_not_found()
     except IdempotencyKeyInUse:  # the first of a double submit is slower than any push: its answer is not known yet
-        return _checkout_page(event, values, message=STILL_SENDING, status=409)
+        return _checkout_page(event, values, message=STILL_SENDING, status=409, key=submission.key)
     except EventiError as exc:  # sold out, too many pushes, provider refused, store down: said on the form
-        return _checkout_page(event, values, message=exc.message, status=exc.status)
-    if created.status != 201:  # the replayed answer of a refused push
+        return _checkout_page(event, values, message=exc.message, status=exc.status, key=_key_kept(exc, submission))
+    if created.status != 201:  # the replayed answer of a refused push: that attempt is over
         return _checkout_page(event, values, message=created.body["message"], status=created.status)
     order_id = created.body["orderId"]
     return redirect(url_for("pages.status", order_id=order_id, token=created.body["statusToken"]), 303)
@@ -176,18 +210,48 @@ def _on_sale(event_id: str) -> dict[str, Any] | None:
     return current_runtime().events.on_sale(event_id) if EVENT_ID.match(event_id) else None
 
 
-def _create(fields: dict[str, Any], key: str) -> Created:
+def _refusal(event_id: str) -> str | None:
+    """Why this post is not from a checkout form we rendered for event_id (see form_token), or None."""
+    settings = current_runtime().settings
+    ours = {form_token.origin_of(settings.public_base_url), form_token.origin_of(request.host_url)} - {""}
+    fetch_site, origin = request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin")
+    if not form_token.from_our_pages(fetch_site, origin, ours):
+        return f"from another site: Sec-Fetch-Site={fetch_site} Origin={origin}"
+    key, token = request.form.get("idempotencyKey", ""), request.form.get(FORM_TOKEN, "")
+    if not form_token.is_valid(settings.secret_key, event_id, key, token):
+        return "no valid form token" if token else "no form token"
+    return None
+
+
+def _refused(event_id: str) -> ResponseReturnValue:
+    """The 403 page of a refused checkout post: nothing was stored or pushed; a link to the event's checkout."""
+    checkout_url = url_for("pages.checkout", event_id=event_id) if EVENT_ID.fullmatch(event_id) else None
+    return _page(_render("refused.html", checkout_url=checkout_url), 403)
+
+
+def _key_kept(exc: EventiError, submission: Submission) -> str | None:
+    """The key the re-rendered form carries after exc: the same one after a 5xx (the order may still land, so Pay
+    again must replay it, not make a second one); None (a new key) once the attempt is surely over: a 4xx freed
+    the key, or PayHero refused the push (the order is stored as failed and nothing went to the phone: the same
+    key would only repeat that refusal)."""
+    if exc.status >= 500 and not isinstance(exc, PaymentProviderError):
+        return submission.key
+    return None
+
+
+def _create(fields: dict[str, Any], submission: Submission) -> Created:
     """POST /api/orders' service behind the form's Idempotency-Key. A double submit's second request waits for
     the first one's answer (as long as a push may take); a key sent again with changed details (Back, edit,
-    submit) starts a new order under a new key."""
+    submit) starts a new order under a new key (kept in submission)."""
     p = current_runtime()
-    key = key if IDEMPOTENCY_KEY.match(key) else new_key()
+    if not IDEMPOTENCY_KEY.fullmatch(submission.key):
+        submission.key = new_key()
     deadline = time.monotonic() + p.settings.push_timeout + 2
     while True:
         try:
-            return p.creations.create(fields, key, created_body)
+            return p.creations.create(fields, submission.key, created_body)
         except IdempotencyKeyReused:
-            key = new_key()
+            submission.key = new_key()
         except IdempotencyKeyInUse:
             if time.monotonic() > deadline:
                 raise
@@ -219,9 +283,9 @@ def _retry_values(event_id: str) -> dict[str, str]:
 
 
 def _checkout_page(event: dict[str, Any], values: dict[str, str], errors: dict[str, Any] | None = None,
-                   message: str | None = None,
-                   status: int = 200) -> ResponseReturnValue:
-    """The form with the shopper's values, each error under its field and a message for the whole form."""
+                   message: str | None = None, status: int = 200, key: str | None = None) -> ResponseReturnValue:
+    """The form with the shopper's values, each error under its field and a message for the whole form. Its hidden
+    Idempotency-Key is key (a retry of the same submission) or a new one, with a form token issued for it now."""
     left = current_runtime().tickets.left(event)
     ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
     on_sale = [t for t in ticket_types if t["most"] > 0]
@@ -231,13 +295,15 @@ def _checkout_page(event: dict[str, Any], values: dict[str, str], errors: dict[s
                       for name, texts in (errors or {}).items()}
     other = [text for name, text in texts_by_field.items() if name not in FORM_FIELDS]
     message = " ".join(filter(None, [message, *other])) or None
+    key = key or new_key()
     first_invalid = next((name for name in FORM_FIELDS if name in texts_by_field), None)
     return _page(_render(
         "checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen,
         quantity=max(1, min(quantity, chosen["most"])) if chosen else 1, values=values, errors=texts_by_field,
-        first_invalid=first_invalid, form_error=message, idempotency_key=new_key(),
+        first_invalid=first_invalid, form_error=message, idempotency_key=key,
+        form_token=form_token.issue(current_runtime().settings.secret_key, event["_id"], key),
         **({} if chosen else {"page_modules": ()}),  # sold out: no form, no script
-    ), status)
+    ), status, CHECKOUT_REFERRER_POLICY)
 
 
 def _event_view(event: dict[str, Any]) -> dict[str, str]:
@@ -266,7 +332,7 @@ def _render(template: str, **context: object) -> str:
     return render_template(template, **{"page_modules": PAGE_MODULES.get(template, ()), **context})
 
 
-def _page(html: str, status: int = 200) -> ResponseReturnValue:
+def _page(html: str, status: int = 200, referrer_policy: str = "no-referrer") -> ResponseReturnValue:
     """Pages hold a per-order token in their URL: never cache them, never leak the URL onward."""
-    return html, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+    return html, status, {"Cache-Control": "no-store", "Referrer-Policy": referrer_policy,
                   "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}

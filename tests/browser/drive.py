@@ -39,6 +39,7 @@ def main(spec):
             page.select_option("#ticket-type", spec["ticket_type"])
         page.select_option("#tickets", "2")
         totals = {"checkout": page.text_content("#total"), "checkout_line": page.text_content("#line")}
+        failed_tries = fail_first_posts(page, spec.get("first_answers", []))
         page.click("#pay")
         if spec.get("expect_form_error"):
             page.wait_for_selector("#form-error:not([hidden])", timeout=30_000)
@@ -71,6 +72,7 @@ def main(spec):
             "announce": page.text_content("#announce"),
             "focused": page.evaluate("document.activeElement.textContent"),
             "invalid": result_invalid,
+            "failed_tries": failed_tries,
         }
         if spec.get("back_after"):  # the Back button from the payment page: the form as it was left
             page.go_back()
@@ -82,6 +84,29 @@ def main(spec):
         browser.close()
     result.update(requests=requests_seen, console=console, totals=totals)
     print(json.dumps(result))
+
+
+def fail_first_posts(page, answers):
+    """Answer the first POSTs to /api/orders with answers (an HTTP status, or "abort": no answer at all) in the
+    browser, before they reach the server; Pay is pressed for each and the form's error read. Later POSTs go on."""
+    pending = list(answers)
+
+    def answer(route):
+        if route.request.method != "POST" or not pending:
+            return route.continue_()
+        status = pending.pop(0)
+        if status == "abort":
+            return route.abort("connectionreset")
+        body = {"error": "store_unavailable", "message": "The order store is not reachable; try again."}
+        return route.fulfill(status=int(status), content_type="application/json", body=json.dumps(body))
+
+    page.route("**/api/orders", answer)
+    shown = []
+    for _ in answers:
+        page.click("#pay")  # the submit handler hides the error and disables Pay before the click returns
+        page.wait_for_selector("#pay:not([disabled])", timeout=30_000)
+        shown.append(page.text_content("#form-error"))
+    return shown
 
 
 if __name__ == "__main__":

@@ -98,3 +98,16 @@ def test_a_push_payhero_refuses_is_explained_on_the_form(shop):
     assert result["button"] == "Pay with M-Pesa"  # enabled again for a retry by the shopper
     assert [c for c in api_calls(result)] == [("POST", "/api/orders")]
 
+
+
+def test_pay_again_after_a_503_or_no_answer_sends_the_same_idempotency_key(shop, simulator):
+    """The first Pay is answered 503 and the second not at all (in the browser, before the server): the third
+    goes through. All three carry one Idempotency-Key, so the server could only ever make one order."""
+    result = shop_in_browser(shop.base_url, phone_ending(0), "checkout-retry-after-503.png", first_answers=["503", "abort"])
+    assert result["failed_tries"] == ["The order store is not reachable; try again.",
+                                      "We could not reach the server. Check your connection and try again."]
+    posts = [r for r in result["requests"] if r["method"] == "POST"]
+    assert len(posts) == 3 and len(posts[0]["key"]) == 32 and {p["key"] for p in posts} == {posts[0]["key"]}
+    assert result["view"] == "success"
+    order_id = urlparse(result["url"]).path.split("/")[2]
+    assert len(simulator.pushes(order_id)) == 1

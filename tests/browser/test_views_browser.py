@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from urllib.parse import unquote, urlparse
 
+import pymongo
 import pytest
 
 from devstack.processes import ROOT, Gunicorn
@@ -112,6 +113,24 @@ def test_without_javascript_the_form_posts_and_moves_to_the_payment_page(seen) -
     for found in facts(seen, "checkout-nojs"):
         assert urlparse(found["url"]).path.startswith("/orders/") and urlparse(found["url"]).query.startswith("token=")
         assert (found["order_line"], found["order_total"]) == ("2 × VIP at KES 2,500", "KES 5,000")
+        # Chromium's own post, checked as a cross-site one would be (issue 19, item 7): it carries the form token
+        # and comes from our page, by its own headers
+        posted = found["posted"]
+        assert {"idempotencyKey", "formToken"} <= set(posted["fields"])
+        assert (posted["sec_fetch_site"], posted["origin"]) == ("same-origin", found["url"].split("/orders/")[0])
+
+
+def test_another_sites_page_cannot_post_the_checkout_form(seen, mongo_server) -> None:
+    """Even with a key and form token fetched from us a moment before: Chromium says where the post comes from."""
+    orders = pymongo.MongoClient(mongo_server.uri).get_default_database()["orders"]
+    for found in facts(seen, "checkout-cross-site"):
+        # Chromium sends no Sec-Fetch-Site from this http:// page (not a secure context): its Origin is what tells
+        assert found["posted"]["origin"] == "http://shop-elsewhere.test"
+        assert found["posted"]["sec_fetch_site"] in (None, "cross-site")
+        assert {"idempotencyKey", "formToken"} <= set(found["posted"]["fields"])
+        assert found["status"] == 403 and found["title"] == "Checkout not sent · eventi"
+        assert found["links"] == [f"/events/{EVENT}/checkout", "/events"]
+        assert orders.count_documents({"email": found["email"]}) == 0
 
 
 def test_not_found_pages_link_to_the_events_and_the_event(seen) -> None:

@@ -26,6 +26,7 @@ For axe the clock runs again: the next of them is seconds away, and axe needs th
 """
 import json
 import random
+import re
 import sys
 import time
 import traceback
@@ -33,6 +34,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from tests.browser import axe
 
@@ -160,10 +162,42 @@ def checkout_without_javascript(page, spec: dict) -> dict:
     who = shopper(0)
     page.goto(checkout_url(spec))
     fill_checkout(page, who)
-    page.click("#pay")
+    with page.expect_request(lambda r: r.method == "POST") as posted:
+        page.click("#pay")
     page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
     return {"url": page.url, "order_total": page.text_content("#order-total"), "order_line": page.text_content("#order-line"),
-            "personal": personal(who)}
+            "personal": personal(who), "posted": posted_form(posted.value)}
+
+
+def posted_form(request) -> dict:
+    """What the browser itself sent with a form post: the fields' names and the headers our check reads."""
+    headers = request.all_headers()
+    return {"fields": sorted(parse_qs(request.post_data or "")), "origin": headers.get("origin"),
+            "sec_fetch_site": headers.get("sec-fetch-site")}
+
+
+ELSEWHERE = "http://shop-elsewhere.test"
+"""Another site, served by Playwright itself (page.route): its page posts our checkout form."""
+
+
+@view("checkout-cross-site", javascript=False)
+def checkout_from_another_site(page, spec: dict) -> dict:
+    """Another site's page with a copy of our form, even with a fresh key and form token fetched from us, posted by
+    the shopper's browser: the 403 page (issue 19, item 7), which links back to the checkout."""
+    with urllib.request.urlopen(checkout_url(spec), timeout=30) as answer:
+        ours = answer.read().decode()
+    hidden = "".join(re.findall(r'<input type="hidden"[^>]*>', ours))
+    who = shopper(0)
+    fields = "".join(f'<input type="hidden" name="{name}" value="{value}">' for name, value in {
+        "ticketTypeId": "vip", "quantity": "1", "name": who["name"], "email": who["email"], "phone": who["phone"]}.items())
+    html = (f'<!doctype html><html lang="en"><title>Win tickets</title><form method="post" action="{checkout_url(spec)}">'
+            f'{hidden}{fields}<button id="win">Win</button></form></html>')
+    page.route(f"{ELSEWHERE}/**", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+    page.goto(f"{ELSEWHERE}/win")
+    with page.expect_request(lambda r: r.method == "POST") as posted, page.expect_navigation() as navigation:
+        page.click("#win")
+    return {"status": navigation.value.status, "title": page.title(), "links": links(page), "email": who["email"],
+            "posted": posted_form(posted.value)}
 
 
 def not_found_page(page, url: str) -> dict:

@@ -10,10 +10,21 @@ const earlierBox = document.getElementById("earlier-order");
 const ticketType = form.elements["ticket-type"];
 const tickets = form.elements.tickets;
 
-// One Idempotency-Key per form submission: a double tap or a retry after a network error sends the
-// same key and body, so the server answers the first order again instead of charging twice. Editing
-// the form, or an answer that ends the attempt, starts a new submission with a new key.
+// One Idempotency-Key per form submission: a double tap, or a retry after a 5xx or a network error, sends
+// the same key and body, so the server answers (or finishes) the first order instead of making a second
+// one and a second M-Pesa prompt. Editing the form, or an answer that ends the attempt, starts a new
+// submission with a new key.
 let idempotencyKey = null;
+
+// Whether an answer ends the attempt, and its key with it. A 4xx freed the key (or, 422, the key belongs to
+// other details); a refused push (502 payment_provider_error) is settled: the order is stored as failed,
+// nothing reached the phone, and the same key would only repeat that answer. After any other 5xx the order
+// may still land, and 409 idempotency_key_in_use means the first request is still running: keep the key.
+function attemptIsOver(status, error) {
+  if (status === 409 && error === "idempotency_key_in_use") return false;
+  if (status >= 500) return error === "payment_provider_error";
+  return true;
+}
 
 function newKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16)); // works on plain http too, unlike randomUUID
@@ -179,7 +190,7 @@ form.addEventListener("submit", async (event) => {
       window.location.assign(page);
       return;
     }
-    if (response.status !== 409 || data.error !== "idempotency_key_in_use") idempotencyKey = null; // that attempt is over
+    if (attemptIsOver(response.status, data.error)) idempotencyKey = null;
     if (data.error === "validation_error") showFieldErrors(data.details);
     else showFormError(data.message || `Something went wrong (HTTP ${response.status}). Please try again.`);
   } catch (err) {
