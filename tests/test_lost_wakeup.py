@@ -6,13 +6,15 @@ and time out instead.
 """
 import gevent
 import pytest
+from gevent.event import Event
 
 from devstack.wait import eventually
 from eventi.models import PaymentResult
+from eventi.notify import channel_for
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
 from tests.support.api import order_fields
-from tests.support.notify import CountingHub, notifier
+from tests.support.notify import CountingHub, hooked_hub, notifier, numsub
 
 
 class ChangeAfterRead(StatusReader):
@@ -79,3 +81,89 @@ def test_shutdown_answers_held_waits_without_reading_the_store(settings, runtime
         assert reader.store_reads == reads_before_stop
     finally:
         waits_notifier.stop()
+
+
+# Per-order subscriptions open two more windows: the SUBSCRIBE is on its way while the wait starts, and an
+# UNSUBSCRIBE (the order's last wait just ended) is on its way when a new wait for the order starts.
+
+class ReadsAfterConfirmation(StatusReader):
+    """Records, at each status read, whether the hub had read Redis's confirmation of the order's channel
+    (before any I/O, so the reader greenlet cannot catch up meanwhile) and whether Redis lists it."""
+
+    def __init__(self, runtime, redis_url, hub):
+        super().__init__(runtime.store, runtime.cache, runtime.broadcaster)
+        self.redis_url = redis_url
+        self.hub = hub
+        self.subscribed_at_read = []
+
+    def current(self, order_id):
+        channel = channel_for(order_id)
+        confirmed = self.hub.confirmed(channel)
+        self.subscribed_at_read.append((confirmed, numsub(self.redis_url, channel)))
+        return super().current(order_id)
+
+
+def pay(runtime, order_id):
+    result = PaymentResult(order_id=order_id, paid=True, amount=1500, result_code=0, receipt="RCPT123")
+    runtime.callbacks.apply(result, raw="{}")
+
+
+def test_a_change_after_the_subscribe_is_sent_but_before_it_is_confirmed_still_wakes_the_waiter(settings, runtime):
+    """The callback lands (stored, then published) while the hub's SUBSCRIBE is sent but its confirmation
+    not read: Redis may or may not have subscribed when the PUBLISH came, so either the message or the
+    status read, which waits for the confirmation, must carry the change."""
+    order_id = str(runtime.orders.create(order_fields())["_id"])
+    landed = []
+
+    def callback_in_the_window(channels):
+        if channel_for(order_id) in channels and not landed:
+            pay(runtime, order_id)  # in the reader greenlet: the confirmation cannot be read meanwhile
+            landed.append(True)
+
+    hub = hooked_hub(settings["REDIS_URL"], recheck_seconds=60.0, on_subscribe=callback_in_the_window)
+    try:
+        assert hub.start(timeout=10)
+        reader = ReadsAfterConfirmation(runtime, settings["REDIS_URL"], hub)
+        result = WaitService(hub, reader).wait(order_id, timeout=10)
+        assert landed == [True]
+        assert reader.subscribed_at_read == [(True, 1)]  # the status was read after Redis confirmed, not before
+        answer = (result.outcome, result.body["paymentStatus"], result.body["mpesaReceipt"])
+        assert answer == ("final", "completed", "RCPT123")
+    finally:
+        hub.stop()
+
+
+def test_a_new_wait_racing_the_unsubscribe_of_the_orders_last_wait_still_wakes(settings, runtime):
+    """The order's last wait ends, the hub sends UNSUBSCRIBE, and before its reply is read a new wait for
+    the same order starts and the callback lands (Redis has already unsubscribed: the PUBLISH reaches
+    nobody). The new wait must not take the old subscription for its own: it reads the status only
+    after its own SUBSCRIBE is confirmed, and so sees the change."""
+    order_id = str(runtime.orders.create(order_fields())["_id"])
+    channel = channel_for(order_id)
+    unsubscribe_sent, go_on = Event(), Event()
+
+    def pause_after_unsubscribe(channels):
+        if channel in channels and not unsubscribe_sent.is_set():
+            unsubscribe_sent.set()
+            go_on.wait()  # the reader greenlet stops here, before reading the UNSUBSCRIBE's reply
+
+    hub = hooked_hub(settings["REDIS_URL"], recheck_seconds=60.0, on_unsubscribe=pause_after_unsubscribe)
+    try:
+        assert hub.start(timeout=10)
+        with hub.waiter(order_id):
+            pass  # the order's first and last wait
+        assert unsubscribe_sent.wait(10)
+        reader = ReadsAfterConfirmation(runtime, settings["REDIS_URL"], hub)
+        second = gevent.spawn(WaitService(hub, reader).wait, order_id, 10)
+        eventually(lambda: channel in hub.channels, 10, "the new wait to register")
+        assert not hub.confirmed(channel) and reader.subscribed_at_read == []  # it waits for its own SUBSCRIBE
+        eventually(lambda: numsub(settings["REDIS_URL"], channel) == 0, 10, "Redis to process the UNSUBSCRIBE")
+        pay(runtime, order_id)  # published to nobody
+        go_on.set()
+        result = second.get(timeout=20)
+        assert reader.subscribed_at_read == [(True, 1)]
+        assert (result.outcome, result.body["paymentStatus"]) == ("final", "completed")
+        assert hub.commands == {"SUBSCRIBE": 2, "UNSUBSCRIBE": 1}
+    finally:
+        go_on.set()
+        hub.stop()
