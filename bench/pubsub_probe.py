@@ -1,8 +1,9 @@
 """What reading one pub/sub message costs the hub's loop: python -m bench.pubsub_probe.
 
-Starts its own redis-server, PSUBSCRIBEs as `eventi.notify.Hub` does and reads 3,000 messages with
-`get_message(timeout=1.0)`: once published before reading (they queue: reading and parsing only) and
-once at 1,000/s from another process (each one wakes the reader). Prints this process's CPU per message.
+Starts its own redis-server, PSUBSCRIBEs as `eventi.notify.Hub` did before it subscribed per order
+(issue 20), and reads 3,000 messages with `get_message(timeout=1.0)`: once published before reading
+(they queue: reading and parsing only) and once at 1,000/s from another process (each one wakes the
+reader). Prints this process's CPU per message.
 """
 from gevent import monkey
 

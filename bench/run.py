@@ -325,8 +325,8 @@ def run_design(name, cfg):
         res["rss_after_idle"] = stack.rss_bytes()
 
         if cfg.fanout:
-            # Fan-out cost: messages for orders nobody waits for. In hub mode every worker of every
-            # instance receives each one (PSUBSCRIBE order:status:*) and drops it.
+            # Fan-out cost: messages for orders nobody waits for. The hub subscribes per held order, so no
+            # worker receives them (before issue 20 it PSUBSCRIBEd order:status:* and every worker did).
             r0 = stack.redis()
             cpu0, rcpu0 = stack.cpu_seconds(), stack.redis_cpu_seconds()
             t0 = time.monotonic()

@@ -35,7 +35,8 @@ rules below are what keep "paid in MongoDB, pending on the page" from happening 
    callback path then watches that order (eventi/services/settle.py): once the store answers, a
    status claim that landed is applied to the order and announced, without PayHero's help; a
    redelivery applies an existing claim at once (OrderStore.finalize).
-5. Held waits: the hub re-reads MongoDB for every waiter whenever it (re)subscribes, and waits
+5. Held waits: after a reconnect the hub has every waiter re-read MongoDB once its order's channel is
+   subscribed again, and waits
    re-check MongoDB every EVENTI_RECHECK_SECONDS while Redis is unreachable (eventi/notify/).
 
 What is left: a final cache write that failed while Redis stayed up, in a process that then died

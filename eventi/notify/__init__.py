@@ -2,10 +2,12 @@
 
 wire.py         the channel name and the JSON message (Notification)
 protocol.py     Notifier and Waiter, the protocols both modes implement; Signal, what next() returns
-hub.py          Hub: one PSUBSCRIBE per worker shared by all its waits (the default, EVENTI_NOTIFIER=hub)
+hub.py          Hub: one pub/sub connection per worker, subscribed to the orders its waits hold (the default,
+                EVENTI_NOTIFIER=hub)
+subscriber.py   Subscriber: the hub's link to Redis (RedisSubscriber: SUBSCRIBE over one connection)
 per_request.py  PerRequestNotifier: one PubSub per wait (the baseline, EVENTI_NOTIFIER=per-request)
 fallback.py     StorePollingWaiter: re-reading the store while Redis is unreachable
-pubsub.py       subscribing and closing a redis-py PubSub
+pubsub.py       subscribing and closing a redis-py PubSub (per-request mode)
 
 Publishing lives in eventi/services/broadcast.py.
 """
