@@ -75,6 +75,11 @@ class CallbackService:
             if order is not None and not self._confirmed(order, result, event_id, late):
                 return CallbackResult(body=None, duplicate=False, verified=False)
             body, decided = self._decide(result, body, event_id, late)
+            if not decided and result.paid and body["paymentStatus"] in RELEASING:
+                # The order read pending, but a failure (reconcile's no_callback, a refused callback) claimed
+                # it first: this payment came after that failure, so it is a late payment, not a duplicate.
+                late = True
+                body, decided = self._decide(result, body, event_id, late)
         elif body["paymentStatus"] in RELEASING:
             self._store.finish_release(result.order_id)  # a release a stall interrupted ends here, at the latest
         self._broadcaster.announce(body)
