@@ -522,3 +522,20 @@ def test_racing_orders_for_the_last_tickets_never_oversell(client, runtime, new_
     answers = [g.get(timeout=60) for g in [gevent.spawn(post_order, client, event_id=event_id) for _ in range(30)]]
     assert sorted(r.status_code for r in answers) == [201] * 5 + [409] * 25
     assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (5, 5)
+
+
+def test_a_paid_callback_that_loses_the_claim_to_no_callback_is_a_late_payment(client, runtime, new_event):
+    """The callback reads the order pending, but reconcile's no_callback claimed it first (its writer has not made
+    the order follow yet): the payment came after the failure, so it is held again (a late payment), never
+    answered as a duplicate of the failure (until 1c155dd it was: paid, failed, no tickets)."""
+    event_id = new_event(capacity=2)
+    order_id = post_order(client, event_id=event_id).json["orderId"]
+    runtime.store.claims.insert_one({"_id": ObjectId(order_id), "status": "failed", "failureReason": "no_callback",
+                                     "mpesaReceipt": None, "resultCode": None, "eventId": None,
+                                     "claimedAt": utcnow()})
+    assert runtime.store.get_order(order_id)["status"] == "pending"
+    answer = callback(client, runtime, order_id, "success", 1500)
+    assert answer == {"received": True}
+    order = runtime.store.get_order(order_id)
+    assert (order["status"], order["latePayment"]) == ("completed", True)
+    assert runtime.tickets.holds.count_documents({"orderId": order_id + ".late"}) == 1 and left(client, event_id) == 1
