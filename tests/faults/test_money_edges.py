@@ -368,14 +368,18 @@ def test_reconcile_keeps_asking_while_payhero_cannot_answer_and_raises_the_alarm
 
         for tries, answer in enumerate(["500", "timeout", "QUEUED", "500", "500"], start=1):
             payhero.status_answer = answer
+            swept_at = utcnow().replace(microsecond=0)  # BSON keeps milliseconds: compare at whole seconds
             report = runtime.reconciler().run_once()
             assert (report.checked, report.applied, report.unanswered) == (5, {}, 5), (answer, report)
             assert report.errors == (0 if answer == "QUEUED" else 5), (answer, report)
             assert report.overdue == (5 if tries >= 5 else 0), (answer, report)
             stored = list(mongo.orders.find({"_id": {"$in": ids}}))
             assert {(o["status"], o["reconcileTries"]) for o in stored} == {("pending", tries)}
-            assert all(o["reconcileAfter"] > utcnow() for o in stored)
-            assert runtime.reconciler().run_once().checked == 0  # postponed: not asked again before reconcileAfter
+            # postponed by a jittered backoff from the sweep's start (up to 60 s, doubling: it may be moments)
+            assert all(o["reconcileAfter"] >= swept_at for o in stored)
+            later = {"$set": {"reconcileAfter": utcnow() + timedelta(hours=1)}}  # as a long backoff would
+            mongo.orders.update_many({"_id": {"$in": ids}}, later)
+            assert runtime.reconciler().run_once().checked == 0  # not asked again before reconcileAfter
             mongo.orders.update_many({"_id": {"$in": ids}}, {"$set": {"reconcileAfter": utcnow() - timedelta(seconds=1)}})
         reconcile_log.removeHandler(caplog.handler)
         assert REGISTRY.get_sample_value("eventi_reconcile_overdue_total") - overdue_before == 5
