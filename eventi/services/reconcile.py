@@ -22,7 +22,7 @@ from typing import Any
 
 import gevent
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 
 from .. import metrics
 from ..errors import ChangeInProgress, PaymentProviderError
@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 NO_CALLBACK = "no_callback"
 OVERDUE_AFTER = 5
 """Tries past the give-up age without an answer, after which each sweep raises the alarm."""
-RETRY_BACKOFF = ExponentialWithJitterBackoff(cap=3600, base=60)
-"""How long an order PayHero could not answer about waits before it is asked again (60 s doubling to 1 h)."""
+RETRY_BACKOFF = EqualJitterBackoff(cap=3600, base=60)
+"""How long an order PayHero could not answer about waits before it is asked again: 60 s doubling to 1 h, each
+drawn from the upper half (so never at once)."""
 
 
 @dataclass
