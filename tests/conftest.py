@@ -162,6 +162,17 @@ def start_gunicorn(settings):
 
 
 @pytest.fixture
+def new_event(settings):
+    """Store a fresh event (event_spec keywords: capacity, vip_capacity, starts_in) and return its id."""
+    def make(**spec):
+        event_id = "ev-" + uuid.uuid4().hex[:12]
+        save_events(settings["MONGO_URI"], event_spec(event_id, **spec))
+        return event_id
+
+    return make
+
+
+@pytest.fixture
 def unique_event(mongo_server):
     """A fresh event, on sale, like ev-test: its orders and tickets are this test's alone."""
     event_id = "ev-" + uuid.uuid4().hex[:12]
