@@ -291,6 +291,15 @@ class OrderStore:
         return list(self.orders.find(query).sort("createdAt", ASCENDING).limit(limit))
 
     @_unavailable_on_error
+    def given_up_recently(self, since: datetime, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Orders failed with no_callback since the given time that have a PayHero reference to ask about, whose
+        next check (reconcileAfter) has come; oldest first."""
+        query = {"status": OrderStatus.FAILED.value, "failureReason": "no_callback", "updatedAt": {"$gt": since},
+                 "payheroReference": {"$exists": True},
+                 "$or": [{"reconcileAfter": {"$exists": False}}, {"reconcileAfter": {"$lte": now}}]}
+        return list(self.orders.find(query).sort("updatedAt", ASCENDING).limit(limit))
+
+    @_unavailable_on_error
     def record_event(self, order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> ObjectId:
         """Keep one delivery verbatim in the audit trail; return its id."""
         event = {"orderId": order_id, "source": source, "raw": raw_body, "summary": summary, "receivedAt": utcnow()}
