@@ -93,8 +93,10 @@ class ShardedSubscriber:
         or OSError when a node's connection failed: close() and start again."""
         deadline = time.monotonic() + timeout
         while True:
-            for pubsub in list(self._pubsub.node_pubsub_mapping.values()):
-                message = pubsub.get_message(timeout=0)
+            for name in list(self._pubsub.node_pubsub_mapping):
+                # Through ClusterPubSub, so its bookkeeping sees each SUNSUBSCRIBE confirmed.
+                message = self._pubsub.get_sharded_message(  # type: ignore[no-untyped-call]
+                    timeout=0, target_node=_Node(name))
                 if message is not None:
                     event = self._event(message)
                     if event is not None:
@@ -134,10 +136,18 @@ class ShardedSubscriber:
             if order_id in self._asked_off:
                 self._asked_off.discard(order_id)
             else:  # Redis took it away: forget it here too, so subscribe() goes to the new owner
-                self._pubsub.shard_channels.pop(channel, None)
-                self._pubsub.shard_channels.pop(text(channel), None)
+                for name in (channel, text(channel), text(channel).encode()):
+                    self._pubsub.shard_channels.pop(name, None)
+                    self._pubsub._shard_channel_to_node.pop(name, None)
             return ShardEvent("unsubscribed", order_id)
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """What ClusterPubSub.get_sharded_message needs of a target node: its name (host:port)."""
+
+    name: str
 
 
 class ShardedWaiter:
