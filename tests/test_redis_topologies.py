@@ -284,3 +284,21 @@ def next_sharded_notification(waiter, order_id, broadcaster, timeout=30.0):
         if event is Signal.RECHECK:  # what a wait does then: re-read; here the news is sent again
             broadcaster.announce(body(order_id, "completed"))
     raise AssertionError(f"no notification for {order_id}")
+
+
+@pytest.mark.parametrize("kind", TOPOLOGIES)
+def test_a_held_wait_is_answered_by_the_callback_on_every_topology(request, make_app, kind):
+    import gevent
+
+    from eventi.web.common import current_runtime
+    from tests.support.api import create_order, post_callback
+
+    app = make_app(REDIS_URL=request.getfixturevalue(FIXTURE[kind]).url)
+    client, runtime = app.test_client(), current_runtime(app)
+    assert runtime.broadcaster._sharded is (kind == "cluster")
+    order_id, token = create_order(client)
+    waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
+    assert post_callback(client, runtime, order_id, "success").json == {"received": True}
+    body = waiting.get(timeout=30).json
+    assert (body["paymentStatus"], body["final"]) == ("completed", True)
+    assert runtime.cache.get(order_id)["paymentStatus"] == "completed"
