@@ -326,7 +326,7 @@ def run_design(name, cfg):
 
         if cfg.fanout:
             # Fan-out cost: messages for orders nobody waits for. In hub mode every worker of every
-            # instance receives each one (PSUBSCRIBE order:status:*) and drops it.
+            # instance receives each one (PSUBSCRIBE order:{*}:status) and drops it.
             r0 = stack.redis()
             cpu0, rcpu0 = stack.cpu_seconds(), stack.redis_cpu_seconds()
             t0 = time.monotonic()

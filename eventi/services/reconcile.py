@@ -21,10 +21,9 @@ import os
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
-import redis
 from redis.backoff import EqualJitterBackoff
 
 from .. import metrics
@@ -35,6 +34,9 @@ from ..store import OrderStore
 from ..tickets import TicketHolds
 from .callbacks import CallbackService
 from .late_payment import LatePayments
+
+if TYPE_CHECKING:
+    from ..redis_topology import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +192,10 @@ def result_from_status(order: dict[str, Any], answer: dict[str, Any]) -> Payment
 
 
 LOCK_KEY = "eventi:reconcile:lock"
+"""One key, set alone (SET NX EX): on a cluster it lives on its slot's master like any other."""
 
 
-def reconcile_forever(reconciler: Reconciler, redis_client: redis.Redis, interval_seconds: float) -> None:
+def reconcile_forever(reconciler: Reconciler, redis_client: "RedisClient", interval_seconds: float) -> None:
     """The optional periodic sweep (EVENTI_RECONCILE_INTERVAL_SECONDS): one worker per interval runs it."""
     while True:
         gevent.sleep(interval_seconds * random.uniform(0.9, 1.1))
