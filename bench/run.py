@@ -326,7 +326,7 @@ def run_design(name, cfg):
 
         if cfg.fanout:
             # Fan-out cost: messages for orders nobody waits for. The hub subscribes per held order, so no
-            # worker receives them (before issue 20 it PSUBSCRIBEd order:status:* and every worker did).
+            # worker receives them (before issue 20 it PSUBSCRIBEd every order's channel and every worker did).
             r0 = stack.redis()
             cpu0, rcpu0 = stack.cpu_seconds(), stack.redis_cpu_seconds()
             t0 = time.monotonic()

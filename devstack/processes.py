@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import re
 import shutil
 import socket
@@ -171,8 +172,8 @@ class RedisServer(Server):
     """redis-server on a free port; stop() and start() again keep the port."""
 
     def __init__(self, workdir: str | Path, maxclients: int = 10000, extra_args: Sequence[str] = (),
-                 log_path: Path | None = None) -> None:
-        self.port = free_port()
+                 log_path: Path | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -266,3 +267,203 @@ class Gunicorn(Server):
 
     def stop(self, timeout: float = 150, signum: int = SIGTERM) -> int | None:
         return self.process.stop(timeout=timeout, signum=signum)
+
+
+def redis_cli(port: int, *args: str, timeout: float = 30) -> str:
+    """redis-cli against 127.0.0.1:port; its output (CalledProcessError when it fails)."""
+    argv = [shutil.which("redis-cli") or "/usr/bin/redis-cli", "-h", "127.0.0.1", "-p", str(port), *args]
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=timeout).stdout
+
+
+def cluster_port(taken: Sequence[int] = ()) -> int:
+    """A free port for a cluster node: at most 55535, with its cluster bus port (+10000) free too."""
+    for _ in range(1000):
+        port = random.randrange(20000, 55535)
+        if port in taken or port + 10000 in taken or accepts(port) or accepts(port + 10000):
+            continue
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisCluster(Server):
+    """A Redis Cluster of `masters` masters with one replica each, on free ports, data under a temp dir.
+
+    `url` names it the way EVENTI_REDIS_URL does (redis+cluster://host:port,…/). Replicas are started with
+    `--enable-debug-command yes` off: a node is failed over with CLUSTER FAILOVER or killed with SIGKILL.
+    """
+
+    def __init__(self, workdir: str | Path | None = None, masters: int = 3, node_timeout_ms: int = 2000) -> None:
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="eventi-redis-cluster-"))
+        self.ports: list[int] = []
+        while len(self.ports) < 2 * masters:
+            self.ports.append(cluster_port(self.ports))
+        self.masters = masters
+        self.nodes: list[RedisServer] = []
+        for port in self.ports:
+            node = RedisServer(self.dir / str(port), port=port, extra_args=[
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(node_timeout_ms), "--cluster-require-full-coverage", "no",
+                "--cluster-allow-reads-when-down", "no"])
+            self.nodes.append(node)
+        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports[:masters]) + "/"
+
+    def start(self) -> RedisCluster:
+        for node in self.nodes:
+            node.start()
+        redis_cli(self.ports[0], "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
+                  "--cluster-replicas", "1", "--cluster-yes", timeout=60)
+        self.wait_ok()
+        return self
+
+    def running(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.process.proc is not None and n.process.proc.poll() is None]
+
+    def wait_ok(self, timeout: float = 60) -> None:
+        """Block until every running node says cluster_state:ok, sees every running node with its role
+        (`masters` masters, the rest replicas) and every replica's link to its master is up."""
+        def ok() -> bool:
+            live = self.running()
+            try:
+                for node in live:
+                    if "cluster_state:ok" not in redis_cli(node.port, "CLUSTER", "INFO", timeout=5):
+                        return False
+                    roles = self.roles(node.port)
+                    if sorted(roles) != sorted(n.port for n in live):
+                        return False
+                    if list(roles.values()).count("master") != self.masters:
+                        return False
+                    if roles[node.port] == "slave" and "master_link_status:up" not in redis_cli(
+                            node.port, "INFO", "replication", timeout=5):
+                        return False
+            except (subprocess.SubprocessError, OSError):
+                return False
+            return True
+
+        if not poll_until(ok, timeout, POLL_SECONDS):
+            raise TimeoutError(f"redis cluster not ok within {timeout}s")
+
+    def roles(self, port: int | None = None) -> dict[int, str]:
+        """Each node's role by port as CLUSTER NODES on `port` (else the first running node) says:
+        master or slave; nodes it flags as failed are left out."""
+        port = port or self.running()[0].port
+        roles = {}
+        for line in redis_cli(port, "CLUSTER", "NODES", timeout=5).splitlines():
+            fields = line.split()
+            flags = fields[2].split(",")
+            if "fail" in flags or "fail?" in flags or not {"master", "slave"} & set(flags):
+                continue
+            roles[int(fields[1].split("@")[0].rsplit(":", 1)[1])] = "master" if "master" in flags else "slave"
+        return roles
+
+    def node(self, port: int) -> RedisServer:
+        return next(n for n in self.nodes if n.port == port)
+
+    def stop(self) -> int | None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return None
+
+
+SENTINEL_CONF = """port {port}
+bind 127.0.0.1
+dir {dir}
+sentinel monitor {name} 127.0.0.1 {master} {quorum}
+sentinel down-after-milliseconds {name} {down_after}
+sentinel failover-timeout {name} {failover_timeout}
+sentinel parallel-syncs {name} 1
+"""
+
+
+class RedisSentinelGroup(Server):
+    """One master, `replicas` replicas and `sentinels` sentinels (quorum 2) on free ports, under a temp dir.
+
+    down-after-milliseconds and failover-timeout are short, so a failover takes a few seconds. `url` names
+    it the way EVENTI_REDIS_URL does (redis+sentinel://host:port,…/<name>/0).
+    """
+
+    def __init__(self, workdir: str | Path | None = None, name: str = "eventi", replicas: int = 1,
+                 sentinels: int = 3, quorum: int = 2, down_after_ms: int = 1000,
+                 failover_timeout_ms: int = 3000) -> None:
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="eventi-redis-sentinel-"))
+        self.name = name
+        self.master = RedisServer(self.dir / "master")
+        self.replicas = [RedisServer(self.dir / f"replica{i}",
+                                     extra_args=["--replicaof", "127.0.0.1", str(self.master.port)])
+                         for i in range(replicas)]
+        self.sentinels: list[Process] = []
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        for port in self.sentinel_ports:
+            sdir = self.dir / f"sentinel{port}"
+            sdir.mkdir(parents=True, exist_ok=True)
+            conf = sdir / "sentinel.conf"
+            conf.write_text(SENTINEL_CONF.format(port=port, dir=sdir, name=name, master=self.master.port,
+                                                 quorum=quorum, down_after=down_after_ms,
+                                                 failover_timeout=failover_timeout_ms))
+            argv = [shutil.which("redis-server") or "/usr/bin/redis-server", str(conf), "--sentinel"]
+            self.sentinels.append(Process(f"redis-sentinel:{port}", argv))
+        self.url = ("redis+sentinel://" + ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+                    + f"/{name}/0")
+
+    @property
+    def data_nodes(self) -> list[RedisServer]:
+        return [self.master, *self.replicas]
+
+    def start(self) -> RedisSentinelGroup:
+        for node in self.data_nodes:
+            node.start()
+        for sentinel in self.sentinels:
+            sentinel.start(ready=r"Sentinel ID is|monitor master")
+        self.wait_stable(self.master.port)
+        return self
+
+    def master_port(self) -> int | None:
+        """The master's port as the first sentinel that answers says."""
+        for port in self.sentinel_ports:
+            try:
+                out = redis_cli(port, "SENTINEL", "get-master-addr-by-name", self.name, timeout=5).split()
+            except (subprocess.SubprocessError, OSError):
+                continue
+            if len(out) == 2:
+                return int(out[1])
+        return None
+
+    def wait_stable(self, master_port: int, timeout: float = 60) -> None:
+        """Block until every sentinel names master_port as master, sees the other sentinels, and the
+        master has its replicas online."""
+        def stable() -> bool:
+            try:
+                for port in self.sentinel_ports:
+                    out = redis_cli(port, "SENTINEL", "get-master-addr-by-name", self.name, timeout=5).split()
+                    if out[-1:] != [str(master_port)]:
+                        return False
+                    info = redis_cli(port, "SENTINEL", "master", self.name, timeout=5).split()
+                    fields = dict(zip(info[::2], info[1::2], strict=False))
+                    if int(fields.get("num-other-sentinels", 0)) < len(self.sentinel_ports) - 1:
+                        return False
+                    if "s_down" in fields.get("flags", "") or "o_down" in fields.get("flags", ""):
+                        return False
+                role = redis_cli(master_port, "INFO", "replication", timeout=5)
+                return "role:master" in role and f"connected_slaves:{len(self.replicas)}" in role
+            except (subprocess.SubprocessError, OSError):
+                return False
+
+        if not poll_until(stable, timeout, POLL_SECONDS):
+            raise TimeoutError(f"sentinel group not stable on master {master_port} within {timeout}s")
+
+    def node(self, port: int) -> RedisServer:
+        return next(n for n in self.data_nodes if n.port == port)
+
+    def stop(self) -> int | None:
+        for sentinel in self.sentinels:
+            sentinel.stop()
+        for node in self.data_nodes:
+            node.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return None

@@ -51,7 +51,8 @@ def reconcile(limit: int) -> None:
     are finished.
     """
     report = current_runtime().reconciler().run_once(limit)
-    click.echo(f"checked={report.checked} applied={report.applied} unanswered={report.unanswered} "
+    click.echo(f"checked={report.checked} rechecked={report.rechecked} applied={report.applied} "
+               f"unanswered={report.unanswered} "
                f"errors={report.errors} overdue={report.overdue} late_followed={report.late_followed} "
                f"releases_finished={report.releases_finished}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from . import redis_url
 from .logs import startup_error
 
 DEFAULTS: dict[str, Any] = {
@@ -227,9 +228,10 @@ def _check_logs_and_addresses(settings: dict[str, Any], bind: str) -> None:
         raise ConfigError("EVENTI_MONGO_URI must be a mongodb:// or mongodb+srv:// URI")
     if not unquote(mongo.path.lstrip("/")):
         raise ConfigError("EVENTI_MONGO_URI must name the database in its path, e.g. mongodb://host:27017/eventi")
-    redis_url = urlsplit(settings["REDIS_URL"])
-    if redis_url.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("EVENTI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    try:
+        redis_url.parse(str(settings["REDIS_URL"]))
+    except redis_url.RedisUrlError as exc:
+        raise ConfigError(str(exc)) from None
     if settings["MAX_CONTENT_LENGTH"] < 1:
         raise ConfigError("EVENTI_MAX_CONTENT_LENGTH must be at least 1")
     if settings["METRICS_BIND"] is not None and not re.fullmatch(r"[^\s:]*:[0-9]{1,5}", settings["METRICS_BIND"]):

@@ -2,18 +2,18 @@
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, WriteConcern
+from pymongo import ASCENDING
 from pymongo.database import Database
 
 from .models import utcnow
-from .store import _unavailable_on_error
+from .store import _unavailable_on_error, durable
 
 
 class EventStore:
     """Events by id; an event is on sale until it starts."""
 
     def __init__(self, database: Database[dict[str, Any]]) -> None:
-        self.events = database.get_collection("events", write_concern=WriteConcern(w="majority", j=True))
+        self.events = database.get_collection("events", write_concern=durable(database))
 
     @_unavailable_on_error
     def save(self, document: dict[str, Any]) -> bool:

@@ -8,13 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, WriteConcern
+from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from .errors import IdempotencyKeyInUse
 from .models import utcnow
-from .store import _unavailable_on_error
+from .store import _unavailable_on_error, durable
 
 KEY_LIFETIME = timedelta(hours=24)
 
@@ -23,7 +23,7 @@ class IdempotencyKeys:
     """Claims, answers and forgets idempotency keys."""
 
     def __init__(self, database: Database[dict[str, Any]]) -> None:
-        self.keys = database.get_collection("idempotency_keys", write_concern=WriteConcern(w="majority", j=True))
+        self.keys = database.get_collection("idempotency_keys", write_concern=durable(database))
 
     def ensure_indexes(self) -> None:
         """A TTL index lets MongoDB drop keys after a day; the code ignores older keys either way."""

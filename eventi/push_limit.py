@@ -8,16 +8,20 @@ only after the push would let them all pass the check first).
 """
 import logging
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from . import metrics
 from .errors import TooManyPushes
 
+if TYPE_CHECKING:
+    from .redis_topology import RedisClient
+
 log = logging.getLogger(__name__)
 
 KEY_TEMPLATE = "stk:pushes:{phone}"
+"""One key per phone (no hash tag needed on a cluster: the INCR/TTL pipeline and the script touch it alone)."""
 
 # DECR only a counter that still exists: one that expired meanwhile must not come back at -1, without expiry.
 _GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
@@ -26,7 +30,7 @@ _GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR
 class PushLimiter:
     """PayHero blocks numbers after repeated failed pushes, so we stop first. limit 0 turns it off."""
 
-    def __init__(self, redis_client: Redis, limit: int, window_seconds: int) -> None:
+    def __init__(self, redis_client: "RedisClient", limit: int, window_seconds: int) -> None:
         self._redis = redis_client
         self.limit = limit
         self.window = window_seconds

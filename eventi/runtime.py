@@ -12,6 +12,7 @@ eventi/gunicorn_conf.py's hooks:
 - close(): the worker exits: background retries stop, every client is closed.
 """
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,13 +23,16 @@ from pymongo import MongoClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import metrics
-from .config import Settings
+from . import metrics, redis_topology, redis_url
+from .config import APP_LOAD_ERROR, Settings
 from .events import EventStore
 from .idempotency import IdempotencyKeys
+from .logs import startup_error
 from .notify import Hub, Notifier, PerRequestNotifier
+from .notify.sharded import ShardedPerRequestNotifier
 from .payhero_client import PayHeroClient
 from .push_limit import PushLimiter
+from .redis_url import RedisTopology
 from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
 from .services.idempotent import IdempotentOrders
@@ -50,8 +54,7 @@ if TYPE_CHECKING:
     from gunicorn.glogging import Logger
 
 PER_REQUEST_MAX_CONNECTIONS = 50_000
-REDIS_POOL_SIZE = 2
-"""Commands (cache, publish) share this many connections per worker; greenlets queue for them."""
+REDIS_POOL_SIZE = redis_topology.POOL_SIZE
 HUB_FIRST_SUBSCRIPTION_SECONDS = 5.0
 """How long start() waits for the hub's first subscription before the worker serves anyway."""
 
@@ -74,7 +77,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.mongo: MongoClient[dict[str, Any]] = connect(settings.mongo_uri)
-        self.redis = _commands_client(settings.redis_url)
+        self.topology = redis_url.parse(settings.redis_url)
+        self.redis = redis_topology.commands_client(self.topology)
         database = self.mongo.get_default_database()
         self.events = EventStore(database)
         self.tickets = TicketHolds(database)
@@ -82,9 +86,9 @@ class Runtime:
         self.store = OrderStore(database, max_reads=settings.store_max_reads, tickets=self.tickets)
         self.cache = StatusCache(self.redis, settings.status_cache_ttl)
         self.tokens = OrderTokens(settings.secret_key)
-        self.notifier = _notifier(settings)
+        self.notifier = _notifier(settings, self.topology)
         self.payhero = _payhero(settings)
-        self.broadcaster = StatusBroadcaster(self.redis, self.cache)
+        self.broadcaster = StatusBroadcaster(self.redis, self.cache, sharded=self.topology.sharded)
         self.reader = StatusReader(self.store, self.cache, self.broadcaster)
         self.settler = Settler(self.store, self.broadcaster)
         self.retrier = WriteRetrier()
@@ -115,6 +119,11 @@ class Runtime:
 
     def start(self, worker: Worker) -> None:
         """The gunicorn worker loaded the app: drain when it stops, sweep if asked, subscribe the hub."""
+        try:
+            redis_topology.check_server(self.redis)
+        except redis_topology.RedisVersionError as exc:  # one line, and gunicorn stops (as for a bad setting)
+            print(startup_error(str(exc), self.settings.log_format), file=sys.stderr, flush=True)
+            raise SystemExit(APP_LOAD_ERROR) from None
         worker.header_timeout = self.settings.header_timeout_seconds
         worker.on_stop(self.drain)
         interval = self.settings.reconcile_interval_seconds
@@ -153,16 +162,6 @@ def redis_client(url: str, role: str, **overrides: Any) -> redis.Redis:
     return client
 
 
-def _commands_client(url: str) -> redis.Redis:
-    """The client for commands (cache, publish, push limit): a small blocking pool per worker."""
-    pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=REDIS_POOL_SIZE, timeout=5,
-        socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True, health_check_interval=30,
-        retry=Retry(NoBackoff(), 1), client_name=f"eventi:{os.getpid()}:pool",
-    )
-    return redis.Redis(connection_pool=pool)
-
-
 def _payhero(settings: Settings) -> PayHeroClient | None:
     """The PayHero client, or None when no PAYHERO_BASE_URL is set (development and test only)."""
     token, channel = settings.payhero_auth_token, settings.payhero_channel_id
@@ -171,15 +170,27 @@ def _payhero(settings: Settings) -> PayHeroClient | None:
     return PayHeroClient(settings.payhero_base_url, token, channel, timeout=settings.push_timeout)
 
 
-def _notifier(settings: Settings) -> Notifier:
-    """The notifier of EVENTI_NOTIFIER: the hub (one PubSub per worker) or one PubSub per wait."""
+def _notifier(settings: Settings, topology: RedisTopology) -> Notifier:
+    """The notifier of EVENTI_NOTIFIER: the hub (one pub/sub connection per worker, subscribed per held
+    order) or one PubSub per wait.
+
+    On a Redis Cluster every wait SSUBSCRIBEs on its own, whatever EVENTI_NOTIFIER says, until the hub
+    gets a sharded Subscriber (eventi/notify/subscriber.py). With Sentinel the hub's and the waits'
+    connections go to the master the sentinels name when they (re)connect."""
+    if topology.kind == "cluster":
+        # One connection per held wait, on the node of its order's slot: lift redis-py's pool cap.
+        cluster = redis_topology.lazy_cluster(topology, "wait", socket_timeout=None, health_check_interval=0,
+                                              max_connections=PER_REQUEST_MAX_CONNECTIONS,
+                                              connection_pool_class=redis.ConnectionPool)
+        metrics.HUB_CONNECTED.set(1)  # no hub to lose: each wait opens its own subscription
+        return ShardedPerRequestNotifier(cluster, settings.recheck_seconds)
     if settings.notifier == "per-request":
         # One connection per held wait: lift redis-py's default pool cap.
-        client = redis_client(settings.redis_url, "wait", socket_timeout=None, health_check_interval=0,
-                              max_connections=PER_REQUEST_MAX_CONNECTIONS)
+        client = redis_topology.subscriber_client(topology, "wait", socket_timeout=None, health_check_interval=0,
+                                                  max_connections=PER_REQUEST_MAX_CONNECTIONS)
         metrics.HUB_CONNECTED.set(1)  # no hub to lose: each wait opens its own PubSub
         return PerRequestNotifier(client, settings.recheck_seconds)
     # No retries and no socket timeout: the hub owns reconnection and bounds reads itself.
-    client = redis_client(settings.redis_url, "hub", socket_timeout=None, health_check_interval=0,
-                          retry=Retry(NoBackoff(), 0))
+    client = redis_topology.subscriber_client(topology, "hub", socket_timeout=None, health_check_interval=0,
+                                              retry=Retry(NoBackoff(), 0))
     return Hub(client, settings.recheck_seconds)

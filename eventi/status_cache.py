@@ -44,14 +44,22 @@ before its retry, leaves the pending entry until the TTL ends or PayHero deliver
 for a timed-out store write that landed after its process died. Both need two faults at once.
 """
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
 from redis.client import Pipeline
+from redis.cluster import ClusterPipeline
+from redis.commands.core import Script
 
 from .models import OrderStatus, is_final
+from .notify.wire import hash_tag
 
-CACHE_PREFIX = "order:cache:"
+if TYPE_CHECKING:
+    from .redis_topology import RedisClient
+
+def cache_key(order_id: str) -> str:
+    """An order's cache key: order:{<orderId>}:cache, in the slot of its channel (eventi/notify/wire.py)."""
+    return f"order:{hash_tag(order_id)}:cache"
+
 
 # A pending entry is "<run_id> <body>"; a final entry is the body alone (it starts with "{"). A bare
 # pending body (json.dumps's spacing) was stored before entries carried a run_id: not trusted.
@@ -94,7 +102,7 @@ class StatusCache:
     """Status bodies by order id: final ones as they are, pending ones never over a final one and
     trusted only by the Redis process that stored them."""
 
-    def __init__(self, redis_client: redis.Redis, ttl_seconds: int = 60) -> None:
+    def __init__(self, redis_client: "RedisClient", ttl_seconds: int = 60) -> None:
         self._redis = redis_client
         self._ttl = ttl_seconds
         self._read = redis_client.register_script(_READ)
@@ -103,15 +111,24 @@ class StatusCache:
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         """The cached body, or None (also for a pending entry this Redis process did not store). Raises RedisError."""
-        raw = self._read(keys=[CACHE_PREFIX + order_id], args=[_BARE_PENDING])
+        raw = self._read(keys=[cache_key(order_id)], args=[_BARE_PENDING])
         body: dict[str, Any] | None = json.loads(raw) if raw else None
         return body
 
-    def put(self, body: dict[str, Any], via: Pipeline | None = None) -> object:
+    def put(self, body: dict[str, Any], via: Pipeline | ClusterPipeline | None = None) -> object:
         """Cache the body by the rules above, on the client or on a pipeline given as via. Raises RedisError."""
-        key, value = CACHE_PREFIX + body["orderId"], json.dumps(body)
+        key, value = cache_key(body["orderId"]), json.dumps(body)
         if body["paymentStatus"] in _UNPAID_FINAL:
-            return self._put_unpaid_final(keys=[key], args=[value, self._ttl, *_PAID], client=via)
+            return _run(self._put_unpaid_final, key, [value, self._ttl, *_PAID], via)
         if is_final(body):
             return (self._redis if via is None else via).set(key, value, ex=self._ttl)
-        return self._put_pending(keys=[key], args=[value, self._ttl, _BARE_PENDING], client=via)
+        return _run(self._put_pending, key, [value, self._ttl, _BARE_PENDING], via)
+
+
+def _run(script: Script, key: str, args: list[Any], via: Pipeline | ClusterPipeline | None) -> object:
+    """Run a script on its client or a pipeline. A cluster's pipeline cannot load scripts (redis-py has no
+    SCRIPT LOAD there, and a promoted replica may lack them): EVAL carries the script itself, and runs on
+    the node of the key's slot, where INFO server gives that node's run_id."""
+    if isinstance(via, ClusterPipeline):  # its eval() raises "not implemented"; the command itself works
+        return via.execute_command("EVAL", script.script, 1, key, *args)  # type: ignore[no-untyped-call]
+    return script(keys=[key], args=args, client=via)

@@ -2,7 +2,7 @@
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -12,6 +12,7 @@ from bson.errors import InvalidId
 from pymongo import ASCENDING, MongoClient, ReturnDocument, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.uri_parser import parse_uri, split_options
 
 from . import metrics
 from .errors import OrderExists, StoreUnavailable
@@ -40,21 +41,88 @@ class Finalized:
     decided: bool
 
 
-def connect(uri: str, timeout_ms: int = 2000) -> MongoClient[dict[str, Any]]:
-    """A MongoClient with short timeouts, so an outage is an error, not a hang."""
-    return MongoClient(
-        uri,
-        tz_aware=True,
-        serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=5 * timeout_ms,
-        maxPoolSize=200,
-        appname="eventi",
-    )
+CLIENT_DEFAULTS_TIMEOUT_MS = 2000
+"""eventi's server-selection and connect timeout when the URI sets none: an outage is an error, not a hang."""
+
+
+def client_defaults(timeout_ms: int = CLIENT_DEFAULTS_TIMEOUT_MS) -> dict[str, Any]:
+    """The MongoClient options eventi sets when EVENTI_MONGO_URI leaves them unset (docs/operations.md).
+
+    pymongo's own defaults (30 s to select a server, 20 s to connect, no socket timeout) would hold a
+    callback or a checkout for half a minute in an outage; a 503 within seconds is what PayHero and the
+    page retry on. The socket timeout bounds a stalled server, and a w=majority write waiting on it.
+    """
+    return {
+        "serverSelectionTimeoutMS": timeout_ms,
+        "connectTimeoutMS": timeout_ms,
+        "socketTimeoutMS": 5 * timeout_ms,
+        "maxPoolSize": 200,  # gevent: one worker runs hundreds of requests at once (reads are bounded apart)
+        "appname": "eventi",  # in the server's log, currentOp and Atlas' metrics
+    }
+
+
+def uri_option_names(uri: str) -> frozenset[str]:
+    """The names of the options the URI sets, lower-cased (URI option names are case-insensitive).
+
+    pymongo's own parser: parse_uri for mongodb://. For mongodb+srv:// parse_uri would look the host up
+    in DNS (SRV and TXT records) at every start, so only the query string is parsed, by split_options,
+    the parser parse_uri itself applies to it: a TXT record may only carry authSource, replicaSet and
+    loadBalanced, none of which eventi sets. MongoClient resolves the SRV record itself.
+    """
+    if uri.startswith("mongodb+srv://"):
+        query = uri.partition("?")[2]
+        options: Mapping[str, Any] = split_options(query) if query else {}
+    else:
+        options = parse_uri(uri)["options"]
+    return frozenset(name.lower() for name in options)
+
+
+def client_options(uri: str, timeout_ms: int = CLIENT_DEFAULTS_TIMEOUT_MS) -> dict[str, Any]:
+    """The keyword arguments connect() gives MongoClient: a keyword overrides the same option in the URI,
+    so eventi's defaults go only where the URI is silent, and what the operator wrote wins.
+    tz_aware is not a URI option: eventi compares aware datetimes everywhere, so it is always set."""
+    given = uri_option_names(uri)
+    defaults = {name: value for name, value in client_defaults(timeout_ms).items() if name.lower() not in given}
+    return {"tz_aware": True, **defaults}
+
+
+def connect(uri: str, timeout_ms: int = CLIENT_DEFAULTS_TIMEOUT_MS, **extra: Any) -> MongoClient[dict[str, Any]]:
+    """A MongoClient with the URI's options, and eventi's short timeouts where the URI sets none.
+
+    retryWrites and retryReads stay pymongo's default (on) unless the URI turns them off: a write or a
+    read that meets a replica-set election is retried once on the new primary.
+    """
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, **client_options(uri, timeout_ms), **extra)
+    if not client.options.retry_writes:
+        log.warning("EVENTI_MONGO_URI turns retryWrites off: a write that meets a replica-set election answers 503 "
+                    "(PayHero and the shopper retry) instead of being retried on the new primary")
+    return client
+
+
+def durable(database: Database[dict[str, Any]]) -> WriteConcern:
+    """The write concern of every eventi collection: acknowledged by a majority and journaled, whatever the
+    URI's w says, so no write that decided something (and was announced on Redis) is rolled back by an
+    election. The URI's wTimeoutMS, when set, is kept: past it a write answers 503 (WTimeoutError)."""
+    wtimeout = database.write_concern.document.get("wtimeout")
+    return WriteConcern(w="majority", j=True, wtimeout=wtimeout)
 
 
 def _unavailable_on_error(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn a driver connection failure into StoreUnavailable."""
+    """Turn a driver failure into StoreUnavailable (503 store_unavailable; the callers' own handling).
+
+    What a replica set does to a write, by pymongo's names, all caught here:
+    - ConnectionFailure: AutoReconnect and its subclasses NotPrimaryError (an election: the primary
+      stepped down), NetworkTimeout (socketTimeoutMS passed) and ServerSelectionTimeoutError (no
+      primary within serverSelectionTimeoutMS);
+    - OperationFailure: WriteConcernError and its subclass WTimeoutError (the write was applied on the
+      primary, but w=majority was not reached, or not within wTimeoutMS), and any other server error.
+    Each of these "may or may not have succeeded": the write can have landed (and be kept) although the
+    driver gave up. That is the case the unique-insert claims are built for: a status claim that landed
+    is applied and announced by the Settler (eventi/services/settle.py) or PayHero's redelivery; an order
+    whose insert raised was not pushed (the push comes after it) and is replayed by its Idempotency-Key
+    or settled by reconcile; nothing is announced on Redis before MongoDB acknowledged it. A
+    DuplicateKeyError is an answer, not a failure: the methods that insert catch it first.
+    """
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -87,17 +155,17 @@ class OrderStore:
     def __init__(self, database: Database[dict[str, Any]], max_reads: int = 32, read_queue_seconds: float = 5.0,
                  tickets: "TicketHolds | None" = None) -> None:
         self._tickets = tickets  # TicketHolds: an order that ends failed or cancelled gives its tickets back
-        durable = WriteConcern(w="majority", j=True)
+        writes = durable(database)
         # A bulkhead for reads: after a Redis restart empties the status cache, every held wait
         # re-reads its order at once; those reads queue here (green, under gevent) instead of
         # opening hundreds of connections to the store and starving the callbacks' writes.
         self._reads = threading.BoundedSemaphore(max_reads)
         self._read_queue_seconds = read_queue_seconds
         self.db = database
-        self.orders = database.get_collection("orders", write_concern=durable)
-        self.events = database.get_collection("payment_events", write_concern=durable)
-        self.claims = database.get_collection("status_claims", write_concern=durable)
-        self.late = database.get_collection("late_payments", write_concern=durable)
+        self.orders = database.get_collection("orders", write_concern=writes)
+        self.events = database.get_collection("payment_events", write_concern=writes)
+        self.claims = database.get_collection("status_claims", write_concern=writes)
+        self.late = database.get_collection("late_payments", write_concern=writes)
 
     @_unavailable_on_error
     def ensure_indexes(self) -> None:
@@ -289,6 +357,15 @@ class OrderStore:
             {"$or": [{"pushedAt": {"$lt": before}}, {"pushedAt": {"$exists": False}, "createdAt": {"$lt": before}}]},
             {"$or": [{"reconcileAfter": {"$exists": False}}, {"reconcileAfter": {"$lte": now}}]}]}
         return list(self.orders.find(query).sort("createdAt", ASCENDING).limit(limit))
+
+    @_unavailable_on_error
+    def given_up_recently(self, since: datetime, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Orders failed with no_callback since the given time that have a PayHero reference to ask about, whose
+        next check (reconcileAfter) has come; oldest first."""
+        query = {"status": OrderStatus.FAILED.value, "failureReason": "no_callback", "updatedAt": {"$gt": since},
+                 "payheroReference": {"$exists": True},
+                 "$or": [{"reconcileAfter": {"$exists": False}}, {"reconcileAfter": {"$lte": now}}]}
+        return list(self.orders.find(query).sort("updatedAt", ASCENDING).limit(limit))
 
     @_unavailable_on_error
     def record_event(self, order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> ObjectId:

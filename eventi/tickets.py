@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, WriteConcern
+from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import ChangeInProgress, SoldOut
 from .models import utcnow
-from .store import _unavailable_on_error
+from .store import _unavailable_on_error, durable
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ class TicketHolds:
     """Holds and releases the slots of ticket types; counts what is left."""
 
     def __init__(self, database: Database[dict[str, Any]]) -> None:
-        durable = WriteConcern(w="majority", j=True)
-        self.holds = database.get_collection("ticket_holds", write_concern=durable)
-        self.releases = database.get_collection("ticket_releases", write_concern=durable)
+        writes = durable(database)
+        self.holds = database.get_collection("ticket_holds", write_concern=writes)
+        self.releases = database.get_collection("ticket_releases", write_concern=writes)
         self.orders = database.get_collection("orders")
         self.late = database.get_collection("late_payments")
 

@@ -15,7 +15,15 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-from devstack.processes import FerretDB, Gunicorn, Postgres, RedisServer, Server  # noqa: E402
+from devstack.processes import (  # noqa: E402
+    FerretDB,
+    Gunicorn,
+    Postgres,
+    RedisCluster,
+    RedisSentinelGroup,
+    RedisServer,
+    Server,
+)
 from devstack.simulator import PayHeroSimulator  # noqa: E402
 from eventi.config import env_name  # noqa: E402
 from eventi.web.common import current_runtime  # noqa: E402
@@ -48,6 +56,22 @@ def outside_or_own(variable: str, field: str, own: Callable[[], Server]) -> Iter
 def redis_server(tmp_path_factory):
     """A real Redis: EVENTI_TEST_REDIS_URL if set, else a redis-server of our own."""
     yield from outside_or_own("EVENTI_TEST_REDIS_URL", "url", lambda: RedisServer(tmp_path_factory.mktemp("redis")))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A Redis Cluster of our own (3 masters, 3 replicas), started on first use; `.url` is redis+cluster://.
+    Tests that fail nodes over start one of their own (devstack.processes.RedisCluster)."""
+    with RedisCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel():
+    """A Sentinel group of our own (a master, a replica, 3 sentinels, quorum 2), started on first use;
+    `.url` is redis+sentinel://…/eventi/0. Tests that fail the master over start one of their own."""
+    with RedisSentinelGroup() as group:
+        yield group
 
 
 @pytest.fixture(scope="session")
@@ -159,6 +183,17 @@ def start_gunicorn(settings):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def new_event(settings):
+    """Store a fresh event (event_spec keywords: capacity, vip_capacity, starts_in) and return its id."""
+    def make(**spec):
+        event_id = "ev-" + uuid.uuid4().hex[:12]
+        save_events(settings["MONGO_URI"], event_spec(event_id, **spec))
+        return event_id
+
+    return make
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 import gevent
 import pytest
 
+from eventi.status_cache import cache_key
 from tests.support.api import create_order, order_body, post_callback
 
 UNKNOWN_ID = "6751a3f2c9e77b0012ab34cd"
@@ -90,7 +91,7 @@ def test_wrong_pin_gives_a_plain_reason_on_status_and_every_wait(client, runtime
     assert status["failureReason"] == "The initiator information is invalid."  # the raw text stays, for support
     assert runtime.store.get_order(order_id)["resultCode"] == 2001
     cached = client.get(f"/api/orders/{order_id}/wait?token={token}").json
-    runtime.redis.delete(f"order:cache:{order_id}")  # a fresh wait after the cache lost it: the store's order decides
+    runtime.redis.delete(cache_key(order_id))  # a fresh wait after the cache lost it: the store's order decides
     fresh = client.get(f"/api/orders/{order_id}/wait?token={token}").json
     for body in (cached, fresh):
         assert (body["final"], body["reason"], body["reasonText"], body["failureReason"]) == (
@@ -263,7 +264,7 @@ def test_a_duplicate_of_a_final_order_re_announces_it(client, runtime, settings,
     first = post_callback(client, runtime, order_id, "success")
     assert first.json == {"received": True}
     final = client.get(f"/api/orders/{order_id}?token={token}").json
-    runtime.redis.delete(f"order:cache:{order_id}")  # as if the first announcement never reached Redis
+    runtime.redis.delete(cache_key(order_id))  # as if the first announcement never reached Redis
     with ChannelListener(settings["REDIS_URL"], order_id) as listener:
         assert post_callback(client, runtime, order_id, "success").json == {"received": True, "duplicate": True}
         published = listener.next_body()

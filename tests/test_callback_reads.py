@@ -6,6 +6,7 @@ from bson import ObjectId
 from prometheus_client import REGISTRY
 
 from eventi.models import iso_utc, utcnow
+from eventi.status_cache import cache_key
 from tests.support.api import create_order, post_callback
 from tests.support.events import REGULAR, VIP
 from tests.support.listen import ChannelListener
@@ -34,7 +35,7 @@ def test_a_callback_for_a_cached_order_reads_no_order_from_the_store(client, run
 
 def test_a_cache_miss_reads_the_order_from_the_store_once(client, runtime):
     order_id = make_order(client)
-    runtime.redis.delete(f"order:cache:{order_id}")  # expired, evicted, or Redis restarted empty
+    runtime.redis.delete(cache_key(order_id))  # expired, evicted, or Redis restarted empty
     before = store_reads()
 
     assert post_callback(client, runtime, order_id, "cancelled").json == {"received": True}
@@ -56,7 +57,7 @@ def test_a_stale_pending_entry_cannot_change_a_final_order(client, runtime, sett
     order_id = make_order(client)
     post_callback(client, runtime, order_id)
     stored = runtime.store.orders.find_one({"_id": ObjectId(order_id)})
-    runtime.redis.delete(f"order:cache:{order_id}")
+    runtime.redis.delete(cache_key(order_id))
     runtime.cache.put({"orderId": order_id, "paymentStatus": "pending", "amount": 1500, "updatedAt": iso_utc(utcnow())})
     with ChannelListener(settings["REDIS_URL"], order_id) as listener:
         assert post_callback(client, runtime, order_id, "cancelled").json == {"received": True, "duplicate": True}

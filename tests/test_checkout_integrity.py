@@ -17,17 +17,6 @@ from tests.support.events import event_spec, save_events
 ALLOWED = "https://shop.example.com"
 
 
-@pytest.fixture
-def new_event(settings):
-    """Store a fresh event (event_spec keywords: capacity, vip_capacity, starts_in) and return its id."""
-    def make(**spec):
-        event_id = "ev-" + uuid.uuid4().hex[:12]
-        save_events(settings["MONGO_URI"], event_spec(event_id, **spec))
-        return event_id
-
-    return make
-
-
 def post_order(client, key=None, **fields):
     headers = {"Idempotency-Key": key} if key is not None else {}
     return client.post("/api/orders", json=order_body(**fields), headers=headers)

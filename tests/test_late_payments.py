@@ -5,11 +5,9 @@ paid and the order stayed failed, its tickets released (and resold). tests/fault
 against reconcile through gunicorn; these tests pin each rule through the app.
 """
 import logging
-import uuid
 from datetime import timedelta
 
 import gevent
-import pytest
 from bson import ObjectId
 
 from eventi import metrics
@@ -17,17 +15,6 @@ from eventi.models import PaymentResult, utcnow
 from eventi.services.reconcile import NO_CALLBACK
 from eventi.web.common import current_runtime
 from tests.support.api import order_body, post_callback
-from tests.support.events import event_spec, save_events
-
-
-@pytest.fixture
-def new_event(settings):
-    def make(**spec):
-        event_id = "ev-" + uuid.uuid4().hex[:12]
-        save_events(settings["MONGO_URI"], event_spec(event_id, **spec))
-        return event_id
-
-    return make
 
 
 def order(client, event_id, quantity=1):

@@ -214,3 +214,23 @@ def test_reconcile_settles_a_pending_order_whose_push_was_never_recorded(make_ru
     order = runtime.store.get_order(order_id)
     assert (order["status"], order["failureReason"]) == ("failed", "no_callback")
     assert runtime.tickets.holds.count_documents({"orderId": order_id}) == 0
+
+
+def test_reconcile_keeps_asking_about_an_order_it_gave_up_on_and_a_later_success_is_a_late_payment(
+        make_runtime, payhero_status):
+    """PayHero may drop a callback we answered 503, or the payment settles after the give-up: for a day the sweep
+    asks again about orders it failed with no_callback, and a SUCCESS completes the order as a late payment."""
+    set_answer, payhero = payhero_status
+    runtime = make_runtime(**payhero, RECONCILE_AFTER_SECONDS=0, RECONCILE_GIVE_UP_SECONDS=600)
+    order_id = overdue_order(runtime)
+    set_answer(404, {"error_message": "Transaction not found"})
+    runtime.reconciler().run_once()
+    assert runtime.store.get_order(order_id)["failureReason"] == "no_callback"
+    runtime.reconciler().run_once()  # still unknown: asked again later, with backoff
+    assert runtime.store.get_order(order_id)["reconcileAfter"] > utcnow()
+    set_answer(200, {"status": "SUCCESS", "provider_reference": "SAE3YULR0Y", "reference": "REF"})
+    retry_now(runtime, order_id)
+    assert runtime.reconciler().run_once().applied.get("completed", 0) >= 1
+    order = runtime.store.get_order(order_id)
+    assert (order["status"], order["latePayment"], order["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
+    assert runtime.tickets.holds.count_documents({"orderId": order_id + ".late"}) == 1

@@ -10,6 +10,7 @@ from eventi.models import PaymentResult, utcnow
 from eventi.services.callbacks import CallbackService
 from eventi.services.settle import Settler
 from eventi.services.status import StatusReader
+from eventi.status_cache import cache_key
 from eventi.store import OrderStore
 from tests.support.api import order_fields
 from tests.support.listen import ChannelListener
@@ -36,7 +37,7 @@ class CallbackLandsAfterRead:
 
 def test_a_reader_caching_pending_after_the_callback_cached_final_leaves_final(runtime):
     order_id = new_order(runtime)
-    runtime.redis.delete(f"order:cache:{order_id}")  # a miss: expired, evicted, or Redis restarted empty
+    runtime.redis.delete(cache_key(order_id))  # a miss: expired, evicted, or Redis restarted empty
     reader = StatusReader(CallbackLandsAfterRead(runtime), runtime.cache, runtime.broadcaster)
 
     assert reader.current(order_id)["paymentStatus"] == "pending"  # read before the callback's write

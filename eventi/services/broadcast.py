@@ -1,5 +1,9 @@
 """The one home of "the status changed": cache it and PUBLISH it in one Redis round trip, and never give up.
 
+On a Redis Cluster the message goes by SPUBLISH (sharded pub/sub) to the node owning the order's slot,
+the node its cache key lives on too (one hash tag, eventi/notify/wire.py); redis-py's cluster pipeline
+sends each node its own orders' commands, so a backlog of many orders is still one round trip per node.
+
 Callbacks, reconciliation, settled writes and failed STK pushes all announce through one StatusBroadcaster,
 after MongoDB holds the status (eventi/status_cache.py has the whole argument); order creation and
 the status reader cache what they read or wrote through it too (remember), so every write to the
@@ -11,16 +15,18 @@ the orders decided during the outage.
 """
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
-import redis
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from .. import metrics
 from ..notify import channel_for, encode_message
 from ..status_cache import StatusCache
+
+if TYPE_CHECKING:
+    from ..redis_topology import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +44,10 @@ def default_backoff() -> AbstractBackoff:
 class StatusBroadcaster:
     """Caches and publishes final status bodies; retries in the background until Redis takes them."""
 
-    def __init__(self, redis_client: redis.Redis, cache: StatusCache, backoff: AbstractBackoff | None = None,
-                 alarm_after: float = ALARM_AFTER_SECONDS) -> None:
+    def __init__(self, redis_client: "RedisClient", cache: StatusCache, backoff: AbstractBackoff | None = None,
+                 alarm_after: float = ALARM_AFTER_SECONDS, sharded: bool = False) -> None:
         self._redis = redis_client
+        self._sharded = sharded
         self._cache = cache
         self._backoff = backoff or default_backoff()
         self._alarm_after = alarm_after
@@ -84,7 +91,10 @@ class StatusBroadcaster:
         pipe = self._redis.pipeline(transaction=False)
         for body in bodies:
             self._cache.put(body, via=pipe)
-            pipe.publish(channel_for(body["orderId"]), encode_message(body))
+            if self._sharded:  # a cluster: SPUBLISH to the node of the order's slot, where its cache key is
+                pipe.spublish(channel_for(body["orderId"]), encode_message(body))
+            else:
+                pipe.publish(channel_for(body["orderId"]), encode_message(body))
         replies = pipe.execute()
         for body, receivers in zip(bodies, replies[1::2], strict=True):
             log.info("Redis notification sent orderId=%s status=%s receivers=%d",

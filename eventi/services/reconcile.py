@@ -7,7 +7,10 @@ idempotent, published to waiters. Past the give-up age an order fails with "no_c
 answer: PayHero says FAILED, or knows no such transaction (404), or there is nothing to ask (no reference:
 the push's answer was lost). An error, a timeout or QUEUED leaves it pending, asked again with backoff,
 and after OVERDUE_AFTER such tries each sweep logs an ERROR and counts eventi_reconcile_overdue_total.
-A payment that comes after no_callback is not lost: eventi/services/late_payment.py.
+A payment that comes after no_callback is not lost: its callback is a late payment
+(eventi/services/late_payment.py), and for GIVEN_UP_WATCH the sweep keeps asking PayHero about orders it
+failed with no_callback that have a reference, in case that callback never comes (a sender may drop a
+delivery we answered 5xx): a SUCCESS then goes through the same late-payment path.
 
 The sweep also decides late payments whose decider failed, applies late-payment decisions whose order did
 not follow (a writer failed midway), announcing both, and finishes interrupted ticket releases
@@ -18,11 +21,10 @@ import os
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
-import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 
 from .. import metrics
 from ..errors import ChangeInProgress, PaymentProviderError
@@ -33,13 +35,19 @@ from ..tickets import TicketHolds
 from .callbacks import CallbackService
 from .late_payment import LatePayments
 
+if TYPE_CHECKING:
+    from ..redis_topology import RedisClient
+
 log = logging.getLogger(__name__)
 
 NO_CALLBACK = "no_callback"
 OVERDUE_AFTER = 5
 """Tries past the give-up age without an answer, after which each sweep raises the alarm."""
-RETRY_BACKOFF = ExponentialWithJitterBackoff(cap=3600, base=60)
-"""How long an order PayHero could not answer about waits before it is asked again (60 s doubling to 1 h)."""
+RETRY_BACKOFF = EqualJitterBackoff(cap=3600, base=60)
+"""How long an order PayHero could not answer about waits before it is asked again: 60 s doubling to 1 h, each
+drawn from the upper half (so never at once)."""
+GIVEN_UP_WATCH = timedelta(hours=24)
+"""How long after failing an order with no_callback the sweep keeps asking PayHero whether it was paid after all."""
 
 
 @dataclass
@@ -51,6 +59,7 @@ class ReconcileReport:
     overdue: int = 0
     late_followed: int = 0
     releases_finished: int = 0
+    rechecked: int = 0
 
     def count(self, status: str) -> None:
         """One more order applied with this outcome."""
@@ -90,13 +99,29 @@ class Reconciler:
                 self._settle(order, now, report)
             except ChangeInProgress:  # another writer is changing the order right now: the next sweep
                 report.errors += 1
+        for order in self._store.given_up_recently(now - GIVEN_UP_WATCH, now, limit):
+            report.rechecked += 1
+            self._recheck_given_up(order, now, report)
         report.late_followed = self._finish_late_payments(now)
         if self._tickets is not None:
             report.releases_finished = self._tickets.finish_interrupted(now)
-        log.info("Reconcile checked=%d applied=%s unanswered=%d errors=%d overdue=%d late_followed=%d "
-                 "releases_finished=%d", report.checked, report.applied, report.unanswered, report.errors,
-                 report.overdue, report.late_followed, report.releases_finished)
+        log.info("Reconcile checked=%d rechecked=%d applied=%s unanswered=%d errors=%d overdue=%d late_followed=%d "
+                 "releases_finished=%d", report.checked, report.rechecked, report.applied, report.unanswered,
+                 report.errors, report.overdue, report.late_followed, report.releases_finished)
         return report
+
+    def _recheck_given_up(self, order: dict[str, Any], now: datetime, report: ReconcileReport) -> None:
+        """An order failed with no_callback may still have been paid (PayHero drops a delivery after a 5xx, or
+        the payment came later): ask again, and a SUCCESS goes through the callback path as a late payment."""
+        answer = self._ask_payhero(order)
+        report.errors += answer.error
+        if answer.result is not None and answer.result.paid:
+            outcome = self._callbacks.apply(answer.result, raw=answer.result.raw, source="reconcile")
+            report.count("duplicate" if outcome.duplicate or outcome.body is None else outcome.body["paymentStatus"])
+            return
+        tries = order.get("reconcileTries", 0) + 1
+        later = now + timedelta(seconds=RETRY_BACKOFF.compute(min(tries - 1, 6)))
+        self._store.set_fields(str(order["_id"]), {"reconcileTries": tries, "reconcileAfter": later})
 
     def _finish_late_payments(self, now: datetime) -> int:
         """Decide, follow and announce late payments a failure left half done; how many."""
@@ -167,9 +192,10 @@ def result_from_status(order: dict[str, Any], answer: dict[str, Any]) -> Payment
 
 
 LOCK_KEY = "eventi:reconcile:lock"
+"""One key, set alone (SET NX EX): on a cluster it lives on its slot's master like any other."""
 
 
-def reconcile_forever(reconciler: Reconciler, redis_client: redis.Redis, interval_seconds: float) -> None:
+def reconcile_forever(reconciler: Reconciler, redis_client: "RedisClient", interval_seconds: float) -> None:
     """The optional periodic sweep (EVENTI_RECONCILE_INTERVAL_SECONDS): one worker per interval runs it."""
     while True:
         gevent.sleep(interval_seconds * random.uniform(0.9, 1.1))

@@ -18,6 +18,7 @@ from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 from ..errors import StoreUnavailable
 from ..models import status_body
 from ..store import OrderStore
+from .background import Background
 from .broadcast import StatusBroadcaster
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Settler:
         self._recheck = recheck
         self._backoff = backoff or ExponentialWithJitterBackoff(cap=2.0, base=0.1)
         self._watched: dict[str, float | None] = {}  # order id -> when the store first answered "no claim yet"
-        self._greenlet: gevent.Greenlet[..., None] | None = None
+        self._background = Background(self._run)
 
     @property
     def watched(self) -> set[str]:
@@ -50,28 +51,22 @@ class Settler:
     def watch(self, order_id: str) -> None:
         """Find out, in the background, whether a timed-out status write for the order landed."""
         self._watched.setdefault(order_id, None)
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+        self._background.start()
 
     def close(self) -> None:
         """Stop watching (the process is going away)."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        self._background.close()
 
     def _run(self) -> None:
         failures = 0
-        try:
-            while self._watched:
-                gevent.sleep(self._backoff.compute(failures) if failures else self._recheck)
-                try:
-                    for order_id in list(self._watched):
-                        self._settle(order_id)
-                    failures = 0
-                except StoreUnavailable:
-                    failures += 1
-        finally:
-            self._greenlet = None
+        while self._watched:
+            gevent.sleep(self._backoff.compute(failures) if failures else self._recheck)
+            try:
+                for order_id in list(self._watched):
+                    self._settle(order_id)
+                failures = 0
+            except StoreUnavailable:
+                failures += 1
 
     def _settle(self, order_id: str) -> None:
         order = self._store.settle(order_id)

@@ -14,6 +14,7 @@ import gevent
 from redis.backoff import AbstractBackoff
 
 from ..errors import StoreUnavailable
+from .background import Background
 from .broadcast import default_backoff
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class WriteRetrier:
         self._backoff = backoff or default_backoff()
         self._give_up_after = give_up_after
         self._pending: list[tuple[str, Callable[[], object], float]] = []
-        self._greenlet: gevent.Greenlet[..., None] | None = None
+        self._background = Background(self._run)
 
     @property
     def pending(self) -> list[str]:
@@ -43,23 +44,17 @@ class WriteRetrier:
         except StoreUnavailable:
             log.warning("Store write failed, retrying in background: %s", what)
             self._pending.append((what, write, time.monotonic()))
-            if self._greenlet is None:
-                self._greenlet = gevent.spawn(self._run)
+            self._background.start()
 
     def close(self) -> None:
         """Stop retrying (the process is going away)."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        self._background.close()
 
     def _run(self) -> None:
         failures = 0
-        try:
-            while self._pending:
-                gevent.sleep(self._backoff.compute(failures))
-                failures = failures + 1 if self._retry_all() else 0
-        finally:
-            self._greenlet = None
+        while self._pending:
+            gevent.sleep(self._backoff.compute(failures))
+            failures = failures + 1 if self._retry_all() else 0
 
     def _retry_all(self) -> bool:
         """Retry every pending write once, in order; True when one failed."""

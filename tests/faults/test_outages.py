@@ -5,6 +5,7 @@ import requests
 
 from devstack.processes import Gunicorn
 from devstack.wait import eventually
+from eventi.status_cache import cache_key
 from tests.conftest import TEST_SECRET, gunicorn_env
 from tests.support.api import Api, order_body
 
@@ -77,7 +78,7 @@ def test_store_outage_answers_503_writes_nothing_and_recovers(settings, own_mong
         api = Api(server.base_url, TEST_SECRET)
         cached_id, cached_token = api.create_order()  # its pending status is in the Redis cache
         paid_id, _ = api.create_order()
-        redis.Redis.from_url(settings["REDIS_URL"]).delete(f"order:cache:{paid_id}")
+        redis.Redis.from_url(settings["REDIS_URL"]).delete(cache_key(paid_id))
 
         own_mongo.stop()
         callback = api.callback(paid_id)

@@ -19,7 +19,7 @@ from devstack.processes import Gunicorn
 from devstack.wait import eventually
 from eventi.models import OrderStatus
 from eventi.services.broadcast import StatusBroadcaster
-from eventi.status_cache import CACHE_PREFIX, StatusCache
+from eventi.status_cache import StatusCache, cache_key
 from tests.conftest import TEST_SECRET, gunicorn_env
 from tests.support.api import Api
 from tests.support.listen import ChannelListener
@@ -165,7 +165,7 @@ def test_readers_missing_the_cache_during_a_paid_callback_never_leave_pending_be
     stale = []
     for _ in range(40):
         order_id, token = api.create_order()
-        cache.delete(CACHE_PREFIX + order_id)  # expired, evicted, or Redis restarted empty
+        cache.delete(cache_key(order_id))  # expired, evicted, or Redis restarted empty
         callback = gevent.spawn(api.callback, order_id)
         readers = [gevent.spawn(_read_while, api, order_id, token, callback) for _ in range(6)]
         assert callback.get(timeout=60).status_code == 200
@@ -253,11 +253,11 @@ def test_cache_rules_pending_never_over_final_and_never_from_another_redis_proce
     own_redis.start()  # from the file: both entries are back
     client = redis.Redis.from_url(own_redis.url)
     cache = StatusCache(client, 300)
-    assert client.exists(CACHE_PREFIX + waiting) and cache.get(waiting) is None  # stored by another Redis process
+    assert client.exists(cache_key(waiting)) and cache.get(waiting) is None  # stored by another Redis process
     assert cache.get(paid) == final  # a final entry is true wherever it comes from
     cache.put({**pending, "orderId": waiting})
     assert cache.get(waiting) == {**pending, "orderId": waiting}
-    client.set(CACHE_PREFIX + waiting, json.dumps(pending | {"orderId": waiting}))  # as stored before run_ids
+    client.set(cache_key(waiting), json.dumps(pending | {"orderId": waiting}))  # as stored before run_ids
     assert cache.get(waiting) is None
     cache.put(final | {"orderId": waiting})
     assert cache.get(waiting) == final | {"orderId": waiting}

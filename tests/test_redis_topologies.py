@@ -1,0 +1,304 @@
+"""One server, a Redis Cluster and a Sentinel group behind EVENTI_REDIS_URL: the status cache, the
+broadcaster (cache + publish, read by the notifier each topology uses) and the push limit behave the
+same on all three; failovers keep the cache's promise (pending entries of the old master read as
+misses, final ones stay) and the news reaches waiters again."""
+import time
+import uuid
+from signal import SIGKILL
+
+import pytest
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from devstack.processes import RedisCluster, RedisSentinelGroup, redis_cli
+from devstack.wait import eventually
+from eventi import config, redis_topology
+from eventi.errors import TooManyPushes
+from eventi.notify import Hub, Notification, PerRequestNotifier, Signal
+from eventi.notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
+from eventi.notify.wire import channel_for
+from eventi.push_limit import PushLimiter
+from eventi.redis_url import RedisUrlError, parse
+from eventi.services.broadcast import StatusBroadcaster
+from eventi.status_cache import StatusCache, cache_key
+
+TOPOLOGIES = ("standalone", "cluster", "sentinel")
+FIXTURE = {"standalone": "redis_server", "cluster": "redis_cluster", "sentinel": "redis_sentinel"}
+
+
+def body(order_id, status="pending"):
+    return {"orderId": order_id, "paymentStatus": status}
+
+
+def order_ids(n, prefix="o"):
+    return [f"{prefix}{uuid.uuid4().hex[:20]}" for _ in range(n)]
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology(request):
+    return parse(request.getfixturevalue(FIXTURE[request.param]).url)
+
+
+@pytest.fixture
+def commands(topology):
+    client = redis_topology.commands_client(topology)
+    yield client
+    client.close()
+
+
+def notifier_for(topology):
+    """The notifier a runtime builds for the topology, in its per-wait form (hub: see the failover test)."""
+    if topology.kind == "cluster":
+        cluster = redis_topology.lazy_cluster(topology, "wait", socket_timeout=None, health_check_interval=0)
+        return ShardedPerRequestNotifier(cluster, recheck_seconds=0.5)
+    client = redis_topology.subscriber_client(topology, "wait", socket_timeout=None, health_check_interval=0)
+    return PerRequestNotifier(client, recheck_seconds=0.5)
+
+
+def next_notification(waiter, order_id, timeout=15.0):
+    """The waiter's next Notification for the order, past RECHECK/IDLE signals (AssertionError at timeout)."""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        event = waiter.next(remaining)
+        if isinstance(event, Notification):
+            assert event.body["orderId"] == order_id
+            return event
+    raise AssertionError(f"no notification for {order_id}")
+
+
+def test_the_status_cache_keeps_its_rules_on_every_topology(commands):
+    cache = StatusCache(commands, ttl_seconds=300)
+    pending, paid, failed = order_ids(3)
+    cache.put(body(pending))
+    assert cache.get(pending) == body(pending)
+    cache.put(body(paid, "completed"))
+    cache.put(body(paid))  # a late pending never hides a final status
+    cache.put(body(paid, "failed"))  # nor does a late failure hide a payment
+    assert cache.get(paid) == body(paid, "completed")
+    cache.put(body(failed, "failed"))
+    assert cache.get(failed) == body(failed, "failed")
+    assert commands.ttl(cache_key(pending)) > 0
+
+
+def test_the_broadcaster_caches_and_publishes_to_waiters_on_every_topology(topology, commands):
+    cache = StatusCache(commands, ttl_seconds=300)
+    broadcaster = StatusBroadcaster(commands, cache, sharded=topology.sharded)
+    notifier = notifier_for(topology)
+    ids = order_ids(6)  # orders on different slots (on a cluster: different nodes) in one pipeline
+    for order_id in ids:
+        broadcaster.remember(body(order_id))
+    finals = {order_id: body(order_id, "failed" if i % 2 else "completed") for i, order_id in enumerate(ids)}
+    with notifier.waiter(ids[0]) as first, notifier.waiter(ids[1]) as second:
+        broadcaster._send(list(finals.values()))  # one pipeline: scripts and (S)PUBLISH for every order
+        assert next_notification(first, ids[0]).body == finals[ids[0]]
+        assert next_notification(second, ids[1]).body == finals[ids[1]]
+    assert broadcaster.backlog == set()
+    for order_id, final in finals.items():
+        assert cache.get(order_id) == final
+
+
+def test_the_push_limit_counts_on_every_topology(commands):
+    limiter = PushLimiter(commands, limit=2, window_seconds=60)
+    phone = "2547" + uuid.uuid4().int.__str__()[:8]
+    with limiter.reserve(phone) as first:
+        first.sent()
+    with limiter.reserve(phone):
+        pass  # not sent: given back
+    with limiter.reserve(phone) as second:
+        second.sent()
+    with pytest.raises(TooManyPushes):
+        limiter.reserve(phone)
+
+
+def test_a_cluster_order_keeps_its_cache_key_and_channel_on_one_slot(redis_cluster):
+    cluster = redis_topology.cluster_client(parse(redis_cluster.url), "test")
+    for order_id in order_ids(20):
+        assert cluster.keyslot(cache_key(order_id)) == cluster.keyslot(channel_for(order_id))
+    cluster.close()
+
+
+@pytest.mark.parametrize("url", [
+    "redis+cluster://a:7000,b:7001/", "redis+cluster://a:7000", "rediss+cluster://u:p@a:7000,[::1]:7001/",
+    "redis+sentinel://s1:26379,s2:26380/mymaster/2", "redis+sentinel://s1/mymaster", "unix:///tmp/redis.sock",
+])
+def test_cluster_and_sentinel_urls_are_accepted(tmp_path, url):
+    settings = config.load(environ={"EVENTI_VAR_DIR": str(tmp_path), "EVENTI_REDIS_URL": url})
+    assert settings.redis_url == url
+
+
+def test_what_a_url_names():
+    sentinel = parse("rediss+sentinel://:secret@s1:26379,s2/mymaster/3")
+    assert (sentinel.kind, sentinel.nodes, sentinel.master_name, sentinel.db, sentinel.tls, sentinel.password) == (
+        "sentinel", (("s1", 26379), ("s2", 26379)), "mymaster", 3, True, "secret")
+    cluster = parse("redis+cluster://a:7000,b:7001/")
+    assert (cluster.kind, cluster.nodes, cluster.sharded) == ("cluster", (("a", 7000), ("b", 7001)), True)
+    assert parse("redis://h:6379/0").kind == "standalone"
+
+
+@pytest.mark.parametrize("url", [
+    "redis+cluster://a:7000/3", "redis+cluster://a:7000,,b:1/", "redis+cluster://a:99999/",
+    "redis+sentinel://s1:26379/", "redis+sentinel://s1:26379/mymaster/zero", "redis+sentinel://s1/m/0?x=1",
+    "redis+cluster:///", "http://a:6379",
+])
+def test_a_malformed_url_is_one_line_naming_the_setting(tmp_path, url):
+    with pytest.raises(RedisUrlError):
+        parse(url)
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(environ={"EVENTI_VAR_DIR": str(tmp_path), "EVENTI_REDIS_URL": url})
+    assert str(raised.value).startswith("EVENTI_REDIS_URL ") and "\n" not in str(raised.value)
+
+
+class OldCluster:
+    def info(self, section, target_nodes=None):
+        return {"127.0.0.1:7000": {"redis_version": "7.2.4"}, "127.0.0.1:7001": {"redis_version": "6.2.14"}}
+
+
+def test_a_cluster_node_older_than_redis_7_is_refused_in_one_line():
+    with pytest.raises(redis_topology.RedisVersionError) as raised:
+        redis_topology.check_server(redis_topology.LazyRedisCluster(OldCluster))  # type: ignore[arg-type]
+    assert "127.0.0.1:7001 runs Redis 6.2.14" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_cluster_client_is_built_on_first_use_so_a_worker_starts_while_redis_is_down():
+    client = redis_topology.commands_client("redis+cluster://127.0.0.1:1/")  # nothing listens there
+    cache = StatusCache(client, ttl_seconds=300)
+    with pytest.raises(RedisError):
+        cache.get("o1")
+    redis_topology.check_server(client)  # unreachable: not refused, the service keeps retrying
+
+
+def test_the_cluster_subscriber_holds_one_connection_per_node_and_reads_them_all(redis_cluster):
+    cluster = redis_topology.cluster_client(parse(redis_cluster.url), "test", socket_timeout=None)
+    subscriber = ShardedSubscriber(cluster)
+    ids = order_ids(12)
+    try:
+        for order_id in ids:
+            subscriber.subscribe(order_id)
+        confirmed = set()
+        eventually(lambda: (e := subscriber.get_message(1.0)) is not None and confirmed.add(e.order_id)
+                   or confirmed == set(ids), what="every SSUBSCRIBE confirmed")
+        assert len(subscriber._pubsub.node_pubsub_mapping) == 3  # one connection per master, not per order
+        assert subscriber.order_ids == set(ids)
+        for order_id in ids:
+            cluster.spublish(channel_for(order_id), order_id)
+        received = set()
+        eventually(lambda: (e := subscriber.get_message(1.0)) is not None and e.kind == "message"
+                   and received.add(e.order_id) or received == set(ids), what="every message")
+        subscriber.unsubscribe(ids[0])
+        eventually(lambda: (e := subscriber.get_message(1.0)) is not None and e.kind == "unsubscribed",
+                   what="the SUNSUBSCRIBE confirmed")
+        assert subscriber.order_ids == set(ids[1:])
+    finally:
+        subscriber.close()
+        cluster.close()
+
+
+def test_a_sentinel_failover_moves_commands_and_the_hub_to_the_new_master(tmp_path):
+    with RedisSentinelGroup(tmp_path / "sentinel") as group:
+        topology = parse(group.url)
+        commands = redis_topology.commands_client(topology)
+        cache = StatusCache(commands, ttl_seconds=300)
+        broadcaster = StatusBroadcaster(commands, cache)
+        hub = Hub(redis_topology.subscriber_client(topology, "hub", socket_timeout=None, health_check_interval=0,
+                                                   retry=Retry(NoBackoff(), 0)), recheck_seconds=0.5)
+        try:
+            assert hub.start(timeout=10)
+            paid, = order_ids(1)
+            cache.put(body(paid, "completed"))
+            old = group.master
+            eventually(lambda: "connected_slaves:1" in redis_cli(old.port, "INFO", "replication")
+                       and redis_cli(group.replicas[0].port, "GET", cache_key(paid)).strip(), what="replicated")
+            old.process.stop(signum=SIGKILL)
+            eventually(lambda: group.master_port() not in (None, old.port), what="the sentinels' new master")
+
+            def commands_reach_the_new_master():
+                try:
+                    return commands.set("probe", "1") and True
+                except RedisError:
+                    return False
+
+            eventually(commands_reach_the_new_master, what="commands on the new master")
+            assert cache.get(paid) == body(paid, "completed")  # replicated, final: still true
+            eventually(lambda: hub.connected, what="the hub subscribed on the new master")
+            waiting, = order_ids(1)
+            with hub.waiter(waiting) as waiter:
+                broadcaster.announce(body(waiting, "completed"))
+                assert next_notification(waiter, waiting).body == body(waiting, "completed")
+        finally:
+            hub.stop()
+            broadcaster.close()
+            commands.close()
+
+
+def test_a_cluster_failover_turns_the_old_masters_pending_entries_into_misses(tmp_path):
+    with RedisCluster(tmp_path / "cluster") as stack:
+        topology = parse(stack.url)
+        commands = redis_topology.commands_client(topology)
+        cache = StatusCache(commands, ttl_seconds=300)
+        broadcaster = StatusBroadcaster(commands, cache, sharded=True)
+        notifier = ShardedPerRequestNotifier(
+            redis_topology.lazy_cluster(topology, "wait", socket_timeout=None, health_check_interval=0), 0.5)
+        cluster = redis_topology.cluster_client(topology, "test")
+        try:
+            # Two orders on one master: one pending, one paid.
+            master = cluster.get_node_from_key(cache_key("x"))
+            on_master = [o for o in order_ids(200) if cluster.get_node_from_key(cache_key(o)).name == master.name]
+            pending, paid, waiting = on_master[:3]
+            cache.put(body(pending))
+            cache.put(body(paid, "completed"))
+            assert cache.get(pending) == body(pending)
+            replica = next(p for p, role in stack.roles().items() if role == "slave"
+                           and master.name.endswith(f":{p}") is False
+                           and redis_cli(p, "INFO", "replication").find(f"master_port:{master.port}") >= 0)
+            old_run = redis_cli(master.port, "INFO", "server").split("run_id:")[1].split()[0]
+            with notifier.waiter(waiting) as waiter:
+                redis_cli(replica, "CLUSTER", "FAILOVER")  # asynchronous: wait for the roles to swap
+                eventually(lambda: stack.roles().get(replica) == "master"
+                           and stack.roles().get(master.port) == "slave", what="the replica promoted")
+                stack.wait_ok()
+                new_run = redis_cli(replica, "INFO", "server").split("run_id:")[1].split()[0]
+                assert new_run != old_run
+                assert redis_cli(replica, "GET", cache_key(pending)).startswith(old_run)  # the entry came along
+                assert cache.get(pending) is None  # stamped by the old master's process: a miss
+                assert cache.get(paid) == body(paid, "completed")  # final entries stay true
+                cache.put(body(pending))  # what the reader does after the miss: re-cache from the store
+                assert cache.get(pending) == body(pending)
+                # The wait's subscription follows the slot to its new master (Redis dropped the old one).
+                broadcaster.announce(body(waiting, "completed"))
+                note = next_sharded_notification(waiter, waiting, broadcaster)
+                assert note.body == body(waiting, "completed")
+        finally:
+            broadcaster.close()
+            cluster.close()
+            commands.close()
+
+
+def next_sharded_notification(waiter, order_id, broadcaster, timeout=30.0):
+    """After a failover the waiter may first renew its subscription (RECHECK): announce again until it hears."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = waiter.next(2.0)
+        if isinstance(event, Notification):
+            return event
+        if event is Signal.RECHECK:  # what a wait does then: re-read; here the news is sent again
+            broadcaster.announce(body(order_id, "completed"))
+    raise AssertionError(f"no notification for {order_id}")
+
+
+@pytest.mark.parametrize("kind", TOPOLOGIES)
+def test_a_held_wait_is_answered_by_the_callback_on_every_topology(request, make_app, kind):
+    import gevent
+
+    from eventi.web.common import current_runtime
+    from tests.support.api import create_order, post_callback
+
+    app = make_app(REDIS_URL=request.getfixturevalue(FIXTURE[kind]).url)
+    client, runtime = app.test_client(), current_runtime(app)
+    assert runtime.broadcaster._sharded is (kind == "cluster")
+    order_id, token = create_order(client)
+    waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
+    assert post_callback(client, runtime, order_id, "success").json == {"received": True}
+    body = waiting.get(timeout=30).json
+    assert (body["paymentStatus"], body["final"]) == ("completed", True)
+    assert runtime.cache.get(order_id)["paymentStatus"] == "completed"
