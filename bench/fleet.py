@@ -115,12 +115,31 @@ def model(meds, hosts=HOSTS):
         my = statistics.mean(y for _, y in pts)
         den = sum((x - mx) ** 2 for x, _ in pts)
         slope = sum((x - mx) * (y - my) for x, y in pts) / den / 1000 if den else 0.0
+    # The second estimate: server CPU per callback against workers over the K runs (each message arriving
+    # alone at 200/s, and 2-6 workers sharing 2 cores): its slope is the whole cost of one more worker.
+    cb = sorted((m["workers"], m["server_net_ms_per_callback"]) for (r, _), m in meds.items() if r == "standalone")
+    fit = _fit(cb)
     rows = []
     for h in hosts:
         w = h * WORKERS_PER_HOST
-        rows.append({"hosts": h, "workers": w, "broadcast_ms": own + (w - 1) * f, "per_order_ms": own,
-                     "broadcast_redis_extra_ms": max(slope, 0.0) * (w - 1)})
-    return {"own_ms": own, "fanout_ms_per_worker": f, "redis_ms_per_receiver": slope, "rows": rows}
+        row = {"hosts": h, "workers": w, "broadcast_ms": own + (w - 1) * f, "per_order_ms": own,
+               "broadcast_redis_extra_ms": max(slope, 0.0) * (w - 1)}
+        if fit:
+            row["broadcast_fit_ms"] = fit[0] + fit[1] * w
+            row["per_order_fit_ms"] = fit[0] + fit[1]
+        rows.append(row)
+    return {"own_ms": own, "fanout_ms_per_worker": f, "redis_ms_per_receiver": slope, "rows": rows,
+            "fit": {"intercept_ms": fit[0], "ms_per_worker": fit[1]} if fit else None}
+
+
+def _fit(points):
+    """(intercept, slope) of a least-squares line through (x, y) points; None with fewer than 2 xs."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    mx = statistics.mean(x for x, _ in points)
+    my = statistics.mean(y for _, y in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - slope * mx, slope
 
 
 def table(rows, title):
@@ -210,12 +229,16 @@ def print_all(runs, command):
         print(f"\n### model: one callback's CPU over the fleet ({WORKERS_PER_HOST} workers per host)\n")
         print(f"own path {m['own_ms']:.2f} ms, fan-out {1000 * m['fanout_ms_per_worker']:.0f} µs per worker per message, "
               f"Redis {1000 * m['redis_ms_per_receiver']:.1f} µs per receiving connection\n")
+        if m["fit"]:
+            print(f"fit over K: {m['fit']['intercept_ms']:.2f} ms + {m['fit']['ms_per_worker']:.3f} ms per worker\n")
         print("| hosts | workers | broadcast (every worker receives) | per-order subscriptions | broadcast / per-order "
-              "| Redis extra, broadcast |")
-        print("|---|---|---|---|---|---|")
+              "| Redis extra, broadcast | broadcast, fit over K | per-order, fit over K |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in m["rows"]:
+            fits = (f"{r['broadcast_fit_ms']:.1f} ms | {r['per_order_fit_ms']:.2f} ms" if "broadcast_fit_ms" in r
+                    else "– | –")
             print(f"| {r['hosts']} | {r['workers']} | {r['broadcast_ms']:.1f} ms | {r['per_order_ms']:.2f} ms | "
-                  f"{r['broadcast_ms'] / r['per_order_ms']:.0f}x | {r['broadcast_redis_extra_ms']:.2f} ms |")
+                  f"{r['broadcast_ms'] / r['per_order_ms']:.1f}x | {r['broadcast_redis_extra_ms']:.2f} ms | {fits} |")
 
 
 if __name__ == "__main__":
