@@ -13,6 +13,8 @@ POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/postgres) /usr/lib/
 N ?= 10000
 RATE ?= 200
 BURST ?= 1000
+INSTANCES ?= 1
+REDIS ?= standalone
 BENCH_ARGS ?=
 
 .PHONY: help run test lint bench e2e deps deps-run lock venv clean
@@ -30,8 +32,8 @@ lint: $(VENV)/.test  ## static checks, no servers: ruff over every Python folder
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-bench: deps  ## N orders created through the API, N held waits, RATE callbacks/s then a BURST; hub vs per-request vs short polling (N=, RATE=, BURST=, BENCH_ARGS=); docs/benchmarks.md
-	$(PY) -m bench --n $(N) --rate $(RATE) --burst $(BURST) $(BENCH_ARGS)
+bench: deps  ## N orders created through the API, N held waits, RATE callbacks/s then a BURST; hub vs per-request vs short polling (N=, RATE=, BURST=, INSTANCES= behind nginx, REDIS=standalone|cluster, BENCH_ARGS=); docs/benchmarks.md
+	$(PY) -m bench --n $(N) --rate $(RATE) --burst $(BURST) --instances $(INSTANCES) --redis $(REDIS) $(if $(filter 1,$(INSTANCES)),,--nginx) $(BENCH_ARGS)
 
 e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
 	./scripts/run-payment-test.sh

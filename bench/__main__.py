@@ -33,6 +33,14 @@ def main(argv=None):
     p.add_argument("--loadgens", type=int, default=4, help="load generator processes")
     p.add_argument("--instances", type=int, default=1, help="gunicorn instances (ports) behind one Redis and store")
     p.add_argument("--workers", type=int, default=2, help="gevent workers per gunicorn instance")
+    p.add_argument("--redis", choices=("standalone", "cluster"), default="standalone",
+                   help="one redis-server, or devstack's Redis Cluster (3 masters + 3 replicas; a cluster runtime "
+                        "uses its per-wait SSUBSCRIBE notifier whatever the design's EVENTI_NOTIFIER)")
+    p.add_argument("--nginx", action="store_true",
+                   help="the waits go through docker/nginx.conf, its upstream listing the instances; callbacks go "
+                        "to the instances, half of them (with 2 or more) to one that does not hold the wait")
+    p.add_argument("--no-publish-phases", action="store_true",
+                   help="skip the notifier-path phases (publishes without a callback)")
     p.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated: " + ", ".join(DESIGNS))
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md's latest-run section")
     p.add_argument("--report", metavar="RESULTS_JSON", help="only print the table of an earlier results file "
@@ -59,7 +67,8 @@ def main(argv=None):
     cfg = Config(n=a.n, rate=a.rate, callback_concurrency=a.callback_concurrency, burst=a.burst,
                  steady_seconds=a.steady_seconds, idle_seconds=a.idle, loadgens=a.loadgens, fanout=a.fanout,
                  create_clients=a.create_clients, seed=a.seed, profile_dir=a.profile, instances=a.instances,
-                 workers=a.workers, designs=designs)
+                 workers=a.workers, designs=designs, redis=a.redis, nginx=a.nginx,
+                 publish_phases=not a.no_publish_phases)
     results = run_all(cfg)
     command = "python -m bench " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     path = report.write_results(results, command)

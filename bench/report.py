@@ -3,6 +3,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -166,11 +167,24 @@ def table(designs, markdown=False):
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *[fmt(r) for r in body]])
 
 
-def write_results(results, command):
+def git_commit():
+    """{"commit", "dirty"} of the checkout the benchmark runs from (what the servers run)."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=str(ROOT), capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD") or None, "branch": git("rev-parse", "--abbrev-ref", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def write_results(results, command, prefix=""):
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = ROOT / "bench" / "results" / f"{stamp}.json"
+    path = ROOT / "bench" / "results" / f"{prefix}{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**results, "command": command, "machine": machine(), "finished": stamp}, indent=1))
+    path.write_text(json.dumps({**results, "command": command, "machine": machine(), "git": git_commit(),
+                                "finished": stamp}, indent=1))
     return path
 
 

@@ -53,6 +53,9 @@ class Config:
     loadgens: int = 4
     instances: int = 1
     workers: int = 2
+    redis: str = "standalone"  # or "cluster": devstack's RedisCluster, 3 masters + 3 replicas
+    nginx: bool = False  # the waits go through docker/nginx.conf, its upstream listing the instances
+    publish_phases: bool = True  # the notifier-path phases (publish without a callback) before the callbacks
     wait_timeout: int = 120
     poll_interval: float = 3.0
     settle_seconds: float = 3.5
@@ -89,9 +92,9 @@ def seed_orders(stack, n):
                      "createdAt": now, "updatedAt": now} for _ in range(min(1000, n - start))]
             coll.insert_many(docs)
             pipe = r.pipeline(transaction=False)
-            cache = StatusCache(pipe, STATUS_CACHE_TTL)
+            cache = StatusCache(r, STATUS_CACHE_TTL)
             for doc in docs:
-                cache.put(status_body(doc))
+                cache.put(status_body(doc), via=pipe)
             pipe.execute()
             orders.extend((str(d["_id"]), tokens.status_token(str(d["_id"]))) for d in docs)
     finally:
@@ -155,7 +158,7 @@ class LoadGens:
         count = max(1, min(cfg.loadgens, len(orders)))
         for i in range(count):
             out = os.path.join(tmp, f"loadgen-{i}.json")
-            spec = {"mode": mode, "ports": stack.ports, "orders": orders[i::count], "source_ip": f"127.0.0.{2 + i}",
+            spec = {"mode": mode, "ports": stack.front_ports, "orders": orders[i::count], "source_ip": f"127.0.0.{2 + i}",
                     "wait_timeout": cfg.wait_timeout, "poll_interval": cfg.poll_interval, "io_timeout": None,
                     "out": out}
             spec_path = os.path.join(tmp, f"loadgen-{i}.spec.json")
@@ -215,26 +218,28 @@ def final_body(order_id):
             "mpesaReceipt": "SAE3YULR0Y"}
 
 
-def publish(r, order_ids, starts):
-    """Cache and PUBLISH final bodies in one round trip, as StatusBroadcaster.announce does after the store."""
+def publish(r, order_ids, starts, sharded=False):
+    """Cache and PUBLISH final bodies in one round trip, as StatusBroadcaster.announce does after the store
+    (SPUBLISH on a cluster, one round trip per node)."""
     pipe = r.pipeline(transaction=False)
+    cache = StatusCache(r, STATUS_CACHE_TTL)
     for order_id in order_ids:
         body = final_body(order_id)
-        StatusCache(pipe, STATUS_CACHE_TTL).put(body)
-        pipe.publish(channel_for(order_id), encode_message(body))
+        cache.put(body, via=pipe)
+        (pipe.spublish if sharded else pipe.publish)(channel_for(order_id), encode_message(body))
     now = time.time()
     for order_id in order_ids:
         starts[order_id] = now
     pipe.execute()
 
 
-def publish_steady(r, order_ids, rate, starts):
+def publish_steady(r, order_ids, rate, starts, sharded=False):
     t0 = time.monotonic()
     for i, order_id in enumerate(order_ids):
         delay = t0 + i / rate - time.monotonic()
         if delay > 0:
             gevent.sleep(delay)
-        publish(r, [order_id], starts)
+        publish(r, [order_id], starts, sharded)
 
 
 def post_callback(port, order_id, kind, tokens, starts, posts):
@@ -254,9 +259,10 @@ def post_callback(port, order_id, kind, tokens, starts, posts):
     posts[order_id] = {"status": status, "seconds": time.time() - t, "error": None if status == 200 else answer[:120].decode()}
 
 
-def callbacks(stack, order_ids, kinds, rate, starts, posts, concurrency=0):
+def callbacks(stack, order_ids, kinds, rate, starts, posts, concurrency=0, port_for=None):
     """POST callbacks on a schedule of `rate` per second (all at once when rate is None), with at most
-    `concurrency` in flight like a sender's pool of delivery workers (0: open loop, no limit)."""
+    `concurrency` in flight like a sender's pool of delivery workers (0: open loop, no limit).
+    port_for(i, order_id) picks the instance; by default they alternate over the instances."""
     tokens = OrderTokens(SECRET)
     gate = BoundedSemaphore(concurrency) if concurrency else None
     t0 = time.monotonic()
@@ -273,25 +279,48 @@ def callbacks(stack, order_ids, kinds, rate, starts, posts, concurrency=0):
             delay = t0 + i / rate - time.monotonic()
             if delay > 0:
                 gevent.sleep(delay)
-        port = stack.ports[i % len(stack.ports)]
+        port = port_for(i, order_id) if port_for else stack.ports[i % len(stack.ports)]
         greenlets.append(gevent.spawn(deliver, port, order_id))
     gevent.joinall(greenlets)
     return time.monotonic() - t0
 
 
 # --- one design --------------------------------------------------------------------------
+def cross_instance_ports(stack, holders):
+    """port_for for callbacks(): the even-numbered callbacks go to the instance holding the order's
+    wait, the odd-numbered ones to the next instance, which does not hold it (with one instance, all
+    go to it)."""
+    def port_for(i, order_id):
+        k = len(stack.ports)
+        holder = holders.get(order_id, i % k)
+        return stack.ports[holder if i % 2 == 0 else (holder + 1) % k]
+
+    return port_for
+
+
+def effective_notifier(notifier, redis_topology):
+    """What a worker runs: on a cluster eventi/runtime.py picks the per-wait SSUBSCRIBE notifier
+    whatever EVENTI_NOTIFIER says (until the per-order hub lands)."""
+    return "sharded-per-wait" if redis_topology == "cluster" else notifier
+
+
 def run_design(name, cfg):
     notifier, mode = DESIGNS[name]
     tmp = tempfile.mkdtemp(prefix=f"eventi-bench-{name}-", dir=cfg.workdir or None)
     stack = Stack(Path(tmp) / "stack", notifier=notifier, instances=cfg.instances, workers=cfg.workers,
-                  log_level=cfg.log_level)
+                  log_level=cfg.log_level, redis_topology=cfg.redis, nginx=cfg.nginx, waits=cfg.n)
     res = {"design": name, "notifier": notifier, "client": mode, "n": cfg.n, "instances": cfg.instances,
-           "rate": cfg.rate, "callback_concurrency": cfg.callback_concurrency}
+           "workers_per_instance": cfg.workers, "redis": cfg.redis, "nginx": cfg.nginx,
+           "notifier_effective": effective_notifier(notifier, cfg.redis),
+           "rate": cfg.rate, "callback_concurrency": cfg.callback_concurrency, "loadavg_start": os.getloadavg()}
     own_cpu0 = _own_cpu()
     gens = None
-    say(cfg, f"[{name}] starting redis-server, PostgreSQL + FerretDB and {cfg.instances} gunicorn x {cfg.workers} gevent workers")
+    say(cfg, f"[{name}] starting {'a Redis Cluster (3 masters + 3 replicas)' if cfg.redis == 'cluster' else 'redis-server'}, "
+             f"PostgreSQL + FerretDB and {cfg.instances} gunicorn x {cfg.workers} gevent workers"
+             f"{' behind nginx (docker/nginx.conf)' if cfg.nginx else ''}")
     try:
         stack.start()
+        res["nginx_workers"] = stack.nginx_workers
         orders = make_orders(name, cfg, stack, res)
         res["rss_before"] = stack.rss_bytes()
         res["redis_clients_before"], _ = stack.redis_clients()
@@ -325,19 +354,23 @@ def run_design(name, cfg):
         res["rss_after_idle"] = stack.rss_bytes()
 
         if cfg.fanout:
-            # Fan-out cost: messages for orders nobody waits for. The hub subscribes per held order, so no
-            # worker receives them (before issue 20 it PSUBSCRIBEd every order's channel and every worker did).
+            # Fan-out cost: messages for orders nobody waits for, i.e. the CPU of workers that do not hold the
+            # wait, per message. The hub subscribes per held order, so no worker receives them (before issue 20
+            # it PSUBSCRIBEd every order's channel and every worker of every instance did, and dropped them).
             r0 = stack.redis()
-            cpu0, rcpu0 = stack.cpu_seconds(), stack.redis_cpu_seconds()
+            send = r0.spublish if stack.sharded else r0.publish
+            cpu0, rcpu0, wcpu0 = stack.cpu_seconds(), stack.redis_cpu_seconds(), stack.worker_cpu()
             t0 = time.monotonic()
             for i in range(cfg.fanout):
                 delay = t0 + i / 1000 - time.monotonic()
                 if delay > 0:
                     gevent.sleep(delay)
-                r0.publish(channel_for(str(ObjectId())), encode_message(final_body("0" * 24)))
+                send(channel_for(str(ObjectId())), encode_message(final_body("0" * 24)))
             gevent.sleep(1.0)
             r0.close()
+            wcpu1 = stack.worker_cpu()
             res["fanout"] = {"messages": cfg.fanout, "server_cpu": stack.cpu_seconds() - cpu0,
+                             "worker_cpu": sum(wcpu1[p] - wcpu0.get(p, 0.0) for p in wcpu1),
                              "redis_cpu": stack.redis_cpu_seconds() - rcpu0, "workers": len(stack.worker_pids()),
                              "seconds": time.monotonic() - t0}
             say(cfg, f"[{name}] fan-out: {cfg.fanout} unwatched messages cost the server "
@@ -347,8 +380,9 @@ def run_design(name, cfg):
         ids = [oid for oid, _ in orders]
         steady_n = int(min(cfg.rate * cfg.steady_seconds, len(ids) // 4))
         burst_n = min(cfg.burst, len(ids) // 4)
+        publish_n = (steady_n, burst_n) if cfg.publish_phases else (0, 0)
         slices, at = {}, 0
-        for phase, count in (("publish_steady", steady_n), ("publish_burst", burst_n),
+        for phase, count in (("publish_steady", publish_n[0]), ("publish_burst", publish_n[1]),
                              ("callback_steady", steady_n), ("callback_burst", burst_n)):
             slices[phase] = ids[at:at + count]
             at += count
@@ -358,30 +392,47 @@ def run_design(name, cfg):
         r = stack.redis()
         cpu_phases0 = stack.cpu_seconds()
 
-        say(cfg, f"[{name}] notifier path: {steady_n} publishes at {cfg.rate:.0f}/s")
-        t = time.monotonic()
-        publish_steady(r, slices["publish_steady"], cfg.rate, starts)
-        phase_info["publish_steady"] = {"send_seconds": time.monotonic() - t}
-        gevent.sleep(cfg.settle_seconds)
-        say(cfg, f"[{name}] notifier path: burst of {burst_n} publishes")
-        t = time.monotonic()
-        publish(r, slices["publish_burst"], starts)
-        phase_info["publish_burst"] = {"send_seconds": time.monotonic() - t}
-        gevent.sleep(cfg.settle_seconds)
+        if cfg.publish_phases:
+            say(cfg, f"[{name}] notifier path: {steady_n} publishes at {cfg.rate:.0f}/s")
+            t = time.monotonic()
+            publish_steady(r, slices["publish_steady"], cfg.rate, starts, stack.sharded)
+            phase_info["publish_steady"] = {"send_seconds": time.monotonic() - t}
+            gevent.sleep(cfg.settle_seconds)
+            say(cfg, f"[{name}] notifier path: burst of {burst_n} publishes")
+            t = time.monotonic()
+            publish(r, slices["publish_burst"], starts, stack.sharded)
+            phase_info["publish_burst"] = {"send_seconds": time.monotonic() - t}
+            gevent.sleep(cfg.settle_seconds)
+        # Which instance holds each wait (the gunicorn logs say), so half the callbacks can be sent
+        # to one that does not.
+        holders = stack.holders() if len(stack.ports) > 1 else {}
+        port_for = cross_instance_ports(stack, holders) if len(stack.ports) > 1 else None
+        cb_ids = slices["callback_steady"] + slices["callback_burst"]
+        if port_for:
+            res["callbacks_elsewhere"] = sum(1 for p in ("callback_steady", "callback_burst")
+                                             for i, oid in enumerate(slices[p])
+                                             if oid in holders and port_for(i, oid) != stack.ports[holders[oid]])
+            res["callbacks_holder_known"] = sum(1 for oid in cb_ids if oid in holders)
+        res["waits_per_instance"] = [sum(1 for h in holders.values() if h == i) for i in range(len(stack.ports))] \
+            if holders else [len(ids)]
         profiler = Profiler(stack.worker_pids(), cfg.profile_dir, name) if cfg.profile_dir else None
-        cb_cpu0 = stack.cpu()
+        cb_cpu0, cb_t0 = stack.cpu(), time.monotonic()
         say(cfg, f"[{name}] callbacks: {steady_n} at {cfg.rate:.0f}/s through POST /api/payhero/callback "
                  f"({cfg.callback_concurrency or 'no'} limit in flight)")
-        secs = callbacks(stack, slices["callback_steady"], kinds, cfg.rate, starts, posts, cfg.callback_concurrency)
+        secs = callbacks(stack, slices["callback_steady"], kinds, cfg.rate, starts, posts, cfg.callback_concurrency,
+                         port_for)
         phase_info["callback_steady"] = {"send_seconds": secs}
         say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
         gevent.sleep(cfg.settle_seconds)
-        say(cfg, f"[{name}] callbacks: burst of {burst_n} ({cfg.callback_concurrency or 'no'} limit in flight)")
-        secs = callbacks(stack, slices["callback_burst"], kinds, None, starts, posts, cfg.callback_concurrency)
-        phase_info["callback_burst"] = {"send_seconds": secs}
-        say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
-        gevent.sleep(cfg.settle_seconds)
+        if burst_n:
+            say(cfg, f"[{name}] callbacks: burst of {burst_n} ({cfg.callback_concurrency or 'no'} limit in flight)")
+            secs = callbacks(stack, slices["callback_burst"], kinds, None, starts, posts, cfg.callback_concurrency,
+                             port_for)
+            phase_info["callback_burst"] = {"send_seconds": secs}
+            say(cfg, f"[{name}]   last callback answered after {secs:.1f}s")
+            gevent.sleep(cfg.settle_seconds)
         res["callback_cpu"] = cpu_delta(cb_cpu0, stack.cpu())
+        res["callback_phase_seconds"] = time.monotonic() - cb_t0
         res["callbacks_sent"] = steady_n + burst_n
         if profiler:
             res["profile"] = profiler.stop()
@@ -392,7 +443,7 @@ def run_design(name, cfg):
         drain = slices["drain"] + failed
         say(cfg, f"[{name}] draining the other {len(slices['drain'])} clients and {len(failed)} whose callback failed")
         for start in range(0, len(drain), 1000):
-            publish(r, drain[start:start + 1000], {})
+            publish(r, drain[start:start + 1000], {}, stack.sharded)
         r.close()
 
         lg_cpu, clients = gens.finish(timeout=cfg.wait_timeout + 60)
@@ -410,6 +461,7 @@ def run_design(name, cfg):
         res["requests_per_payment"] = sum(reqs) / len(reqs) if reqs else None
         res["requests_per_payment_max"] = max(reqs) if reqs else None
         res["worker_pids"] = stack.worker_pids()
+        res["loadavg_end"] = os.getloadavg()
     finally:
         say(cfg, f"[{name}] stopping the stack")
         if gens is not None:

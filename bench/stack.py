@@ -1,6 +1,8 @@
 """The stack as production runs it: redis-server, FerretDB over PostgreSQL, gunicorn from gunicorn.conf.py,
 and the PayHero simulator that takes the orders' STK pushes (devstack's processes, logging to files)."""
+import math
 import os
+import re
 import resource
 import shutil
 import signal
@@ -8,13 +10,20 @@ import subprocess
 from pathlib import Path
 
 import redis
+from redis.cluster import ClusterNode
+from redis.cluster import RedisCluster as ClusterClient
 
-from devstack.processes import ROOT, FerretDB, Gunicorn, Postgres, RedisServer, child_env
+from devstack.nginx import Nginx
+from devstack.processes import ROOT, FerretDB, Gunicorn, Postgres, RedisCluster, RedisServer, child_env
 from devstack.simulator import PayHeroSimulator
 
 SECRET = "bench-secret-" + "b" * 40
 PAYHERO_TOKEN = "YmVuY2g6c2ltdWxhdG9y"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REDIS_TOPOLOGIES = ("standalone", "cluster")
+NGINX_CONNECTIONS_PER_WORKER = 8000
+"""Below docker/nginx.conf's worker_connections (9000): a held wait is two nginx connections."""
+WAIT_STARTED = re.compile(r"Long polling started orderId=([0-9a-f]{24})")
 
 
 def raise_open_files():
@@ -29,21 +38,38 @@ class Stack:
     """Fresh Redis + FerretDB data and a PayHero simulator, then `instances` gunicorn masters with
     `workers` gevent workers each, pushing every order to the simulator."""
 
-    def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO"):
+    def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO", redis_topology="standalone",
+                 nginx=False, waits=0):
+        if redis_topology not in REDIS_TOPOLOGIES:
+            raise ValueError(f"redis_topology must be one of {REDIS_TOPOLOGIES}")
         self.dir = Path(workdir)
         self.notifier, self.instances, self.workers, self.log_level = notifier, instances, workers, log_level
-        self.redis_server = self.postgres = self.ferretdb = self.simulator = None
+        self.redis_topology, self.with_nginx, self.waits = redis_topology, nginx, waits
+        self.redis_server = self.redis_cluster = self.postgres = self.ferretdb = self.simulator = self.nginx = None
         self.redis_url = self.mongo_uri = None
+        self.nginx_workers = None
         self.gunicorns = []
-        self.ports = []
+        self.ports = []  # the gunicorn instances' own ports (callbacks, /metrics, order creation)
+        self.front_ports = []  # where the shoppers' waits go: nginx's port, or the instances' ports
+
+    @property
+    def sharded(self):
+        """A cluster: status messages go by SPUBLISH."""
+        return self.redis_topology == "cluster"
 
     def start(self):
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
-        # Room for one pub/sub connection per wait in per-request mode (FD limit 20,000 per process).
-        self.redis_server = RedisServer(self.dir / "redis", maxclients=19000, extra_args=("--tcp-backlog", "4096"),
-                                        log_path=self.dir / "redis.log").start()
-        self.redis_url = self.redis_server.url
+        if self.redis_topology == "cluster":
+            # devstack's cluster: 3 masters + 3 replicas. A cluster runtime SSUBSCRIBEs per wait (one
+            # connection per held wait, spread over the 3 masters by slot).
+            self.redis_cluster = RedisCluster(self.dir / "redis-cluster").start()
+            self.redis_url = self.redis_cluster.url
+        else:
+            # Room for one pub/sub connection per wait in per-request mode (FD limit 20,000 per process).
+            self.redis_server = RedisServer(self.dir / "redis", maxclients=19000, extra_args=("--tcp-backlog", "4096"),
+                                            log_path=self.dir / "redis.log").start()
+            self.redis_url = self.redis_server.url
         # PostgreSQL with its default (durable) settings, as production would run it.
         self.postgres = Postgres(options=()).start()
         self.ferretdb = FerretDB(self.postgres, database="eventi", state_dir=self.dir / "ferretdb", log_level="warn",
@@ -66,6 +92,18 @@ class Stack:
                          log_path=self.dir / f"gunicorn-{i}.log").start()
             self.gunicorns.append(g)
             self.ports.append(g.port)
+        self.front_ports = list(self.ports)
+        if self.with_nginx:
+            # docker/nginx.conf, its upstream listing the instances. Its 2 x 9,000 worker_connections
+            # (worker_processes auto on 2 cores) hold ~8,000 waits; more waits get more nginx workers,
+            # spread by SO_REUSEPORT (each worker: 20,000 open files, worker_connections 9,000).
+            needed = math.ceil((2 * self.waits + 1000) / NGINX_CONNECTIONS_PER_WORKER)
+            more = needed > (os.cpu_count() or 1)
+            self.nginx_workers = needed if more else None
+            self.nginx = Nginx([f"127.0.0.1:{p}" for p in self.ports], self.dir / "nginx",
+                               worker_processes=self.nginx_workers, reuseport=more,
+                               log_path=self.dir / "nginx.log").start()
+            self.front_ports = [self.nginx.port]
         return self
 
     @staticmethod
@@ -80,9 +118,13 @@ class Stack:
             # Quick shutdown: the measurements are over, and a graceful stop would write one log line
             # and one answer per held wait.
             g.stop(timeout=30, signum=signal.SIGQUIT)
+        if self.nginx:
+            self.nginx.stop()
         for server in (self.simulator, self.ferretdb, self.redis_server):
             if server:
                 server.process.stop(timeout=20)
+        if self.redis_cluster:
+            self.redis_cluster.stop()
         if self.postgres:
             self.postgres.stop()
 
@@ -103,8 +145,34 @@ class Stack:
     def cpu_seconds(self):
         return sum(cpu_seconds(pid) for pid in self.gunicorn_pids())
 
+    def worker_cpu(self):
+        """{worker pid: CPU seconds so far}."""
+        return {pid: cpu_seconds(pid) for pid in self.worker_pids()}
+
+    def redis_pids(self):
+        if self.redis_cluster:
+            return [node.process.pid for node in self.redis_cluster.nodes]
+        return [self.redis_server.process.pid]
+
     def redis_cpu_seconds(self):
-        return cpu_seconds(self.redis_server.process.pid)
+        """All redis-server processes: the one server, or the cluster's masters and replicas."""
+        return sum(cpu_seconds(pid) for pid in self.redis_pids())
+
+    def nginx_cpu_seconds(self):
+        if not self.nginx:
+            return 0.0
+        master = self.nginx.process.pid
+        return cpu_seconds(master) + sum(cpu_seconds(p) for p in children(master))
+
+    def holders(self):
+        """{order id: index of the instance whose log says it holds that order's wait} (the last
+        "Long polling started" line wins)."""
+        found = {}
+        for i in range(len(self.gunicorns)):
+            text = (self.dir / f"gunicorn-{i}.log").read_text(errors="replace")
+            for order_id in WAIT_STARTED.findall(text):
+                found[order_id] = i
+        return found
 
     def cpu(self):
         """CPU seconds so far of each server: gunicorn (master and workers), redis-server, FerretDB,
@@ -114,19 +182,25 @@ class Stack:
                 "redis": self.redis_cpu_seconds(),
                 "ferretdb": cpu_seconds(self.ferretdb.process.pid),
                 "postgres": cpu_seconds(postmaster, reaped=True) + sum(cpu_seconds(p) for p in children(postmaster)),
-                "simulator": cpu_seconds(self.simulator.process.pid)}
+                "simulator": cpu_seconds(self.simulator.process.pid), "nginx": self.nginx_cpu_seconds()}
 
     def redis(self):
+        """A commands client: redis.Redis, or a RedisCluster client on a cluster."""
+        if self.redis_cluster:
+            return ClusterClient(startup_nodes=[ClusterNode("127.0.0.1", p) for p in self.redis_cluster.ports])
         return redis.Redis.from_url(self.redis_url)
 
     def redis_clients(self):
-        """(connected_clients, {worker pid: connections named eventi:<pid>:*})."""
-        r = self.redis()
-        try:
-            total = r.info("clients")["connected_clients"]
-            names = [c.get("name", "") for c in r.client_list()]
-        finally:
-            r.close()
+        """(connected_clients, {worker pid: connections named eventi:<pid>:*}), over every node."""
+        ports = self.redis_cluster.ports if self.redis_cluster else [self.redis_server.port]
+        total, names = 0, []
+        for port in ports:
+            r = redis.Redis(host="127.0.0.1", port=port)
+            try:
+                total += r.info("clients")["connected_clients"]
+                names.extend(c.get("name", "") for c in r.client_list())
+            finally:
+                r.close()
         per_worker = {pid: sum(1 for n in names if n.startswith(f"eventi:{pid}:")) for pid in self.worker_pids()}
         return total, per_worker
 

@@ -26,3 +26,18 @@ def test_bench_smoke_every_wait_gets_its_own_answer(design, tmp_path):
     assert max(res["redis_clients_per_worker"]) <= 3, res["redis_clients_per_worker"]
     assert res["profile"]["samples"] > 0
     assert any("callback" in name for name in res["profile"]["eventi_functions"]), res["profile"]["eventi_functions"]
+
+
+def test_bench_two_instances_behind_nginx_half_the_callbacks_cross(tmp_path):
+    """The topology knob: 2 instances behind docker/nginx.conf; no timing is asserted."""
+    cfg = Config(n=100, rate=200, burst=0, steady_seconds=0.2, idle_seconds=0.2, loadgens=1, seed=True,
+                 settle_seconds=0.3, fanout=50, instances=2, nginx=True, publish_phases=False, designs=["hub"],
+                 workdir=str(tmp_path), verbose=False)
+    res = run_design("hub", cfg)
+    assert res["all_held"] and res["nginx"]
+    assert (res["errors"], res["error_samples"], res["unanswered"], res["wrong_order"]) == (0, [], 0, 0)
+    assert sum(res["waits_per_instance"]) == 100 and min(res["waits_per_instance"]) > 0, res["waits_per_instance"]
+    assert res["callbacks_sent"] == 25 and res["callbacks_holder_known"] == 25
+    assert res["callbacks_elsewhere"] == 12  # the odd-numbered ones
+    assert res["phases"]["callback_steady"]["answered"] == 25
+    assert res["fanout"]["workers"] == 4 and res["notifier_effective"] == "hub"

@@ -2,7 +2,6 @@
 import http.client
 import json
 import os
-import pwd
 import re
 from pathlib import Path
 
@@ -11,26 +10,14 @@ import pytest
 import requests
 from gevent.pool import Pool
 
+from devstack.nginx import NGINX, render
 from devstack.payhero import callback_body
 from devstack.processes import ROOT, Process, free_port
 from devstack.wait import eventually
 from tests.conftest import TEST_SECRET
 from tests.support.api import Api
 
-NGINX = os.environ.get("EVENTI_NGINX", "/usr/sbin/nginx")
-
 pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason=f"{NGINX} missing: make deps installs it")
-
-
-def render(template, listen_port, upstream, tmp):
-    """docker/nginx.conf with the test's ports and paths, run as the current user."""
-    config = template.replace("server app:8000;", f"server {upstream};")
-    config = config.replace("listen 80;", f"listen 127.0.0.1:{listen_port};")
-    config = config.replace("/tmp/nginx", f"{tmp}/nginx")
-    assert f"server {upstream};" in config and f"listen 127.0.0.1:{listen_port};" in config
-    if os.geteuid() == 0:  # workers would otherwise switch to nobody, who cannot use the pytest tmp dir
-        config = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" + config
-    return config
 
 
 class Nginx:
