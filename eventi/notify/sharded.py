@@ -13,7 +13,11 @@ ShardedSubscriber  the hub's Subscriber on a cluster (eventi/notify/subscriber.p
                    CLUSTERDOWN) or an SUNSUBSCRIBE nobody asked for (Redis drops a channel when its slot
                    moves or its master is demoted) reports the channels it held as ``lost``: the hub
                    subscribes them again, on the slot's owner after a slot-map refresh, and their waiters
-                   re-read the store once confirmed. The other nodes' channels stay as they are.
+                   re-read the store once confirmed. The other nodes' channels stay as they are. A map
+                   that still lags may send the SSUBSCRIBE to the demoted master, now the new one's
+                   replica: Redis lets a replica of the slot's master serve it and sends it the shard's
+                   SPUBLISHes, so that subscription works too. Links dropping MAX_STRIKES times in a row
+                   make read() raise: the hub then reconnects every node with its backoff.
 ShardedPerRequestNotifier
                    EVENTI_NOTIFIER=per-request on a cluster: each wait owns a ShardPubSub (a redis-py
                    ClusterPubSub) for its order: one connection per held wait, the baseline design to
