@@ -191,5 +191,38 @@ def test_a_cluster_hub_that_loses_one_nodes_link_resubscribes_that_nodes_orders_
         client.close()
 
 
+def test_a_cluster_hub_whose_slot_map_is_stale_follows_the_moved_reply(redis_cluster, monkeypatch):
+    """The slot map sends an order's SSUBSCRIBE to a master that does not own the slot (as after a failover
+    or a slot migration not yet seen): Redis answers -MOVED, the hub drops that node's link, refreshes the
+    map and subscribes on the owner; the wait, which could not be confirmed at first, re-reads then."""
+    hub = hooked_hub(redis_cluster.url, client_name=f"hub-test-{uuid.uuid4().hex[:8]}")
+    client = hub.client
+    try:
+        assert hub.start(timeout=10)
+        order_id = new_order_id()
+        channel = channel_for(order_id)
+        owner = client.get_node_from_key(channel)
+        wrong = next(node for node in client.get_primaries() if node.name != owner.name)
+        real, misroutes = client.nodes_manager.get_node_from_slot, [wrong]
+
+        def stale(slot, *args, **kwargs):
+            if slot == client.keyslot(channel) and misroutes:
+                return misroutes.pop()
+            return real(slot, *args, **kwargs)
+
+        monkeypatch.setattr(client.nodes_manager, "get_node_from_slot", stale)
+        with hub.waiter(order_id) as waiter:
+            eventually(lambda: hub.confirmed(channel), 10, "the SSUBSCRIBE on the slot's owner")
+            assert misroutes == [] and hub.channels_lost == 1 and hub.connected
+            assert list(hub.subscriber.links) == [owner.name]  # the wrong node's link is gone
+            assert numsub(redis_cluster.url, channel) == 1
+            assert waiter.next(10) is Signal.RECHECK
+            assert publish(redis_cluster.url, channel, encode_message(body(order_id))) == 1
+            assert waiter.next(10).body["orderId"] == order_id
+    finally:
+        hub.stop()
+        hub.client.close()
+
+
 def body(order_id):
     return {"orderId": order_id, "paymentStatus": "completed", "final": True}

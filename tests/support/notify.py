@@ -97,6 +97,7 @@ def hooked_hub(redis_url, recheck_seconds=60.0, on_subscribe: Hook | None = None
     hub = CountingHub(client, recheck_seconds, subscriber=open_subscriber)
     hub.commands = counts
     hub.client_name = client_name
+    hub.client = client
     return hub
 
 
