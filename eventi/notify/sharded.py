@@ -459,7 +459,7 @@ class ShardedWaiter:
 
 
 class ShardedPerRequestNotifier:
-    """Every wait SSUBSCRIBEs its order's channel on a connection of its own (the cluster's interim mode).
+    """Every wait SSUBSCRIBEs its order's channel on a connection of its own (EVENTI_NOTIFIER=per-request on a cluster).
 
     cluster: a RedisCluster for waits, with no socket timeout, no health checks, and per-node pools as
     large as the waits a worker may hold.
