@@ -8,7 +8,8 @@ eventi/redis_url.py parses the setting; this module builds, per worker (after fo
   pool asks the sentinels for the master whenever it connects (redis-py's Sentinel.master_for), so
   it reaches the new master after a failover;
 - subscriber_client(): the client the hub or the per-request notifier opens its PubSubs on (one
-  server or the Sentinel master; a cluster's subscribers use eventi/notify/sharded.py instead);
+  server or the Sentinel master; on a cluster the hub's ShardedSubscriber (eventi/notify/sharded.py)
+  opens a connection per node itself, routed by the commands client's slot map);
 - check_server(): at worker start, a cluster whose nodes run Redis older than 7 (no sharded pub/sub)
   is refused in one line.
 """

@@ -14,6 +14,7 @@ eventi/gunicorn_conf.py's hooks:
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
@@ -29,9 +30,10 @@ from .events import EventStore
 from .idempotency import IdempotencyKeys
 from .logs import startup_error
 from .notify import Hub, Notifier, PerRequestNotifier
-from .notify.sharded import ShardedPerRequestNotifier
+from .notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
 from .payhero_client import PayHeroClient
 from .push_limit import PushLimiter
+from .redis_topology import RedisClient
 from .redis_url import RedisTopology
 from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
@@ -86,7 +88,7 @@ class Runtime:
         self.store = OrderStore(database, max_reads=settings.store_max_reads, tickets=self.tickets)
         self.cache = StatusCache(self.redis, settings.status_cache_ttl)
         self.tokens = OrderTokens(settings.secret_key)
-        self.notifier = _notifier(settings, self.topology)
+        self.notifier = _notifier(settings, self.topology, self.redis)
         self.payhero = _payhero(settings)
         self.broadcaster = StatusBroadcaster(self.redis, self.cache, sharded=self.topology.sharded)
         self.reader = StatusReader(self.store, self.cache, self.broadcaster)
@@ -170,20 +172,27 @@ def _payhero(settings: Settings) -> PayHeroClient | None:
     return PayHeroClient(settings.payhero_base_url, token, channel, timeout=settings.push_timeout)
 
 
-def _notifier(settings: Settings, topology: RedisTopology) -> Notifier:
-    """The notifier of EVENTI_NOTIFIER: the hub (one pub/sub connection per worker, subscribed per held
-    order) or one PubSub per wait.
+def _notifier(settings: Settings, topology: RedisTopology, commands: RedisClient) -> Notifier:
+    """The notifier of EVENTI_NOTIFIER: the hub (one pub/sub connection per worker, per node on a cluster,
+    subscribed per held order) or one subscription per wait.
 
-    On a Redis Cluster every wait SSUBSCRIBEs on its own, whatever EVENTI_NOTIFIER says, until the hub
-    gets a sharded Subscriber (eventi/notify/subscriber.py). With Sentinel the hub's and the waits'
+    On a Redis Cluster the hub's Subscriber is ShardedSubscriber: SSUBSCRIBE on each order's node, over
+    connections of its own (one per node), routed by the commands client's slot map (commands: that
+    RedisCluster; it follows MOVED and failovers, and the hub refreshes it when a node drops a channel).
+    EVENTI_NOTIFIER=per-request on a cluster keeps its per-wait baseline: each wait SSUBSCRIBEs on a
+    connection of its own (ShardedPerRequestNotifier). With Sentinel the hub's and the waits'
     connections go to the master the sentinels name when they (re)connect."""
-    if topology.kind == "cluster":
+    if topology.kind == "cluster" and settings.notifier == "per-request":
         # One connection per held wait, on the node of its order's slot: lift redis-py's pool cap.
         cluster = redis_topology.lazy_cluster(topology, "wait", socket_timeout=None, health_check_interval=0,
                                               max_connections=PER_REQUEST_MAX_CONNECTIONS,
                                               connection_pool_class=redis.ConnectionPool)
         metrics.HUB_CONNECTED.set(1)  # no hub to lose: each wait opens its own subscription
         return ShardedPerRequestNotifier(cluster, settings.recheck_seconds)
+    if topology.kind == "cluster":
+        assert not isinstance(commands, redis.Redis)
+        return Hub(commands, settings.recheck_seconds,
+                   subscriber=partial(ShardedSubscriber, commands, client_name=redis_topology.client_name("hub")))
     if settings.notifier == "per-request":
         # One connection per held wait: lift redis-py's default pool cap.
         client = redis_topology.subscriber_client(topology, "wait", socket_timeout=None, health_check_interval=0,

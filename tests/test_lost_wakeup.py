@@ -13,6 +13,7 @@ from eventi.models import PaymentResult
 from eventi.notify import channel_for
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
+from eventi.web.common import current_runtime
 from tests.support.api import order_fields
 from tests.support.notify import CountingHub, hooked_hub, notifier, numsub
 
@@ -108,10 +109,18 @@ def pay(runtime, order_id):
     runtime.callbacks.apply(result, raw="{}")
 
 
-def test_a_change_after_the_subscribe_is_sent_but_before_it_is_confirmed_still_wakes_the_waiter(settings, runtime):
+@pytest.fixture(params=["standalone", "cluster"])
+def redis_at(request, make_app):
+    """(Redis URL, a runtime on it): the session's redis-server, or its Redis Cluster (SSUBSCRIBE, SPUBLISH)."""
+    url = request.getfixturevalue({"standalone": "redis_server", "cluster": "redis_cluster"}[request.param]).url
+    return url, current_runtime(make_app(REDIS_URL=url))
+
+
+def test_a_change_after_the_subscribe_is_sent_but_before_it_is_confirmed_still_wakes_the_waiter(redis_at):
     """The callback lands (stored, then published) while the hub's SUBSCRIBE is sent but its confirmation
     not read: Redis may or may not have subscribed when the PUBLISH came, so either the message or the
     status read, which waits for the confirmation, must carry the change."""
+    redis_url, runtime = redis_at
     order_id = str(runtime.orders.create(order_fields())["_id"])
     landed = []
 
@@ -120,10 +129,10 @@ def test_a_change_after_the_subscribe_is_sent_but_before_it_is_confirmed_still_w
             pay(runtime, order_id)  # in the reader greenlet: the confirmation cannot be read meanwhile
             landed.append(True)
 
-    hub = hooked_hub(settings["REDIS_URL"], recheck_seconds=60.0, on_subscribe=callback_in_the_window)
+    hub = hooked_hub(redis_url, recheck_seconds=60.0, on_subscribe=callback_in_the_window)
     try:
         assert hub.start(timeout=10)
-        reader = ReadsAfterConfirmation(runtime, settings["REDIS_URL"], hub)
+        reader = ReadsAfterConfirmation(runtime, redis_url, hub)
         result = WaitService(hub, reader).wait(order_id, timeout=10)
         assert landed == [True]
         assert reader.subscribed_at_read == [(True, 1)]  # the status was read after Redis confirmed, not before
@@ -133,11 +142,12 @@ def test_a_change_after_the_subscribe_is_sent_but_before_it_is_confirmed_still_w
         hub.stop()
 
 
-def test_a_new_wait_racing_the_unsubscribe_of_the_orders_last_wait_still_wakes(settings, runtime):
+def test_a_new_wait_racing_the_unsubscribe_of_the_orders_last_wait_still_wakes(redis_at):
     """The order's last wait ends, the hub sends UNSUBSCRIBE, and before its reply is read a new wait for
     the same order starts and the callback lands (Redis has already unsubscribed: the PUBLISH reaches
     nobody). The new wait must not take the old subscription for its own: it reads the status only
     after its own SUBSCRIBE is confirmed, and so sees the change."""
+    redis_url, runtime = redis_at
     order_id = str(runtime.orders.create(order_fields())["_id"])
     channel = channel_for(order_id)
     unsubscribe_sent, go_on = Event(), Event()
@@ -147,17 +157,17 @@ def test_a_new_wait_racing_the_unsubscribe_of_the_orders_last_wait_still_wakes(s
             unsubscribe_sent.set()
             go_on.wait()  # the reader greenlet stops here, before reading the UNSUBSCRIBE's reply
 
-    hub = hooked_hub(settings["REDIS_URL"], recheck_seconds=60.0, on_unsubscribe=pause_after_unsubscribe)
+    hub = hooked_hub(redis_url, recheck_seconds=60.0, on_unsubscribe=pause_after_unsubscribe)
     try:
         assert hub.start(timeout=10)
         with hub.waiter(order_id):
             pass  # the order's first and last wait
         assert unsubscribe_sent.wait(10)
-        reader = ReadsAfterConfirmation(runtime, settings["REDIS_URL"], hub)
+        reader = ReadsAfterConfirmation(runtime, redis_url, hub)
         second = gevent.spawn(WaitService(hub, reader).wait, order_id, 10)
         eventually(lambda: channel in hub.channels, 10, "the new wait to register")
         assert not hub.confirmed(channel) and reader.subscribed_at_read == []  # it waits for its own SUBSCRIBE
-        eventually(lambda: numsub(settings["REDIS_URL"], channel) == 0, 10, "Redis to process the UNSUBSCRIBE")
+        eventually(lambda: numsub(redis_url, channel) == 0, 10, "Redis to process the UNSUBSCRIBE")
         pay(runtime, order_id)  # published to nobody
         go_on.set()
         result = second.get(timeout=20)

@@ -4,9 +4,12 @@ same on all three; failovers keep the cache's promise (pending entries of the ol
 misses, final ones stay) and the news reaches waiters again."""
 import time
 import uuid
+from contextlib import ExitStack
 from signal import SIGKILL
+from types import SimpleNamespace
 
 import pytest
+import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -20,6 +23,7 @@ from eventi.notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
 from eventi.notify.wire import channel_for
 from eventi.push_limit import PushLimiter
 from eventi.redis_url import RedisUrlError, parse
+from eventi.runtime import _notifier as runtime_notifier
 from eventi.services.broadcast import StatusBroadcaster
 from eventi.status_cache import StatusCache, cache_key
 
@@ -47,13 +51,16 @@ def commands(topology):
     client.close()
 
 
-def notifier_for(topology):
-    """The notifier a runtime builds for the topology, in its per-wait form (hub: see the failover test)."""
-    if topology.kind == "cluster":
-        cluster = redis_topology.lazy_cluster(topology, "wait", socket_timeout=None, health_check_interval=0)
-        return ShardedPerRequestNotifier(cluster, recheck_seconds=0.5)
-    client = redis_topology.subscriber_client(topology, "wait", socket_timeout=None, health_check_interval=0)
-    return PerRequestNotifier(client, recheck_seconds=0.5)
+NOTIFIERS = ("hub", "per-request")
+
+
+def notifier_for(topology, commands, mode="hub"):
+    """The notifier a runtime builds for the topology and EVENTI_NOTIFIER (on a cluster: the hub over
+    ShardedSubscriber, or ShardedPerRequestNotifier), started."""
+    notifier = runtime_notifier(SimpleNamespace(notifier=mode, recheck_seconds=0.5), topology, commands)
+    assert isinstance(notifier, {"hub": Hub, "per-request": (PerRequestNotifier, ShardedPerRequestNotifier)}[mode])
+    assert notifier.start(timeout=10)
+    return notifier
 
 
 def next_notification(waiter, order_id, timeout=15.0):
@@ -81,10 +88,11 @@ def test_the_status_cache_keeps_its_rules_on_every_topology(commands):
     assert commands.ttl(cache_key(pending)) > 0
 
 
-def test_the_broadcaster_caches_and_publishes_to_waiters_on_every_topology(topology, commands):
+@pytest.mark.parametrize("mode", NOTIFIERS)
+def test_the_broadcaster_caches_and_publishes_to_waiters_on_every_topology(topology, commands, mode):
     cache = StatusCache(commands, ttl_seconds=300)
     broadcaster = StatusBroadcaster(commands, cache, sharded=topology.sharded)
-    notifier = notifier_for(topology)
+    notifier = notifier_for(topology, commands, mode)
     ids = order_ids(6)  # orders on different slots (on a cluster: different nodes) in one pipeline
     for order_id in ids:
         broadcaster.remember(body(order_id))
@@ -93,6 +101,7 @@ def test_the_broadcaster_caches_and_publishes_to_waiters_on_every_topology(topol
         broadcaster._send(list(finals.values()))  # one pipeline: scripts and (S)PUBLISH for every order
         assert next_notification(first, ids[0]).body == finals[ids[0]]
         assert next_notification(second, ids[1]).body == finals[ids[1]]
+    notifier.stop()
     assert broadcaster.backlog == set()
     for order_id, final in finals.items():
         assert cache.get(order_id) == final
@@ -169,32 +178,44 @@ def test_a_cluster_client_is_built_on_first_use_so_a_worker_starts_while_redis_i
 
 
 def test_the_cluster_subscriber_holds_one_connection_per_node_and_reads_them_all(redis_cluster):
-    cluster = redis_topology.cluster_client(parse(redis_cluster.url), "test", socket_timeout=None)
-    subscriber = ShardedSubscriber(cluster)
+    """The hub's sharded Subscriber: a batch of channels on many slots goes to each node in one write (one
+    SSUBSCRIBE per slot: no CROSSSLOT), replies map to the hub's kinds, a PONG once every node answered."""
+    cluster = redis_topology.cluster_client(parse(redis_cluster.url), "test")
+    subscriber = ShardedSubscriber(cluster, lambda: None)
     ids = order_ids(12)
+    channels = [channel_for(order_id) for order_id in ids]
+    replies = []
+
+    def read_until(predicate, what):
+        eventually(lambda: replies.extend(subscriber.read()) or predicate(), what=what)
+
     try:
-        for order_id in ids:
-            subscriber.subscribe(order_id)
-        confirmed = set()
-        eventually(lambda: (e := subscriber.get_message(1.0)) is not None and confirmed.add(e.order_id)
-                   or confirmed == set(ids), what="every SSUBSCRIBE confirmed")
-        assert len(subscriber._pubsub.node_pubsub_mapping) == 3  # one connection per master, not per order
-        assert subscriber.order_ids == set(ids)
-        for order_id in ids:
-            cluster.spublish(channel_for(order_id), order_id)
-        received = set()
-        eventually(lambda: (e := subscriber.get_message(1.0)) is not None and e.kind == "message"
-                   and received.add(e.order_id) or received == set(ids), what="every message")
-        subscriber.unsubscribe(ids[0])
-        eventually(lambda: (e := subscriber.get_message(1.0)) is not None and e.kind == "unsubscribed",
-                   what="the SUNSUBSCRIBE confirmed")
-        assert subscriber.order_ids == set(ids[1:])
+        subscriber.subscribe(channels)
+        subscriber.ping()
+        read_until(lambda: any(r.kind == "pong" for r in replies), "the PONG")
+        confirmed = [r.channel for r in replies if r.kind == "subscribe"]
+        assert sorted(confirmed) == sorted(channels)
+        assert [r.kind for r in replies][-1] == "pong"  # after every confirmation, once all three answered
+        assert len(subscriber.links) == 3  # one connection per master, not per order
+        assert {link.writes for link in subscriber.links.values()} == {2}  # the batch, then the PING
+        for channel in channels:
+            assert cluster.spublish(channel, "m") == 1
+        read_until(lambda: len([r for r in replies if r.kind == "message"]) == 12, "every message")
+        assert {r.channel for r in replies if r.kind == "message"} == set(channels)
+        replies.clear()
+        subscriber.unsubscribe(channels[:5])
+        read_until(lambda: len(replies) == 5, "the SUNSUBSCRIBEs confirmed")
+        assert sorted(r.channel for r in replies) == sorted(channels[:5]) and {r.kind for r in replies} == {
+            "unsubscribe"}
     finally:
         subscriber.close()
         cluster.close()
 
 
-def test_a_sentinel_failover_moves_commands_and_the_hub_to_the_new_master(tmp_path):
+@pytest.mark.parametrize("failover", ["master killed", "SENTINEL FAILOVER"])
+def test_a_sentinel_failover_moves_commands_and_the_hub_to_the_new_master(tmp_path, failover):
+    """The master dies (SIGKILL), or the sentinels are asked to fail over (the old master is demoted and
+    stays up: the sentinels kill its clients' connections): commands and the hub end up on the new master."""
     with RedisSentinelGroup(tmp_path / "sentinel") as group:
         topology = parse(group.url)
         commands = redis_topology.commands_client(topology)
@@ -209,7 +230,10 @@ def test_a_sentinel_failover_moves_commands_and_the_hub_to_the_new_master(tmp_pa
             old = group.master
             eventually(lambda: "connected_slaves:1" in redis_cli(old.port, "INFO", "replication")
                        and redis_cli(group.replicas[0].port, "GET", cache_key(paid)).strip(), what="replicated")
-            old.process.stop(signum=SIGKILL)
+            if failover == "master killed":
+                old.process.stop(signum=SIGKILL)
+            else:
+                assert redis_cli(group.sentinel_ports[0], "SENTINEL", "FAILOVER", group.name).strip() == "OK"
             eventually(lambda: group.master_port() not in (None, old.port), what="the sentinels' new master")
 
             def commands_reach_the_new_master():
@@ -220,7 +244,12 @@ def test_a_sentinel_failover_moves_commands_and_the_hub_to_the_new_master(tmp_pa
 
             eventually(commands_reach_the_new_master, what="commands on the new master")
             assert cache.get(paid) == body(paid, "completed")  # replicated, final: still true
-            eventually(lambda: hub.connected, what="the hub subscribed on the new master")
+            new_master = redis.Redis(port=group.master_port())
+            hub_name = redis_topology.client_name("hub")
+            eventually(lambda: hub.connected and any(c["name"] == hub_name for c in new_master.client_list()),
+                       what="the hub subscribed on the new master")
+            if failover == "SENTINEL FAILOVER":  # and not left on the old one, now a replica
+                assert not any(c["name"] == hub_name for c in redis.Redis(port=old.port).client_list())
             waiting, = order_ids(1)
             with hub.waiter(waiting) as waiter:
                 broadcaster.announce(body(waiting, "completed"))
@@ -296,9 +325,84 @@ def test_a_held_wait_is_answered_by_the_callback_on_every_topology(request, make
     app = make_app(REDIS_URL=request.getfixturevalue(FIXTURE[kind]).url)
     client, runtime = app.test_client(), current_runtime(app)
     assert runtime.broadcaster._sharded is (kind == "cluster")
+    assert isinstance(runtime.notifier, Hub)  # on a cluster too: SSUBSCRIBE per order, a connection per node
     order_id, token = create_order(client)
     waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
     assert post_callback(client, runtime, order_id, "success").json == {"received": True}
     body = waiting.get(timeout=30).json
     assert (body["paymentStatus"], body["final"]) == ("completed", True)
     assert runtime.cache.get(order_id)["paymentStatus"] == "completed"
+
+
+def shard_numsub(stack, channel):
+    """Subscriptions to the shard channel on every node of the cluster (PUBSUB SHARDNUMSUB counts a node's own)."""
+    return sum(int(redis_cli(node.port, "PUBSUB", "SHARDNUMSUB", channel).split()[-1]) for node in stack.running())
+
+
+def test_a_cluster_failover_of_every_master_keeps_every_held_wait_learning_its_callback(tmp_path):
+    """The runtime's cluster hub holds waits for orders on all three masters; each master is failed over to
+    its replica (CLUSTER FAILOVER) with the waits held. Redis drops the subscriptions of a demoted master
+    (an SUNSUBSCRIBE nobody asked for): the hub subscribes them again in their shard, every wait is told
+    to re-read, and the callbacks sent after the failover reach every wait. At most one pub/sub
+    connection per node throughout."""
+    with RedisCluster(tmp_path / "cluster") as stack:
+        topology = parse(stack.url)
+        commands = redis_topology.commands_client(topology)
+        cache = StatusCache(commands, ttl_seconds=300)
+        broadcaster = StatusBroadcaster(commands, cache, sharded=True)
+        hub = notifier_for(topology, commands)
+        probe = redis_topology.cluster_client(topology, "test")
+        hub_name = redis_topology.client_name("hub")
+
+        def hub_connections():
+            return {port: sum(1 for c in redis.Redis(port=port).client_list() if c["name"] == hub_name)
+                    for port in stack.roles()}
+
+        def owner_port(order_id):
+            return probe.get_node_from_key(channel_for(order_id)).port
+
+        try:
+            by_master = {}
+            for order_id in order_ids(300):
+                by_master.setdefault(owner_port(order_id), []).append(order_id)
+            held = [o for ids in by_master.values() for o in ids[:2]]
+            assert len(by_master) == 3
+            with ExitStack() as stack_of_waits:
+                waiters = {o: stack_of_waits.enter_context(hub.waiter(o)) for o in held}
+                assert all(hub.confirmed(channel_for(o)) for o in held)
+                assert max(hub_connections().values()) == 1 and sum(hub_connections().values()) == 3
+                for old in list(by_master):
+                    replica = next(port for port, role in stack.roles().items() if role == "slave"
+                                   and f"master_port:{old}" in redis_cli(port, "INFO", "replication").split())
+                    redis_cli(replica, "CLUSTER", "FAILOVER")  # asynchronous: wait for the roles to swap
+                    eventually(lambda: stack.roles().get(replica) == "master"  # noqa: B023
+                               and stack.roles().get(old) == "slave", what="the replica promoted")  # noqa: B023
+                stack.wait_ok()
+                probe.nodes_manager.initialize()
+                assert {owner_port(o) for o in held}.isdisjoint(by_master)  # every order has a new master
+
+                # The hub follows: every channel subscribed again, once, in its shard (on the new master, or on
+                # its replica when the hub's slot map lagged: Redis lets a replica serve SSUBSCRIBE and sends
+                # it the shard's SPUBLISHes), and confirmed.
+                eventually(lambda: all(hub.confirmed(channel_for(o)) for o in held) and all(
+                    shard_numsub(stack, channel_for(o)) == 1 for o in held), what="the hub subscribed again")
+                assert hub.connected and hub.channels_lost >= len(held)
+                # Messages may have been missed meanwhile: every wait was told to re-read first.
+                for order_id in held:
+                    broadcaster.announce(body(order_id, "completed"))
+                for order_id, waiter in waiters.items():
+                    events = []
+                    while not isinstance(event := waiter.next(15), Notification):
+                        assert event is Signal.RECHECK, f"no callback for {order_id}"
+                        events.append(event)
+                    assert event.body == body(order_id, "completed")
+                    if not events:  # both pending: next() hands the message first, then the re-read
+                        events.append(waiter.next(0))
+                    assert events == [Signal.RECHECK]
+                connections = hub_connections()
+                assert max(connections.values()) <= 1 and sum(connections[port] for port in by_master) <= 3
+        finally:
+            hub.stop()
+            broadcaster.close()
+            probe.close()
+            commands.close()

@@ -5,6 +5,8 @@ protocol.py     Notifier and Waiter, the protocols both modes implement; Signal,
 hub.py          Hub: one pub/sub connection per worker, subscribed to the orders its waits hold (the default,
                 EVENTI_NOTIFIER=hub)
 subscriber.py   Subscriber: the hub's link to Redis (RedisSubscriber: SUBSCRIBE over one connection)
+sharded.py      Redis Cluster: ShardedSubscriber (the hub's SSUBSCRIBE link, one connection per node) and
+                ShardedPerRequestNotifier (EVENTI_NOTIFIER=per-request on a cluster)
 per_request.py  PerRequestNotifier: one PubSub per wait (the baseline, EVENTI_NOTIFIER=per-request)
 fallback.py     StorePollingWaiter: re-reading the store while Redis is unreachable
 pubsub.py       subscribing and closing a redis-py PubSub (per-request mode)

@@ -9,8 +9,11 @@ channel, and only then lets the wait read the status (no lost wake-ups: tests/te
 
 Whenever the link is lost the hub reconnects with backoff, resubscribes every channel it holds (in
 batches), and every waiter re-reads the store once its channel is confirmed again: a message may
-have been missed. The connection side is a Subscriber (subscriber.py), so a sharded variant
-(SSUBSCRIBE on Redis Cluster) can take the place of the plain one.
+have been missed. The connection side is a Subscriber (subscriber.py): RedisSubscriber on one server
+or a Sentinel master, sharded.ShardedSubscriber on a Redis Cluster (SSUBSCRIBE, a connection per node).
+A Subscriber with several links may lose one of them alone: it reports that link's channels ``lost``,
+and the hub subscribes them again and has their waiters re-read once confirmed, as after a reconnect,
+while the other channels stay as they are.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import gevent
 from gevent.event import Event
 from redis import Redis
 from redis.backoff import EqualJitterBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from .. import metrics
@@ -104,18 +108,24 @@ class Hub:
     """One Redis pub/sub connection per worker, read by one greenlet, shared by all its waits.
 
     redis_client: a client of the hub's own with no socket timeout, no health checks and no
-    retries: the hub bounds its reads with heartbeats and reconnects itself.
+    retries: the hub bounds its reads with heartbeats and reconnects itself. On a cluster: the
+    RedisCluster whose slot map subscriber follows (the link opens connections of its own).
     recheck_seconds: the store re-check period of its waiters while Redis is unreachable.
-    subscriber: opens the link (RedisSubscriber on redis_client by default).
+    subscriber: opens the link (RedisSubscriber on redis_client by default; required for a cluster).
 
     Counters for tests and the benchmark: messages_read (every published message this worker
     received), messages_dropped (those no waiter held: only in the moment an UNSUBSCRIBE is on its
-    way), subscribe_commands and unsubscribe_commands (commands sent, each with many channels).
+    way), subscribe_commands and unsubscribe_commands (commands sent, each with many channels),
+    channels_lost (channels a Subscriber reported lost alone: a cluster node's link or slot).
     """
 
-    def __init__(self, redis_client: Redis, recheck_seconds: float = 2.0,
+    def __init__(self, redis_client: Redis | RedisCluster, recheck_seconds: float = 2.0,
                  subscriber: SubscriberFactory | None = None) -> None:
-        self._open: SubscriberFactory = subscriber or partial(RedisSubscriber, redis_client)
+        if subscriber is None:
+            if not isinstance(redis_client, Redis):
+                raise TypeError("a cluster's hub needs its subscriber (eventi.notify.sharded.ShardedSubscriber)")
+            subscriber = partial(RedisSubscriber, redis_client)
+        self._open: SubscriberFactory = subscriber
         self.recheck_seconds = recheck_seconds
         self._waiters: dict[str, set[HubWaiter]] = {}
         """Channel -> the waiters holding it: the channels this worker wants."""
@@ -136,6 +146,9 @@ class Hub:
         self._resubscribing: set[str] = set()
         """Channels of the link's first batch not confirmed yet."""
         self._pong_seen = False
+        self.subscriber: Subscriber | None = None
+        """The link of the reader's current session (tests look into it)."""
+        self.channels_lost = 0
         self.messages_read = 0
         self.messages_dropped = 0
         self.subscribe_commands = 0
@@ -222,7 +235,7 @@ class Hub:
         while not self._stopping:
             subscriber: Subscriber | None = None
             try:
-                subscriber = self._open(self._wake.set)
+                subscriber = self.subscriber = self._open(self._wake.set)
                 self._session(subscriber)
             except (RedisError, OSError, ValueError) as exc:
                 self._failures += 1
@@ -252,6 +265,7 @@ class Hub:
             if self._dirty:
                 gevent.sleep(0)  # waits opening in this loop turn join the same command
                 self._flush(subscriber)
+                self._maybe_connected()  # a lost channel whose waits left is not waited for
             now = time.monotonic()
             if now - last_ping >= HEARTBEAT_SECONDS:
                 subscriber.ping()
@@ -265,6 +279,7 @@ class Hub:
         """Send one UNSUBSCRIBE for the channels no wait holds any more and one SUBSCRIBE for the new ones
         (per CHANNELS_PER_COMMAND); the channels subscribed."""
         dirty, self._dirty = self._dirty, set()
+        self._resubscribing.difference_update(channel for channel in dirty if channel not in self._waiters)
         join = [channel for channel in dirty if channel in self._waiters and channel not in self._sent]
         leave = [channel for channel in dirty if channel not in self._waiters and channel in self._sent]
         for batch in batches(leave):
@@ -286,6 +301,22 @@ class Hub:
             self._confirm(reply.channel)
         elif reply.kind == "pong":
             self._pong_seen = True
+            self._maybe_connected()
+        elif reply.kind == "lost":
+            self._lose(reply.channel)
+
+    def _lose(self, channel: str) -> None:
+        """One channel's subscription went away with its node's link (the rest of the link is up): subscribe
+        it again, and its waiters re-read the store when that is confirmed."""
+        self.channels_lost += 1
+        self._sent.discard(channel)
+        self._unacked.pop(channel, None)
+        if channel in self._waiters:
+            self._dirty.add(channel)
+            for waiter in list(self._waiters[channel]):
+                waiter.release()
+        else:
+            self._resubscribing.discard(channel)
             self._maybe_connected()
 
     def _confirm(self, channel: str) -> None:

@@ -4,39 +4,56 @@ On a cluster the broadcaster SPUBLISHes an order's message to the node owning th
 ``order:{<orderId>}:status`` (eventi/services/broadcast.py); only connections SSUBSCRIBEd to that
 channel on that node receive it. There is no sharded PSUBSCRIBE, so subscribing is per order.
 
-ShardedSubscriber  one redis-py ClusterPubSub: subscribe(order_id) / unsubscribe(order_id) send
-                   SSUBSCRIBE / SUNSUBSCRIBE on the node of the order's slot (a connection per node that
-                   holds channels), get_message(timeout) waits on all those connections at once (no
-                   nodes × timeout polling) and returns what arrived as a ShardEvent. It is the
-                   "subscriber" a per-order hub drives from its one reader greenlet.
+ShardedSubscriber  the hub's Subscriber on a cluster (eventi/notify/subscriber.py): one plain connection
+                   per master that owns a held channel, each channel SSUBSCRIBEd on the master of its
+                   slot, the commands of a batch grouped per slot (SSUBSCRIBE of several slots is a
+                   CROSSSLOT error) and sent to each node in one write. The slot map is the commands
+                   client's (its RedisCluster), so a worker holds one pub/sub connection per node besides
+                   its command pools. A node's link lost, an error reply on it (MOVED after a failover,
+                   CLUSTERDOWN) or an SUNSUBSCRIBE nobody asked for (Redis drops a channel when its slot
+                   moves or its master is demoted) reports the channels it held as ``lost``: the hub
+                   subscribes them again, on the slot's owner after a slot-map refresh, and their waiters
+                   re-read the store once confirmed. The other nodes' channels stay as they are. A map
+                   that still lags may send the SSUBSCRIBE to the demoted master, now the new one's
+                   replica: Redis lets a replica of the slot's master serve it and sends it the shard's
+                   SPUBLISHes, so that subscription works too. Links dropping MAX_STRIKES times in a row
+                   make read() raise: the hub then reconnects every node with its backoff.
 ShardedPerRequestNotifier
-                   the interim notifier of a cluster runtime: each wait owns a ShardedSubscriber for
-                   its order (one connection per held wait, like EVENTI_NOTIFIER=per-request), until the
-                   hub subscribes per order.
+                   EVENTI_NOTIFIER=per-request on a cluster: each wait owns a ShardPubSub (a redis-py
+                   ClusterPubSub) for its order: one connection per held wait, the baseline design to
+                   compare the hub with, as per-request mode is on one server.
 
-Pub/sub is at-most-once: after any error, and when Redis takes a subscription away (a slot moved or
-its master failed over: the server sends an unasked SUNSUBSCRIBE), the waiter subscribes again and
-answers Signal.RECHECK so the wait re-reads the store.
+Pub/sub is at-most-once: after any error, and when Redis takes a subscription away, the wait re-reads
+the store.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import gevent
 from gevent import select
 from gevent.event import Event
-from redis.cluster import ClusterPubSub, RedisCluster
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, ClusterPubSub, RedisCluster
+from redis.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
+from redis.retry import Retry
 
 from ..redis_topology import LazyRedisCluster
 from .fallback import recheck_pause
 from .protocol import Signal, Waiter, WaitEvent
+from .subscriber import Reply, parse_reply
 from .wire import Notification, channel_for, order_id_of, text
+
+if TYPE_CHECKING:
+    from gevent._types import _IoWatcher
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +66,7 @@ SUBSCRIBE_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 @dataclass(frozen=True, slots=True)
 class ShardEvent:
-    """What a ShardedSubscriber read: a message, or Redis confirming or ending a subscription.
+    """What a ShardPubSub read: a message, or Redis confirming or ending a subscription.
 
     kind "unsubscribed" without a preceding unsubscribe() means Redis dropped the subscription (the
     slot moved or its master changed): subscribe again and re-read the store.
@@ -65,8 +82,9 @@ def cluster_of(client: RedisCluster | LazyRedisCluster) -> RedisCluster:
     return client.client() if isinstance(client, LazyRedisCluster) else client
 
 
-class ShardedSubscriber:
-    """Per-order sharded subscriptions over one ClusterPubSub; to be used from one greenlet."""
+class ShardPubSub:
+    """Per-order sharded subscriptions over one redis-py ClusterPubSub, for one wait (per-request mode on a
+    cluster); to be used from one greenlet. The hub uses ShardedSubscriber instead."""
 
     def __init__(self, cluster: RedisCluster | LazyRedisCluster) -> None:
         self._cluster = cluster_of(cluster)
@@ -143,6 +161,216 @@ class ShardedSubscriber:
         return None
 
 
+MAX_STRIKES = 3
+"""A ShardedSubscriber gives up (read() raises, and the hub reconnects every node with backoff) when node
+links drop this many times in a row with no SSUBSCRIBE confirmed in between: a cluster in the middle
+of a failover is not hammered with resubscriptions."""
+
+
+@dataclass(eq=False)
+class NodeLink:
+    """One pub/sub connection to one cluster node, and what was sent on it."""
+
+    name: str
+    connection: Connection
+    watcher: _IoWatcher | None
+    channels: set[str] = field(default_factory=set)
+    """SSUBSCRIBEd here and not SUNSUBSCRIBEd since."""
+    leaving: Counter[str] = field(default_factory=Counter)
+    """Channel -> SUNSUBSCRIBEs sent here whose confirmation is still to come."""
+    writes: int = 0
+    """Writes on this link (each carries every command of a batch for this node)."""
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher.close()
+            self.watcher = None
+        try:
+            self.connection.disconnect()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        except (RedisError, OSError):
+            pass
+
+
+class ShardedSubscriber:
+    """The hub's Subscriber on a Redis Cluster: SSUBSCRIBE per slot, one connection per node that owns held
+    channels; used by the hub's reader greenlet alone (see the module's docstring).
+
+    cluster: the worker's RedisCluster (its commands client), for the slot map only: the links are
+    connections of their own, never taken from its pools (a slot-map refresh marks a pool's connections
+    for reconnection, which would silently drop a pub/sub connection's subscriptions).
+    connection_options: replace the cluster's connection options for the links (client_name, …); they
+    never time out, check health or retry by default: the hub bounds reads with its heartbeats.
+    """
+
+    def __init__(self, cluster: RedisCluster | LazyRedisCluster, on_readable: Callable[[], None],
+                 **connection_options: Any) -> None:
+        try:
+            self._cluster = cluster_of(cluster)
+        except RedisClusterException as exc:  # no RedisError: the hub must see one
+            raise RedisConnectionError(str(exc)) from exc
+        self._on_readable = on_readable
+        self._options: dict[str, Any] = dict(socket_timeout=None, health_check_interval=0,
+                                             retry=Retry(NoBackoff(), 0), **connection_options)
+        self.links: dict[str, NodeLink] = {}
+        """Node name (host:port) -> the open link to it."""
+        self._home: dict[str, NodeLink] = {}
+        """Channel -> the link it was SSUBSCRIBEd on (where an SUNSUBSCRIBE must go, whoever owns it now)."""
+        self._made: list[Reply] = []
+        """Replies made here rather than read (channels lost with their link, a PONG with no link)."""
+        self._rounds: deque[set[str]] = deque()
+        """Per PING sent (oldest first): the links that have not answered it yet."""
+        self._stale = False
+        self._strikes = 0
+
+    def subscribe(self, channels: Sequence[str]) -> None:
+        if self._stale:
+            self._refresh()
+        groups: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        nodes: dict[str, ClusterNode] = {}
+        for channel in channels:
+            slot: int = self._cluster.keyslot(channel)  # type: ignore[no-untyped-call]
+            try:
+                node = self._cluster.nodes_manager.get_node_from_slot(slot)
+            except RedisClusterException as exc:  # SlotNotCoveredError: a failover in progress
+                raise RedisConnectionError(str(exc)) from exc
+            nodes[node.name] = node
+            groups[node.name][slot].append(channel)
+        for name, by_slot in groups.items():
+            link = self.links.get(name) or self._connect(nodes[name])
+            for group in by_slot.values():
+                link.channels.update(group)
+                for channel in group:
+                    self._home[channel] = link
+            self._send(link, [("SSUBSCRIBE", *group) for group in by_slot.values()])
+
+    def unsubscribe(self, channels: Sequence[str]) -> None:
+        groups: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for channel in channels:
+            link = self._home.pop(channel, None)
+            if link is None:  # its link is gone (and the channel reported lost): nothing to leave
+                self._made.append(Reply("unsubscribe", channel))
+                continue
+            link.channels.discard(channel)
+            link.leaving[channel] += 1
+            groups[link.name][self._cluster.keyslot(channel)].append(channel)  # type: ignore[no-untyped-call]
+        for name, by_slot in groups.items():
+            self._send(self.links[name], [("SUNSUBSCRIBE", *group) for group in by_slot.values()])
+        if self._made:
+            self._on_readable()
+
+    def ping(self) -> None:
+        self._rounds.append(set(self.links))
+        for link in list(self.links.values()):
+            self._send(link, [("PING",)])
+        self._pongs()
+
+    def read(self) -> list[Reply]:
+        replies: list[Reply] = []
+        for link in list(self.links.values()):
+            try:
+                while link.connection.can_read(timeout=0):
+                    response = link.connection.read_response(push_request=True)
+                    reply = parse_reply(response)
+                    if reply is not None:
+                        replies.extend(self._arrived(link, reply))
+            except (RedisError, OSError, ValueError) as exc:  # lost, or an error reply: MOVED, CLUSTERDOWN, …
+                self._drop(link, exc)
+        self._pongs()
+        if self._strikes > MAX_STRIKES:
+            raise RedisConnectionError(f"cluster node links dropped {self._strikes} times in a row")
+        made, self._made = self._made, []
+        return replies + made
+
+    def close(self) -> None:
+        for link in list(self.links.values()):
+            link.close()
+        self.links.clear()
+        self._home.clear()
+
+    def _connect(self, node: ClusterNode) -> NodeLink:
+        pool = self._cluster.get_redis_connection(node).connection_pool
+        connection: Connection = pool.connection_class(**{**pool.connection_kwargs, **self._options})
+        connection.connect()  # type: ignore[no-untyped-call]  # raises ConnectionError: the hub retries
+        sock = connection._sock
+        if sock is None:
+            raise RedisConnectionError(f"the pub/sub connection to {node.name} closed at once")
+        watcher: _IoWatcher = gevent.get_hub().loop.io(sock.fileno(), 1)
+        watcher.start(self._on_readable)
+        link = self.links[node.name] = NodeLink(node.name, connection, watcher)
+        return link
+
+    def _send(self, link: NodeLink, commands: list[tuple[str, ...]]) -> None:
+        """Every command for this node in one write; a failure drops the link (its channels are lost)."""
+        try:
+            packed = link.connection.pack_commands(commands)  # type: ignore[no-untyped-call]
+            link.connection.send_packed_command(packed, check_health=False)  # type: ignore[no-untyped-call]
+            link.writes += 1
+        except (RedisError, OSError) as exc:
+            self._drop(link, exc)
+            self._on_readable()
+
+    def _arrived(self, link: NodeLink, reply: Reply) -> list[Reply]:
+        if reply.kind == "subscribe":
+            self._strikes = 0
+        elif reply.kind == "unsubscribe":
+            if link.leaving[reply.channel] > 0:  # the confirmation of one we sent
+                link.leaving[reply.channel] -= 1
+                if not link.leaving[reply.channel]:
+                    del link.leaving[reply.channel]
+                return [reply]
+            # Pushed by Redis: the slot moved, or this node stopped being its master.
+            log.warning("Redis cluster node %s dropped the subscription to %s; subscribing again",
+                        link.name, reply.channel)
+            self._stale = True
+            if self._home.get(reply.channel) is link:
+                del self._home[reply.channel]
+                link.channels.discard(reply.channel)
+                return [Reply("lost", reply.channel)]
+            return []
+        elif reply.kind == "pong":
+            for waiting in self._rounds:
+                if link.name in waiting:
+                    waiting.discard(link.name)
+                    break
+            return []
+        return [reply]
+
+    def _drop(self, link: NodeLink, exc: BaseException) -> None:
+        """The link failed: close it, report its channels lost (and its pending SUNSUBSCRIBEs as done)."""
+        if self.links.get(link.name) is not link:
+            return
+        log.warning("Redis cluster node %s: pub/sub link lost (%s); its %d channels subscribe again",
+                    link.name, exc.__class__.__name__, len(link.channels))
+        del self.links[link.name]
+        link.close()
+        self._stale = True
+        self._strikes += 1
+        for channel in link.channels:
+            if self._home.get(channel) is link:
+                del self._home[channel]
+            self._made.append(Reply("lost", channel))
+        for channel, count in link.leaving.items():
+            self._made.extend(Reply("unsubscribe", channel) for _ in range(count))
+        for waiting in self._rounds:
+            waiting.discard(link.name)
+
+    def _pongs(self) -> None:
+        """A PONG for each PING every link has answered (oldest first)."""
+        while self._rounds and not self._rounds[0]:
+            self._rounds.popleft()
+            self._made.append(Reply("pong"))
+            self._on_readable()
+
+    def _refresh(self) -> None:
+        """Ask the cluster for its slots again (a failover or a slot migration happened)."""
+        try:
+            self._cluster.nodes_manager.initialize()
+        except RedisClusterException as exc:
+            raise RedisConnectionError(str(exc)) from exc
+        self._stale = False
+
+
 @dataclass(frozen=True, slots=True)
 class _Node:
     """What ClusterPubSub.get_sharded_message needs of a target node: its name (host:port)."""
@@ -157,7 +385,7 @@ class ShardedWaiter:
         self._cluster = cluster
         self._order_id = order_id
         self._recheck_seconds = recheck_seconds
-        self._subscriber: ShardedSubscriber | None = None
+        self._subscriber: ShardPubSub | None = None
         self._woken = Event()
 
     def open(self) -> bool:
@@ -165,7 +393,7 @@ class ShardedWaiter:
         self.close()
         subscriber = None
         try:
-            subscriber = ShardedSubscriber(self._cluster)
+            subscriber = ShardPubSub(self._cluster)
             subscriber.subscribe(self._order_id)
             deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_SECONDS
             while (remaining := deadline - time.monotonic()) > 0:
@@ -231,7 +459,7 @@ class ShardedWaiter:
 
 
 class ShardedPerRequestNotifier:
-    """Every wait SSUBSCRIBEs its order's channel on a connection of its own (the cluster's interim mode).
+    """Every wait SSUBSCRIBEs its order's channel on a connection of its own (EVENTI_NOTIFIER=per-request on a cluster).
 
     cluster: a RedisCluster for waits, with no socket timeout, no health checks, and per-node pools as
     large as the waits a worker may hold.

@@ -5,11 +5,12 @@ hands back replies. A Subscriber is opened, used and closed by the hub's reader 
 (one connection, one greenlet: PITFALLS.md), and never blocks in read(): it calls its on_readable
 callback when read() may have something, so the reader can wait for Redis and for new waits at once.
 
-RedisSubscriber is the one built here: one plain connection (SUBSCRIBE / UNSUBSCRIBE / PING). A
-sharded variant for Redis Cluster (SSUBSCRIBE over one connection per node, a channel going to the
-node owning its slot) implements the same Protocol: it maps ``smessage`` / ``ssubscribe`` /
-``sunsubscribe`` to the Reply kinds below, and the hub stays as it is. Channel names always come
-from wire.channel_for.
+RedisSubscriber is the one built here: one plain connection (SUBSCRIBE / UNSUBSCRIBE / PING), for one
+server or a Sentinel-named master. On a Redis Cluster the hub takes sharded.ShardedSubscriber
+(SSUBSCRIBE over one connection per node, a channel going to the node owning its slot): parse_reply
+maps ``smessage`` / ``ssubscribe`` / ``sunsubscribe`` to the same Reply kinds, and it reports a
+channel ``lost`` when one node's link or subscription went away while the others stay. Channel names
+always come from wire.channel_for.
 """
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ from .wire import text
 if TYPE_CHECKING:
     from gevent._types import _IoWatcher  # what loop.io() returns, in gevent's stubs
 
-ReplyKind = Literal["message", "subscribe", "unsubscribe", "pong"]
+ReplyKind = Literal["message", "subscribe", "unsubscribe", "pong", "lost"]
 
 
 class Reply(NamedTuple):
-    """One thing Redis sent: a published message, a (un)subscribe confirmation (one per channel) or a PONG."""
+    """One thing Redis sent: a published message, a (un)subscribe confirmation (one per channel) or a PONG;
+    or ``lost``: the channel is no longer subscribed though nobody asked (a cluster node's link dropped,
+    or Redis took the subscription away when its slot moved or its master was demoted), so messages may
+    have been missed. A Subscriber with one connection never says lost: it raises from read() instead."""
 
     kind: ReplyKind
     channel: str = ""
@@ -137,6 +141,10 @@ class RedisSubscriber:
         return self._connection
 
 
+SHARDED_KINDS = {"smessage": "message", "ssubscribe": "subscribe", "sunsubscribe": "unsubscribe"}
+"""Sharded pub/sub's replies (Redis Cluster) and the Reply kinds they stand for."""
+
+
 def parse_reply(response: Any) -> Reply | None:
     """A Reply from a pub/sub response (a RESP2 array or a RESP3 push); None for another kind of push
     (RESP3 may send others, e.g. maintenance notices); ValueError for anything else."""
@@ -145,6 +153,7 @@ def parse_reply(response: Any) -> Reply | None:
             return Reply("pong")
     elif isinstance(response, list) and response:
         kind = text(response[0]).lower()
+        kind = SHARDED_KINDS.get(kind, kind)
         if kind == "message" and len(response) == 3:
             return Reply("message", text(response[1]), response[2])
         if kind in ("subscribe", "unsubscribe") and len(response) == 3:
