@@ -34,8 +34,8 @@ def main(argv=None):
     p.add_argument("--instances", type=int, default=1, help="gunicorn instances (ports) behind one Redis and store")
     p.add_argument("--workers", type=int, default=2, help="gevent workers per gunicorn instance")
     p.add_argument("--redis", choices=("standalone", "cluster"), default="standalone",
-                   help="one redis-server, or devstack's Redis Cluster (3 masters + 3 replicas; a cluster runtime "
-                        "uses its per-wait SSUBSCRIBE notifier whatever the design's EVENTI_NOTIFIER)")
+                   help="one redis-server, or devstack's Redis Cluster (3 masters + 3 replicas; the hub SSUBSCRIBEs "
+                        "per held order there, one connection per node; per-request one per wait)")
     p.add_argument("--nginx", action="store_true",
                    help="the waits go through docker/nginx.conf, its upstream listing the instances; callbacks go "
                         "to the instances, half of them (with 2 or more) to one that does not hold the wait")

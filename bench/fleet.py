@@ -18,8 +18,8 @@ bench/results/fleet-<stamp>.json: per run and as medians over the rounds,
 - the model: what a callback costs a fleet of 10, 50 and 100 hosts (2 workers each), broadcast vs
   per-order subscriptions, from the measured per-callback and per-message costs (docs/scaling.md).
 
-The design's EVENTI_NOTIFIER, the notifier a worker actually runs (a cluster runtime SSUBSCRIBEs per
-wait whatever it says) and the git commit are in the results.
+The design's EVENTI_NOTIFIER, the notifier a worker actually runs ("hub-sharded" on a cluster: the hub
+SSUBSCRIBEs per held order over one connection per node) and the git commit are in the results.
 """
 from gevent import monkey
 
@@ -170,7 +170,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2, help="gevent workers per instance")
     p.add_argument("--redis", default="standalone,cluster", help="comma-separated: standalone, cluster")
     p.add_argument("--design", default="hub", choices=[d for d, (_, mode) in DESIGNS.items() if mode == "wait"],
-                   help="EVENTI_NOTIFIER (a cluster runtime ignores it until the per-order hub lands)")
+                   help="EVENTI_NOTIFIER (hub: per-order subscriptions, SSUBSCRIBE per node on a cluster)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are over these)")
     p.add_argument("--n", type=int, default=10_000, help="held waits in all (spread over the K instances)")
     p.add_argument("--callbacks", type=int, default=1000, help="callbacks, at RATE")

@@ -299,9 +299,11 @@ def cross_instance_ports(stack, holders):
 
 
 def effective_notifier(notifier, redis_topology):
-    """What a worker runs: on a cluster eventi/runtime.py picks the per-wait SSUBSCRIBE notifier
-    whatever EVENTI_NOTIFIER says (until the per-order hub lands)."""
-    return "sharded-per-wait" if redis_topology == "cluster" else notifier
+    """What a worker runs (eventi/runtime.py's _notifier): on a cluster the hub SSUBSCRIBEs per held
+    order over one connection per node ("hub-sharded"), per-request SSUBSCRIBEs per wait."""
+    if redis_topology == "cluster":
+        return "sharded-per-wait" if notifier == "per-request" else f"{notifier}-sharded"
+    return notifier
 
 
 def run_design(name, cfg):
