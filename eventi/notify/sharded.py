@@ -34,6 +34,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from select import POLLIN
 from typing import TYPE_CHECKING, Any, Literal
 
 import gevent
@@ -125,7 +126,7 @@ class ShardPubSub:
             sockets = [sock for pubsub in self._pubsub.node_pubsub_mapping.values()
                        if pubsub.connection is not None and (sock := getattr(pubsub.connection, "_sock", None))]
             if sockets:
-                select.select(sockets, [], [], remaining)
+                _wait_readable(sockets, remaining)
             else:
                 gevent.sleep(min(remaining, POLL_SECONDS))
 
@@ -165,6 +166,15 @@ MAX_STRIKES = 3
 """A ShardedSubscriber gives up (read() raises, and the hub reconnects every node with backoff) when node
 links drop this many times in a row with no SSUBSCRIBE confirmed in between: a cluster in the middle
 of a failover is not hammered with resubscriptions."""
+
+
+def _wait_readable(sockets: list[Any], timeout: float) -> None:
+    """Until one socket is readable or timeout passes. gevent's poll, not select: select() refuses descriptors
+    above 1,023, which a worker holding hundreds of waits (a socket each) passes."""
+    poller = select.poll()
+    for sock in sockets:
+        poller.register(sock, POLLIN)
+    poller.poll(timeout * 1000)
 
 
 @dataclass(eq=False)
