@@ -302,3 +302,22 @@ def test_a_held_wait_is_answered_by_the_callback_on_every_topology(request, make
     body = waiting.get(timeout=30).json
     assert (body["paymentStatus"], body["final"]) == ("completed", True)
     assert runtime.cache.get(order_id)["paymentStatus"] == "completed"
+
+
+def test_a_dead_sentinel_is_asked_once_then_the_next_one(redis_sentinel):
+    """redis-py's default retries a refused connection 10 times with backoff (~8 s) before it asks the next
+    sentinel: every connection made while a sentinel is down would wait that long. Each sentinel is asked once."""
+    first_dead = redis_sentinel.url.replace("redis+sentinel://", f"redis+sentinel://127.0.0.1:{_unused_port()},", 1)
+    client = redis_topology.sentinel_master(parse(first_dead), "test")
+    sentinels = client.connection_pool.sentinel_manager.sentinels
+    assert [s.get_retry().get_retries() for s in sentinels] == [0] * len(sentinels)
+    assert client.ping()  # the dead one was asked, then the next
+    client.close()
+
+
+def _unused_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
