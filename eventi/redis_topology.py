@@ -142,11 +142,18 @@ def lazy_cluster(topology: RedisTopology, role: str, **overrides: Any) -> RedisC
 def cluster_client(topology: RedisTopology, role: str, **overrides: Any) -> RedisCluster:
     """A RedisCluster over the seed nodes: it learns the slots from them and follows MOVED and failovers."""
     # BlockingConnectionPool per node (its own 20 s queue timeout: RedisCluster passes no pool timeout).
+    # redis-py builds each node's pool from connection_pool_class only for a cluster given by URL; given
+    # startup nodes alone it makes a plain ConnectionPool, which raises "Too many connections" for the
+    # (POOL_SIZE + 1)th concurrent command on a node instead of queueing it. So the first seed node is
+    # also passed as a URL (its scheme, rediss:// for TLS, picks the connection class for every node).
     options: dict[str, Any] = {**CONNECTION_OPTIONS, "max_connections": POOL_SIZE,
                                "connection_pool_class": BlockingConnectionPool, **overrides}
+    host, port = topology.nodes[0]
+    seed = f"{'rediss' if topology.tls else 'redis'}://{f'[{host}]' if ':' in host else host}:{port}"
     return RedisCluster(
+        url=seed,
         startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],  # type: ignore[no-untyped-call]
-        username=topology.username, password=topology.password, ssl=topology.tls,
+        username=topology.username, password=topology.password,  # TLS: the seed URL's rediss:// scheme
         client_name=client_name(role), require_full_coverage=False, **options,
     )
 

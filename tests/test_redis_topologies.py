@@ -321,3 +321,24 @@ def _unused_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_cluster_node_queues_concurrent_commands_beyond_its_pool(redis_cluster):
+    """POOL_SIZE connections per node, and greenlets queue for them: redis-py gives the nodes of a cluster
+    built from startup nodes plain ConnectionPools, whose third concurrent command raised "Too many
+    connections" (a callback's announcement went to the backlog, a status read to MongoDB)."""
+    from gevent.pool import Pool
+
+    client = redis_topology.commands_client(redis_cluster.url)
+    cache = StatusCache(client, ttl_seconds=300)
+    ids = order_ids(60)
+    try:
+        list(Pool(30).imap(lambda order_id: cache.put(body(order_id)), ids))
+        assert list(Pool(30).imap(cache.get, ids)) == [body(order_id) for order_id in ids]
+        pools = {node.name: node.redis_connection.connection_pool for node in client.get_primaries()}
+        assert {(type(p).__name__, p.max_connections) for p in pools.values()} == {
+            ("BlockingConnectionPool", redis_topology.POOL_SIZE)}
+    finally:
+        client.close()
+
+
