@@ -23,10 +23,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
-from redis.connection import BlockingConnectionPool, Encoder  # type: ignore[attr-defined]
+from redis.connection import BlockingConnectionPool, Encoder, SSLConnection  # type: ignore[attr-defined]
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
 
 from .redis_url import RedisTopology, parse
 
@@ -53,6 +57,22 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """redis-py's Sentinel pool (asks the sentinels for the master on each connect, drops connections to
     a demoted one) with BlockingConnectionPool's bound: greenlets queue for a connection instead of
     failing with "Too many connections"."""
+
+
+class SentinelConnection(SentinelManagedConnection):
+    """The Sentinel master's connection: it drops itself when a read fails, as redis-py's other connections do.
+
+    redis-py's SentinelManagedConnection reads with disconnect_on_error=False: a command cut short while
+    waiting for its reply (a greenlet killed, a gevent.Timeout) went back to the pool connected, and the
+    next command on it read that reply as its own (a status cache read got another command's 'OK')."""
+
+    def read_response(self, disable_decoding: bool = False, *,  # type: ignore[override]
+                      disconnect_on_error: bool = True, **options: Any) -> Any:
+        return super().read_response(disable_decoding, disconnect_on_error=disconnect_on_error, **options)
+
+
+class SentinelSSLConnection(SentinelConnection, SSLConnection):
+    """The Sentinel master's connection over TLS (as redis-py's SentinelManagedSSLConnection)."""
 
 
 class LazyRedisCluster:
@@ -167,7 +187,8 @@ def sentinel_master(topology: RedisTopology, role: str, **options: Any) -> redis
     options = {**CONNECTION_OPTIONS, "retry": Retry(NoBackoff(), 1), **options}
     master: redis.Redis = sentinel.master_for(
         topology.master_name, db=topology.db, username=topology.username, password=topology.password,
-        ssl=topology.tls, client_name=client_name(role), **options)  # type: ignore[no-untyped-call]
+        client_name=client_name(role), connection_class=SentinelSSLConnection if topology.tls else SentinelConnection,
+        **options)  # type: ignore[no-untyped-call]
     return master
 
 

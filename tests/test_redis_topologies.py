@@ -342,3 +342,17 @@ def test_a_cluster_node_queues_concurrent_commands_beyond_its_pool(redis_cluster
         client.close()
 
 
+
+def test_a_command_cut_short_leaves_no_reply_behind_for_the_next_one(commands):
+    """A greenlet timed out (or killed) while it waits for a reply must not give its connection back with
+    that reply still to come: the next command on it would read it as its own. redis-py's Sentinel
+    connections stayed open after any error in a read (a status cache read got another command's 'OK')."""
+    import gevent
+
+    tag = "{" + order_ids(1)[0] + "}"  # both keys on one node of a cluster
+    commands.set(f"value:{tag}", "v")
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.3):  # expires while the BLPOP (1 s) waits for its reply
+            commands.blpop([f"empty:{tag}"], 1)
+    for _ in range(3):  # the pooled connections in turn: none reads the BLPOP's nil as its reply
+        assert commands.get(f"value:{tag}") == b"v"
