@@ -223,9 +223,13 @@ class ShardedWaiter:
         return Signal.IDLE
 
     def _refresh_slots(self) -> None:
-        """Ask the cluster for its slots again (after a failover the old master is gone)."""
+        """Ask the cluster for its slots again (after a failover the old master is gone), leaving every
+        connection alone: by default redis-py marks all the seed nodes' connections in use for reconnection,
+        and every other wait's subscription on them was then silently renewed on its next read (redis-py's
+        PubSub resubscribes on connect): a message published meanwhile was lost with no RECHECK, and the
+        wait sat until its hold ended."""
         try:
-            cluster_of(self._cluster).nodes_manager.initialize()
+            cluster_of(self._cluster).nodes_manager.initialize(disconnect_startup_nodes_pools=False)
         except SUBSCRIBE_ERRORS:
             pass
 
