@@ -218,6 +218,10 @@ class ShardedWaiter:
                 return Signal.IDLE
         if event.kind == "unsubscribed":  # the slot moved or its master changed: subscribe on the new owner
             log.warning("Redis dropped the shard subscription orderId=%s; subscribing again", self._order_id)
+            # Learn the new owner first: with the old slot map the SSUBSCRIBE went back to the node that
+            # dropped it (after CLUSTER FAILOVER, the demoted master), was confirmed there, and the new
+            # master's SPUBLISH never reached it: the wait sat until its hold ended.
+            self._refresh_slots()
             self.open()
             return Signal.RECHECK
         return Signal.IDLE
