@@ -24,10 +24,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
-from redis.connection import BlockingConnectionPool, Encoder  # type: ignore[attr-defined]
+from redis.connection import BlockingConnectionPool, Encoder, SSLConnection  # type: ignore[attr-defined]
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
 
 from .redis_url import RedisTopology, parse
 
@@ -41,7 +45,8 @@ POOL_TIMEOUT = 5
 CONNECTION_OPTIONS: dict[str, Any] = dict(socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True,
                                           health_check_interval=30)
 SENTINEL_OPTIONS: dict[str, Any] = dict(socket_connect_timeout=1, socket_timeout=1, socket_keepalive=True)
-"""Asking a sentinel is quick or that sentinel is skipped for the next one."""
+"""Asking a sentinel is quick or that sentinel is skipped for the next one, with no retries (sentinel_master):
+redis-py's default retries a refused connection 10 times with backoff, ~8 s per dead sentinel."""
 SHARDED_PUBSUB_SINCE = (7, 0)
 
 
@@ -53,6 +58,22 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """redis-py's Sentinel pool (asks the sentinels for the master on each connect, drops connections to
     a demoted one) with BlockingConnectionPool's bound: greenlets queue for a connection instead of
     failing with "Too many connections"."""
+
+
+class SentinelConnection(SentinelManagedConnection):
+    """The Sentinel master's connection: it drops itself when a read fails, as redis-py's other connections do.
+
+    redis-py's SentinelManagedConnection reads with disconnect_on_error=False: a command cut short while
+    waiting for its reply (a greenlet killed, a gevent.Timeout) went back to the pool connected, and the
+    next command on it read that reply as its own (a status cache read got another command's 'OK')."""
+
+    def read_response(self, disable_decoding: bool = False, *,  # type: ignore[override]
+                      disconnect_on_error: bool = True, **options: Any) -> Any:
+        return super().read_response(disable_decoding, disconnect_on_error=disconnect_on_error, **options)
+
+
+class SentinelSSLConnection(SentinelConnection, SSLConnection):
+    """The Sentinel master's connection over TLS (as redis-py's SentinelManagedSSLConnection)."""
 
 
 class LazyRedisCluster:
@@ -142,11 +163,18 @@ def lazy_cluster(topology: RedisTopology, role: str, **overrides: Any) -> RedisC
 def cluster_client(topology: RedisTopology, role: str, **overrides: Any) -> RedisCluster:
     """A RedisCluster over the seed nodes: it learns the slots from them and follows MOVED and failovers."""
     # BlockingConnectionPool per node (its own 20 s queue timeout: RedisCluster passes no pool timeout).
+    # redis-py builds each node's pool from connection_pool_class only for a cluster given by URL; given
+    # startup nodes alone it makes a plain ConnectionPool, which raises "Too many connections" for the
+    # (POOL_SIZE + 1)th concurrent command on a node instead of queueing it. So the first seed node is
+    # also passed as a URL (its scheme, rediss:// for TLS, picks the connection class for every node).
     options: dict[str, Any] = {**CONNECTION_OPTIONS, "max_connections": POOL_SIZE,
                                "connection_pool_class": BlockingConnectionPool, **overrides}
+    host, port = topology.nodes[0]
+    seed = f"{'rediss' if topology.tls else 'redis'}://{f'[{host}]' if ':' in host else host}:{port}"
     return RedisCluster(
+        url=seed,
         startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],  # type: ignore[no-untyped-call]
-        username=topology.username, password=topology.password, ssl=topology.tls,
+        username=topology.username, password=topology.password,  # TLS: the seed URL's rediss:// scheme
         client_name=client_name(role), require_full_coverage=False, **options,
     )
 
@@ -154,12 +182,14 @@ def cluster_client(topology: RedisTopology, role: str, **overrides: Any) -> Redi
 def sentinel_master(topology: RedisTopology, role: str, **options: Any) -> redis.Redis:
     """A redis.Redis on the master the sentinels name, re-asked on every new connection."""
     assert topology.master_name is not None
-    sentinel = Sentinel(list(topology.nodes), sentinel_kwargs={**SENTINEL_OPTIONS, "ssl": topology.tls},
+    sentinel = Sentinel(list(topology.nodes), sentinel_kwargs={**SENTINEL_OPTIONS, "ssl": topology.tls,
+                                                                  "retry": Retry(NoBackoff(), 0)},
                         min_other_sentinels=0)  # type: ignore[no-untyped-call]
     options = {**CONNECTION_OPTIONS, "retry": Retry(NoBackoff(), 1), **options}
     master: redis.Redis = sentinel.master_for(
         topology.master_name, db=topology.db, username=topology.username, password=topology.password,
-        ssl=topology.tls, client_name=client_name(role), **options)  # type: ignore[no-untyped-call]
+        client_name=client_name(role), connection_class=SentinelSSLConnection if topology.tls else SentinelConnection,
+        **options)  # type: ignore[no-untyped-call]
     return master
 
 

@@ -74,6 +74,21 @@ def redis_sentinel():
         yield group
 
 
+TOPOLOGIES = ("standalone", "cluster", "sentinel")
+TOPOLOGY_FIXTURE = {"standalone": "redis_server", "cluster": "redis_cluster", "sentinel": "redis_sentinel"}
+on_every_topology = pytest.mark.parametrize("redis_topology", TOPOLOGIES, indirect=True)
+"""Run a test against one Redis server, the session's Redis Cluster and its Sentinel group: the
+`settings` (and so the app, the runtime and the client) take the topology's EVENTI_REDIS_URL."""
+
+
+@pytest.fixture
+def redis_topology(request):
+    """The EVENTI_REDIS_URL the test's settings use: the session's one server, unless the test is
+    parametrized (on_every_topology) with "cluster" or "sentinel"."""
+    kind = getattr(request, "param", "standalone")
+    return request.getfixturevalue(TOPOLOGY_FIXTURE[kind]).url
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """One private PostgreSQL cluster per test run, under every FerretDB the tests start."""
@@ -105,16 +120,16 @@ def quick_simulator():
 
 
 @pytest.fixture
-def settings(redis_server, mongo_server, tmp_path):
+def settings(redis_topology, mongo_server, tmp_path):
     """No PAYHERO_BASE_URL: orders are stored without an STK push (see push_settings). The push limit is
     off because tests reuse phone numbers in one Redis; tests/test_payments.py sets it to check it.
-    The store holds the test events (tests/support/events.py)."""
+    The store holds the test events (tests/support/events.py). REDIS_URL is redis_topology's."""
     seed_test_events(mongo_server.uri)
     return {
         "ENV": "test",
         "PUSH_LIMIT": 0,
         "SECRET_KEY": TEST_SECRET,
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_topology,
         "MONGO_URI": mongo_server.uri,
         "VAR_DIR": str(tmp_path / "var"),
         "RECHECK_SECONDS": 1.0,

@@ -1,8 +1,16 @@
-"""The HTTP API in-process (Flask test client) against real Redis and FerretDB."""
+"""The HTTP API in-process (Flask test client) against real Redis and FerretDB.
+
+The cases marked on_every_topology run against one Redis server, a Redis Cluster and a Sentinel group
+(EVENTI_REDIS_URL): the ones whose answer goes through Redis (the status cache read and written by
+status reads, callbacks and waits; a held wait answered by the publish; a re-announcement; readiness
+pinging Redis). The
+validation, token and store-only cases never reach Redis and run once.
+"""
 import gevent
 import pytest
 
 from eventi.status_cache import cache_key
+from tests.conftest import on_every_topology
 from tests.support.api import create_order, order_body, post_callback
 
 UNKNOWN_ID = "6751a3f2c9e77b0012ab34cd"
@@ -41,6 +49,7 @@ def test_invalid_order_is_400_with_details_and_nothing_stored(client, runtime, u
     assert runtime.store.orders.count_documents({"eventId": unique_event}) == 0
 
 
+@on_every_topology
 def test_status_shows_public_fields_only(client, make_order):
     order_id, token = make_order()
     response = client.get(f"/api/orders/{order_id}?token={token}")
@@ -69,6 +78,7 @@ def test_unknown_malformed_missing_and_wrong_token_all_look_the_same(client, mak
     assert all(body == bodies[0] for body in bodies) and bodies[0]["error"] == "not_found"
 
 
+@on_every_topology
 def test_completed_status_has_receipt_and_failed_has_reason(client, runtime, make_order):
     paid_id, paid_token = make_order()
     failed_id, failed_token = make_order()
@@ -82,6 +92,7 @@ def test_completed_status_has_receipt_and_failed_has_reason(client, runtime, mak
     assert "mpesaReceipt" not in failed
 
 
+@on_every_topology
 def test_wrong_pin_gives_a_plain_reason_on_status_and_every_wait(client, runtime, make_order):
     order_id, token = make_order()
     post_callback(client, runtime, order_id, "wrong-pin")
@@ -98,6 +109,7 @@ def test_wrong_pin_gives_a_plain_reason_on_status_and_every_wait(client, runtime
             True, "wrong_pin", sentence, "The initiator information is invalid.")
 
 
+@on_every_topology
 def test_wait_on_a_final_order_answers_at_once(client, runtime, make_order):
     order_id, token = make_order()
     post_callback(client, runtime, order_id, "cancelled")
@@ -111,6 +123,7 @@ def test_wait_on_a_final_order_answers_at_once(client, runtime, make_order):
     assert response.headers["X-Accel-Buffering"] == "no"
 
 
+@on_every_topology
 def test_wait_times_out_with_pending(client, make_order):
     order_id, token = make_order()
     response = client.get(f"/api/orders/{order_id}/wait?token={token}&timeout=1")
@@ -119,6 +132,7 @@ def test_wait_times_out_with_pending(client, make_order):
     assert 900 <= response.json["waitedMs"] < 10_000  # generous: timings belong to the benchmark
 
 
+@on_every_topology
 def test_wait_answers_when_the_callback_lands(client, runtime, make_order):
     order_id, token = make_order()
     waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60")
@@ -225,11 +239,13 @@ def test_errors_are_json_never_html(client):
     assert client.post("/api/orders", data="x" * 70_000, content_type="application/json").status_code == 413
 
 
+@on_every_topology
 def test_health_and_readiness(client):
     assert client.get("/healthz").json == {"status": "ok"}
     assert client.get("/readyz").json == {"status": "ready"}
 
 
+@on_every_topology
 @pytest.mark.parametrize("claim_age_seconds", [0, 300])
 def test_a_claim_whose_order_is_pending_is_applied_and_announced_by_the_next_delivery(
         client, runtime, settings, make_order, claim_age_seconds):
@@ -256,6 +272,7 @@ def test_a_claim_whose_order_is_pending_is_applied_and_announced_by_the_next_del
     assert client.get(f"/api/orders/{order_id}?token={token}").json == published
 
 
+@on_every_topology
 def test_a_duplicate_of_a_final_order_re_announces_it(client, runtime, settings, make_order):
     """A publish lost on the first delivery heals on the next: the duplicate caches and publishes again."""
     from tests.support.listen import ChannelListener

@@ -406,3 +406,57 @@ def test_a_cluster_failover_of_every_master_keeps_every_held_wait_learning_its_c
             broadcaster.close()
             probe.close()
             commands.close()
+
+
+def test_a_dead_sentinel_is_asked_once_then_the_next_one(redis_sentinel):
+    """redis-py's default retries a refused connection 10 times with backoff (~8 s) before it asks the next
+    sentinel: every connection made while a sentinel is down would wait that long. Each sentinel is asked once."""
+    first_dead = redis_sentinel.url.replace("redis+sentinel://", f"redis+sentinel://127.0.0.1:{_unused_port()},", 1)
+    client = redis_topology.sentinel_master(parse(first_dead), "test")
+    sentinels = client.connection_pool.sentinel_manager.sentinels
+    assert [s.get_retry().get_retries() for s in sentinels] == [0] * len(sentinels)
+    assert client.ping()  # the dead one was asked, then the next
+    client.close()
+
+
+def _unused_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_cluster_node_queues_concurrent_commands_beyond_its_pool(redis_cluster):
+    """POOL_SIZE connections per node, and greenlets queue for them: redis-py gives the nodes of a cluster
+    built from startup nodes plain ConnectionPools, whose third concurrent command raised "Too many
+    connections" (a callback's announcement went to the backlog, a status read to MongoDB)."""
+    from gevent.pool import Pool
+
+    client = redis_topology.commands_client(redis_cluster.url)
+    cache = StatusCache(client, ttl_seconds=300)
+    ids = order_ids(60)
+    try:
+        list(Pool(30).imap(lambda order_id: cache.put(body(order_id)), ids))
+        assert list(Pool(30).imap(cache.get, ids)) == [body(order_id) for order_id in ids]
+        pools = {node.name: node.redis_connection.connection_pool for node in client.get_primaries()}
+        assert {(type(p).__name__, p.max_connections) for p in pools.values()} == {
+            ("BlockingConnectionPool", redis_topology.POOL_SIZE)}
+    finally:
+        client.close()
+
+
+
+def test_a_command_cut_short_leaves_no_reply_behind_for_the_next_one(commands):
+    """A greenlet timed out (or killed) while it waits for a reply must not give its connection back with
+    that reply still to come: the next command on it would read it as its own. redis-py's Sentinel
+    connections stayed open after any error in a read (a status cache read got another command's 'OK')."""
+    import gevent
+
+    tag = "{" + order_ids(1)[0] + "}"  # both keys on one node of a cluster
+    commands.set(f"value:{tag}", "v")
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.3):  # expires while the BLPOP (1 s) waits for its reply
+            commands.blpop([f"empty:{tag}"], 1)
+    for _ in range(3):  # the pooled connections in turn: none reads the BLPOP's nil as its reply
+        assert commands.get(f"value:{tag}") == b"v"

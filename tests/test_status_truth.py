@@ -1,6 +1,8 @@
 """The cache never moves an order backwards, and a status write that timed out is settled without PayHero.
 
 Forced interleavings against the real Redis and FerretDB (eventi/status_cache.py has the argument).
+The two whose outcome is in Redis (the cache's rule against a late pending; a settled write's
+announcement) run on one server, a Redis Cluster and a Sentinel group; the third writes nothing to Redis.
 """
 from bson import ObjectId
 
@@ -12,6 +14,7 @@ from eventi.services.settle import Settler
 from eventi.services.status import StatusReader
 from eventi.status_cache import cache_key
 from eventi.store import OrderStore
+from tests.conftest import on_every_topology
 from tests.support.api import order_fields
 from tests.support.listen import ChannelListener
 
@@ -35,6 +38,7 @@ class CallbackLandsAfterRead:
         return order
 
 
+@on_every_topology
 def test_a_reader_caching_pending_after_the_callback_cached_final_leaves_final(runtime):
     order_id = new_order(runtime)
     runtime.redis.delete(cache_key(order_id))  # a miss: expired, evicted, or Redis restarted empty
@@ -58,6 +62,7 @@ def settling_callbacks(runtime, window):
     return CallbackService(FinalizeTimesOut(runtime.store.db), runtime.broadcaster, settler), settler
 
 
+@on_every_topology
 def test_a_timed_out_status_write_that_lands_later_is_applied_and_announced(runtime, settings):
     order_id = new_order(runtime)
     callbacks, settler = settling_callbacks(runtime, window=30)

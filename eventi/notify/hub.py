@@ -90,8 +90,9 @@ class HubWaiter:
         self._confirmed.set()
 
     def next(self, timeout: float) -> WaitEvent:
-        """Block up to timeout; while the hub is disconnected, ask for a store re-check every few seconds."""
-        degraded = not self._hub.connected
+        """Block up to timeout; while the hub is disconnected, or this wait's channel was lost and is not
+        confirmed again (a cluster node's link), ask for a store re-check every few seconds."""
+        degraded = not self._hub.connected or self._late
         limit = min(timeout, recheck_pause(self._hub.recheck_seconds)) if degraded else timeout
         woke = self._event.wait(limit)
         self._event.clear()

@@ -456,14 +456,22 @@ class ShardedWaiter:
                 return Signal.IDLE
         if event.kind == "unsubscribed":  # the slot moved or its master changed: subscribe on the new owner
             log.warning("Redis dropped the shard subscription orderId=%s; subscribing again", self._order_id)
+            # Learn the new owner first: with the old slot map the SSUBSCRIBE went back to the node that
+            # dropped it (after CLUSTER FAILOVER, the demoted master), was confirmed there, and the new
+            # master's SPUBLISH never reached it: the wait sat until its hold ended.
+            self._refresh_slots()
             self.open()
             return Signal.RECHECK
         return Signal.IDLE
 
     def _refresh_slots(self) -> None:
-        """Ask the cluster for its slots again (after a failover the old master is gone)."""
+        """Ask the cluster for its slots again (after a failover the old master is gone), leaving every
+        connection alone: by default redis-py marks all the seed nodes' connections in use for reconnection,
+        and every other wait's subscription on them was then silently renewed on its next read (redis-py's
+        PubSub resubscribes on connect): a message published meanwhile was lost with no RECHECK, and the
+        wait sat until its hold ended."""
         try:
-            cluster_of(self._cluster).nodes_manager.initialize()
+            cluster_of(self._cluster).nodes_manager.initialize(disconnect_startup_nodes_pools=False)
         except SUBSCRIBE_ERRORS:
             pass
 
