@@ -23,50 +23,43 @@ class CountingHub(Hub):
 Hook = Callable[[Sequence[str]], None]
 
 
-class HookedSubscriber(RedisSubscriber):
+class _Hooks:
+    """Counts the hub's SUBSCRIBE / UNSUBSCRIBE calls and calls a hook right after sending each."""
+
+    def _hook(self, counts, on_subscribe=None, on_unsubscribe=None):
+        self._counts = counts
+        self._on_subscribe = on_subscribe
+        self._on_unsubscribe = on_unsubscribe
+
+    def subscribe(self, channels):
+        super().subscribe(channels)
+        self._counts["SUBSCRIBE"] += 1
+        if self._on_subscribe:
+            self._on_subscribe(channels)
+
+    def unsubscribe(self, channels):
+        super().unsubscribe(channels)
+        self._counts["UNSUBSCRIBE"] += 1
+        if self._on_unsubscribe:
+            self._on_unsubscribe(channels)
+
+
+class HookedSubscriber(_Hooks, RedisSubscriber):
     """A RedisSubscriber that counts the commands it sends and calls a hook right after sending each
     SUBSCRIBE / UNSUBSCRIBE, in the hub's reader greenlet, before the reader can read the reply."""
 
     def __init__(self, client, on_readable, counts, on_subscribe=None, on_unsubscribe=None):
         super().__init__(client, on_readable)
-        self._counts = counts
-        self._on_subscribe = on_subscribe
-        self._on_unsubscribe = on_unsubscribe
-
-    def subscribe(self, channels):
-        super().subscribe(channels)
-        self._counts["SUBSCRIBE"] += 1
-        if self._on_subscribe:
-            self._on_subscribe(channels)
-
-    def unsubscribe(self, channels):
-        super().unsubscribe(channels)
-        self._counts["UNSUBSCRIBE"] += 1
-        if self._on_unsubscribe:
-            self._on_unsubscribe(channels)
+        self._hook(counts, on_subscribe, on_unsubscribe)
 
 
-class HookedShardedSubscriber(ShardedSubscriber):
+class HookedShardedSubscriber(_Hooks, ShardedSubscriber):
     """HookedSubscriber's counterpart on a Redis Cluster: counts the hub's subscribe / unsubscribe calls (each
     one write per node) under the same names, and calls the hooks after sending."""
 
     def __init__(self, cluster, on_readable, counts, on_subscribe=None, on_unsubscribe=None, client_name=None):
         super().__init__(cluster, on_readable, **({"client_name": client_name} if client_name else {}))
-        self._counts = counts
-        self._on_subscribe = on_subscribe
-        self._on_unsubscribe = on_unsubscribe
-
-    def subscribe(self, channels):
-        super().subscribe(channels)
-        self._counts["SUBSCRIBE"] += 1
-        if self._on_subscribe:
-            self._on_subscribe(channels)
-
-    def unsubscribe(self, channels):
-        super().unsubscribe(channels)
-        self._counts["UNSUBSCRIBE"] += 1
-        if self._on_unsubscribe:
-            self._on_unsubscribe(channels)
+        self._hook(counts, on_subscribe, on_unsubscribe)
 
 
 def is_cluster_url(redis_url):
