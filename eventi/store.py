@@ -139,6 +139,11 @@ def _unavailable_on_error(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _due(now: datetime) -> dict[str, Any]:
+    """The filter of orders reconcile has not put aside past now (reconcileAfter)."""
+    return {"$or": [{"reconcileAfter": {"$exists": False}}, {"reconcileAfter": {"$lte": now}}]}
+
+
 def parse_order_id(order_id: object) -> ObjectId | None:
     """The ObjectId for an orderId string, or None when it is malformed."""
     if not isinstance(order_id, str) or len(order_id) != 24:
@@ -355,7 +360,7 @@ class OrderStore:
         once that time has come."""
         query = {"status": OrderStatus.PENDING.value, "$and": [
             {"$or": [{"pushedAt": {"$lt": before}}, {"pushedAt": {"$exists": False}, "createdAt": {"$lt": before}}]},
-            {"$or": [{"reconcileAfter": {"$exists": False}}, {"reconcileAfter": {"$lte": now}}]}]}
+            _due(now)]}
         return list(self.orders.find(query).sort("createdAt", ASCENDING).limit(limit))
 
     @_unavailable_on_error
@@ -363,8 +368,7 @@ class OrderStore:
         """Orders failed with no_callback since the given time that have a PayHero reference to ask about, whose
         next check (reconcileAfter) has come; oldest first."""
         query = {"status": OrderStatus.FAILED.value, "failureReason": "no_callback", "updatedAt": {"$gt": since},
-                 "payheroReference": {"$exists": True},
-                 "$or": [{"reconcileAfter": {"$exists": False}}, {"reconcileAfter": {"$lte": now}}]}
+                 "payheroReference": {"$exists": True}, **_due(now)}
         return list(self.orders.find(query).sort("updatedAt", ASCENDING).limit(limit))
 
     @_unavailable_on_error

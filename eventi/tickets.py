@@ -76,15 +76,14 @@ class TicketHolds:
         holds are "<orderId>.late", so no release of the order's first holds can delete them).
         """
         holder = holder or str(order_id)
-        mine: list[str] = []
-        try:
-            mine = self._take(holder, event_id, ticket_type_id, capacity, quantity)
-            if slot_range is not None and slot_range > capacity:
+        mine = self._take(holder, event_id, ticket_type_id, capacity, quantity)  # gives back its own on failure
+        if slot_range is not None and slot_range > capacity:
+            try:
                 self._within_capacity(event_id, ticket_type_id, capacity)
-            return mine
-        except BaseException:
-            self._delete(holder, mine)
-            raise
+            except BaseException:
+                self._delete(holder, mine)
+                raise
+        return mine
 
     def _within_capacity(self, event_id: str, ticket_type_id: str, capacity: int) -> None:
         """SoldOut when the type's holds, ours included, are more than its lowered capacity.
@@ -181,8 +180,14 @@ class TicketHolds:
 
     @_unavailable_on_error
     def finish_release(self, order_id: ObjectId) -> None:
-        """Make sure a failed or cancelled order holds nothing: start its release, or finish an interrupted one."""
-        self.release(order_id)
+        """Make sure a failed or cancelled order holds nothing: start its release, or finish an interrupted one.
+
+        One read when the release is done already (every duplicate of a failure lands here)."""
+        marker = self.releases.find_one({"_id": str(order_id)}, {"done": 1})
+        if marker is None:
+            self.release(order_id)
+        elif not marker["done"]:
+            self._finish_if_interrupted(str(order_id))
 
     @_unavailable_on_error
     def finish_interrupted(self, now: datetime | None = None) -> int:

@@ -1,10 +1,8 @@
 """Reconciliation against a real PayHero simulator process, and strict callback verification."""
-import json
 import logging
 import subprocess
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gevent
 import pytest
@@ -19,6 +17,7 @@ from eventi.models import utcnow
 from eventi.services.reconcile import result_from_status
 from eventi.web.common import current_runtime
 from tests.support.api import order_fields, post_callback
+from tests.support.stand_in import JsonHandler, http_server
 
 NO_CALLBACK_PHONE = "254712345675"  # the simulator settles it (paid) but never calls back
 
@@ -116,32 +115,22 @@ def test_reconcile_command_has_help_and_runs(settings, quick_simulator):
 # --- give up only on an answer (issue 19) ------------------------------------------------------------------
 
 
-class _StatusAnswers(BaseHTTPRequestHandler):
+class _StatusAnswers(JsonHandler):
     """A PayHero transaction-status that answers what the test says: a status code and a body."""
 
     answer: tuple[int, dict] = (500, {"error_message": "Internal Server Error"})
 
     def do_GET(self):  # noqa: N802 (http.server's name)
-        status, body = type(self).answer
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(*type(self).answer)
 
 
 @pytest.fixture
 def payhero_status():
     """(set_answer, settings): a stand-in PayHero whose transaction-status answer the test sets."""
     handler = type("Answers", (_StatusAnswers,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server, url = http_server(handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = {"PAYHERO_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}", "PAYHERO_AUTH_TOKEN": "t",
-                "PAYHERO_CHANNEL_ID": "1"}
+    settings = {"PAYHERO_BASE_URL": url, "PAYHERO_AUTH_TOKEN": "t", "PAYHERO_CHANNEL_ID": "1"}
     yield (lambda status, body: setattr(handler, "answer", (status, body))), settings
     server.shutdown()
     server.server_close()

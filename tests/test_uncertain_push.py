@@ -4,7 +4,6 @@ A refused push (4xx, or PayHero never reached) still fails the order at once (te
 """
 import threading
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from bson import ObjectId
@@ -14,6 +13,7 @@ from eventi.models import short_reference, utcnow
 from eventi.payhero_client import PayHeroRejected
 from eventi.web.common import current_runtime
 from tests.support.api import callback_body, order_body, phone_ending
+from tests.support.stand_in import JsonHandler, http_server
 from tests.test_payments import client_for, push
 
 
@@ -25,26 +25,18 @@ def slow_simulator():
     server.stop()
 
 
-class _Answers500(BaseHTTPRequestHandler):
+class _Answers500(JsonHandler):
     def do_POST(self):  # noqa: N802 (http.server's name)
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"error_message": "Internal Server Error"}'
-        self.send_response(500)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(500, {"error_message": "Internal Server Error"})
 
 
 @pytest.fixture(scope="module")
 def payhero_500():
     """A PayHero that takes the push and then fails: 500 (it may have reached M-Pesa first)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers500)
+    server, url = http_server(_Answers500)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield url
     server.shutdown()
     server.server_close()
 

@@ -46,6 +46,8 @@ OVERDUE_AFTER = 5
 RETRY_BACKOFF = EqualJitterBackoff(cap=3600, base=60)
 """How long an order PayHero could not answer about waits before it is asked again: 60 s doubling to 1 h, each
 drawn from the upper half (so never at once)."""
+MAX_DOUBLINGS = 6
+"""60 s doubled 6 times passes the 1 h cap: counting further would only grow 2**tries."""
 GIVEN_UP_WATCH = timedelta(hours=24)
 """How long after failing an order with no_callback the sweep keeps asking PayHero whether it was paid after all."""
 
@@ -119,9 +121,14 @@ class Reconciler:
             outcome = self._callbacks.apply(answer.result, raw=answer.result.raw, source="reconcile")
             report.count("duplicate" if outcome.duplicate or outcome.body is None else outcome.body["paymentStatus"])
             return
+        self._ask_later(order, now)
+
+    def _ask_later(self, order: dict[str, Any], now: datetime) -> tuple[int, datetime]:
+        """Put the order aside for RETRY_BACKOFF after its tries so far; (its tries now, when it is due)."""
         tries = order.get("reconcileTries", 0) + 1
-        later = now + timedelta(seconds=RETRY_BACKOFF.compute(min(tries - 1, 6)))
+        later = now + timedelta(seconds=RETRY_BACKOFF.compute(min(tries - 1, MAX_DOUBLINGS)))
         self._store.set_fields(str(order["_id"]), {"reconcileTries": tries, "reconcileAfter": later})
+        return tries, later
 
     def _finish_late_payments(self, now: datetime) -> int:
         """Decide, follow and announce late payments a failure left half done; how many."""
@@ -164,9 +171,7 @@ class Reconciler:
 
     def _postpone(self, order: dict[str, Any], now: datetime, report: ReconcileReport) -> None:
         """Past the give-up age with no sure answer: ask again later, and raise the alarm after OVERDUE_AFTER tries."""
-        tries = order.get("reconcileTries", 0) + 1
-        later = now + timedelta(seconds=RETRY_BACKOFF.compute(tries - 1))
-        self._store.set_fields(str(order["_id"]), {"reconcileTries": tries, "reconcileAfter": later})
+        tries, later = self._ask_later(order, now)
         if tries >= OVERDUE_AFTER:
             report.overdue += 1
             metrics.RECONCILE_OVERDUE.inc()

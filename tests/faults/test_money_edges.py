@@ -18,7 +18,6 @@ import subprocess
 import sys
 import uuid
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import gevent
@@ -40,6 +39,7 @@ from tests.conftest import TEST_SECRET
 from tests.faults.test_paid_means_paid import start
 from tests.support.api import Api, order_body
 from tests.support.events import event_spec, save_events
+from tests.support.stand_in import JsonHandler, http_server
 
 PRICE = 1500  # a Regular ticket of event_spec
 SECRET = TEST_SECRET
@@ -188,42 +188,29 @@ class PayHeroStandIn:
         self._closing = Event()
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 stand_in.pushed.append(body["external_reference"])
                 stand_in.first_push.set()
                 stand_in.answer_pushes.wait()
-                self._json(201, {"success": True, "status": "QUEUED", "reference": "R-" + body["external_reference"],
-                                 "CheckoutRequestID": "ws_CO_" + body["external_reference"]})
+                self.send_json(201, {"success": True, "status": "QUEUED", "reference": "R-" + body["external_reference"],
+                                     "CheckoutRequestID": "ws_CO_" + body["external_reference"]})
 
             def do_GET(self):  # noqa: N802
                 reference = parse_qs(urlsplit(self.path).query)["reference"][0]
                 stand_in.status_asks += 1
                 answer = stand_in.status_answer
                 if answer == "500":
-                    return self._json(500, {"error_message": "Internal Server Error"})
+                    return self.send_json(500, {"error_message": "Internal Server Error"})
                 if answer == "timeout":
                     stand_in._closing.wait()
                     return None
                 receipt = "RC" + reference[-8:].upper()
-                return self._json(200, {"success": True, "status": answer, "reference": reference,
-                                        "provider_reference": receipt if answer == "SUCCESS" else ""})
+                return self.send_json(200, {"success": True, "status": answer, "reference": reference,
+                                            "provider_reference": receipt if answer == "SUCCESS" else ""})
 
-            def _json(self, status, data):
-                body = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.url = http_server(Handler)
         self._serving = gevent.spawn(self.server.serve_forever)
 
     @property

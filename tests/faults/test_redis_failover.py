@@ -71,7 +71,7 @@ def shopper(api, order_id, token, log, give_up):
             continue
         if response.status_code != 200:
             log.append(f"http {response.status_code}")
-            gevent.sleep(random.uniform(0, 1))
+            gevent.sleep(random.uniform(0, 1))  # the same backoff: traffic as the page sends it
             continue
         body = response.json()
         if body["final"]:
