@@ -11,7 +11,6 @@ eventi/gunicorn_conf.py's hooks:
   with their last known status, and new waits are not held;
 - close(): the worker exits: background retries stop, every client is closed.
 """
-import os
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -151,17 +150,6 @@ class Runtime:
         self.broadcaster.close()
         self.mongo.close()
         self.redis.close()
-
-
-def redis_client(url: str, role: str, **overrides: Any) -> redis.Redis:
-    """A redis-py client named after this process and its role (visible in CLIENT LIST)."""
-    options: dict[str, Any] = dict(
-        socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True, health_check_interval=30,
-        retry=Retry(NoBackoff(), 1), client_name=f"eventi:{os.getpid()}:{role}",
-    )
-    options.update(overrides)
-    client: redis.Redis = redis.Redis.from_url(url, **options)
-    return client
 
 
 def _payhero(settings: Settings) -> PayHeroClient | None:

@@ -275,12 +275,6 @@ class OrderStore:
     # --- Late payments: paid after the order failed or was cancelled (eventi/services/late_payment.py) ----
 
     @_unavailable_on_error
-    def late_payment(self, order_id: str) -> dict[str, Any] | None:
-        """The decision taken on the order's late payment, or None when none came."""
-        oid = parse_order_id(order_id)
-        return None if oid is None else self.late.find_one({"_id": oid})
-
-    @_unavailable_on_error
     def claim_late_payment(self, claim: dict[str, Any]) -> dict[str, Any] | None:
         """Insert the claim to decide an order's late payment; None when it went in (this delivery decides),
         else the claim that stands. A unique insert under the order's id, like the status claim."""
