@@ -30,10 +30,18 @@ POLL_SECONDS = 0.1
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now, below Linux's ephemeral range (32768-60999): a port
+    the kernel hands out (bind to 0) can be taken as the source port of any outgoing connection before the
+    server we start binds it, which the tests' thousands of connections made happen."""
+    for _ in range(200):
+        port = random.randint(10000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found in 10000-32000")
 
 
 def accepts(port: int) -> bool:
