@@ -35,7 +35,7 @@ def _app_commands(ctx: click.Context) -> MutableMapping[str, click.Command]:
 
 @click.group(cls=_WithAppCommands, context_settings={"obj": ScriptInfo(create_app=_load_app, set_debug_flag=False)})
 def main() -> None:
-    """eventi: instant M-Pesa payment status. Settings come from EVENTI_* variables (README)."""
+    """eventi: instant M-Pesa payment status. Settings come from EVENTI_* variables (docs/settings.md)."""
 
 
 @main.command("serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "PROMPT_HELP_SECONDS": 45,
     "SUPPORT_CONTACT": None,
 }
-"""Every setting, keyed without its EVENTI_ prefix; the README's table lists them."""
+"""Every setting, keyed without its EVENTI_ prefix; docs/settings.md lists them."""
 
 UNPREFIXED = ("PAYHERO_BASE_URL", "PAYHERO_AUTH_TOKEN", "PAYHERO_CHANNEL_ID", "PUBLIC_BASE_URL",
               "PAYHERO_VERIFY_CALLBACKS")
@@ -87,7 +87,7 @@ class ConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting, checked and normalised (README's settings table); attributes are DEFAULTS' names in lower case."""
+    """Every setting, checked and normalised (docs/settings.md); attributes are DEFAULTS' names in lower case."""
 
     env: str
     secret_key: str

@@ -1,7 +1,7 @@
 """gunicorn settings for eventi: few gevent workers, each holding thousands of long polls.
 
 Every value can be overridden on the command line; EVENTI_BIND and EVENTI_WORKERS come from
-the environment as the README's settings table says.
+the environment as docs/settings.md says.
 """
 import os
 import shutil

@@ -3,7 +3,7 @@
 A ticket type of capacity C has slots 0..C-1. An order holds n tickets by inserting n documents
 ``{_id: "<eventId>:<ticketTypeId>:<slot>"}``: _id is unique, so two orders never hold one slot. A
 unique insert is atomic on MongoDB and on FerretDB alike, where FerretDB v1's conditional updates
-and deletes are not (a filter is read, then the matching ids are written: README "FerretDB"), so
+and deletes are not (a filter is read, then the matching ids are written: docs/development.md "FerretDB"), so
 no counter or conditional update decides anything here.
 
 Holds are taken when the order is created and kept while it is pending and once it completes. An

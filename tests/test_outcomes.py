@@ -74,8 +74,8 @@ def test_no_reason_unless_failed_or_cancelled(status):
     assert not {"reason", "reasonText"} & set(status_body(order(status, mpesaReceipt="R")))
 
 
-def test_the_readmes_reasons_table_lists_every_reason_code():
+def test_the_api_docs_reasons_table_lists_every_reason_code():
     from devstack.processes import ROOT
 
-    table = (ROOT / "README.md").read_text().split("### Reasons")[1].split("\n## ")[0]
+    table = (ROOT / "docs" / "api.md").read_text().split("### Reasons")[1].split("\n## ")[0]
     assert not [code for code in outcomes.CODES if f"| `{code}` |" not in table]

@@ -30,7 +30,7 @@ BY_LAST_DIGIT = {
     "8": PAID,
     "9": Outcome("slow_push", slow=True),
 }
-"""The README's simulator table shows the same mapping."""
+"""docs/payments.md's simulator table shows the same mapping."""
 
 
 def for_phone(phone: str) -> Outcome:

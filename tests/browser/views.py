@@ -66,7 +66,7 @@ def view(name: str, javascript: bool = True, prepare: Callable | None = None, cl
 
 
 def shopper(last_digit: int) -> dict:
-    """A fresh shopper; the phone's last digit picks what the simulator does (README: the simulator)."""
+    """A fresh shopper; the phone's last digit picks what the simulator does (docs/payments.md: the simulator)."""
     digits = "".join(random.choice("0123456789") for _ in range(7))
     return {"name": "Wanjiru Kamau", "email": f"w{uuid.uuid4().hex[:10]}@example.com",
             "phone": f"07{digits[:2]}-{digits[2:5]}-{digits[5:]}{last_digit}"}
