@@ -8,7 +8,6 @@ from typing import Any
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "payhero"
 SAMPLE_ORDER_ID = "6751a3f2c9e77b0012ab34cd"
-CALLBACK_PATH = "/api/payhero/callback"
 
 
 def payhero_fixture(name: str) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from . import event_file, phones
+from .runtime import current_runtime
 from .services import support
 from .text import printable, printable_json
-from .web.common import current_runtime
 
 REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
 """An order reference as the payment page shows it (eventi.models.short_reference)."""

@@ -6,7 +6,7 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 
 from .models import utcnow
-from .store import _unavailable_on_error, durable
+from .store import durable, unavailable_on_error
 
 
 class EventStore:
@@ -15,7 +15,7 @@ class EventStore:
     def __init__(self, database: Database[dict[str, Any]]) -> None:
         self.events = database.get_collection("events", write_concern=durable(database))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def save(self, document: dict[str, Any]) -> bool:
         """Create or replace one event document; True when it is new.
 
@@ -27,7 +27,7 @@ class EventStore:
         result = self.events.replace_one({"_id": document["_id"]}, document, upsert=True)
         return result.upserted_id is not None
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def get(self, event_id: str) -> dict[str, Any] | None:
         """The event, past or not, or None."""
         return self.events.find_one({"_id": event_id})
@@ -39,7 +39,7 @@ class EventStore:
             return None
         return event
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def upcoming(self, now: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Events not started yet, soonest first."""
         return list(self.events.find({"startsAt": {"$gt": now or utcnow()}}).sort("startsAt", ASCENDING).limit(limit))

@@ -91,7 +91,7 @@ def worker_int(worker: "EventiGeventWorker") -> None:
 
 
 def _runtime(worker: "EventiGeventWorker") -> "Runtime":
-    from eventi.web.common import current_runtime
+    from eventi.runtime import current_runtime
 
     return current_runtime(cast("Flask", worker.wsgi))  # gunicorn loaded wsgi:app, eventi's Flask app
 

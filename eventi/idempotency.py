@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from .errors import IdempotencyKeyInUse
 from .models import utcnow
-from .store import _unavailable_on_error, durable
+from .store import durable, unavailable_on_error
 
 KEY_LIFETIME = timedelta(hours=24)
 
@@ -32,7 +32,7 @@ class IdempotencyKeys:
         except OperationFailure:
             self.keys.create_index([("createdAt", ASCENDING)])  # FerretDB v1 refuses TTL indexes
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def claim(self, key: str, digest: str, order_id: ObjectId) -> dict[str, Any] | None:
         """Take the key for a new request: None when taken, else the document of the earlier request.
 
@@ -58,12 +58,12 @@ class IdempotencyKeys:
         except DuplicateKeyError:
             return False
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def answer(self, key: str, status: int, body: dict[str, Any]) -> None:
         """Keep the answer the key's request got, for replays."""
         self.keys.update_one({"_id": key}, {"$set": {"answer": {"status": status, "body": body}}})
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def forget(self, key: str) -> None:
         """The request created nothing: the key may be used again."""
         self.keys.delete_one({"_id": key})

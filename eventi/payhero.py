@@ -1,8 +1,20 @@
-"""PayHero: parsing its callbacks (both formats) into a PaymentResult."""
+"""PayHero: where its callbacks come to, and parsing them (both formats) into a PaymentResult."""
+from collections.abc import Callable
 from typing import Any
 
 from .models import CANCELLED_BY_USER, PaymentResult
 from .schemas import CallbackFlatSchema, CallbackV2Schema
+from .tokens import OrderTokens
+
+CALLBACK_PATH = "/api/payhero/callback"
+"""The callback route (eventi/web/payhero.py); every STK push's callback_url points here."""
+
+
+def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:
+    """order id -> the callback_url of its STK push: PUBLIC_BASE_URL, the callback route, its callback token."""
+    def callback_url(order_id: str) -> str:
+        return f"{base_url}{CALLBACK_PATH}?token={tokens.callback_token(order_id)}"
+    return callback_url
 
 _V2 = CallbackV2Schema()
 _FLAT = CallbackFlatSchema()

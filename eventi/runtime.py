@@ -2,7 +2,7 @@
 
 create_app builds one Runtime per process (gunicorn loads the app in each worker, after fork) and
 installs it on the app (init_app); views, commands and gunicorn's hooks read it back with
-eventi.web.common.current_runtime(). Building opens no connection. The lifecycle is three calls, made by
+current_runtime() (below). Building opens no connection. The lifecycle is three calls, made by
 eventi/gunicorn_conf.py's hooks:
 
 - start(worker): the worker has loaded the app: header timeout, drain() on stop, the optional
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
 import redis
-from flask import Flask
+from flask import Flask, current_app
 from pymongo import MongoClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -30,6 +30,7 @@ from .idempotency import IdempotencyKeys
 from .logs import startup_error
 from .notify import Hub, Notifier, PerRequestNotifier
 from .notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
+from .payhero import callback_urls
 from .payhero_client import PayHeroClient
 from .push_limit import PushLimiter
 from .redis_topology import RedisClient
@@ -48,12 +49,12 @@ from .status_cache import StatusCache
 from .store import OrderStore, connect
 from .tickets import TicketHolds
 from .tokens import OrderTokens
-from .web.common import EXTENSION
-from .web.payhero import callback_urls
 
 if TYPE_CHECKING:
     from gunicorn.glogging import Logger
 
+EXTENSION = "eventi"
+"""The runtime's key in app.extensions (Runtime.init_app puts it there)."""
 PER_REQUEST_MAX_CONNECTIONS = 50_000
 REDIS_POOL_SIZE = redis_topology.POOL_SIZE
 HUB_FIRST_SUBSCRIPTION_SECONDS = 5.0
@@ -191,3 +192,9 @@ def _notifier(settings: Settings, topology: RedisTopology, commands: RedisClient
     client = redis_topology.subscriber_client(topology, "hub", socket_timeout=None, health_check_interval=0,
                                               retry=Retry(NoBackoff(), 0))
     return Hub(client, settings.recheck_seconds)
+
+
+def current_runtime(app: Flask | None = None) -> Runtime:
+    """The worker's runtime: of app, or of the app serving the current request or command."""
+    runtime: Runtime = (app or current_app).extensions[EXTENSION]
+    return runtime

@@ -185,7 +185,7 @@ class CallbackFlatSchema(_Lenient):
             raise ValidationError(f"success {str(data['success']).lower()} contradicts status {data['status']!r}.", "success")
 
 
-# --- Responses: documented in the OpenAPI document (eventi/openapi.py), never used to load ---------
+# --- Responses: documented in the OpenAPI document (eventi/web/openapi.py), never used to load ---------
 
 
 class ErrorSchema(Schema):

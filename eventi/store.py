@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -18,13 +18,19 @@ from . import metrics
 from .errors import OrderExists, StoreUnavailable
 from .models import OrderStatus, Outcome, utcnow
 
-if TYPE_CHECKING:
-    from .tickets import TicketHolds  # tickets.py imports this module
-
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+class TicketReleases(Protocol):
+    """What OrderStore asks of the ticket holds (eventi/tickets.py's TicketHolds) when an order's claim says
+    its tickets go back."""
+
+    def release(self, order_id: ObjectId) -> bool: ...
+
+    def finish_release(self, order_id: ObjectId) -> None: ...
+
 
 RELEASING = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
 """Final statuses that give the order's tickets back; completed keeps them."""
@@ -107,7 +113,7 @@ def durable(database: Database[dict[str, Any]]) -> WriteConcern:
     return WriteConcern(w="majority", j=True, wtimeout=wtimeout)
 
 
-def _unavailable_on_error(method: Callable[P, R]) -> Callable[P, R]:
+def unavailable_on_error(method: Callable[P, R]) -> Callable[P, R]:
     """Turn a driver failure into StoreUnavailable (503 store_unavailable; the callers' own handling).
 
     What a replica set does to a write, by pymongo's names, all caught here:
@@ -158,7 +164,7 @@ class OrderStore:
     """Every MongoDB read and write of the service goes through here."""
 
     def __init__(self, database: Database[dict[str, Any]], max_reads: int = 32, read_queue_seconds: float = 5.0,
-                 tickets: "TicketHolds | None" = None) -> None:
+                 tickets: TicketReleases | None = None) -> None:
         self._tickets = tickets  # TicketHolds: an order that ends failed or cancelled gives its tickets back
         writes = durable(database)
         # A bulkhead for reads: after a Redis restart empties the status cache, every held wait
@@ -172,7 +178,7 @@ class OrderStore:
         self.claims = database.get_collection("status_claims", write_concern=writes)
         self.late = database.get_collection("late_payments", write_concern=writes)
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def ensure_indexes(self) -> None:
         """Create the indexes the queries need (idempotent)."""
         self.orders.create_index([("status", ASCENDING), ("pushedAt", ASCENDING)])
@@ -181,7 +187,7 @@ class OrderStore:
         self.orders.create_index([("phone", ASCENDING), ("createdAt", ASCENDING)])  # `eventi order find --phone`
         self.orders.create_index([("reference", ASCENDING)])  # `eventi order show/find` by the short reference
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def create_order(self, fields: dict[str, Any], order_id: ObjectId | None = None) -> dict[str, Any]:
         """Store a new pending order (under order_id when given) and return the stored document."""
         now = utcnow()
@@ -197,7 +203,7 @@ class OrderStore:
             return existing
         return order
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def get_order(self, order_id: str) -> dict[str, Any] | None:
         """The order document, or None when there is none with that id."""
         oid = parse_order_id(order_id)
@@ -213,7 +219,7 @@ class OrderStore:
         finally:
             self._reads.release()
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def finalize(self, order_id: str, outcome: Outcome, event_id: ObjectId | None = None) -> Finalized | None:
         """Decide a pending order's final status exactly once; a Finalized, or None when there is no such order.
 
@@ -244,7 +250,7 @@ class OrderStore:
         order = self._apply_claim(claim)
         return None if order is None else Finalized(order, decided)
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def settle(self, order_id: str) -> dict[str, Any] | None:
         """Apply the order's status claim if it has one; the final order, or None when no status was decided."""
         oid = parse_order_id(order_id)
@@ -274,7 +280,7 @@ class OrderStore:
 
     # --- Late payments: paid after the order failed or was cancelled (eventi/services/late_payment.py) ----
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def claim_late_payment(self, claim: dict[str, Any]) -> dict[str, Any] | None:
         """Insert the claim to decide an order's late payment; None when it went in (this delivery decides),
         else the claim that stands. A unique insert under the order's id, like the status claim."""
@@ -287,12 +293,12 @@ class OrderStore:
                 raise StoreUnavailable() from None  # inserted and gone: not a state this code makes
             return existing
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def decide_late_payment(self, order_id: ObjectId, decision: dict[str, Any]) -> None:
         """Write the outcome into the order's late-payment claim (only its decider writes it)."""
         self.late.update_one({"_id": order_id}, {"$set": decision})
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def follow_late_payment(self, decision: dict[str, Any]) -> dict[str, Any] | None:
         """The order after following its late payment's decision (completed or refund_needed); None when unknown."""
         return self._follow_late(decision)
@@ -313,41 +319,41 @@ class OrderStore:
             self.late.update_one({"_id": decision["_id"]}, {"$set": {"followed": True}})
         return None if before is None else {**before, **changes}
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def unfollowed_late_payments(self, limit: int = 500) -> list[dict[str, Any]]:
         """Late-payment decisions whose order may not show them yet (their writer failed midway)."""
         return list(self.late.find({"followed": False, "status": {"$ne": None}}).limit(limit))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def undecided_late_payments(self, claimed_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
         """Late-payment claims still undecided since before the given time (their decider failed)."""
         return list(self.late.find({"status": None, "claimedAt": {"$lt": claimed_before}}).limit(limit))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def event_by_id(self, event_id: ObjectId) -> dict[str, Any] | None:
         """One delivery of the audit trail by its id."""
         return self.events.find_one({"_id": event_id})
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def orders_needing_attention(self, limit: int = 100) -> list[dict[str, Any]]:
         """Orders paid but not fulfilled (refund_needed) or with a paid callback strict mode could not confirm,
         newest first: `eventi order refunds`."""
         query = {"$or": [{"status": OrderStatus.REFUND_NEEDED.value}, {"unconfirmedPayment": {"$exists": True}}]}
         return list(self.orders.find(query).sort("updatedAt", -1).limit(limit))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def finish_release(self, order_id: str) -> None:
         """Make sure a failed or cancelled order holds no ticket (finish a release a stall interrupted)."""
         oid = parse_order_id(order_id)
         if oid is not None and self._tickets is not None:
             self._tickets.finish_release(oid)
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def set_fields(self, order_id: str, fields: dict[str, Any]) -> None:
         """Set extra fields on an order (PayHero references, push time)."""
         self.orders.update_one({"_id": ObjectId(order_id)}, {"$set": fields})
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def stale_pending(self, before: datetime, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
         """Pending orders pushed before the given time, or created before it when no push was recorded (the
         push may have gone out all the same), oldest first; those reconcile postponed (reconcileAfter) only
@@ -357,7 +363,7 @@ class OrderStore:
             _due(now)]}
         return list(self.orders.find(query).sort("createdAt", ASCENDING).limit(limit))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def given_up_recently(self, since: datetime, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
         """Orders failed with no_callback since the given time that have a PayHero reference to ask about, whose
         next check (reconcileAfter) has come; oldest first."""
@@ -365,36 +371,36 @@ class OrderStore:
                  "payheroReference": {"$exists": True}, **_due(now)}
         return list(self.orders.find(query).sort("updatedAt", ASCENDING).limit(limit))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def record_event(self, order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> ObjectId:
         """Keep one delivery verbatim in the audit trail; return its id."""
         event = {"orderId": order_id, "source": source, "raw": raw_body, "summary": summary, "receivedAt": utcnow()}
         event_id: ObjectId = self.events.insert_one(event).inserted_id
         return event_id
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def events_for(self, order_id: str) -> list[dict[str, Any]]:
         """The audit trail of one order, oldest first."""
         return list(self.events.find({"orderId": order_id}).sort("receivedAt", ASCENDING))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def ping(self) -> None:
         self.db.command("ping")
 
     # --- Support: read-only views for `eventi order show` / `order find` ------------------------
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def claim_for(self, order_id: str) -> dict[str, Any] | None:
         """The status claim that decided the order, or None while no result was decided."""
         oid = parse_order_id(order_id)
         return None if oid is None else self.claims.find_one({"_id": oid})
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def orders_by_reference(self, reference: str, limit: int = 20) -> list[dict[str, Any]]:
         """The orders with this short reference (orders stored since it exists), newest first."""
         return list(self.orders.find({"reference": reference.upper()}).sort("createdAt", -1).limit(limit))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def orders_for_phone(self, phone: str, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent orders of a phone number (stored as 254…), newest first."""
         return list(self.orders.find({"phone": phone}).sort("createdAt", -1).limit(limit))

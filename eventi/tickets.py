@@ -27,7 +27,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import ChangeInProgress, SoldOut
 from .models import utcnow
-from .store import _unavailable_on_error, durable
+from .store import durable, unavailable_on_error
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,12 @@ class TicketHolds:
         self.orders = database.get_collection("orders")
         self.late = database.get_collection("late_payments")
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def ensure_indexes(self) -> None:
         self.holds.create_index([("event", ASCENDING), ("type", ASCENDING)])
         self.releases.create_index([("done", ASCENDING), ("startedAt", ASCENDING)])
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def hold(self, order_id: ObjectId, event_id: str, ticket_type_id: str, capacity: int, quantity: int,
              slot_range: int | None = None, holder: str | None = None) -> list[str]:
         """Hold quantity slots for the order; their ids. SoldOut, holding nothing, when fewer are free.
@@ -145,7 +145,7 @@ class TicketHolds:
             log.warning("Ticket holds of an unstored order not given back orderId=%s slots=%d (%s)",
                         order_id, len(slots), exc.__class__.__name__)
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def release(self, order_id: ObjectId) -> bool:
         """Give the order's tickets back, once; True when this call started the release.
 
@@ -178,7 +178,7 @@ class TicketHolds:
         log.warning("Finishing an interrupted ticket release orderId=%s", order_id)
         self._finish(order_id, marker["slots"])
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def finish_release(self, order_id: ObjectId) -> None:
         """Make sure a failed or cancelled order holds nothing: start its release, or finish an interrupted one.
 
@@ -189,7 +189,7 @@ class TicketHolds:
         elif not marker["done"]:
             self._finish_if_interrupted(str(order_id))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def finish_interrupted(self, now: datetime | None = None) -> int:
         """Finish releases whose writer stopped midway and free holds of orders never stored; how many orders."""
         now = now or utcnow()
@@ -238,7 +238,7 @@ class TicketHolds:
         for slot in slots:  # by _id: the one filter FerretDB answers from an index
             self.holds.delete_one({"_id": slot, "orderId": order_id})
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def left(self, event: dict[str, Any]) -> dict[str, int]:
         """Tickets left per ticket type id (capacity minus slots held)."""
         return {t["id"]: max(0, t["capacity"] - self.holds.count_documents({"event": event["_id"], "type": t["id"]}))

@@ -26,7 +26,7 @@ from devstack.processes import (  # noqa: E402
 )
 from devstack.simulator import PayHeroSimulator  # noqa: E402
 from eventi.config import env_name  # noqa: E402
-from eventi.web.common import current_runtime  # noqa: E402
+from eventi.runtime import current_runtime  # noqa: E402
 from tests.support.answers import start_recording  # noqa: E402
 from tests.support.events import event_spec, save_events, seed_test_events  # noqa: E402
 

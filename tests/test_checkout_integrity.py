@@ -10,7 +10,7 @@ from eventi import create_app
 from eventi.config import ConfigError, cors_origins
 from eventi.errors import ChangeInProgress
 from eventi.models import utcnow
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 from tests.support.api import order_body, phone_ending, post_callback
 from tests.support.events import event_spec, save_events
 

@@ -17,9 +17,9 @@ from devstack.processes import ROOT
 from devstack.wait import eventually
 from eventi import create_app
 from eventi.errors import StoreUnavailable
+from eventi.runtime import current_runtime
 from eventi.services.idempotent import digest
 from eventi.web import form_token
-from eventi.web.common import current_runtime
 from tests.conftest import TEST_SECRET
 from tests.support.api import order_body, phone_ending
 from tests.support.events import event_spec, save_events

@@ -7,8 +7,8 @@ from flask import Blueprint, jsonify
 from marshmallow import Schema, fields
 from prometheus_client import REGISTRY
 
-from eventi import openapi
 from eventi.schemas import TokenQuerySchema
+from eventi.web import openapi
 from eventi.web.converters import OrderIdConverter
 from eventi.web.declare import Header, declare, declared
 from tests.support.api import order_body

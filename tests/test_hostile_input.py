@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from devstack.payhero import callback_body
 from eventi import strict_json
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 from tests.support.api import order_body, order_fields
 from tests.support.events import seed_test_events
 

@@ -12,8 +12,8 @@ from bson import ObjectId
 
 from eventi import metrics
 from eventi.models import PaymentResult, utcnow
+from eventi.runtime import current_runtime
 from eventi.services.reconcile import NO_CALLBACK
-from eventi.web.common import current_runtime
 from tests.support.api import order_body, post_callback
 
 

@@ -74,3 +74,70 @@ def test_the_checks_see_a_cycle_and_an_import_inside_a_function(tmp_path: Path) 
     graph = import_graph(tmp_path)
     assert graph["tests"] == {"bench": ["tests/test_x.py"]} and graph["eventi"] == {}
     assert cycle(graph) == ["tests", "bench", "tests"]
+
+
+def module_graph(root: Path, package: str = "eventi") -> dict[str, set[str]]:
+    """{module: modules of package it imports}: relative imports resolved, `from a import b` naming module a.b
+    when b is one, an import of a.b.c counting as an import of a.b.c alone (not of its parent packages)."""
+    modules: dict[str, Path] = {}
+    for path in (root / package).rglob("*.py"):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        here = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = here.split(".")[:len(here.split(".")) - node.level + 1] if node.level else []
+                source = ".".join(base + [node.module] if node.module else base)
+                targets += [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                            for alias in node.names]
+        graph[module] = {found for target in targets if (found := known(target)) and found != module}
+    return graph
+
+
+def module_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of modules importing each other (a list that ends where it starts), or None."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return None
+        for other in sorted(graph.get(module, ())):
+            if found := visit(other, path + [module]):
+                return found
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        if found := visit(module, []):
+            return found
+    return None
+
+
+def test_no_module_of_eventi_imports_itself_through_others() -> None:
+    """A circle means a name lives in the wrong module: move it to the one both sides may import."""
+    found = module_cycle(module_graph(ROOT))
+    assert found is None, "import circle: " + " -> ".join(found)
+
+
+def test_the_module_check_sees_a_circle_through_a_relative_import(tmp_path: Path) -> None:
+    (tmp_path / "eventi" / "web").mkdir(parents=True)
+    (tmp_path / "eventi" / "__init__.py").write_text("")
+    (tmp_path / "eventi" / "runtime.py").write_text("from .web.common import EXTENSION\n")
+    (tmp_path / "eventi" / "web" / "__init__.py").write_text("")
+    (tmp_path / "eventi" / "web" / "common.py").write_text("def f():\n    from ..runtime import Runtime\n")
+    graph = module_graph(tmp_path)
+    assert graph["eventi.runtime"] == {"eventi.web.common"} and graph["eventi.web.common"] == {"eventi.runtime"}
+    assert module_cycle(graph) == ["eventi.runtime", "eventi.web.common", "eventi.runtime"]

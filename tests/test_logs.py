@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from eventi import logs
 from eventi.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, TextFormatter, redact
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 
 TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"
 

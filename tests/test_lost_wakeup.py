@@ -11,9 +11,9 @@ from gevent.event import Event
 from devstack.wait import eventually
 from eventi.models import PaymentResult
 from eventi.notify import channel_for
+from eventi.runtime import current_runtime
 from eventi.services.status import StatusReader
 from eventi.services.waiting import WaitService
-from eventi.web.common import current_runtime
 from tests.support.api import order_fields
 from tests.support.notify import CountingHub, hooked_hub, notifier, numsub
 

@@ -7,7 +7,7 @@ import os
 import pytest
 from werkzeug.exceptions import HTTPException
 
-from eventi import openapi
+from eventi.web import openapi
 from tests.support.answers import ANSWERS
 
 pytestmark = pytest.mark.last
@@ -58,7 +58,7 @@ def test_every_answer_the_tests_saw_is_in_the_document(app):
     missing = undocumented(app, document, ANSWERS)
     if os.environ.get("EVENTI_DUMP_ANSWERS"):
         print("\n".join(sorted(map(str, ANSWERS))))
-    assert not missing, "add to eventi/openapi.py OPERATIONS: " + "; ".join(sorted(missing))
+    assert not missing, "add these answers to their route's @declare (eventi/web/declare.py): " + "; ".join(sorted(missing))
 
 
 def test_the_check_finds_an_answer_missing_from_the_document(app):

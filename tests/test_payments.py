@@ -9,7 +9,7 @@ from devstack.simulator import CHANNEL_ID, SIMULATOR_TOKEN
 from eventi import create_app
 from eventi.config import ConfigError, env_name, load
 from eventi.payhero_client import PayHeroClient, PayHeroRejected, PayHeroUnavailable
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 from tests.support.api import order_body, phone_ending
 
 

@@ -14,8 +14,8 @@ from devstack.simulator import PayHeroSimulator
 from devstack.wait import eventually
 from eventi import metrics
 from eventi.models import utcnow
+from eventi.runtime import current_runtime
 from eventi.services.reconcile import result_from_status
-from eventi.web.common import current_runtime
 from tests.support.api import order_fields, post_callback
 from tests.support.stand_in import JsonHandler, http_server
 

@@ -319,7 +319,7 @@ def next_sharded_notification(waiter, order_id, broadcaster, timeout=30.0):
 def test_a_held_wait_is_answered_by_the_callback_on_every_topology(request, make_app, kind):
     import gevent
 
-    from eventi.web.common import current_runtime
+    from eventi.runtime import current_runtime
     from tests.support.api import create_order, post_callback
 
     app = make_app(REDIS_URL=request.getfixturevalue(FIXTURE[kind]).url)

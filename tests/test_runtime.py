@@ -8,7 +8,7 @@ from pymongo.errors import InvalidOperation
 
 from devstack.wait import eventually
 from eventi import config, create_app, gunicorn_conf
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 from tests.support.api import order_fields
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from eventi import config
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 from tests.support.api import order_body
 
 INVALID = {  # environment variable -> a value it must refuse (with whatever else is needed to reach the check)

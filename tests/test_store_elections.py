@@ -19,8 +19,8 @@ from devstack.wait import eventually
 from eventi import create_app
 from eventi.models import utcnow
 from eventi.notify import channel_for
+from eventi.runtime import current_runtime
 from eventi.store import OrderStore, client_defaults, client_options, connect, uri_option_names
-from eventi.web.common import current_runtime
 from tests.support.api import create_order, order_body, phone_ending, post_callback
 from tests.support.listen import ChannelListener
 

@@ -11,7 +11,7 @@ from bson import ObjectId
 from devstack.simulator import PayHeroSimulator
 from eventi.models import short_reference, utcnow
 from eventi.payhero_client import PayHeroRejected
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 from tests.support.api import callback_body, order_body, phone_ending
 from tests.support.stand_in import JsonHandler, http_server
 from tests.test_payments import client_for, push

@@ -9,7 +9,7 @@ import pytest
 
 from devstack.wait import eventually
 from eventi.errors import StoreUnavailable
-from eventi.web.common import current_runtime
+from eventi.runtime import current_runtime
 from tests.support.api import order_body, phone_ending
 
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template_string
 
-from .. import openapi
+from . import openapi
 from .declare import declare, text
 
 bp = Blueprint("apidocs", __name__, url_prefix="/api")

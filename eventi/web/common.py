@@ -1,7 +1,7 @@
-"""Helpers the blueprints share: the worker's runtime, JSON bodies, schema loading, the status token check."""
-from typing import TYPE_CHECKING, Any
+"""Helpers the blueprints share: JSON bodies, schema loading, the status token check."""
+from typing import Any
 
-from flask import Flask, current_app, request
+from flask import current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -9,12 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import strict_json
 from ..errors import EventiError, ValidationFailed
 from ..gunicorn_worker import close_connection_after_response
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
-
-EXTENSION = "eventi"
-"""The runtime's key in app.extensions (eventi.runtime.Runtime.init_app puts it there)."""
+from ..runtime import current_runtime
 
 
 class UnsupportedMediaType(EventiError):
@@ -27,12 +22,6 @@ class InvalidJson(EventiError):
 
 class MalformedBody(EventiError):
     status, code, message = 400, "malformed_body", "The request body's framing is broken or incomplete."
-
-
-def current_runtime(app: Flask | None = None) -> "Runtime":
-    """The worker's runtime: of app, or of the app serving the current request or command."""
-    runtime: Runtime = (app or current_app).extensions[EXTENSION]
-    return runtime
 
 
 def json_body() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """@declare: what a route reads and answers, said once beside it.
 
 The decorator parses the declared inputs before the view runs (headers, then the query string, then the
-body: the order the errors are answered in) and keeps the declaration, from which eventi/openapi.py builds
+body: the order the errors are answered in) and keeps the declaration, from which eventi/web/openapi.py builds
 the route's operation in the OpenAPI document.
 """
 import functools
@@ -14,8 +14,9 @@ from flask import current_app, request
 from marshmallow import Schema
 
 from ..errors import ValidationFailed
+from ..runtime import current_runtime
 from ..schemas import schema_for
-from .common import current_runtime, json_body, load
+from .common import json_body, load
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -47,7 +48,7 @@ class Header:
 @dataclass(frozen=True)
 class Operation:
     """One route's declaration. `responses`: status -> a documented body (ok(), text()); `errors`: the error
-    codes it answers (eventi/openapi.py's ERROR_ANSWERS gives each its status, sentence and example)."""
+    codes it answers (eventi/web/openapi.py's ERROR_ANSWERS gives each its status, sentence and example)."""
 
     summary: str
     tags: list[str]

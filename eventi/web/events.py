@@ -5,9 +5,9 @@ from flask import Blueprint, Response, jsonify
 
 from ..errors import EventNotFound
 from ..models import iso_utc
+from ..runtime import current_runtime
 from ..schemas import EVENT_ID, EventSchema
 from . import examples as ex
-from .common import current_runtime
 from .declare import declare, ok
 
 bp = Blueprint("events", __name__, url_prefix="/api/events")

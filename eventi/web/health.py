@@ -4,8 +4,8 @@ from redis.exceptions import RedisError
 
 from .. import metrics
 from ..errors import NotFound, StoreUnavailable
+from ..runtime import current_runtime
 from ..schemas import HealthSchema, NotReadySchema
-from .common import current_runtime
 from .declare import declare, ok, text
 
 bp = Blueprint("health", __name__)

@@ -4,6 +4,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..errors import NotFound
+from ..runtime import current_runtime
 from ..schemas import (
     IDEMPOTENCY_KEY,
     OrderCreatedSchema,
@@ -15,7 +16,7 @@ from ..schemas import (
 )
 from . import examples as ex
 from .client_socket import client_connection
-from .common import current_runtime, status_token_matches
+from .common import status_token_matches
 from .converters import OrderId
 from .declare import Header, declare, ok
 

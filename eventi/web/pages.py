@@ -14,11 +14,12 @@ from flask.typing import ResponseReturnValue
 from .. import phones
 from ..errors import EventiError, EventNotFound, IdempotencyKeyInUse, IdempotencyKeyReused, PaymentProviderError, ValidationFailed
 from ..models import is_final, utcnow
+from ..runtime import current_runtime
 from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, OrderCreateSchema
 from ..services.idempotent import Created
 from . import examples as ex
 from . import form_token
-from .common import current_runtime, load, status_token_matches
+from .common import load, status_token_matches
 from .converters import OrderId
 from .declare import declare, text
 from .orders import created_body

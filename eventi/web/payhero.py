@@ -1,6 +1,5 @@
 """Blueprint for PayHero: the payment callback, and the URL every STK push gives PayHero for it."""
 import logging
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, jsonify, request
@@ -8,27 +7,16 @@ from marshmallow import ValidationError
 
 from .. import metrics
 from ..errors import Unauthorized, ValidationFailed
-from ..payhero import parse_callback
+from ..payhero import CALLBACK_PATH, parse_callback
+from ..runtime import current_runtime
 from ..schemas import CallbackAckSchema, CallbackFlatSchema, CallbackV2Schema, TokenQuerySchema
-from ..tokens import OrderTokens
 from . import examples as ex
-from .common import current_runtime, json_body
+from .common import json_body
 from .declare import declare, ok
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("payhero", __name__)
-
-CALLBACK_PATH = "/api/payhero/callback"
-"""The callback route; every STK push's callback_url points here."""
-
-
-def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:
-    """order id -> the callback_url of its STK push: PUBLIC_BASE_URL, the callback route, its callback token."""
-    def callback_url(order_id: str) -> str:
-        return f"{base_url}{CALLBACK_PATH}?token={tokens.callback_token(order_id)}"
-    return callback_url
-
 
 @bp.post(CALLBACK_PATH)
 @declare(

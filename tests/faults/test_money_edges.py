@@ -33,8 +33,8 @@ from pymongo import MongoClient
 from devstack.processes import ROOT
 from devstack.wait import eventually
 from eventi.models import utcnow
+from eventi.runtime import current_runtime
 from eventi.status_cache import StatusCache
-from eventi.web.common import current_runtime
 from tests.conftest import TEST_SECRET
 from tests.faults.test_paid_means_paid import start
 from tests.support.api import Api, order_body

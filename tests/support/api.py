@@ -8,8 +8,9 @@ import requests
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from devstack.payhero import CALLBACK_PATH, callback_body
+from devstack.payhero import callback_body
 from devstack.wait import eventually
+from eventi.payhero import CALLBACK_PATH
 from eventi.tokens import OrderTokens
 from tests.support.answers import record_http
 

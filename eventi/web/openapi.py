@@ -6,7 +6,6 @@ examples from ERROR_ANSWERS below. tests/test_openapi.py fails when a route is u
 validating; tests/test_openapi_answers.py when an answer the tests saw is not in the document.
 """
 import re
-from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -16,11 +15,11 @@ from flask import Flask
 from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
-from . import phones, schemas
-from .config import Settings
-from .web.common import current_runtime
-from .web.declare import Operation, declared
-from .web.examples import ORDER_ID
+from .. import phones, schemas
+from ..config import Settings
+from ..runtime import current_runtime
+from .declare import Operation, declared
+from .examples import ORDER_ID
 
 ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
@@ -245,21 +244,3 @@ def operations(app: Flask) -> dict[str, dict[str, Operation]]:
             for method in _methods(rule):
                 found.setdefault(rule.endpoint, {})[method] = op
     return found
-
-
-def __getattr__(name: str) -> Any:
-    """OPERATIONS: endpoint -> method -> the fields its route declares (Operation.as_dict), read from the routes."""
-    if name == "OPERATIONS":
-        return {endpoint: {method: op.as_dict() for method, op in methods.items()}
-                for endpoint, methods in operations(_routes()).items()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@cache
-def _routes() -> Flask:
-    """A bare app holding every route (no settings, no clients): where OPERATIONS is read."""
-    from .web import register_routes
-
-    app = Flask(__name__)
-    register_routes(app)
-    return app
