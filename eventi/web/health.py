@@ -1,4 +1,5 @@
 """Blueprint for ops: liveness, readiness and metrics (docs/operations.md, "Readiness and liveness")."""
+import gevent
 from flask import Blueprint, Flask, Response, jsonify, request
 from redis.exceptions import RedisError
 
@@ -11,6 +12,8 @@ from .declare import declare, ok, text
 bp = Blueprint("health", __name__)
 
 DRAINING = "This instance is shutting down; send requests to another."
+REDIS_PROBE_SECONDS = 1.0
+"""How long /readyz waits for Redis: a hung Redis (or redis-py's retries) must not outlast a probe's timeout."""
 REDIS_DOWN = ("Redis is down: callbacks and checkouts are still stored; held waits learn of payments from MongoDB "
               "every EVENTI_RECHECK_SECONDS.")
 
@@ -50,15 +53,25 @@ def readyz() -> Response | tuple[Response, int]:
         p.store.ping()
     except StoreUnavailable:
         down.append("mongodb")
-    try:
-        p.redis.ping()
-    except RedisError:
+    if not _redis_answers():
         down.append("redis")
     if "mongodb" in down:
         return jsonify(error="not_ready", message="Down: " + ", ".join(down), down=down), 503
     if down:
         return jsonify(status="ready", degraded=down, message=REDIS_DOWN)
     return jsonify(status="ready")
+
+
+def _redis_answers() -> bool:
+    """True when Redis answers a PING within REDIS_PROBE_SECONDS (a connection cut short is closed by redis-py)."""
+    answered = False
+    with gevent.Timeout(REDIS_PROBE_SECONDS, False):  # type: ignore[arg-type]  # False: on expiry, leave quietly
+        try:
+            current_runtime().redis.ping()
+            answered = True
+        except RedisError:
+            pass
+    return answered
 
 
 @bp.get("/metrics")

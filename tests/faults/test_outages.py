@@ -1,4 +1,6 @@
 """Redis and the store really stopped and started while waits are held and callbacks arrive."""
+import signal
+
 import gevent
 import redis
 import requests
@@ -55,6 +57,23 @@ def test_waits_survive_a_redis_restart_whenever_the_change_lands(settings, own_r
         assert waits["after"].get(timeout=30).json()["paymentStatus"] == "cancelled"
         assert waits["before"].get(timeout=30).json()["paymentStatus"] == "failed"
         assert api.metric("eventi_redis_reconnects_total") >= 2
+    finally:
+        server.stop()
+
+
+def test_a_hung_redis_leaves_the_instance_ready_within_a_probes_timeout(settings, own_redis):
+    """redis-py alone would wait 5 s per try, and try 4 times, on a Redis that accepts and never answers."""
+    server = start(settings, redis_url=own_redis.url, workers=1)
+    try:
+        assert readyz(Api(server.base_url, TEST_SECRET)) == (200, {"status": "ready"})
+        own_redis.process.signal(signal.SIGSTOP)
+        try:
+            # A probe gives up after its timeout (3 s in docs/operations.md's Kubernetes example): the check of
+            # Redis must end well before, or one hung Redis takes every instance out of rotation.
+            response = requests.get(server.base_url + "/readyz", timeout=10)
+            assert (response.status_code, response.json()["degraded"]) == (200, ["redis"])
+        finally:
+            own_redis.process.signal(signal.SIGCONT)
     finally:
         server.stop()
 
