@@ -185,14 +185,15 @@ def stalled_upstream():
 
 def test_nginx_answers_its_own_errors_as_problem_json_with_cors_for_allowed_origins(stalled_upstream, tmp_path):
     def edit(config):
+        assert "proxy_read_timeout 30s;" in config and "location / {" in config
         config = config.replace("proxy_read_timeout 30s;", "proxy_read_timeout 1s;")  # 504 in a second, not 30
         # nginx's own 503 (a limit_conn, a maintenance `return 503` an operator adds): the harness adds one
         return config.replace("location / {", "location = /api/orders/test-unavailable { return 503; }\n        location / {")
 
     nginx = Nginx(stalled_upstream.getsockname()[1], tmp_path, edit).start()
     try:
-        def get(path, origin, **kwargs):
-            return requests.get(nginx.base_url + path, headers={"Origin": origin}, timeout=30, **kwargs)
+        def get(path, origin):
+            return requests.get(nginx.base_url + path, headers={"Origin": origin}, timeout=30)
 
         for origin in (ALLOWED, FOREIGN):
             too_big = requests.post(f"{nginx.base_url}/api/orders", data=b"{" + b" " * 70_000 + b"}", timeout=10,
