@@ -1,7 +1,7 @@
 """Debian's nginx with the project's docker/nginx.conf, rendered for local ports (tests and the benchmark).
 
 render() replaces only what the config itself says is deployment-specific: the `server app:8000;`
-upstream line (one line per app instance), `listen 80` and the /tmp/nginx* paths. Options for the
+upstream line (one line per app instance), `listen 80`, the /tmp/nginx* paths and the allowed CORS origins. Options for the
 benchmark's many held waits (`worker_processes`, `reuseport`) are explicit arguments, off by default.
 """
 from __future__ import annotations
@@ -18,11 +18,12 @@ CONFIG = ROOT / "docker" / "nginx.conf"
 
 
 def render(template: str, listen_port: int, upstreams: str | Sequence[str], tmp: str | Path,
-           worker_processes: int | None = None, reuseport: bool = False) -> str:
+           worker_processes: int | None = None, reuseport: bool = False, cors_origins: Sequence[str] = ()) -> str:
     """docker/nginx.conf with the given ports and paths, run as the current user.
 
     upstreams: "host:port" or several (the upstream block gets one `server` line each). worker_processes
-    replaces `auto`; reuseport lets the kernel spread new connections evenly over the workers."""
+    replaces `auto`; reuseport lets the kernel spread new connections evenly over the workers. cors_origins
+    (EVENTI_CORS_ORIGINS' list) become lines of the $eventi_cors_allowed map, as ops write them."""
     servers = [upstreams] if isinstance(upstreams, str) else list(upstreams)
     lines = "\n        ".join(f"server {u};" for u in servers)
     config = template.replace("server app:8000;", lines)
@@ -30,6 +31,10 @@ def render(template: str, listen_port: int, upstreams: str | Sequence[str], tmp:
     config = config.replace("listen 80;", listen)
     config = config.replace("/tmp/nginx", f"{tmp}/nginx")
     assert all(f"server {u};" in config for u in servers) and listen in config
+    if cors_origins:
+        example = '# "https://shop.example.com" $http_origin;'
+        assert example in config
+        config = config.replace(example, " ".join(f'"{origin}" $http_origin;' for origin in cors_origins))
     if worker_processes is not None:
         assert "worker_processes auto;" in config
         config = config.replace("worker_processes auto;", f"worker_processes {worker_processes};")

@@ -149,6 +149,8 @@ class EventiGeventWorker(GeventWorker):
     def _stop_quietly(self, drain: Callable[[], None]) -> None:
         while self.alive:
             gevent.sleep(0.2)
+        # /readyz has answered 503 since alive turned False; tests and operators wait for this line.
+        self.log.info("eventi worker draining (pid %s): not ready, answering held waits", self.pid)
         self.close_after_response()  # first: the waits answered next must close their connections
         drain()
         while True:  # idle keep-alive connections would hold the worker until the keepalive timeout

@@ -38,6 +38,9 @@ RECONCILE_OVERDUE = Counter("eventi_reconcile_overdue_total", "Reconcile sweeps 
                             "age and still could not settle it (PayHero errors, timeouts or QUEUED, 5 tries or more)")
 PAYMENTS_UNCONFIRMED = Counter("eventi_payments_unconfirmed_total", "Paid callbacks strict mode could not confirm "
                                "because the order has no PayHero reference to ask about: a person must check them")
+CALLBACKS_UNAUTHORIZED = Counter("eventi_callbacks_unauthorized_total", "PayHero callbacks refused with 401: no "
+                                 "callback token, or not the token of the order the body names (also counted as "
+                                 "eventi_callbacks_total{outcome=\"rejected\"})")
 STK_PUSHES = Counter("eventi_stk_pushes_total", "STK push attempts by outcome: queued, rejected, unreachable and "
                      "uncertain (timed out or 5xx: the order stays pending) were sent to PayHero; limited were refused "
                      "by the per-phone push limit and never sent", ["outcome"])

@@ -66,6 +66,7 @@ class Worker(Protocol):
 
     log: "Logger"  # gunicorn's: the "worker ready" line tests and operators look for is its own
     header_timeout: float | None
+    alive: bool  # gunicorn sets it False the moment the worker is told to stop (SIGTERM, HUP reload)
 
     @property
     def pid(self) -> int | str: ...  # gunicorn sets it once the worker process runs
@@ -108,6 +109,7 @@ class Runtime:
         self.waits = WaitService(self.notifier, self.reader, settings.max_waits_per_order,
                                  settings.max_waits_per_worker)
         self._sweep: gevent.Greenlet[..., None] | None = None
+        self._worker: Worker | None = None
         metrics.WAITS_CAPACITY.set(settings.max_waits_per_worker)
 
     def init_app(self, app: Flask) -> None:
@@ -126,6 +128,7 @@ class Runtime:
         except redis_topology.RedisVersionError as exc:  # one line, and gunicorn stops (as for a bad setting)
             print(startup_error(str(exc), self.settings.log_format), file=sys.stderr, flush=True)
             raise SystemExit(APP_LOAD_ERROR) from None
+        self._worker = worker
         worker.header_timeout = self.settings.header_timeout_seconds
         worker.on_stop(self.drain)
         interval = self.settings.reconcile_interval_seconds
@@ -134,6 +137,11 @@ class Runtime:
         if not self.notifier.start(timeout=HUB_FIRST_SUBSCRIPTION_SECONDS):
             worker.log.warning("eventi: Redis not reachable yet; the hub keeps retrying")
         worker.log.info("eventi worker ready (pid %s)", worker.pid)
+
+    @property
+    def stopping(self) -> bool:
+        """True from the moment the worker is told to stop (before drain() has answered the held waits)."""
+        return self.waits.stopping or (self._worker is not None and not self._worker.alive)
 
     def drain(self) -> None:
         """The worker is stopping: answer every held wait now and hold no new one."""

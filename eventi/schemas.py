@@ -296,7 +296,15 @@ class HealthSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["ok", "ready"]))
 
 
+class ReadySchema(HealthSchema):
+    """Answer of /readyz when the instance takes traffic, perhaps without Redis."""
+
+    degraded = fields.List(fields.String(validate=validate.OneOf(["redis"])), metadata={
+        "description": "Dependencies down that do not stop the instance serving (absent when none)."})
+    message = fields.String(metadata={"description": "What a degraded instance still does."})
+
+
 class NotReadySchema(ErrorSchema):
-    """Answer of /readyz when a dependency is down."""
+    """Answer of /readyz when the store is down or the worker is stopping (error: not_ready or draining)."""
 
     down = fields.List(fields.String(validate=validate.OneOf(["mongodb", "redis"])), required=True)

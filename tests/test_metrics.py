@@ -6,6 +6,7 @@ from devstack.payhero import SAMPLE_ORDER_ID
 from devstack.processes import free_port
 from eventi import metrics
 from eventi.payhero_client import PayHeroRejected, PayHeroUnavailable
+from tests.support.api import create_order, post_callback
 from tests.test_payments import client_for, push
 
 
@@ -64,3 +65,12 @@ def test_an_unreachable_payhero_is_timed_as_unreachable(payhero_simulator):
     with pytest.raises(PayHeroUnavailable):
         closed.transaction_status("E8UWT7CLUW")
     assert sample("eventi_payhero_request_duration_seconds_count", call="transaction_status", outcome="unreachable") == before + 1
+
+
+def test_callbacks_refused_401_are_counted_apart_from_malformed_ones(client, runtime):
+    order_id, _ = create_order(client)
+    before = (sample("eventi_callbacks_unauthorized_total"), sample("eventi_callbacks_total", outcome="rejected"))
+    assert post_callback(client, runtime, order_id, token="0" * 64).status_code == 401
+    assert post_callback(client, runtime, order_id, body={"response": "not a callback"}).status_code == 400
+    after = (sample("eventi_callbacks_unauthorized_total"), sample("eventi_callbacks_total", outcome="rejected"))
+    assert (after[0] - before[0], after[1] - before[1]) == (1.0, 2.0)  # the alert on 401 bursts reads the first

@@ -35,7 +35,24 @@ def test_alert_rules_pass_promtool_check():
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert set(alert_queries()) == {"EventiNoCallbacksWhileOrdersAreCreated", "EventiCallbackErrorRatio",
                                     "EventiStoreUnavailable", "EventiWaitsNearWorkerCap", "EventiHubDisconnected",
-                                    "EventiPaymentNeedsRefund", "EventiPaymentUnconfirmed", "EventiReconcileOverdue"}
+                                    "EventiPaymentNeedsRefund", "EventiPaymentUnconfirmed", "EventiReconcileOverdue",
+                                    "EventiCheckout5xxRatio", "EventiCheckoutBadGateway", "EventiStkPushFailures",
+                                    "EventiCallbackUnauthorizedBurst"}
+
+
+def heading_anchors(markdown):
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_alert_links_a_runbook_section_that_exists():
+    anchors = heading_anchors((ROOT / "docs" / "operations.md").read_text())
+    assert {"readiness-and-liveness", "nginxs-own-errors", "eventicheckout5xxratio"} <= anchors  # the slug rule holds
+    rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+    for rule in rules:
+        path, _, anchor = rule["annotations"].get("runbook_url", "").partition("#")
+        assert (path, anchor in anchors) == ("docs/operations.md", True), (rule["alert"], rule["annotations"])
 
 
 def test_alerts_fire_as_their_unit_tests_say():

@@ -20,6 +20,7 @@ class HookedWorker:
         self.wsgi, self.pid, self.log = app, 4242, logging.getLogger("test.worker")
         self.header_timeout = None
         self.drain = None
+        self.alive = True  # gunicorn turns it False on SIGTERM, before the worker drains
 
     def on_stop(self, drain):
         self.drain = drain
@@ -31,6 +32,9 @@ def test_the_hooks_start_drain_and_close_the_runtime(settings):
 
     gunicorn_conf.post_worker_init(worker)
     assert worker.header_timeout == 7.5 and worker.drain == runtime.drain
+    assert not runtime.stopping
+    worker.alive = False  # told to stop: /readyz says so before the drain has run
+    assert runtime.stopping and not runtime.waits.stopping
     order_id = str(runtime.orders.create(order_fields())["_id"])
     held = gevent.spawn(runtime.waits.wait, order_id, 60)
     eventually(lambda: runtime.waits.held == 1, 10, "the wait to be held")

@@ -63,6 +63,7 @@ def callback(query: dict[str, Any]) -> Response:
 
 def _reject(why: str, order_id: str | None = None) -> NoReturn:
     _count("rejected")
+    metrics.CALLBACKS_UNAUTHORIZED.inc()
     log.warning("PayHero callback rejected (%s) orderId=%s ip=%s", why, order_id, request.remote_addr)
     raise Unauthorized()
 

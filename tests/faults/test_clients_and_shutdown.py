@@ -6,6 +6,7 @@ import socket
 
 import gevent
 import pytest
+import requests
 
 from devstack.wait import eventually
 from tests.conftest import TEST_SECRET
@@ -88,6 +89,37 @@ def test_held_waits_are_answered_when_workers_stop(start_gunicorn, signum):
         assert api.wait(order_id, token, timeout=5).json()["paymentStatus"] == "completed"
     else:
         assert server.process.proc.wait(timeout=60) == 0
+
+
+def probe(url):
+    """(status, body) of a GET on a new connection, or None when the instance refuses it (its listener closed)."""
+    try:
+        response = requests.get(url, timeout=30)
+    except requests.ConnectionError:
+        return None
+    return response.status_code, response.json()
+
+
+def test_a_draining_instance_is_not_ready_and_still_answers_its_held_waits(start_gunicorn):
+    server = start_gunicorn(workers=1)
+    api = Api(server.base_url, TEST_SECRET)
+    assert probe(server.base_url + "/readyz") == (200, {"status": "ready"})
+    orders = [api.create_order() for _ in range(5)]
+    waits = [gevent.spawn(api.wait, order_id, token, 120) for order_id, token in orders]
+    api.await_waits_held(5)
+
+    server.process.signal(signal.SIGTERM)
+    server.process.wait_for(r"eventi worker draining", timeout=30)
+
+    # From here on no probe may see it ready: 503 while its listener still accepts, refused after.
+    draining = (503, {"error": "draining", "message": "This instance is shutting down; send requests to another.",
+                      "down": []})
+    assert probe(server.base_url + "/readyz") in (draining, None)
+    for (order_id, _), wait in zip(orders, waits, strict=True):
+        response = wait.get(timeout=60)
+        assert (response.status_code, response.json()["orderId"], response.json()["final"]) == (200, order_id, False)
+        assert response.headers["Retry-After"] == "0"  # the page asks again at once, reaching another instance
+    assert server.process.proc.wait(timeout=60) == 0
 
 
 def wait_path(order_id, token, timeout=120):

@@ -3,6 +3,7 @@ import http.client
 import json
 import os
 import re
+import socket
 from pathlib import Path
 
 import gevent
@@ -20,13 +21,18 @@ from tests.support.api import Api
 pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason=f"{NGINX} missing: make deps installs it")
 
 
+ALLOWED, FOREIGN = "https://shop.example.com", "https://elsewhere.example"  # EVENTI_CORS_ORIGINS lists ALLOWED
+
+
 class Nginx:
-    def __init__(self, upstream_port, tmp):
+    def __init__(self, upstream_port, tmp, edit=lambda config: config):
+        """docker/nginx.conf for test ports, ALLOWED as its CORS origin; `edit` changes the rendered text."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         tmp = Path(tmp)
         config = tmp / "nginx.conf"
-        config.write_text(render((ROOT / "docker" / "nginx.conf").read_text(), self.port, f"127.0.0.1:{upstream_port}", tmp))
+        config.write_text(edit(render((ROOT / "docker" / "nginx.conf").read_text(), self.port, f"127.0.0.1:{upstream_port}",
+                                      tmp, cors_origins=[ALLOWED])))
         self.process = Process("nginx", [NGINX, "-e", "stderr", "-p", f"{tmp}/", "-c", str(config), "-g", "daemon off;"])
 
     def start(self):
@@ -38,7 +44,7 @@ class Nginx:
         if self.process.proc.poll() is not None:
             raise RuntimeError(f"nginx exited:\n{self.process.output()}")
         try:
-            return requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
+            return requests.get(f"{self.base_url}/metrics", timeout=2).status_code == 404  # nginx's own answer
         except requests.ConnectionError:
             return False
 
@@ -48,7 +54,7 @@ class Nginx:
 
 @pytest.fixture
 def behind_nginx(start_gunicorn, tmp_path):
-    server = start_gunicorn(workers=2, EVENTI_PROXY_COUNT=1)
+    server = start_gunicorn(workers=2, EVENTI_PROXY_COUNT=1, EVENTI_CORS_ORIGINS=ALLOWED)
     nginx = Nginx(server.port, tmp_path).start()
     yield server, nginx, Api(nginx.base_url, TEST_SECRET, metrics_url=server.base_url)
     nginx.stop()
@@ -103,13 +109,6 @@ def test_client_ip_and_request_id_pass_through_and_spoofed_forwarding_is_ignored
     assert "0" * 64 not in nginx.process.output()
 
 
-def test_bodies_over_64k_are_refused_by_nginx(behind_nginx):
-    server, nginx, api = behind_nginx
-    response = requests.post(f"{nginx.base_url}/api/orders", data=b"{" + b" " * 70_000 + b"}",
-                             headers={"Content-Type": "application/json"}, timeout=10)
-    assert response.status_code == 413
-
-
 def test_rendered_config_passes_nginx_t(tmp_path):
     config = tmp_path / "nginx.conf"
     config.write_text(render((ROOT / "docker" / "nginx.conf").read_text(), free_port(), "127.0.0.1:9", tmp_path))
@@ -131,23 +130,88 @@ def test_wait_location_is_tuned_for_long_polls():
 def test_order_creation_is_rate_limited_per_client_address(behind_nginx):
     server, nginx, api = behind_nginx
 
-    def request_from(address, method="POST", path="/api/orders"):
+    def request_from(address, method="POST", path="/api/orders", origin=ALLOWED):
         connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10, source_address=(address, 0))
-        connection.request(method, path, body="{}" if method == "POST" else None, headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        return response.status, response.getheader("Retry-After"), response.read()
+        connection.request(method, path, body="{}" if method == "POST" else None,
+                           headers={"Content-Type": "application/json", "Origin": origin})
+        return connection.getresponse()
 
-    post_from = request_from
-
-    answers = [post_from("127.0.0.3") for _ in range(100)]  # {}: the app answers 400 without storing anything
-    refused = [answer for answer in answers if answer[0] == 429]
-    assert refused and {status for status, _, _ in answers} == {400, 429}
-    status, retry_after, body = refused[0]
-    assert json.loads(body)["error"] == "too_many_requests" and int(retry_after) > 0
-    assert post_from("127.0.0.4")[0] == 400  # another address has its own budget
+    answers = [request_from("127.0.0.3") for _ in range(100)]  # {}: the app answers 400 without storing anything
+    refused = [answer for answer in answers if answer.status == 429]
+    assert refused and {answer.status for answer in answers} == {400, 429}
+    assert_problem(refused[0], 429, "too_many_requests", ALLOWED)
+    assert int(refused[0].getheader("Retry-After")) > 0
+    assert_problem(request_from("127.0.0.3", origin=FOREIGN), 429, "too_many_requests", FOREIGN)
+    assert request_from("127.0.0.4").status == 400  # another address has its own budget
     order_id, token = Api(server.base_url, TEST_SECRET).create_order()
     for _ in range(30):  # GETs from the limited address are not limited
-        assert request_from("127.0.0.3", "GET", f"/api/orders/{order_id}?token={token}")[0] == 200
+        assert request_from("127.0.0.3", "GET", f"/api/orders/{order_id}?token={token}").status == 200
+
+
+PROBLEM = {  # status: (error, title) of nginx's own answers; the codes are the app's for the same status
+    413: ("request_entity_too_large", "Request Entity Too Large"),
+    429: ("too_many_requests", "Too Many Requests"),
+    502: ("bad_gateway", "Bad Gateway"),
+    503: ("service_unavailable", "Service Unavailable"),
+    504: ("gateway_timeout", "Gateway Timeout"),
+}
+
+
+def assert_problem(response, status, error, origin):
+    """An RFC 9457 problem with eventi's error and message; CORS headers for ALLOWED only."""
+    if isinstance(response, requests.Response):
+        status_code, headers, body = response.status_code, response.headers, response.content
+    else:  # http.client
+        status_code, headers, body = response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    headers = requests.structures.CaseInsensitiveDict(headers)
+    problem = json.loads(body)
+    assert status_code == status and headers["Content-Type"] == "application/problem+json", (status_code, body)
+    assert problem == {"type": "about:blank", "title": PROBLEM[status][1], "status": status, "detail": problem["detail"],
+                       "error": error, "message": problem["detail"]} and problem["detail"]
+    assert headers["Cache-Control"] == "no-store" and headers["X-Request-ID"]
+    assert headers.get("Access-Control-Allow-Origin") == (origin if origin == ALLOWED else None)
+    assert ("Access-Control-Expose-Headers" in headers) == (origin == ALLOWED) and "Origin" in headers["Vary"]
+
+
+@pytest.fixture
+def stalled_upstream():
+    """A listening socket that never accepts: the kernel completes connections, nothing ever answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", free_port()))
+    listener.listen(16)
+    yield listener
+    listener.close()
+
+
+def test_nginx_answers_its_own_errors_as_problem_json_with_cors_for_allowed_origins(stalled_upstream, tmp_path):
+    def edit(config):
+        assert "proxy_read_timeout 30s;" in config and "location / {" in config
+        config = config.replace("proxy_read_timeout 30s;", "proxy_read_timeout 1s;")  # 504 in a second, not 30
+        # nginx's own 503 (a limit_conn, a maintenance `return 503` an operator adds): the harness adds one
+        return config.replace("location / {", "location = /api/orders/test-unavailable { return 503; }\n        location / {")
+
+    nginx = Nginx(stalled_upstream.getsockname()[1], tmp_path, edit).start()
+    try:
+        def get(path, origin):
+            return requests.get(nginx.base_url + path, headers={"Origin": origin}, timeout=30)
+
+        for origin in (ALLOWED, FOREIGN):
+            too_big = requests.post(f"{nginx.base_url}/api/orders", data=b"{" + b" " * 70_000 + b"}", timeout=10,
+                                    headers={"Content-Type": "application/json", "Origin": origin})
+            assert_problem(too_big, 413, "request_entity_too_large", origin)
+            unavailable = get("/api/orders/test-unavailable", origin)
+            assert_problem(unavailable, 503, "service_unavailable", origin)
+            assert int(unavailable.headers["Retry-After"]) > 0
+            assert_problem(get("/api/orders/6751a3f2c9e77b0012ab34cd", origin), 504, "gateway_timeout", origin)
+        stalled_upstream.close()  # now nothing listens there: connections are refused
+        for origin in (ALLOWED, FOREIGN):
+            assert_problem(get("/api/events", origin), 502, "bad_gateway", origin)
+        # CORS only where the app answers it: never on the PayHero callback (a server calls it)
+        refused = requests.post(f"{nginx.base_url}/api/payhero/callback", json={}, headers={"Origin": ALLOWED}, timeout=10)
+        assert refused.status_code == 502 and refused.json()["error"] == "bad_gateway"
+        assert "Access-Control-Allow-Origin" not in refused.headers
+    finally:
+        nginx.stop()
 
 
 def test_metrics_are_not_served_through_nginx(behind_nginx):
