@@ -9,10 +9,12 @@ from flask.cli import AppGroup
 
 from . import event_file, phones
 from .services import support
+from .services.manual_payment import ManualPayment
 from .text import printable, printable_json
 from .web.common import current_runtime
 
 REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
+RECEIPT = re.compile(r"^[0-9A-Za-z]{10}$")
 """An order reference as the payment page shows it (eventi.models.short_reference)."""
 
 
@@ -36,6 +38,7 @@ def create_indexes() -> None:
     runtime.store.ensure_indexes()
     runtime.tickets.ensure_indexes()
     runtime.keys.ensure_indexes()
+    runtime.manual_store.ensure_indexes()
     click.echo("indexes ready")
 
 
@@ -137,14 +140,46 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
 def order_refunds(limit: int) -> None:
     """List the orders a person must act on, newest first: paid but without tickets (refund_needed: the
     payment came after the order had failed and its tickets were gone, or the amount differed), and paid
-    callbacks strict mode could not confirm (unconfirmed payment: check with PayHero)."""
-    orders = support.orders_needing_attention(current_runtime().store, limit)
-    if not orders:
+    callbacks strict mode could not confirm (unconfirmed payment: check with PayHero); then Paybill payments that
+    completed no order (unknown_account, amount_mismatch, already_paid)."""
+    runtime = current_runtime()
+    orders = support.orders_needing_attention(runtime.store, limit)
+    manual = support.manual_payments_to_refund(runtime.manual_store, limit)
+    if not orders and not manual:
         click.echo("no orders need a refund or a check")
     for o in orders:
         why = o.get("refundReason") or ("unconfirmed payment" if o.get("unconfirmedPayment") else "")
         click.echo(f"{o['id']}  {o.get('reference', '')}  {o['updatedAt']}  {o['status']:<13} {o.get('amount')} KES  "
                    f"receipt {o.get('mpesaReceipt') or '-'}  {why}".rstrip())
+    for p in manual:  # Paybill payments that completed no order (docs/operations.md, "Manual payment")
+        say(f"{p.get('orderId') or '-':<24}  account {p['account']}  {p['receivedAt']}  manual payment "
+            f"{p['amount']} KES  receipt {p['id']}  {p['outcome']}")
+
+
+@order.command("confirm-manual")
+@click.argument("account")
+@click.argument("receipt")
+@click.argument("amount", type=click.IntRange(min=1))
+def order_confirm_manual(account: str, receipt: str, amount: int) -> None:
+    """Apply a Paybill payment seen on the M-Pesa statement: ACCOUNT the account number the shopper typed, RECEIPT
+    M-Pesa's transaction id, AMOUNT in whole shillings.
+
+    The same path as a C2B confirmation (docs/operations.md, "Manual payment"): the right amount for a pending
+    order completes it, for a failed or cancelled one it is a late payment; an unknown account number, another
+    amount or an order paid already complete nothing and are listed by `eventi order refunds`. Running it
+    again for the same receipt changes nothing.
+    """
+    runtime = current_runtime()
+    paybill = runtime.settings.manual_paybill
+    if paybill is None:
+        raise click.ClickException("EVENTI_MANUAL_PAYBILL is not set: there is no Paybill to confirm a payment to")
+    if not RECEIPT.match(receipt):
+        raise click.BadParameter("M-Pesa's transaction id: 10 letters and digits", param_hint="RECEIPT")
+    payment = ManualPayment(receipt=receipt.upper(), account=account, amount=amount, paybill=paybill,
+                            raw=f"eventi order confirm-manual {account} {receipt.upper()} {amount}")
+    done = runtime.manual.confirm(payment, source="manual")
+    say(f"{payment.receipt}: {done.outcome}{' (confirmed before)' if done.duplicate else ''}"
+        f"{f'  order {done.order_id}' if done.order_id else ''}")
 
 
 def _list_orders(orders: list[dict[str, Any]]) -> None:

@@ -35,7 +35,8 @@ def test_alert_rules_pass_promtool_check():
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert set(alert_queries()) == {"EventiNoCallbacksWhileOrdersAreCreated", "EventiCallbackErrorRatio",
                                     "EventiStoreUnavailable", "EventiWaitsNearWorkerCap", "EventiHubDisconnected",
-                                    "EventiPaymentNeedsRefund", "EventiPaymentUnconfirmed", "EventiReconcileOverdue"}
+                                    "EventiPaymentNeedsRefund", "EventiPaymentUnconfirmed", "EventiReconcileOverdue",
+                                    "EventiManualPaymentUnmatched"}
 
 
 def test_alerts_fire_as_their_unit_tests_say():
