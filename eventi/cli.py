@@ -141,11 +141,13 @@ def order_refunds(limit: int) -> None:
     """List the orders a person must act on, newest first: paid but without tickets (refund_needed: the
     payment came after the order had failed and its tickets were gone, or the amount differed), and paid
     callbacks strict mode could not confirm (unconfirmed payment: check with PayHero); then Paybill payments that
-    completed no order (unknown_account, amount_mismatch, already_paid)."""
+    completed no order (unknown_account, amount_mismatch, already_paid), and second payments of an order paid
+    already (the shopper paid twice)."""
     runtime = current_runtime()
     orders = support.orders_needing_attention(runtime.store, limit)
     manual = support.manual_payments_to_refund(runtime.manual_store, limit)
-    if not orders and not manual:
+    twice = support.orders_paid_twice(runtime.manual_store, limit)
+    if not orders and not manual and not twice:
         click.echo("no orders need a refund or a check")
     for o in orders:
         why = o.get("refundReason") or ("unconfirmed payment" if o.get("unconfirmedPayment") else "")
@@ -154,6 +156,10 @@ def order_refunds(limit: int) -> None:
     for p in manual:  # Paybill payments that completed no order (docs/operations.md, "Manual payment")
         say(f"{p.get('orderId') or '-':<24}  account {p['account']}  {p['receivedAt']}  manual payment "
             f"{p['amount']} KES  receipt {p['id']}  {p['outcome']}")
+    for o in twice:  # paid twice: the order keeps its first payment, each other one is refunded
+        for extra in o["secondPayments"]:
+            say(f"{o['id']}  {o.get('reference', '')}  {o['updatedAt']}  second payment {extra.get('amount')} KES  "
+                f"receipt {extra['receipt']}  (the order holds {o.get('mpesaReceipt')})")
 
 
 @order.command("confirm-manual")

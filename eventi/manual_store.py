@@ -6,6 +6,8 @@ Two collections, each deciding by a unique insert under its _id (FerretDB has no
   manual payment; two pages rendered at once may give it two, and both name that order.
 - `manual_payments`: _id = M-Pesa's transaction id (TransID, the receipt): however often a
   confirmation of one payment arrives, one document, one decision (`outcome`, written once).
+A paid STK callback for an order paid already by another receipt (a prompt paid after a Paybill payment)
+is kept on the order, in `secondPayments` (eventi/services/second_payment.py).
 """
 import secrets
 from typing import Any
@@ -98,3 +100,14 @@ class ManualPaymentStore:
         return list(self.payments.find({"outcome": {"$in": list(REFUND_OUTCOMES)}})
                     .sort("receivedAt", DESCENDING).limit(limit))
 
+
+    @_unavailable_on_error
+    def add_second_payment(self, order_id: ObjectId, payment: dict[str, Any]) -> bool:
+        """Keep a payment the order did not use; True the first time (the same payment twice is kept once)."""
+        changed = self.orders.update_one({"_id": order_id}, {"$addToSet": {"secondPayments": payment}})
+        return changed.modified_count == 1
+
+    @_unavailable_on_error
+    def orders_paid_twice(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Orders holding a payment they did not use (secondPayments), newest first."""
+        return list(self.orders.find({"secondPayments": {"$exists": True}}).sort("updatedAt", DESCENDING).limit(limit))

@@ -37,6 +37,9 @@ LATE_PAYMENTS = Counter("eventi_late_payments_total", "Payments that arrived aft
 MANUAL_PAYMENTS = Counter("eventi_manual_payments_total", "Manual (Paybill) payment confirmations by what they did: "
                           "completed or refund_needed (the order's, through the callback path), or unknown_account, "
                           "amount_mismatch, already_paid (no order completed: `eventi order refunds`)", ["outcome"])
+SECOND_PAYMENTS = Counter("eventi_second_payments_total", "Paid callbacks for an order paid already by another "
+                          "M-Pesa receipt (the shopper paid twice): kept on the order for a refund "
+                          "(`eventi order refunds`)")
 RECONCILE_OVERDUE = Counter("eventi_reconcile_overdue_total", "Reconcile sweeps that found an order past the give-up "
                             "age and still could not settle it (PayHero errors, timeouts or QUEUED, 5 tries or more)")
 PAYMENTS_UNCONFIRMED = Counter("eventi_payments_unconfirmed_total", "Paid callbacks strict mode could not confirm "

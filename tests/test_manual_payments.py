@@ -152,6 +152,33 @@ def test_a_manual_payment_for_an_order_paid_already_is_a_refund_never_a_second_t
     assert "TKTW1CEPAY" in listed and "already_paid" in listed
 
 
+def test_a_prompt_paid_after_a_manual_payment_is_a_second_payment_kept_for_a_refund(shop, new_event):
+    app, client, runtime = shop
+    event_id = new_event(capacity=3)
+    order_id, token = order(client, event_id)
+    account = account_on_page(client, order_id, token)
+    assert outcome(pay_bill(client, account, receipt="TKF1RSTPAY")) == ("completed", False)
+    before = metrics.SECOND_PAYMENTS._value.get()
+    for _ in range(2):  # PayHero delivers the prompt's payment twice
+        late = post_callback(client, runtime, order_id, "success", 1500)
+        assert late.status_code == 200 and late.json == {"received": True, "duplicate": True}
+    assert metrics.SECOND_PAYMENTS._value.get() == before + 1
+    stored = runtime.store.get_order(order_id)
+    assert stored["mpesaReceipt"] == "TKF1RSTPAY"  # the order keeps the payment that completed it
+    assert stored["secondPayments"] == [{"receipt": "SAE3YULR0Y", "amount": 1500, "source": "callback"}]
+    assert holds(runtime, order_id) == 1 and holds(runtime, order_id + ".late") == 0 and left(client, event_id) == 2
+    listed = refunds(app)
+    assert "second payment 1500 KES  receipt SAE3YULR0Y  (the order holds TKF1RSTPAY)" in listed
+
+
+def test_a_redelivered_paid_callback_is_no_second_payment(shop, new_event):
+    app, client, runtime = shop
+    order_id, token = order(client, new_event(capacity=3))
+    for _ in range(2):
+        assert post_callback(client, runtime, order_id, "success", 1500).status_code == 200
+    assert "secondPayments" not in runtime.store.get_order(order_id)
+
+
 def test_a_manual_payment_after_no_callback_is_a_late_payment_that_completes(shop, new_event):
     app, client, runtime = shop
     event_id = new_event(capacity=2)

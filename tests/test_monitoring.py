@@ -36,7 +36,7 @@ def test_alert_rules_pass_promtool_check():
     assert set(alert_queries()) == {"EventiNoCallbacksWhileOrdersAreCreated", "EventiCallbackErrorRatio",
                                     "EventiStoreUnavailable", "EventiWaitsNearWorkerCap", "EventiHubDisconnected",
                                     "EventiPaymentNeedsRefund", "EventiPaymentUnconfirmed", "EventiReconcileOverdue",
-                                    "EventiManualPaymentUnmatched"}
+                                    "EventiManualPaymentUnmatched", "EventiSecondPayment"}
 
 
 def test_alerts_fire_as_their_unit_tests_say():

@@ -42,6 +42,11 @@ def manual_payments_to_refund(store: ManualPaymentStore, limit: int = 100) -> li
     return [_masked(payment) for payment in store.needing_refund(limit)]
 
 
+def orders_paid_twice(store: ManualPaymentStore, limit: int = 100) -> list[Any]:
+    """Orders holding a second payment they did not use (eventi/services/second_payment.py), newest first."""
+    return [_masked(order) for order in store.orders_paid_twice(limit)]
+
+
 def _masked(value: Any) -> Any:
     """Dates as ISO 8601, ids as strings, every string through the log redaction (phones, e-mails, tokens)."""
     if isinstance(value, dict):
