@@ -71,10 +71,15 @@ def order() -> None:
 def order_show(order_id: str, as_json: bool) -> None:
     """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked).
 
-    ORDER_ID is the 24-character orderId or the 8-character order reference the payment page shows.
+    ORDER_ID is the 24-character orderId, the 8-character order reference the payment page shows, or the
+    8-digit account number it gives for a Paybill payment.
     """
-    store = current_runtime().store
-    if REFERENCE.match(order_id):
+    runtime = current_runtime()
+    store = runtime.store
+    by_account = runtime.manual_store.order_id_for(order_id) if order_id.isdigit() else None
+    if by_account is not None:
+        order_id = by_account
+    elif REFERENCE.match(order_id):
         matches = support.orders_with_reference(store, order_id)
         if len(matches) > 1:
             _list_orders(matches)
@@ -90,7 +95,7 @@ def order_show(order_id: str, as_json: bool) -> None:
     say(f"order {o['id']}  {o['status']}  {o.get('amount')} KES  event {o.get('eventId')}")
     for key in ("createdAt", "updatedAt", "phone", "email", "name", "mpesaReceipt", "failureReason",
                 "resultCode", "payheroReference", "checkoutRequestId", "pushedAt", "latePayment", "refundReason",
-                "unconfirmedPayment"):
+                "unconfirmedPayment", "accountNumber", "secondPayments"):
         if o.get(key) is not None:
             say(f"  {key:<18} {o[key]}")
     claim = report["statusClaim"]

@@ -230,6 +230,8 @@ def test_support_confirms_a_payment_from_the_statement_through_the_same_path(sho
     again = runner.invoke(args=["order", "confirm-manual", account, "TKCLI00001", "1500"])
     assert "completed (confirmed before)" in again.output
     assert [e["source"] for e in runtime.store.events_for(order_id)] == ["manual"]
+    shown = runner.invoke(args=["order", "show", account])  # support finds the order by its account number
+    assert shown.exit_code == 0 and f"order {order_id}" in shown.output and f"accountNumber      {account}" in shown.output
     # The C2B delivery of the same payment, arriving after support typed it: the same one payment.
     assert outcome(pay_bill(client, account, receipt="TKCLI00001")) == ("completed", True)
 
