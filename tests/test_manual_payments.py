@@ -115,6 +115,15 @@ def test_duplicate_deliveries_at_once_have_one_effect(shop, new_event):
     assert holds(runtime, order_id) == 1 and left(client, event_id) == 2
 
 
+def test_a_receipt_confirmed_again_with_other_values_keeps_the_first(shop, new_event):
+    app, client, runtime = shop
+    order_id, token = order(client, new_event(capacity=3))
+    account = account_on_page(client, order_id, token)
+    assert outcome(pay_bill(client, "00000001", receipt="TKF0RGED01")) == ("unknown_account", False)
+    assert outcome(pay_bill(client, account, receipt="TKF0RGED01")) == ("unknown_account", True)
+    assert status(client, order_id, token)["paymentStatus"] == "pending"
+
+
 def test_another_amount_completes_nothing_and_is_listed_for_a_refund(shop, new_event):
     app, client, runtime = shop
     event_id = new_event(capacity=3)

@@ -12,7 +12,7 @@ failed midway, or is working now) runs it again, which the callback path makes i
 same outcome.
 """
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import metrics
@@ -58,10 +58,13 @@ class ManualPayments:
         standing = self._manual.claim({
             "_id": payment.receipt, "account": normalise_account(payment.account), "amount": payment.amount,
             "paybill": payment.paybill, "source": source, "raw": payment.raw, "receivedAt": utcnow(), "outcome": None})
+        if standing is not None and (standing["amount"], standing["account"]) != (payment.amount,
+                                                                                 normalise_account(payment.account)):
+            log.error("Manual payment receipt=%s confirmed again with another amount or account (%s, %s; first %s, "
+                      "%s): the first stands", payment.receipt, payment.amount, normalise_account(payment.account),
+                      standing["amount"], standing["account"])
+            payment = replace(payment, amount=standing["amount"], account=standing["account"])
         if standing is not None and standing.get("outcome") is not None:
-            if standing["amount"] != payment.amount:
-                log.error("Manual payment receipt=%s confirmed again with another amount (%s, first %s): the first "
-                          "stands", payment.receipt, payment.amount, standing["amount"])
             return ManualOutcome(standing["outcome"], standing.get("orderId"), duplicate=True)
         order_id = self._manual.order_id_for(payment.account)
         order = None if order_id is None else self._store.get_order(order_id)

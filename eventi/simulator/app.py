@@ -189,8 +189,11 @@ def create_app(auth_token: str, delay: float = 3.0, slow_seconds: float = 30.0) 
             return _error(400, "confirmation_url, paybill and account are required strings")
         if isinstance(body.get("amount"), bool) or not isinstance(body.get("amount"), int):
             return _error(400, "amount must be a whole number of KES")
+        deliveries = body.get("deliveries", 1)
+        if isinstance(deliveries, bool) or not isinstance(deliveries, int) or not 1 <= deliveries <= 10:
+            return _error(400, "deliveries must be 1 to 10")
         confirmation = c2b_body(body["paybill"], body["account"], body["amount"], body.get("receipt") or _code(10))
-        answers = [_post(body["confirmation_url"], confirmation) for _ in range(int(body.get("deliveries", 1)))]
+        answers = [_post(body["confirmation_url"], confirmation) for _ in range(deliveries)]
         log.info("simulator: C2B confirmation sent transId=%s account=%s amount=%s answers=%s",
                  confirmation["TransID"], body["account"], body["amount"], [a[0] for a in answers])
         return jsonify(TransID=confirmation["TransID"], answers=[{"status": a[0], "body": a[1]} for a in answers])
