@@ -142,6 +142,9 @@ def test_an_unknown_account_number_completes_nothing_and_is_listed_for_a_refund(
     before = manual_count("unknown_account")
     assert outcome(pay_bill(client, "00000000", receipt="TKUNKN0WN1")) == ("unknown_account", False)
     assert outcome(pay_bill(client, "", receipt="TKN0ACC0NT")) == ("unknown_account", False)
+    with app.app_context():  # a plain click command: the flask CLI gives it the app's context
+        made = app.test_cli_runner().invoke(args=["create-indexes"])
+    assert made.output == "indexes ready\n", repr(made.exception)  # with the refunds listing's index
     assert manual_count("unknown_account") == before + 2
     listed = refunds(app)
     assert "TKUNKN0WN1" in listed and "TKN0ACC0NT" in listed and "unknown_account" in listed
