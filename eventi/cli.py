@@ -159,7 +159,7 @@ def order_refunds(limit: int) -> None:
         click.echo(f"{o['id']}  {o.get('reference', '')}  {o['updatedAt']}  {o['status']:<13} {o.get('amount')} KES  "
                    f"receipt {o.get('mpesaReceipt') or '-'}  {why}".rstrip())
     for p in manual:  # Paybill payments that completed no order (docs/operations.md, "Manual payment")
-        say(f"{p.get('orderId') or '-':<24}  account {p['account']}  {p['receivedAt']}  manual payment "
+        say(f"{p.get('orderId') or '-':<24}  account {p['account'] or '-'}  {p['receivedAt']}  manual payment "
             f"{p['amount']} KES  receipt {p['id']}  {p['outcome']}")
     for o in twice:  # paid twice: the order keeps its first payment, each other one is refunded
         for extra in o["secondPayments"]:
