@@ -40,3 +40,14 @@ class PayHeroSimulator(Server):
         answer = requests.get(f"{self.base_url}/simulator/pushes", params={"external_reference": order_id}, timeout=10)
         pushes: list[dict[str, Any]] = answer.json()["pushes"]
         return pushes
+
+    def pay_bill(self, confirmation_url: str, paybill: str, account: str, amount: int, deliveries: int = 1,
+                 receipt: str | None = None) -> dict[str, Any]:
+        """A shopper pays the Paybill from the M-Pesa menu: the simulator posts M-Pesa's C2B confirmation to
+        confirmation_url; its TransID and eventi's answers."""
+        answer = requests.post(f"{self.base_url}/simulator/c2b", timeout=60, json={
+            "confirmation_url": confirmation_url, "paybill": paybill, "account": account, "amount": amount,
+            "deliveries": deliveries, "receipt": receipt})
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result

@@ -10,9 +10,11 @@ from flask.cli import AppGroup
 from . import event_file, phones
 from .runtime import current_runtime
 from .services import support
+from .services.manual_payment import ManualPayment
 from .text import printable, printable_json
 
 REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
+RECEIPT = re.compile(r"^[0-9A-Za-z]{10}$")
 """An order reference as the payment page shows it (eventi.models.short_reference)."""
 
 
@@ -36,6 +38,7 @@ def create_indexes() -> None:
     runtime.store.ensure_indexes()
     runtime.tickets.ensure_indexes()
     runtime.keys.ensure_indexes()
+    runtime.manual_store.ensure_indexes()
     click.echo("indexes ready")
 
 
@@ -68,10 +71,15 @@ def order() -> None:
 def order_show(order_id: str, as_json: bool) -> None:
     """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked).
 
-    ORDER_ID is the 24-character orderId or the 8-character order reference the payment page shows.
+    ORDER_ID is the 24-character orderId, the 8-character order reference the payment page shows, or the
+    8-digit account number it gives for a Paybill payment.
     """
-    store = current_runtime().store
-    if REFERENCE.match(order_id):
+    runtime = current_runtime()
+    store = runtime.store
+    by_account = runtime.manual_store.order_id_for(order_id) if order_id.isdigit() else None
+    if by_account is not None:
+        order_id = by_account
+    elif REFERENCE.match(order_id):
         matches = support.orders_with_reference(store, order_id)
         if len(matches) > 1:
             _list_orders(matches)
@@ -87,7 +95,7 @@ def order_show(order_id: str, as_json: bool) -> None:
     say(f"order {o['id']}  {o['status']}  {o.get('amount')} KES  event {o.get('eventId')}")
     for key in ("createdAt", "updatedAt", "phone", "email", "name", "mpesaReceipt", "failureReason",
                 "resultCode", "payheroReference", "checkoutRequestId", "pushedAt", "latePayment", "refundReason",
-                "unconfirmedPayment"):
+                "unconfirmedPayment", "accountNumber", "secondPayments"):
         if o.get(key) is not None:
             say(f"  {key:<18} {o[key]}")
     claim = report["statusClaim"]
@@ -137,14 +145,52 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
 def order_refunds(limit: int) -> None:
     """List the orders a person must act on, newest first: paid but without tickets (refund_needed: the
     payment came after the order had failed and its tickets were gone, or the amount differed), and paid
-    callbacks strict mode could not confirm (unconfirmed payment: check with PayHero)."""
-    orders = support.orders_needing_attention(current_runtime().store, limit)
-    if not orders:
+    callbacks strict mode could not confirm (unconfirmed payment: check with PayHero); then Paybill payments that
+    completed no order (unknown_account, amount_mismatch, already_paid), and second payments of an order paid
+    already (the shopper paid twice)."""
+    runtime = current_runtime()
+    orders = support.orders_needing_attention(runtime.store, limit)
+    manual = support.manual_payments_to_refund(runtime.manual_store, limit)
+    twice = support.orders_paid_twice(runtime.manual_store, limit)
+    if not orders and not manual and not twice:
         click.echo("no orders need a refund or a check")
     for o in orders:
         why = o.get("refundReason") or ("unconfirmed payment" if o.get("unconfirmedPayment") else "")
         click.echo(f"{o['id']}  {o.get('reference', '')}  {o['updatedAt']}  {o['status']:<13} {o.get('amount')} KES  "
                    f"receipt {o.get('mpesaReceipt') or '-'}  {why}".rstrip())
+    for p in manual:  # Paybill payments that completed no order (docs/operations.md, "Manual payment")
+        say(f"{p.get('orderId') or '-':<24}  account {p['account'] or '-'}  {p['receivedAt']}  manual payment "
+            f"{p['amount']} KES  receipt {p['id']}  {p['outcome']}")
+    for o in twice:  # paid twice: the order keeps its first payment, each other one is refunded
+        for extra in o["secondPayments"]:
+            say(f"{o['id']}  {o.get('reference', '')}  {o['updatedAt']}  second payment {extra.get('amount')} KES  "
+                f"receipt {extra['receipt']}  (the order holds {o.get('mpesaReceipt')})")
+
+
+@order.command("confirm-manual")
+@click.argument("account")
+@click.argument("receipt")
+@click.argument("amount", type=click.IntRange(min=1))
+def order_confirm_manual(account: str, receipt: str, amount: int) -> None:
+    """Apply a Paybill payment seen on the M-Pesa statement: ACCOUNT the account number the shopper typed, RECEIPT
+    M-Pesa's transaction id, AMOUNT in whole shillings.
+
+    The same path as a C2B confirmation (docs/operations.md, "Manual payment"): the right amount for a pending
+    order completes it, for a failed or cancelled one it is a late payment; an unknown account number, another
+    amount or an order paid already complete nothing and are listed by `eventi order refunds`. Running it
+    again for the same receipt changes nothing.
+    """
+    runtime = current_runtime()
+    paybill = runtime.settings.manual_paybill
+    if paybill is None:
+        raise click.ClickException("EVENTI_MANUAL_PAYBILL is not set: there is no Paybill to confirm a payment to")
+    if not RECEIPT.match(receipt):
+        raise click.BadParameter("M-Pesa's transaction id: 10 letters and digits", param_hint="RECEIPT")
+    payment = ManualPayment(receipt=receipt.upper(), account=account, amount=amount, paybill=paybill,
+                            raw=f"eventi order confirm-manual {account} {receipt.upper()} {amount}")
+    done = runtime.manual.confirm(payment, source="manual")
+    say(f"{payment.receipt}: {done.outcome}{' (confirmed before)' if done.duplicate else ''}"
+        f"{f'  order {done.order_id}' if done.order_id else ''}")
 
 
 def _list_orders(orders: list[dict[str, Any]]) -> None:

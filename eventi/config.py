@@ -54,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
     "PROMPT_SECONDS": 60,  # M-Pesa's prompt lives about a minute (shared/payhero/result-codes.md)
     "PROMPT_HELP_SECONDS": 45,
     "SUPPORT_CONTACT": None,
+    "MANUAL_PAYBILL": None,  # a Paybill number shown when the prompt fails (off when unset): docs/operations.md, "Manual payment"
+    "C2B_TOKEN": None,  # the secret in the C2B confirmation URL registered for that Paybill (off when unset)
 }
 """Every setting, keyed without its EVENTI_ prefix; docs/settings.md lists them."""
 
@@ -124,6 +126,8 @@ class Settings:
     prompt_seconds: int
     prompt_help_seconds: int
     support_contact: str
+    manual_paybill: str | None
+    c2b_token: str | None
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -143,6 +147,7 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     _check_logs_and_addresses(settings, environ.get("EVENTI_BIND", "127.0.0.1:8000"))
     _check_payhero(settings)
     _check_page(settings)
+    _check_manual(settings)
     settings["CORS_ORIGINS"] = cors_origins(settings["CORS_ORIGINS"])
     if not settings["SECRET_KEY"]:
         try:
@@ -291,6 +296,25 @@ def _check_page(settings: dict[str, Any]) -> None:
     if len(contact) > SUPPORT_CONTACT_MAX or "<" in contact or ">" in contact:
         raise ConfigError(f"EVENTI_SUPPORT_CONTACT must be plain text of at most {SUPPORT_CONTACT_MAX} characters")
     settings["SUPPORT_CONTACT"] = contact
+
+
+PAYBILL = re.compile(r"[0-9]{5,7}")
+C2B_TOKEN_MIN = 32
+
+
+def _check_manual(settings: dict[str, Any]) -> None:
+    """Manual payment (docs/operations.md, "Manual payment"): a Paybill number, and the secret of its C2B confirmation URL."""
+    paybill = str(settings["MANUAL_PAYBILL"] or "").strip() or None
+    if paybill is not None and not PAYBILL.fullmatch(paybill):
+        raise ConfigError(f"EVENTI_MANUAL_PAYBILL must be a Paybill number (5 to 7 digits), got {paybill!r}")
+    settings["MANUAL_PAYBILL"] = paybill
+    token = str(settings["C2B_TOKEN"] or "").strip() or None
+    if token is not None and (len(token) < C2B_TOKEN_MIN or not re.fullmatch(r"[A-Za-z0-9_-]+", token)):
+        raise ConfigError(f"EVENTI_C2B_TOKEN must be {C2B_TOKEN_MIN}+ characters of A-Z, a-z, 0-9, _ and -")
+    if token is not None and paybill is None:
+        raise ConfigError("EVENTI_C2B_TOKEN must come with EVENTI_MANUAL_PAYBILL: it is that Paybill's "
+                          "confirmation URL secret")
+    settings["C2B_TOKEN"] = token
 
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")

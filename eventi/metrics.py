@@ -34,6 +34,12 @@ STORE_READS = Counter("eventi_store_reads_total", "MongoDB order reads")
 LATE_PAYMENTS = Counter("eventi_late_payments_total", "Payments that arrived after their order had failed or been "
                         "cancelled, by what the order became: completed (tickets held again) or refund_needed "
                         "(someone must refund the shopper: `eventi order refunds`)", ["outcome"])
+MANUAL_PAYMENTS = Counter("eventi_manual_payments_total", "Manual (Paybill) payment confirmations by what they did: "
+                          "completed or refund_needed (the order's, through the callback path), or unknown_account, "
+                          "amount_mismatch, already_paid (no order completed: `eventi order refunds`)", ["outcome"])
+SECOND_PAYMENTS = Counter("eventi_second_payments_total", "Paid callbacks for an order paid already by another "
+                          "M-Pesa receipt (the shopper paid twice): kept on the order for a refund "
+                          "(`eventi order refunds`)")
 RECONCILE_OVERDUE = Counter("eventi_reconcile_overdue_total", "Reconcile sweeps that found an order past the give-up "
                             "age and still could not settle it (PayHero errors, timeouts or QUEUED, 5 tries or more)")
 PAYMENTS_UNCONFIRMED = Counter("eventi_payments_unconfirmed_total", "Paid callbacks strict mode could not confirm "
@@ -74,6 +80,7 @@ KNOWN_LABELS: dict[MetricWrapperBase, list[tuple[str, ...]]] = {
     WAITS_ANSWERED: [("final",), ("timeout",), ("client_gone",), ("shutdown",)],
     CALLBACKS: [("completed",), ("failed",), ("cancelled",), ("late",), ("duplicate",), ("rejected",), ("unverified",)],
     LATE_PAYMENTS: [("completed",), ("refund_needed",)],
+    MANUAL_PAYMENTS: [("completed",), ("refund_needed",), ("unknown_account",), ("amount_mismatch",), ("already_paid",)],
     STK_PUSHES: [("queued",), ("rejected",), ("unreachable",), ("uncertain",), ("limited",)],
     PAYHERO_CALLS: [(call, outcome) for call in ("stk_push", "transaction_status")
                     for outcome in ("ok", "rejected", "unreachable")],

@@ -28,6 +28,7 @@ from .config import APP_LOAD_ERROR, Settings
 from .events import EventStore
 from .idempotency import IdempotencyKeys
 from .logs import startup_error
+from .manual_store import ManualPaymentStore
 from .notify import Hub, Notifier, PerRequestNotifier
 from .notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
 from .payhero import callback_urls
@@ -39,8 +40,10 @@ from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
 from .services.idempotent import IdempotentOrders
 from .services.late_payment import LatePayments
+from .services.manual_payment import ManualPayments
 from .services.ordering import OrderService
 from .services.reconcile import Reconciler, reconcile_forever
+from .services.second_payment import SecondPayments
 from .services.settle import Settler
 from .services.status import StatusReader
 from .services.waiting import WaitService
@@ -96,9 +99,11 @@ class Runtime:
         self.settler = Settler(self.store, self.broadcaster)
         self.retrier = WriteRetrier()
         self.late_payments = LatePayments(self.store, self.events, self.tickets, settings.late_payments)
+        self.manual_store = ManualPaymentStore(database)
         self.callbacks = CallbackService(self.store, self.broadcaster, self.settler, reader=self.reader,
                                          verifier=self.payhero if settings.payhero_verify_callbacks else None,
-                                         late=self.late_payments)
+                                         late=self.late_payments, second=SecondPayments(self.manual_store))
+        self.manual = ManualPayments(self.store, self.manual_store, self.callbacks)
         self.orders = OrderService(
             self.store, self.events, self.tickets, self.broadcaster, self.settler,
             callback_urls(settings.public_base_url, self.tokens), payhero=self.payhero,

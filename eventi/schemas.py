@@ -290,6 +290,42 @@ class CallbackAckSchema(Schema):
                        "the order stays pending."})
 
 
+class ShillingsText(fields.Field[int]):
+    """M-Pesa's C2B amount: a string ("1500.00") or a number, in whole shillings."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,8}(\.[0-9]{1,2})?", value.strip()):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("Not an amount.")
+        if not (math.isfinite(value) and float(value).is_integer()):
+            raise ValidationError("Not a whole number of shillings.")
+        return int(value)
+
+
+class C2BConfirmationSchema(_Lenient):
+    """The confirmation M-Pesa (Daraja's C2B API) posts for a payment to a Paybill; other fields are ignored."""
+
+    TransID = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9]{10}$",
+                                                                    error="M-Pesa's 10-character transaction id."))
+    TransAmount = ShillingsText(required=True, validate=CALLBACK_AMOUNT)
+    BusinessShortCode = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{5,7}$"))
+    BillRefNumber = fields.String(load_default="", allow_none=True, validate=[validate.Length(max=40), no_control_chars])
+    TransactionType = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    TransTime = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
+
+
+class C2BAckSchema(Schema):
+    """Answer to a C2B confirmation: Daraja's acknowledgement, and what eventi made of the payment."""
+
+    ResultCode = fields.Integer(required=True, metadata={"description": "0: received (a confirmation is after the fact)."})
+    ResultDesc = fields.String(required=True)
+    outcome = fields.String(required=True, metadata={
+        "description": "completed or refund_needed (the order's status after it), or unknown_account, "
+                       "amount_mismatch, already_paid: no order completed, a person refunds it."})
+    duplicate = fields.Boolean(required=True, metadata={"description": "true when an earlier delivery had decided it."})
+
+
 class HealthSchema(Schema):
     """Answer of /healthz and /readyz when all is well."""
 

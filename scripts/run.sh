@@ -58,6 +58,12 @@ if [[ -z ${PAYHERO_BASE_URL:-} ]]; then
   export PAYHERO_BASE_URL="http://127.0.0.1:$port"
   wait_port 127.0.0.1 "$port" payhero-simulator
   echo "PayHero simulator: $PAYHERO_BASE_URL (callback after ${EVENTI_SIMULATOR_DELAY:-3}s; log $VAR/log/simulator.log)"
+  # Manual payment on, with the simulator as M-Pesa's C2B sender (docs/operations.md, "Manual payment").
+  export EVENTI_MANUAL_PAYBILL=${EVENTI_MANUAL_PAYBILL:-600100}
+  export EVENTI_C2B_TOKEN=${EVENTI_C2B_TOKEN:-simulator-c2b-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+  echo "Paybill $EVENTI_MANUAL_PAYBILL: pay one with curl -s $PAYHERO_BASE_URL/simulator/c2b -H 'Content-Type: application/json'" \
+    "-d '{\"confirmation_url\": \"http://${EVENTI_BIND:-127.0.0.1:8000}/api/c2b/confirmation?token=$EVENTI_C2B_TOKEN\"," \
+    "\"paybill\": \"$EVENTI_MANUAL_PAYBILL\", \"account\": \"<account number>\", \"amount\": <amount>}'"
 fi
 
 .venv/bin/flask --app wsgi create-indexes

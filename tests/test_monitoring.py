@@ -37,7 +37,8 @@ def test_alert_rules_pass_promtool_check():
                                     "EventiStoreUnavailable", "EventiWaitsNearWorkerCap", "EventiHubDisconnected",
                                     "EventiPaymentNeedsRefund", "EventiPaymentUnconfirmed", "EventiReconcileOverdue",
                                     "EventiCheckout5xxRatio", "EventiCheckoutBadGateway", "EventiStkPushFailures",
-                                    "EventiCallbackUnauthorizedBurst"}
+                                    "EventiCallbackUnauthorizedBurst", "EventiManualPaymentUnmatched",
+                                    "EventiSecondPayment"}
 
 
 def heading_anchors(markdown):

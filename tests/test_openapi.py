@@ -57,13 +57,14 @@ def test_every_reference_resolves(document):
 def test_tokens_are_required_and_declared_as_security_schemes(document):
     schemes = document["components"]["securitySchemes"]
     assert {name: (s["in"], s["name"]) for name, s in schemes.items()} == {
-        "statusToken": ("query", "token"), "callbackToken": ("query", "token")}
+        "statusToken": ("query", "token"), "callbackToken": ("query", "token"), "c2bToken": ("query", "token")}
     secured = {(path, method): op["security"] for path, method, op in operations(document) if "security" in op}
     assert secured == {
         ("/api/orders/{order_id}", "get"): [{"statusToken": []}],
         ("/api/orders/{order_id}/wait", "get"): [{"statusToken": []}],
         ("/orders/{order_id}/status", "get"): [{"statusToken": []}],
         ("/api/payhero/callback", "post"): [{"callbackToken": []}],
+        ("/api/c2b/confirmation", "post"): [{"c2bToken": []}],
     }
     for path, method in secured:
         token = [p for p in document["paths"][path][method]["parameters"] if p["name"] == "token"]

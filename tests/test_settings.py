@@ -42,6 +42,8 @@ INVALID = {  # environment variable -> a value it must refuse (with whatever els
     "EVENTI_PROMPT_SECONDS": ("4", {}),
     "EVENTI_PROMPT_HELP_SECONDS": ("90", {}),
     "EVENTI_SUPPORT_CONTACT": ("x" * 201, {}),
+    "EVENTI_MANUAL_PAYBILL": ("60-01", {}),
+    "EVENTI_C2B_TOKEN": ("short", {"EVENTI_MANUAL_PAYBILL": "600100"}),
 }
 
 

@@ -28,6 +28,7 @@ from ..payhero_client import PayHeroClient
 from ..store import RELEASING, Finalized, OrderStore
 from .broadcast import StatusBroadcaster
 from .late_payment import LatePayments
+from .second_payment import SecondPayments
 from .settle import Settler
 from .status import StatusReader
 
@@ -46,8 +47,9 @@ class CallbackService:
 
     def __init__(self, store: OrderStore, broadcaster: StatusBroadcaster, settler: Settler,
                  verifier: PayHeroClient | None = None, reader: StatusReader | None = None,
-                 late: LatePayments | None = None) -> None:
+                 late: LatePayments | None = None, second: SecondPayments | None = None) -> None:
         self._store = store
+        self._second = second  # a paid result for an order paid already by another receipt
         self._late = late  # what a payment for a failed or cancelled order becomes
         self._broadcaster = broadcaster
         self._settler = settler
@@ -79,6 +81,8 @@ class CallbackService:
             self._store.finish_release(result.order_id)  # a release a stall interrupted ends here, at the latest
         self._broadcaster.announce(body)
         if not decided:
+            if self._second is not None and source in ("callback", "reconcile"):
+                self._second.check(result, body, source)  # another receipt than the order's: paid twice
             metrics.CALLBACKS.labels("duplicate").inc()
             log.info("Payment result ignored, order already final orderId=%s status=%s source=%s",
                      result.order_id, body["paymentStatus"], source)

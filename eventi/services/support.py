@@ -5,6 +5,7 @@ from typing import Any
 from bson import ObjectId
 
 from ..logs import redact
+from ..manual_store import ManualPaymentStore
 from ..models import iso_utc
 from ..store import OrderStore
 
@@ -34,6 +35,16 @@ def recent_orders(store: OrderStore, phone: str, limit: int = 20) -> list[Any]:
 def orders_needing_attention(store: OrderStore, limit: int = 100) -> list[Any]:
     """Orders paid without tickets (refund_needed) or with a payment strict mode could not confirm, newest first."""
     return [_masked(order) for order in store.orders_needing_attention(limit)]
+
+
+def manual_payments_to_refund(store: ManualPaymentStore, limit: int = 100) -> list[Any]:
+    """Paybill payments that completed no order (unknown account, another amount, paid already), newest first."""
+    return [_masked(payment) for payment in store.needing_refund(limit)]
+
+
+def orders_paid_twice(store: ManualPaymentStore, limit: int = 100) -> list[Any]:
+    """Orders holding a second payment they did not use (eventi/services/second_payment.py), newest first."""
+    return [_masked(order) for order in store.orders_paid_twice(limit)]
 
 
 def _masked(value: Any) -> Any:

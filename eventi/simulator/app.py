@@ -1,4 +1,5 @@
-"""A local PayHero: the STK push and transaction-status endpoints, and the callback it sends later.
+"""A local PayHero: the STK push and transaction-status endpoints, and the callback it sends later; and, for
+manual payments, M-Pesa's C2B confirmation of a Paybill payment (POST /simulator/c2b).
 
 A separate WSGI app (no part of eventi's own app). Threads, not gevent, so it runs unpatched
 from `python -m eventi.simulator`.
@@ -106,6 +107,25 @@ def callback_body(record: dict[str, Any], outcome: outcomes.Outcome) -> dict[str
     }
 
 
+def c2b_body(paybill: str, account: str, amount: int, receipt: str) -> dict[str, Any]:
+    """M-Pesa's C2B confirmation of a Paybill payment (Daraja's field names; amounts as text)."""
+    return {"TransactionType": "Pay Bill", "TransID": receipt, "TransTime": datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
+            "TransAmount": f"{amount}.00", "BusinessShortCode": paybill, "BillRefNumber": account, "InvoiceNumber": "",
+            "OrgAccountBalance": "", "ThirdPartyTransID": "", "MSISDN": "2547 ***** 678", "FirstName": "Simulated"}
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int | str, Any]:
+    """One delivery: (status or the error's name, the JSON answer or None)."""
+    try:
+        answer = requests.post(url, json=body, timeout=CALLBACK_TIMEOUT, headers={"Connection": "close"})
+    except requests.RequestException as exc:
+        return exc.__class__.__name__, None
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, None
+
+
 def transaction_status_body(record: dict[str, Any]) -> dict[str, Any]:
     """The answer of GET /api/v2/transaction-status for one recorded push."""
     body = {"success": True, "status": record["status"], "reference": record["reference"],
@@ -158,6 +178,25 @@ def create_app(auth_token: str, delay: float = 3.0, slow_seconds: float = 30.0) 
     def pushes() -> Response:
         """Not PayHero: what the simulator did for one order (for scripts and tests)."""
         return jsonify(pushes=sim.find(request.args.get("external_reference", "")), delay=sim.delay)
+
+    @app.post("/simulator/c2b")
+    def c2b() -> Response | tuple[Response, int]:
+        """Not PayHero: a shopper pays a Paybill from the M-Pesa menu; M-Pesa posts its C2B confirmation to
+        confirmation_url (`deliveries` times, one TransID). Body: confirmation_url, paybill, account, amount."""
+        body = request.get_json(silent=True)
+        needed = ("confirmation_url", "paybill", "account")
+        if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in needed):
+            return _error(400, "confirmation_url, paybill and account are required strings")
+        if isinstance(body.get("amount"), bool) or not isinstance(body.get("amount"), int):
+            return _error(400, "amount must be a whole number of KES")
+        deliveries = body.get("deliveries", 1)
+        if isinstance(deliveries, bool) or not isinstance(deliveries, int) or not 1 <= deliveries <= 10:
+            return _error(400, "deliveries must be 1 to 10")
+        confirmation = c2b_body(body["paybill"], body["account"], body["amount"], body.get("receipt") or _code(10))
+        answers = [_post(body["confirmation_url"], confirmation) for _ in range(deliveries)]
+        log.info("simulator: C2B confirmation sent transId=%s account=%s amount=%s answers=%s",
+                 confirmation["TransID"], body["account"], body["amount"], [a[0] for a in answers])
+        return jsonify(TransID=confirmation["TransID"], answers=[{"status": a[0], "body": a[1]} for a in answers])
 
     @app.get("/healthz")
     def health() -> Response:

@@ -61,3 +61,11 @@ EVENT = {"id": "demo", "name": "Nairobi Jazz Night", "startsAt": "2030-12-12T16:
          "venue": "Kenya National Theatre, Nairobi", "currency": "KES", "ticketTypes": [
              {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 412},
              {"id": "vip", "name": "VIP", "price": 4000, "maxPerOrder": 4, "left": 0}]}
+
+C2B_TOKEN = "c2b-7Hq2vN9xLk4pW8zR3mT6yB1cF5dJ0sAe"
+C2B_BODIES = {
+    "paybill payment": {"TransactionType": "Pay Bill", "TransID": "TKS2P0X9QH", "TransTime": "20261128081209",
+                        "TransAmount": "1500.00", "BusinessShortCode": "600100", "BillRefNumber": "48210937",
+                        "InvoiceNumber": "", "OrgAccountBalance": "", "ThirdPartyTransID": "",
+                        "MSISDN": "2547 ***** 678", "FirstName": "Wanjiru"},
+}

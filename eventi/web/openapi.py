@@ -108,6 +108,9 @@ SECURITY_SCHEMES = {
     "callbackToken": {"type": "apiKey", "in": "query", "name": "token",
                       "description": "The order's callback token, carried in the callback_url of its STK push: hex "
                                      "HMAC-SHA256 of `\"callback:\" + orderId`. Missing or wrong: 401."},
+    "c2bToken": {"type": "apiKey", "in": "query", "name": "token",
+                 "description": "EVENTI_C2B_TOKEN, carried in the C2B confirmation URL registered for the Paybill. "
+                                "Missing or wrong: 401."},
 }
 
 

@@ -22,6 +22,7 @@ from . import form_token
 from .common import load, status_token_matches
 from .converters import OrderId
 from .declare import declare, text
+from .manual_page import manual_offer
 from .orders import created_body
 from .payment_page import countdown_text, payment_view
 
@@ -182,6 +183,7 @@ def status(order_id: OrderId | None) -> ResponseReturnValue:
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
         hold_seconds=p.settings.wait_default_seconds,  # long-poll.js's deadline per hold: this + a margin
         retry_url=retry_url(order["eventId"], order_id, token),
+        manual=manual_offer(p, order),
     ))
 
 

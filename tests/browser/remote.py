@@ -63,6 +63,10 @@ class RemoteBrowser:
         until_console printed from then on."""
         return self._call({"do": "forward", "ms": ms, "until_console": until_console, "timeout_ms": timeout_ms})["value"]
 
+    def axe(self) -> list[dict]:
+        """The page's WCAG 2.1 A/AA violations (tests/browser/axe.py)."""
+        return self._call({"do": "axe"})["value"]
+
     def screenshot(self, path: str | Path) -> None:
         self._call({"do": "screenshot", "path": str(path)})
 
@@ -99,6 +103,9 @@ def serve(options: dict) -> None:
     """The browser's side: run the commands read from stdin until "quit"."""
     from playwright.sync_api import sync_playwright
 
+    sys.path.insert(0, str(ROOT))
+    from tests.browser.axe import audit
+
     console = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -124,6 +131,7 @@ def serve(options: dict) -> None:
             "offline": lambda c: context.set_offline(c["value"]),
             "screenshot": lambda c: page.screenshot(path=c["path"], full_page=True) and None,
             "console": lambda c: list(console),
+            "axe": lambda c: audit(page),
             "forward": forward,
             "quit": lambda c: None,
         }

@@ -47,6 +47,8 @@ function show(next, { message, title, focus = true } = {}) {
     const element = document.getElementById(`view-${view}`); // no waiting view once the prompt had expired
     if (element) element.hidden = name !== next;
   }
+  const manual = document.getElementById("manual-pay"); // Paybill details, when offered: once the prompt failed
+  if (manual) manual.hidden = next !== "unheard" && next !== "failure";
   document.title = `${title || TITLES[next]} · eventi`;
   const heading = document.querySelector(`#view-${VIEW_OF[next]} h1`);
   announce.textContent = message || heading.textContent;
