@@ -48,13 +48,13 @@ def reconcile(limit: int) -> None:
     EVENTI_RECONCILE_GIVE_UP_SECONDS an order fails with "no_callback" only on an answer (FAILED, a 404,
     or no PayHero reference to ask about); errors, timeouts and QUEUED are asked again with backoff
     ("overdue" counts those past 5 tries). Late payments and ticket releases a failure left half done
-    are finished.
+    are finished, and up to 1000 idempotency keys past their 24 h are removed.
     """
     report = current_runtime().reconciler().run_once(limit)
     click.echo(f"checked={report.checked} rechecked={report.rechecked} applied={report.applied} "
                f"unanswered={report.unanswered} "
                f"errors={report.errors} overdue={report.overdue} late_followed={report.late_followed} "
-               f"releases_finished={report.releases_finished}")
+               f"releases_finished={report.releases_finished} keys_removed={report.keys_removed}")
 
 
 @click.group("order", cls=AppGroup)
