@@ -38,6 +38,7 @@ if [[ -z ${EVENTI_MONGO_URI:-} ]]; then
   ./scripts/postgres.sh "$VAR/postgres" "$pg_port" >"$VAR/log/postgres.log" 2>&1 &
   pids+=($!)
   wait_port 127.0.0.1 "$pg_port" postgres
+  grep -m1 '^postgres.sh: .*the cluster is in' "$VAR/log/postgres.log" || true  # as root under a private parent
   port=${EVENTI_LOCAL_MONGO_PORT:-27017}
   .tools/bin/ferretdb --handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:$pg_port/postgres" \
     --state-dir="$VAR/ferretdb" --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable \
