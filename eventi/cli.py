@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -249,6 +250,19 @@ def load(file: str) -> None:
     venue, currency (KES), ticketTypes (id, name, price in whole shillings, capacity, maxPerOrder).
     Nothing is loaded unless the whole file is valid; each problem is printed with its place.
     """
+    _load(file)
+
+
+@events.command("demo")
+@one_line_errors
+def demo() -> None:
+    """Create or update the demo event of the checkout page at /events/demo/checkout (the packaged
+    eventi/demo_event.json: `make run` and docker/compose.dev.yml load it)."""
+    with resources.as_file(resources.files("eventi") / "demo_event.json") as path:
+        _load(str(path))
+
+
+def _load(file: str) -> None:
     try:
         documents = event_file.read(file)
     except event_file.EventFileError as exc:

@@ -62,7 +62,7 @@ if [[ -z ${PAYHERO_BASE_URL:-} ]]; then
 fi
 
 .venv/bin/flask --app wsgi create-indexes
-.venv/bin/flask --app wsgi events load eventi/demo_event.json  # the demo event of the checkout page below
+.venv/bin/flask --app wsgi events demo  # the demo event of the checkout page below (eventi/demo_event.json)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "eventi: http://${EVENTI_BIND:-127.0.0.1:8000}  (Redis $EVENTI_REDIS_URL, MongoDB $EVENTI_MONGO_URI)"
 echo "checkout page: http://${EVENTI_BIND:-127.0.0.1:8000}/events/demo/checkout  (PayHero $PAYHERO_BASE_URL)"
