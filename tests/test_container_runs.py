@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from devstack.processes import ROOT, Process, free_port
-from tests.test_deploy_files import compose_command
+from tests.support.compose import compose_command
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 BIN = ROOT / ".venv" / "bin"
