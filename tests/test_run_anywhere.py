@@ -8,22 +8,32 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient
 
 from devstack.processes import ROOT, Process, free_port
 
 
-def test_the_stack_starts_from_a_clone_in_a_private_folder_whose_path_has_a_space(tmp_path):
-    home = tmp_path / "private home"
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """A clone of this checkout's HEAD in a private folder (0700) whose path has a space, borrowing the venv."""
+    home = tmp_path_factory.mktemp("run-anywhere") / "private home"
     home.mkdir(mode=0o700)
     home.chmod(0o700)
-    checkout = home / "my eventi"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(checkout)], check=True, timeout=120)
+    clone = home / "my eventi"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
     for tool in (".venv", ".tools"):
-        (checkout / tool).symlink_to(ROOT / tool)
+        (clone / tool).symlink_to(ROOT / tool)
+    return clone
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith(("EVENTI_", "PAYHERO_", "PUBLIC_BASE_URL", "PROMETHEUS_"))}
+
+
+def test_the_stack_starts_from_a_clone_in_a_private_folder_whose_path_has_a_space(checkout):
     ports = {name: free_port() for name in ("redis", "postgres", "mongo", "simulator", "http")}
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EVENTI_", "PAYHERO_", "PUBLIC_BASE_URL", "PROMETHEUS_"))}
+    env = clean_env()
     env.update(EVENTI_LOCAL_REDIS_PORT=str(ports["redis"]), EVENTI_LOCAL_POSTGRES_PORT=str(ports["postgres"]),
                EVENTI_LOCAL_MONGO_PORT=str(ports["mongo"]), EVENTI_SIMULATOR_PORT=str(ports["simulator"]),
                EVENTI_BIND=f"127.0.0.1:{ports['http']}", EVENTI_WORKERS="1")
@@ -49,3 +59,4 @@ def test_the_stack_starts_from_a_clone_in_a_private_folder_whose_path_has_a_spac
         stack.stop(timeout=60)
         if elsewhere is not None:
             shutil.rmtree(elsewhere, ignore_errors=True)
+
