@@ -1,5 +1,5 @@
 """`make run`'s script from a fresh clone in a private folder (0700, as root's home on Debian) whose path
-has a space: the whole local stack starts and the store answers. The clone borrows this checkout's .venv
+has a space: the whole local stack starts, the store answers and the e2e script pays an order. The clone borrows this checkout's .venv
 and .tools (no rebuild); as root, PostgreSQL's data goes to /var/tmp/eventi-<hash>/ (scripts/postgres.sh)."""
 import os
 import re
@@ -36,7 +36,7 @@ def test_the_stack_starts_from_a_clone_in_a_private_folder_whose_path_has_a_spac
     env = clean_env()
     env.update(EVENTI_LOCAL_REDIS_PORT=str(ports["redis"]), EVENTI_LOCAL_POSTGRES_PORT=str(ports["postgres"]),
                EVENTI_LOCAL_MONGO_PORT=str(ports["mongo"]), EVENTI_SIMULATOR_PORT=str(ports["simulator"]),
-               EVENTI_BIND=f"127.0.0.1:{ports['http']}", EVENTI_WORKERS="1")
+               EVENTI_BIND=f"127.0.0.1:{ports['http']}", EVENTI_WORKERS="1", EVENTI_SIMULATOR_DELAY="0.5")
     stack = Process("make run", [str(checkout / "scripts" / "run.sh")], env=env, cwd=str(checkout))
     elsewhere = None
     try:
@@ -55,6 +55,9 @@ def test_the_stack_starts_from_a_clone_in_a_private_folder_whose_path_has_a_spac
         assert demo is not None and demo["ticketTypes"]
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['http']}/healthz", timeout=30) as answer:
             assert answer.status == 200
+        e2e = subprocess.run([str(checkout / "scripts" / "run-payment-test.sh")], env=env, capture_output=True,
+                             text=True, timeout=180)  # `make e2e`: finds the stack by EVENTI_BIND and the simulator port
+        assert e2e.returncode == 0 and e2e.stdout.startswith("e2e: ok "), e2e.stdout + e2e.stderr
     finally:
         stack.stop(timeout=60)
         if elsewhere is not None:
