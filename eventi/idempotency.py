@@ -76,7 +76,9 @@ class IdempotencyKeys:
     def remove_expired(self, now: datetime, limit: int = SWEEP_LIMIT) -> int:
         """Delete up to limit keys older than KEY_LIFETIME (claim already treats them as free); how many went.
 
-        The delete repeats the age filter, so a key claimed again since it was found is kept.
+        The delete repeats the age filter, so a key claimed again since it was found is kept on MongoDB;
+        FerretDB's delete finds, then deletes by id, so a key re-claimed in between may go (claim()'s own
+        delete of an expired key has the same window; it needs a key reused after 24 h).
         """
         cutoff = now - KEY_LIFETIME
         expired = [doc["_id"] for doc in self.keys.find({"createdAt": {"$lt": cutoff}}, {"_id": 1}).limit(limit)]
