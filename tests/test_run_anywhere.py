@@ -1,6 +1,7 @@
 """`make run`'s script from a fresh clone in a private folder (0700, as root's home on Debian) whose path
-has a space: the whole local stack starts, the store answers and the e2e script pays an order. The clone borrows this checkout's .venv
-and .tools (no rebuild); as root, PostgreSQL's data goes to /var/tmp/eventi-<hash>/ (scripts/postgres.sh)."""
+has a space: the whole local stack starts, the store answers and the e2e script pays an order. The clone
+borrows this checkout's .venv and .tools (no rebuild); as root, PostgreSQL's data goes to
+/var/tmp/eventi-<hash>/ (scripts/postgres.sh)."""
 import os
 import re
 import shutil
