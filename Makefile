@@ -22,7 +22,7 @@ BENCH_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: deps-run  ## start Redis, PostgreSQL + FerretDB (data in var/), the PayHero simulator (when PAYHERO_BASE_URL is unset) and gunicorn on EVENTI_BIND
+run: deps-run  ## start Redis, PostgreSQL + FerretDB (data in var/, or /var/tmp/eventi-<hash>/ as root under a private parent), the PayHero simulator (when PAYHERO_BASE_URL is unset) and gunicorn on EVENTI_BIND
 	./scripts/run.sh
 
 test: deps  ## install what is missing, then run the whole test suite against real servers
@@ -38,12 +38,14 @@ bench: deps  ## N orders created through the API, N held waits, RATE callbacks/s
 e2e:  ## against a running `make run`: one order paid by the simulator through /wait; prints one summary line
 	./scripts/run-payment-test.sh
 
-deps-run: $(VENV)/.runtime /usr/bin/redis-server $(POSTGRES) $(FERRETDB)  ## what `make run` needs: the venv with the runtime packages of requirements.lock, redis-server, postgresql; build FerretDB into .tools/
+deps-run: $(VENV)/.runtime /usr/bin/redis-server $(POSTGRES) $(FERRETDB)  ## what `make run` needs: python3-venv when missing, the venv with the runtime packages of requirements.lock, redis-server, postgresql; build FerretDB into .tools/
 
 deps: deps-run $(VENV)/.test /usr/sbin/nginx /usr/bin/chromium $(NODE) $(AXE) /usr/bin/promtool /usr/bin/docker-compose  ## deps-run plus the test tools of requirements-test.lock, nginx (tests put it in front), chromium (browser tests), node (long-poll.js tests), axe-core from npm (accessibility checks in the browser tests), promtool (alert rules), docker-compose (compose file check)
 
 # Installs come from the lock files (exact versions); `make lock` regenerates them from setup.cfg.
+# Debian's python3 makes a venv only with python3-venv (its ensurepip).
 $(VENV)/.runtime: setup.cfg pyproject.toml requirements.lock
+	test -x $(PY) || python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock

@@ -1,21 +1,93 @@
-"""`flask --app wsgi ...` (or `eventi ...`) commands for what ops and support do by hand."""
+"""`flask --app wsgi ...` (or `eventi ...`) commands for what ops and support do by hand.
+
+A command that fails prints one line to stderr and exits with one of the EXIT_* codes (docs/operations.md,
+"Commands"); importing this module loads no app and reads no setting (`eventi --help` lists these).
+"""
+import functools
 import json
+import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, ParamSpec, TypeVar
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
 from . import event_file, phones
+from .config import APP_LOAD_ERROR
+from .errors import StoreUnavailable
 from .runtime import current_runtime
 from .services import support
 from .services.manual_payment import ManualPayment
 from .text import printable, printable_json
 
 REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
-RECEIPT = re.compile(r"^[0-9A-Za-z]{10}$")
 """An order reference as the payment page shows it (eventi.models.short_reference)."""
+RECEIPT = re.compile(r"^[0-9A-Za-z]{10}$")
+"""An M-Pesa receipt (transaction id), as `order confirm-manual` takes it."""
+
+
+EXIT_REFUSED = 1
+"""The input is invalid or names nothing (an event file with problems, no such order): click's own code."""
+EXIT_USAGE = 2
+"""An unknown command or option, a missing argument: click's own code."""
+EXIT_UNREACHABLE = 3
+"""The store (EVENTI_MONGO_URI) or Redis did not answer: nothing was done, or part of it (run it again)."""
+EXIT_INVALID_SETTING = APP_LOAD_ERROR
+"""A setting is missing or invalid (eventi/config.py): the line names it."""
+EXIT_BUG = 5
+"""Anything else: a bug. The line names the exception; with EVENTI_LOG_LEVEL=DEBUG its traceback follows."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Unreachable(click.ClickException):
+    """The store or Redis did not answer: click prints the one line."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class Bug(click.ClickException):
+    """Anything a command did not expect: click prints the one line."""
+
+    exit_code = EXIT_BUG
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn what a command raises into one line and an EXIT_* code instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store_log = logging.getLogger("eventi.store")
+        if not store_log.isEnabledFor(logging.DEBUG):  # its warning would repeat the line printed below
+            store_log.setLevel(logging.ERROR)
+        try:
+            return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (StoreUnavailable, PyMongoError) as exc:
+            raise Unreachable(f"the store did not answer (EVENTI_MONGO_URI): {_cause(exc)}") from None
+        except RedisError as exc:
+            raise Unreachable(f"Redis did not answer (EVENTI_REDIS_URL): {_cause(exc)}") from None
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                logging.getLogger(__name__).exception("command failed")
+            raise Bug(f"unexpected {_cause(exc)} (a bug: please report it)") from None
+
+    return wrapper
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's error behind exc, on one line: its class and the first part of its message (pymongo's
+    server-selection message goes on with the whole topology)."""
+    cause = exc.__cause__ or exc
+    text = printable(" ".join(str(cause).split(", Timeout:")[0].split()))
+    return f"{type(cause).__name__}: {text[:300]}" if text else type(cause).__name__
 
 
 def say(line: str) -> None:
@@ -25,13 +97,18 @@ def say(line: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.cli.add_command(create_indexes)
-    app.cli.add_command(reconcile)
-    app.cli.add_command(events)
-    app.cli.add_command(order)
+    for command in commands():
+        app.cli.add_command(command)
+
+
+def commands() -> list[click.Command]:
+    """The app's commands: they load the app (and its settings) only when one runs, not for --help."""
+    return [create_indexes, reconcile, events, order]
 
 
 @click.command("create-indexes")
+@with_appcontext
+@one_line_errors
 def create_indexes() -> None:
     """Create the MongoDB indexes eventi needs (safe to run again)."""
     runtime = current_runtime()
@@ -44,6 +121,8 @@ def create_indexes() -> None:
 
 @click.command("reconcile")
 @click.option("--limit", default=500, show_default=True, help="Most orders to check in this run.")
+@with_appcontext
+@one_line_errors
 def reconcile(limit: int) -> None:
     """Ask PayHero about orders pending past EVENTI_RECONCILE_AFTER_SECONDS (pushed or not) and apply the answers.
 
@@ -51,13 +130,13 @@ def reconcile(limit: int) -> None:
     EVENTI_RECONCILE_GIVE_UP_SECONDS an order fails with "no_callback" only on an answer (FAILED, a 404,
     or no PayHero reference to ask about); errors, timeouts and QUEUED are asked again with backoff
     ("overdue" counts those past 5 tries). Late payments and ticket releases a failure left half done
-    are finished.
+    are finished, and up to 1000 idempotency keys past their 24 h are removed.
     """
     report = current_runtime().reconciler().run_once(limit)
     click.echo(f"checked={report.checked} rechecked={report.rechecked} applied={report.applied} "
                f"unanswered={report.unanswered} "
                f"errors={report.errors} overdue={report.overdue} late_followed={report.late_followed} "
-               f"releases_finished={report.releases_finished}")
+               f"releases_finished={report.releases_finished} keys_removed={report.keys_removed}")
 
 
 @click.group("order", cls=AppGroup)
@@ -68,6 +147,7 @@ def order() -> None:
 @order.command("show")
 @click.argument("order_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@one_line_errors
 def order_show(order_id: str, as_json: bool) -> None:
     """Print an order, its status claim and every PayHero delivery in time order (phones and e-mails masked).
 
@@ -117,6 +197,7 @@ def order_show(order_id: str, as_json: bool) -> None:
 @click.option("--phone", help="The number in any spelling: 07…, 01…, 2547…, +2547….")
 @click.option("--reference", help="The 8-character order reference the payment page shows.")
 @click.option("--limit", default=20, show_default=True, help="Most orders to list.")
+@one_line_errors
 def order_find(phone: str | None, reference: str | None, limit: int) -> None:
     """List the most recent orders of a phone number, or those with an order reference, newest first."""
     store = current_runtime().store
@@ -142,6 +223,7 @@ def order_find(phone: str | None, reference: str | None, limit: int) -> None:
 
 @order.command("refunds")
 @click.option("--limit", default=100, show_default=True, help="Most orders to list.")
+@one_line_errors
 def order_refunds(limit: int) -> None:
     """List the orders a person must act on, newest first: paid but without tickets (refund_needed: the
     payment came after the order had failed and its tickets were gone, or the amount differed), and paid
@@ -207,6 +289,7 @@ def events() -> None:
 
 @events.command("load")
 @click.argument("file", type=click.Path(dir_okay=False))
+@one_line_errors
 def load(file: str) -> None:
     """Create or update the events described in FILE (JSON, or YAML for .yaml/.yml).
 
@@ -214,6 +297,19 @@ def load(file: str) -> None:
     venue, currency (KES), ticketTypes (id, name, price in whole shillings, capacity, maxPerOrder).
     Nothing is loaded unless the whole file is valid; each problem is printed with its place.
     """
+    _load(file)
+
+
+@events.command("demo")
+@one_line_errors
+def demo() -> None:
+    """Create or update the demo event of the checkout page at /events/demo/checkout (the packaged
+    eventi/demo_event.json: `make run` and docker/compose.dev.yml load it)."""
+    with resources.as_file(resources.files("eventi") / "demo_event.json") as path:
+        _load(str(path))
+
+
+def _load(file: str) -> None:
     try:
         documents = event_file.read(file)
     except event_file.EventFileError as exc:

@@ -1,12 +1,13 @@
 """The `eventi` command (console script, or `python -m eventi`): serve, the app's commands, the simulator.
 
-`eventi create-indexes`, `eventi reconcile` and `eventi order show|find` are the app's own commands
-(eventi/cli.py, also `flask --app wsgi …` in a checkout); `serve` runs gunicorn with the packaged
-config, `simulator` the local PayHero simulator. All read the same EVENTI_* environment.
+`eventi create-indexes`, `eventi reconcile`, `eventi events load` and `eventi order show|find|refunds` are
+the app's own commands (eventi/cli.py, also `flask --app wsgi …` in a checkout); `serve` runs gunicorn with
+the packaged config, `simulator` the local PayHero simulator. All read the same EVENTI_* environment, and
+only when a command runs: `--help` and `--version` load no app, read no setting and write nothing.
 """
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 
 import click
 from flask import Flask
@@ -20,22 +21,29 @@ def _load_app() -> Flask:
 
 
 class _WithAppCommands(click.Group):
-    """Its own commands, then the app's (eventi/cli.py), loaded only when one of them is asked for."""
+    """Its own commands, then the app's (eventi/cli.py); the app itself is loaded by the one that runs."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_app_commands(ctx)})
+        return sorted({*super().list_commands(ctx), *_app_commands()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return super().get_command(ctx, name) or _app_commands(ctx).get(name)
+        return super().get_command(ctx, name) or _app_commands().get(name)
 
 
-def _app_commands(ctx: click.Context) -> MutableMapping[str, click.Command]:
-    return ctx.ensure_object(ScriptInfo).load_app().cli.commands
+def _app_commands() -> Mapping[str, click.Command]:
+    from gevent import monkey
+
+    monkey.patch_all()  # as eventi.wsgi does, before eventi.cli's imports (Flask, pymongo, redis-py) take sockets
+    from .cli import commands
+
+    return {command.name: command for command in commands() if command.name}
 
 
 @click.group(cls=_WithAppCommands, context_settings={"obj": ScriptInfo(create_app=_load_app, set_debug_flag=False)})
+@click.version_option(package_name="eventi", message="%(prog)s %(version)s")
 def main() -> None:
-    """eventi: instant M-Pesa payment status. Settings come from EVENTI_* variables (docs/settings.md)."""
+    """eventi: instant M-Pesa payment status. Settings come from EVENTI_* variables (docs/settings.md); exit
+    codes in docs/operations.md ("Exit codes of the commands")."""
 
 
 @main.command("serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

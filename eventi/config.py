@@ -1,4 +1,4 @@
-"""Settings: defaults, the EVENTI_ environment, and checks made at start-up.
+"""Settings: defaults, the EVENTI_ environment (or files named by X_FILE), and checks made at start-up.
 
 load() reads, checks and normalises every setting and returns them as one frozen, typed Settings;
 an invalid one is a ConfigError whose message starts with the variable's name. This module imports
@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
 UNPREFIXED = ("PAYHERO_BASE_URL", "PAYHERO_AUTH_TOKEN", "PAYHERO_CHANNEL_ID", "PUBLIC_BASE_URL",
               "PAYHERO_VERIFY_CALLBACKS")
 """PayHero's settings keep the names its own documentation uses (no EVENTI_ prefix)."""
+
+
+FROM_FILES = ("SECRET_KEY", "MONGO_URI", "REDIS_URL", "PAYHERO_BASE_URL", "PAYHERO_AUTH_TOKEN", "PAYHERO_CHANNEL_ID")
+"""The settings that may also come from a file: X_FILE names it (Docker's and Kubernetes' secrets)."""
 
 
 def env_name(name: str) -> str:
@@ -134,7 +138,7 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     """Return the settings: defaults, then EVENTI_* variables, then overrides (keyed as DEFAULTS)."""
     settings = dict(DEFAULTS)
     for name, default in DEFAULTS.items():
-        raw = environ.get(env_name(name))
+        raw = _from_file_or_environment(env_name(name), environ) if name in FROM_FILES else environ.get(env_name(name))
         if raw is not None and raw != "":
             settings[name] = _coerce(name, raw, default)
     for name, value in (overrides or {}).items():
@@ -156,6 +160,23 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
             raise ConfigError(f"EVENTI_VAR_DIR must be a directory eventi can write (the development secret "
                               f"goes there): {exc.strerror} for {settings['VAR_DIR']!r}") from None
     return Settings(**{name.lower(): value for name, value in settings.items()})
+
+
+def _from_file_or_environment(variable: str, environ: Mapping[str, str]) -> str | None:
+    """The variable's value, or the content of the file VARIABLE_FILE names (Docker's and Kubernetes'
+    secrets; one trailing newline dropped). Both set is refused: which one is meant?"""
+    path = environ.get(f"{variable}_FILE")
+    if not path:
+        return environ.get(variable)
+    if environ.get(variable):
+        raise ConfigError(f"{variable} and {variable}_FILE are both set: keep one")
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{variable}_FILE must name a readable file: {reason} for {path!r}") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def positive_int(name: str, default: int, environ: Mapping[str, str] = os.environ) -> int:

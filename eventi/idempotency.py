@@ -2,9 +2,11 @@
 
 The key document is inserted with the key as _id (a unique insert: atomic on MongoDB and FerretDB
 alike), so of two requests racing with one key exactly one creates the order. It holds a digest of
-the request, the orderId reserved for it and, once answered, the answer to replay for 24 hours.
+the request, the orderId reserved for it and, once answered, the answer to replay for 24 hours. Expired
+keys go by MongoDB's TTL index, and on every store by remove_expired (the reconcile sweep calls it):
+FerretDB refuses TTL indexes.
 """
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -17,6 +19,8 @@ from .models import utcnow
 from .store import durable, unavailable_on_error
 
 KEY_LIFETIME = timedelta(hours=24)
+SWEEP_LIMIT = 1000
+"""The most expired keys one remove_expired call deletes: a sweep stays short however many piled up."""
 
 
 class IdempotencyKeys:
@@ -67,3 +71,17 @@ class IdempotencyKeys:
     def forget(self, key: str) -> None:
         """The request created nothing: the key may be used again."""
         self.keys.delete_one({"_id": key})
+
+    @unavailable_on_error
+    def remove_expired(self, now: datetime, limit: int = SWEEP_LIMIT) -> int:
+        """Delete up to limit keys older than KEY_LIFETIME (claim already treats them as free); how many went.
+
+        The delete repeats the age filter, so a key claimed again since it was found is kept on MongoDB;
+        FerretDB's delete finds, then deletes by id, so a key re-claimed in between may go (claim()'s own
+        delete of an expired key has the same window; it needs a key reused after 24 h).
+        """
+        cutoff = now - KEY_LIFETIME
+        expired = [doc["_id"] for doc in self.keys.find({"createdAt": {"$lt": cutoff}}, {"_id": 1}).limit(limit)]
+        if not expired:
+            return 0
+        return self.keys.delete_many({"_id": {"$in": expired}, "createdAt": {"$lt": cutoff}}).deleted_count

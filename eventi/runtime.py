@@ -124,7 +124,8 @@ class Runtime:
     def reconciler(self) -> Reconciler:
         """A Reconciler over this worker's store, PayHero client and callback path."""
         return Reconciler(self.store, self.payhero, self.callbacks, self.settings.reconcile_after_seconds,
-                          self.settings.reconcile_give_up_seconds, tickets=self.tickets, late=self.late_payments)
+                          self.settings.reconcile_give_up_seconds, tickets=self.tickets, late=self.late_payments,
+                          keys=self.keys)
 
     def start(self, worker: Worker) -> None:
         """The gunicorn worker loaded the app: drain when it stops, sweep if asked, subscribe the hub."""

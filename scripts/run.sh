@@ -38,6 +38,7 @@ if [[ -z ${EVENTI_MONGO_URI:-} ]]; then
   ./scripts/postgres.sh "$VAR/postgres" "$pg_port" >"$VAR/log/postgres.log" 2>&1 &
   pids+=($!)
   wait_port 127.0.0.1 "$pg_port" postgres
+  grep -m1 '^postgres.sh: .*the cluster is in' "$VAR/log/postgres.log" || true  # as root under a private parent
   port=${EVENTI_LOCAL_MONGO_PORT:-27017}
   .tools/bin/ferretdb --handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:$pg_port/postgres" \
     --state-dir="$VAR/ferretdb" --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable \
@@ -67,7 +68,7 @@ if [[ -z ${PAYHERO_BASE_URL:-} ]]; then
 fi
 
 .venv/bin/flask --app wsgi create-indexes
-.venv/bin/flask --app wsgi events load eventi/demo_event.json  # the demo event of the checkout page below
+.venv/bin/flask --app wsgi events demo  # the demo event of the checkout page below (eventi/demo_event.json)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "eventi: http://${EVENTI_BIND:-127.0.0.1:8000}  (Redis $EVENTI_REDIS_URL, MongoDB $EVENTI_MONGO_URI)"
 echo "checkout page: http://${EVENTI_BIND:-127.0.0.1:8000}/events/demo/checkout  (PayHero $PAYHERO_BASE_URL)"

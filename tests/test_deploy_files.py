@@ -2,7 +2,6 @@
 .dockerignore, and the healthcheck command itself (no Docker engine here: nothing is built or run)."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -11,18 +10,11 @@ import yaml
 
 from devstack.processes import ROOT, free_port
 from eventi.healthcheck import url
+from tests.support.compose import compose_command
 
 COMPOSE_ENV = {"EVENTI_SECRET_KEY": "k" * 40, "PAYHERO_BASE_URL": "https://payhero.example", "PAYHERO_AUTH_TOKEN": "t",
                "PAYHERO_CHANNEL_ID": "1", "PUBLIC_BASE_URL": "https://eventi.example",
                "EVENTI_SUPPORT_CONTACT": "call 0700 000 000"}
-
-
-def compose_command():
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    tool = shutil.which("docker-compose")
-    assert tool, "neither `docker compose` nor docker-compose: `make deps` installs Debian's docker-compose"
-    return [tool]
 
 
 @pytest.fixture(scope="module")

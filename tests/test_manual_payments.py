@@ -10,9 +10,9 @@ import gevent
 import pytest
 
 from eventi import config, metrics
+from eventi.runtime import current_runtime
 from eventi.simulator.app import c2b_body
 from eventi.web.c2b import CONFIRMATION_PATH
-from eventi.web.common import current_runtime
 from tests.support.api import order_body, post_callback
 from tests.test_late_payments import given_up, holds, left, status
 

@@ -13,8 +13,9 @@ failed with no_callback that have a reference, in case that callback never comes
 delivery we answered 5xx): a SUCCESS then goes through the same late-payment path.
 
 The sweep also decides late payments whose decider failed, applies late-payment decisions whose order did
-not follow (a writer failed midway), announcing both, and finishes interrupted ticket releases
-(eventi/tickets.py).
+not follow (a writer failed midway), announcing both, finishes interrupted ticket releases
+(eventi/tickets.py) and removes a bounded batch of expired idempotency keys (eventi/idempotency.py:
+FerretDB has no TTL index to do it).
 """
 import logging
 import os
@@ -28,6 +29,7 @@ from redis.backoff import EqualJitterBackoff
 
 from .. import metrics
 from ..errors import ChangeInProgress, PaymentProviderError
+from ..idempotency import IdempotencyKeys
 from ..models import PaymentResult, utcnow
 from ..payhero_client import PayHeroClient, PayHeroRejected
 from ..store import OrderStore
@@ -62,6 +64,7 @@ class ReconcileReport:
     late_followed: int = 0
     releases_finished: int = 0
     rechecked: int = 0
+    keys_removed: int = 0
 
     def count(self, status: str) -> None:
         """One more order applied with this outcome."""
@@ -82,8 +85,10 @@ class Reconciler:
 
     def __init__(self, store: OrderStore, payhero: PayHeroClient | None, callbacks: CallbackService,
                  pending_after_seconds: float = 120, give_up_after_seconds: float = 900,
-                 tickets: TicketHolds | None = None, late: LatePayments | None = None) -> None:
+                 tickets: TicketHolds | None = None, late: LatePayments | None = None,
+                 keys: IdempotencyKeys | None = None) -> None:
         self._store = store
+        self._keys = keys
         self._late = late
         self._tickets = tickets
         self._payhero = payhero
@@ -107,9 +112,12 @@ class Reconciler:
         report.late_followed = self._finish_late_payments(now)
         if self._tickets is not None:
             report.releases_finished = self._tickets.finish_interrupted(now)
+        if self._keys is not None:
+            report.keys_removed = self._keys.remove_expired(now)
         log.info("Reconcile checked=%d rechecked=%d applied=%s unanswered=%d errors=%d overdue=%d late_followed=%d "
-                 "releases_finished=%d", report.checked, report.rechecked, report.applied, report.unanswered,
-                 report.errors, report.overdue, report.late_followed, report.releases_finished)
+                 "releases_finished=%d keys_removed=%d", report.checked, report.rechecked, report.applied,
+                 report.unanswered, report.errors, report.overdue, report.late_followed, report.releases_finished,
+                 report.keys_removed)
         return report
 
     def _recheck_given_up(self, order: dict[str, Any], now: datetime, report: ReconcileReport) -> None:
