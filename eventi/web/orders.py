@@ -18,8 +18,16 @@ from .client_socket import client_connection
 from .common import current_runtime, status_token_matches
 from .converters import OrderId
 from .declare import Header, declare, ok
+from .errors import error_response
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
+
+
+@bp.after_request
+def _never_cached(response: Response) -> Response:
+    """Every answer about an order (its token, its status, its errors) is the shopper's alone and of this moment."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 IDEMPOTENCY_KEY_HEADER = Header(
     "Idempotency-Key", "idempotency_key", IDEMPOTENCY_KEY,
@@ -41,7 +49,8 @@ IDEMPOTENCY_KEY_HEADER = Header(
     responses={201: ok(OrderCreatedSchema, {"created": ex.CREATED, "push uncertain": ex.CREATED_UNCERTAIN},
                        "Created (or, with a replayed Idempotency-Key, the first answer again). With `pushState: "
                        "\"uncertain\"` PayHero timed out or answered 5xx: the push may have reached the phone, so the "
-                       "order stays pending and its status decides (a callback, or reconcile's `no_callback` failure).")},
+                       "order stays pending and its status decides (a callback, or reconcile's `no_callback` failure).",
+                       headers=("Location", "Idempotent-Replayed"))},
     errors=["validation_error", "invalid_json", "malformed_body", "event_not_found", "sold_out", "idempotency_key_in_use",
             "request_entity_too_large", "unsupported_media_type", "idempotency_key_reused", "too_many_pushes",
             "payment_provider_error", "store_unavailable"])
@@ -51,7 +60,12 @@ def create_order(idempotency_key: str | None, body: dict[str, Any]) -> tuple[Res
     With an Idempotency-Key, a repeat of the same request answers the first answer again.
     """
     created = current_runtime().creations.create(body, idempotency_key, created_body)
-    response = jsonify(created.body)
+    if created.status >= 400:  # a kept error answer (a refused push's 502), replayed as it was first answered
+        kept = dict(created.body)
+        response = error_response(created.status, kept.pop("error"), kept.pop("message"), **kept)
+    else:
+        response = jsonify(created.body)
+        response.headers["Location"] = created.body["statusUrl"]
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, created.status
@@ -108,7 +122,7 @@ def get_status(order_id: OrderId | None, query: dict[str, Any]) -> Response:
         "cancelled": {**ex.CANCELLED, "final": True, "waitedMs": 15003},
         "refund needed": {**ex.REFUND_NEEDED, "final": True, "waitedMs": 30118},
         "timed out": {**ex.PENDING, "final": False, "waitedMs": 60001},
-    })},
+    }, headers=("Retry-After",))},
     errors=["validation_error", "not_found", "too_many_waits", "store_unavailable"], security="statusToken")
 def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response:
     """Hold the request until the status is final or the timeout passes."""
@@ -117,7 +131,6 @@ def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response
     timeout = query["timeout"] or p.settings.wait_default_seconds
     result = p.waits.wait(order_id, timeout, client=client_connection(request.environ))
     response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
-    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
         response.headers["Retry-After"] = "0"
