@@ -102,6 +102,15 @@ BELOW_THE_APP = {
 }
 """Answers gunicorn gives on any route before the app sees the request (eventi/gunicorn_worker.py)."""
 
+IN_FRONT = {
+    429: "nginx in front (docker/nginx.conf): too many checkouts from one address; retry after `Retry-After` seconds.",
+    502: "nginx in front: no instance of the app answered.",
+    503: "nginx in front: no instance of the app can take the request now; retry after `Retry-After` seconds.",
+    504: "nginx in front: the app did not answer in time.",
+}
+"""Errors a proxy in front answers in the same shape, named as werkzeug names the status: listed in x-problem-types
+(the /api/docs page's list), not in the operations (they depend on the deployment)."""
+
 
 _ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 """A rule's <converter:name> or <name>."""
@@ -187,7 +196,9 @@ def problem_types() -> dict[str, dict[str, Any]]:
     title = titles()
     found = {code: {"status": status, "title": title.get(code, HTTPStatus(status).phrase), "description": when}
              for code, (status, when, _) in ERROR_ANSWERS.items()}
-    for status, when in [*BELOW_THE_APP.values(), (405, "The path does not answer this method; `Allow` names those it does.")]:
+    below = [*BELOW_THE_APP.values(), (405, "The path does not answer this method; `Allow` names those it does."),
+             *IN_FRONT.items()]
+    for status, when in below:
         body = _werkzeug_error(status)
         found[body["error"]] = {"status": status, "title": body["title"], "description": when}
     return dict(sorted(found.items()))

@@ -342,6 +342,7 @@ def test_a_refused_push_is_replayed_as_the_same_502(push_settings, payhero_simul
         first = post_order(client, key=key, event_id=event_id, phone=phone)
         again = post_order(client, key=key, event_id=event_id, phone=phone)
         assert (first.status_code, again.status_code) == (502, 502) and again.json == first.json
+        assert again.mimetype == first.mimetype == "application/problem+json" and again.headers["Idempotent-Replayed"] == "true"
         assert [e["source"] for e in runtime.store.events_for(first.json["orderId"])] == ["stk_push"]  # one attempt
         assert orders_for(runtime, event_id) == 1
     finally:

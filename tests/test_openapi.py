@@ -197,3 +197,18 @@ def test_docs_page_is_self_contained_html(client):
     assert "<script" not in page and not re.search(r"""(src|href|url)\s*[=(]\s*["']?https?:""", page)
     assert "https://tickets.example.co.ke/api/orders/" in page  # absolute URLs in examples are text, not loads
     assert "/api/orders/{order_id}/wait" in page and "Long-poll until the payment is final" in page
+
+
+def test_every_problem_type_opens_its_entry_on_the_docs_page(client, document):
+    """Each error's `type` (/api/docs#problem-<code>) points at an entry of the page: every code the document shows,
+    405's, and those a proxy in front answers in the same shape."""
+    shown = {example["value"]["error"] for _, _, operation in operations(document)
+             for response in operation["responses"].values()
+             for example in response.get("content", {}).get("application/problem+json", {}).get("examples", {}).values()}
+    shown |= {example["value"]["error"] for response in document["components"]["responses"].values()
+              for example in response["content"]["application/problem+json"]["examples"].values()}
+    codes = shown | {"method_not_allowed", "too_many_requests", "bad_gateway", "service_unavailable", "gateway_timeout"}
+    assert set(document["x-problem-types"]) >= codes and len(shown) >= 18
+    page = client.get("/api/docs").get_data(as_text=True)
+    for code in codes:
+        assert f'id="problem-{code}"' in page, code
