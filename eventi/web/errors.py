@@ -31,6 +31,7 @@ def http_error_code(exc: HTTPException) -> str:
 
 
 def problem_title(error: type[EventiError]) -> str:
+    """The title of an error class's problem type: its `title`, else its usual message."""
     return error.title or error.message
 
 
