@@ -58,6 +58,15 @@ def test_request_errors_are_problem_details(client, document, unique_event):
     assert_problem(document, client.get("/api/events/no-such-event"), 404, "event_not_found", "/api/events/{event_id}")
 
 
+def test_callback_and_idempotency_errors_are_problem_details(client, document, unique_event):
+    callback = "/api/payhero/callback"
+    assert_problem(document, client.post(callback, json={}), 401, "unauthorized", callback, "POST")
+    key = {"Idempotency-Key": "problems-" + unique_event}
+    assert client.post("/api/orders", json=order_body(event_id=unique_event), headers=key).status_code == 201
+    reused = client.post("/api/orders", json=order_body(event_id=unique_event, quantity=2), headers=key)
+    assert_problem(document, reused, 422, "idempotency_key_reused", "/api/orders", "POST")
+
+
 def test_sold_out_keeps_its_fields(client, document, new_event):
     event_id = new_event(capacity=1)
     create_order(client, event_id=event_id)

@@ -168,6 +168,7 @@ def test_a_broken_chunked_body_answers_400_and_closes_the_connection(start_gunic
         response = reader.response()
         assert response.status == 400, path
         assert json.loads(response.body)["error"] == "malformed_body", path
+        assert response.headers["content-type"] == "application/problem+json", path
         assert reader.rest() == b"", path  # one answer, then the server closes
         sock.close()
     log = "".join(server.process.log)
