@@ -8,6 +8,7 @@ class EventiError(Exception):
     status = 500
     code = "internal_error"
     message = "Something went wrong on our side."
+    title: str | None = None  # the problem details title of the code; the class's message when None
     retry_after: int | None = None  # seconds for the Retry-After header (every 429 has one, 5 unless set)
 
     def __init__(self, message: str | None = None, details: dict[str, Any] | list[Any] | None = None, **extra: Any) -> None:
@@ -19,6 +20,7 @@ class EventiError(Exception):
 
 class NotFound(EventiError):
     status, code, message = 404, "not_found", "No such order, or the token does not match it."
+    title = "Not Found"  # as werkzeug's 404 of an unknown path, which answers the same code
 
 
 class ValidationFailed(EventiError):

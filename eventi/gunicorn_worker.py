@@ -28,6 +28,8 @@ from gunicorn.workers.ggevent import GeventWorker
 from werkzeug.exceptions import default_exceptions
 
 from .errors import EventiError
+from .problems import MEDIA_TYPE as PROBLEM
+from .problems import problem
 
 if TYPE_CHECKING:
     from gevent.socket import socket
@@ -56,17 +58,16 @@ def status_for(exc: BaseException) -> int:
 
 
 def error_response(status: int, request_id: str) -> bytes:
-    """A complete HTTP/1.1 error response in the app's JSON shape, named as the app names the status
-    (eventi/web/errors.py: werkzeug's name and description, and its own internal_error for a 500)."""
-    error: dict[str, str | None]
+    """A complete HTTP/1.1 error response in the app's problem details shape, named as the app names the
+    status (eventi/web/errors.py: werkzeug's name and description, and its own internal_error for a 500)."""
     if status == 500:
-        error = {"error": EventiError.code, "message": EventiError.message}
+        error = problem(500, EventiError.code, EventiError.message, EventiError.message)
     else:
         http_error = default_exceptions[status]()
-        error = {"error": http_error.name.lower().replace(" ", "_"), "message": http_error.description}
+        error = problem(status, http_error.name.lower().replace(" ", "_"), http_error.name, str(http_error.description))
     body = json.dumps(error).encode()
     head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: {PROBLEM}\r\nContent-Length: {len(body)}\r\n"
             f"Cache-Control: no-store\r\nX-Request-ID: {request_id}\r\n\r\n")
     return head.encode("latin-1") + body
 

@@ -64,6 +64,9 @@ def decide_outcome(result: PaymentResult, order_amount: int) -> Outcome:
 
 REFERENCE_LENGTH = 8
 
+RECEIPT_FIELDS = ("eventId", "eventName", "ticketTypeId", "ticketTypeName", "quantity", "currency")
+"""What an order bought, shown in its status body as stored (eventName is absent on orders stored before it was kept)."""
+
 
 def short_reference(order_id: str) -> str:
     """The order reference shoppers read to support: the orderId's last 8 characters, upper-cased.
@@ -74,7 +77,7 @@ def short_reference(order_id: str) -> str:
 
 
 def status_body(order: dict[str, Any]) -> dict[str, Any]:
-    """The public view of a stored order: never phone, email or name.
+    """The public view of a stored order: what it bought and its payment, never the phone, email or name.
 
     While pending, `promptExpiresAt` says when the STK prompt stops being answerable (absent when no push
     went out) and `pushState: "uncertain"` that PayHero may or may not have prompted the phone. A failed or
@@ -88,6 +91,7 @@ def status_body(order: dict[str, Any]) -> dict[str, Any]:
         "reference": short_reference(order_id),
         "paymentStatus": status.value,
         "amount": order["amount"],
+        **{name: order[name] for name in RECEIPT_FIELDS if order.get(name) is not None},
         "updatedAt": iso_utc(order["updatedAt"]),
     }
     if status is OrderStatus.PENDING:

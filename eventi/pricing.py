@@ -12,6 +12,7 @@ class Quote:
     """What an order buys and what it costs, as stored on the order."""
 
     event_id: str
+    event_name: str
     ticket_type_id: str
     ticket_type_name: str
     quantity: int
@@ -23,8 +24,9 @@ class Quote:
     """The highest capacity the type ever had: above capacity when it was lowered (eventi/tickets.py)."""
 
     def order_fields(self) -> dict[str, Any]:
-        return {"eventId": self.event_id, "ticketTypeId": self.ticket_type_id, "ticketTypeName": self.ticket_type_name,
-                "quantity": self.quantity, "unitPrice": self.unit_price, "amount": self.amount, "currency": self.currency}
+        return {"eventId": self.event_id, "eventName": self.event_name, "ticketTypeId": self.ticket_type_id,
+                "ticketTypeName": self.ticket_type_name, "quantity": self.quantity, "unitPrice": self.unit_price,
+                "amount": self.amount, "currency": self.currency}
 
 
 def quote(event: dict[str, Any], ticket_type_id: str, quantity: int) -> Quote:
@@ -38,5 +40,5 @@ def quote(event: dict[str, Any], ticket_type_id: str, quantity: int) -> Quote:
     if amount > MAX_PAYMENT:
         raise ValidationFailed(details={"quantity": [
             f"The total would exceed KES {MAX_PAYMENT:,}, the most one M-Pesa payment carries."]})
-    return Quote(event["_id"], ticket["id"], ticket["name"], quantity, ticket["price"], amount, event["currency"],
-                 ticket["capacity"], max(ticket["capacity"], ticket.get("slots", 0)))
+    return Quote(event["_id"], event["name"], ticket["id"], ticket["name"], quantity, ticket["price"], amount,
+                 event["currency"], ticket["capacity"], max(ticket["capacity"], ticket.get("slots", 0)))

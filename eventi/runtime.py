@@ -38,6 +38,7 @@ from .redis_topology import RedisClient
 from .redis_url import RedisTopology
 from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
+from .services.catalogue import EventCatalogue
 from .services.idempotent import IdempotentOrders
 from .services.late_payment import LatePayments
 from .services.manual_payment import ManualPayments
@@ -88,6 +89,7 @@ class Runtime:
         database = self.mongo.get_default_database()
         self.events = EventStore(database)
         self.tickets = TicketHolds(database)
+        self.catalogue = EventCatalogue(self.events, self.tickets)
         self.keys = IdempotencyKeys(database)
         self.store = OrderStore(database, max_reads=settings.store_max_reads, tickets=self.tickets)
         self.cache = StatusCache(self.redis, settings.status_cache_ttl)

@@ -186,18 +186,34 @@ class CallbackFlatSchema(_Lenient):
 
 
 # --- Responses: documented in the OpenAPI document (eventi/web/openapi.py), never used to load ---------
+# Open to added fields (no additionalProperties: false): docs/api.md's compatibility rule lets an answer
+# gain a field without a new version, so a strict generated client must not refuse one.
 
 
-class ErrorSchema(Schema):
-    """Every error: a stable code, a sentence, and per-field details where useful."""
+class _Answer(Schema):
+    class Meta:
+        unknown = EXCLUDE
 
-    error = fields.String(required=True, metadata={"example": "validation_error"})
-    message = fields.String(required=True)
+
+class ProblemSchema(_Answer):
+    """Every error: RFC 9457 problem details (application/problem+json) plus `error` and `message`, the shape
+    before problem details (eventi/problems.py)."""
+
+    type = fields.String(required=True, metadata={
+        "format": "uri-reference", "example": "/api/docs#problem-validation_error",
+        "description": "The problem type: `/api/docs#problem-` and the error code, relative to the answering host; "
+                       "resolved, it opens the code's entry on /api/docs. Compare it (or `error`); do not fetch it."})
+    title = fields.String(required=True, metadata={"description": "The same short sentence for every answer of this type."})
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status code of the answer."})
+    detail = fields.String(required=True, metadata={"description": "What went wrong this time, for a person."})
+    error = fields.String(required=True, metadata={"example": "validation_error", "description": "The stable error code."})
+    message = fields.String(required=True, metadata={"description": "The same as `detail` (kept for clients of the "
+                                                                    "shape before problem details)."})
     details = fields.Dict(metadata={"description": "Field name to a list of messages (validation errors)."})
     orderId = fields.String(metadata={"description": "payment_provider_error only: the order, stored and now failed."})
 
 
-class OrderCreatedSchema(Schema):
+class OrderCreatedSchema(_Answer):
     """Answer of POST /api/orders."""
 
     orderId = fields.String(required=True, metadata={"description": "24 hex characters."})
@@ -216,7 +232,7 @@ class OrderCreatedSchema(Schema):
                        "sweep) decides it. Tell the shopper to approve a prompt that appears and not to pay twice."})
 
 
-class TicketTypeSchema(Schema):
+class TicketTypeSchema(_Answer):
     """One ticket type of an event, with what is left of it."""
 
     id = fields.String(required=True)
@@ -224,21 +240,30 @@ class TicketTypeSchema(Schema):
     price = fields.Integer(required=True, metadata={"description": "Whole shillings per ticket."})
     maxPerOrder = fields.Integer(required=True)
     left = fields.Integer(required=True, metadata={"description": "Tickets not held by pending or completed orders."})
+    soldOut = fields.Boolean(required=True, metadata={"description": "true when `left` is 0."})
 
 
-class EventSchema(Schema):
+class EventSchema(_Answer):
     """Answer of GET /api/events/<eventId>."""
 
     id = fields.String(required=True)
     name = fields.String(required=True)
-    startsAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
+    startsAt = fields.DateTime(required=True, metadata={"description": "UTC, with milliseconds (ends in Z)."})
     venue = fields.String(required=True)
     currency = fields.String(required=True, validate=validate.OneOf(["KES"]))
+    soldOut = fields.Boolean(required=True, metadata={"description": "true when every ticket type is sold out."})
     ticketTypes = fields.List(fields.Nested(TicketTypeSchema), required=True)
 
 
-class OrderStatusSchema(Schema):
-    """The public status of an order: never the phone, e-mail or name."""
+class EventListSchema(_Answer):
+    """Answer of GET /api/events."""
+
+    events = fields.List(fields.Nested(EventSchema), required=True, metadata={
+        "description": "The events on sale (not started), soonest first; at most 100."})
+
+
+class OrderStatusSchema(_Answer):
+    """The public status of an order and what it bought (enough for a receipt): never the phone, e-mail or name."""
 
     orderId = fields.String(required=True)
     reference = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-F]{8}$"), metadata={
@@ -248,9 +273,17 @@ class OrderStatusSchema(Schema):
         "description": "`pending` until one of the final statuses: `completed`, `failed`, `cancelled`, or "
                        "`refund_needed` (paid after the order had failed, its tickets sold out since: no tickets, "
                        "the payment is refunded; show `reasonText`, not a way to pay again)."})
-    amount = fields.Integer(required=True, metadata={"description": "KES."})
-    updatedAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC (ends in Z)."})
-    promptExpiresAt = fields.String(metadata={
+    amount = fields.Integer(required=True, metadata={"description": "What the order costs, in `currency`."})
+    eventId = fields.String(required=True)
+    eventName = fields.String(metadata={"description": "The event's name when the order was made (absent on orders "
+                                                       "stored before the status body carried it)."})
+    ticketTypeId = fields.String(required=True)
+    ticketTypeName = fields.String(required=True, metadata={"description": "The ticket type's name when the order "
+                                                                           "was made."})
+    quantity = fields.Integer(required=True)
+    currency = fields.String(required=True, validate=validate.OneOf(["KES"]))
+    updatedAt = fields.DateTime(required=True, metadata={"description": "UTC, with milliseconds (ends in Z)."})
+    promptExpiresAt = fields.DateTime(metadata={
         "description": "Only while pending, once the STK push went out (or may have): when the M-Pesa prompt on the "
                        "phone stops being answerable (push time + EVENTI_PROMPT_SECONDS), ISO 8601 UTC. After it, do "
                        "not ask for the PIN again: a callback or the reconcile sweep still decides the order."})
@@ -278,7 +311,7 @@ class WaitResultSchema(OrderStatusSchema):
     waitedMs = fields.Integer(required=True)
 
 
-class CallbackAckSchema(Schema):
+class CallbackAckSchema(_Answer):
     """Answer to PayHero's callback."""
 
     received = fields.Boolean(required=True)
@@ -315,7 +348,7 @@ class C2BConfirmationSchema(_Lenient):
     TransTime = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
 
 
-class C2BAckSchema(Schema):
+class C2BAckSchema(_Answer):
     """Answer to a C2B confirmation: Daraja's acknowledgement, and what eventi made of the payment."""
 
     ResultCode = fields.Integer(required=True, metadata={"description": "0: received (a confirmation is after the fact)."})
@@ -326,7 +359,7 @@ class C2BAckSchema(Schema):
     duplicate = fields.Boolean(required=True, metadata={"description": "true when an earlier delivery had decided it."})
 
 
-class HealthSchema(Schema):
+class HealthSchema(_Answer):
     """Answer of /healthz and /readyz when all is well."""
 
     status = fields.String(required=True, validate=validate.OneOf(["ok", "ready"]))
@@ -340,7 +373,9 @@ class ReadySchema(HealthSchema):
     message = fields.String(metadata={"description": "What a degraded instance still does."})
 
 
-class NotReadySchema(ErrorSchema):
+class NotReadySchema(_Answer):
     """Answer of /readyz when the store is down or the worker is stopping (error: not_ready or draining)."""
 
+    error = fields.String(required=True, validate=validate.OneOf(["not_ready", "draining"]))
+    message = fields.String(required=True)
     down = fields.List(fields.String(validate=validate.OneOf(["mongodb", "redis"])), required=True)

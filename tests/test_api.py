@@ -54,7 +54,8 @@ def test_status_shows_public_fields_only(client, make_order):
     order_id, token = make_order()
     response = client.get(f"/api/orders/{order_id}?token={token}")
     assert response.status_code == 200
-    assert set(response.json) == {"orderId", "reference", "paymentStatus", "amount", "updatedAt"}  # no push: no prompt
+    assert set(response.json) == {"orderId", "reference", "paymentStatus", "amount", "eventId", "eventName", "ticketTypeId",
+                                  "ticketTypeName", "quantity", "currency", "updatedAt"}  # no push: no prompt
     assert response.json["updatedAt"].endswith("Z")
     assert response.json["reference"] == order_id[-8:].upper()
 

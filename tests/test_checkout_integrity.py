@@ -109,7 +109,8 @@ def test_unknown_and_past_events_are_404_on_the_api_and_the_page(client, runtime
     event_id = new_event(starts_in=-timedelta(hours=1)) if which == "past" else "no-such-event"
     created = post_order(client, event_id=event_id)
     assert created.status_code == 404
-    assert created.json == {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}
+    assert {k: created.json[k] for k in ("error", "message")} == {
+        "error": "event_not_found", "message": "No such event, or its ticket sales have closed."}
     assert orders_for(runtime, event_id) == 0
     assert client.get(f"/api/events/{event_id}").json["error"] == "event_not_found"
     page = client.get(f"/events/{event_id}/checkout")
@@ -134,10 +135,11 @@ def test_the_event_answers_with_tickets_left_per_type(client, new_event):
     before = client.get(f"/api/events/{event_id}")
     assert before.status_code == 200
     body = before.json
-    assert set(body) == {"id", "name", "startsAt", "venue", "currency", "ticketTypes"} and body["startsAt"].endswith("Z")
+    assert set(body) == {"id", "name", "startsAt", "venue", "currency", "soldOut", "ticketTypes"}
+    assert body["startsAt"].endswith("Z") and body["soldOut"] is False
     assert body["ticketTypes"] == [
-        {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 5},
-        {"id": "vip", "name": "VIP", "price": 2500, "maxPerOrder": 4, "left": 2}]
+        {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 5, "soldOut": False},
+        {"id": "vip", "name": "VIP", "price": 2500, "maxPerOrder": 4, "left": 2, "soldOut": False}]
     post_order(client, event_id=event_id, quantity=3)
     post_order(client, event_id=event_id, ticket_type="vip", quantity=2)
     assert (left(client, event_id), left(client, event_id, "vip")) == (2, 0)
@@ -148,7 +150,8 @@ def test_sold_out_is_409_with_nothing_stored(client, runtime, new_event):
     assert post_order(client, event_id=event_id, quantity=2).status_code == 201
     refused = post_order(client, event_id=event_id, quantity=2)
     assert refused.status_code == 409
-    assert refused.json == {"error": "sold_out", "message": "Not enough tickets of this type are left."}
+    assert {k: refused.json[k] for k in ("error", "message")} == {
+        "error": "sold_out", "message": "Not enough tickets of this type are left."}
     assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (1, 2)
     assert post_order(client, event_id=event_id, quantity=1).status_code == 201
     assert left(client, event_id) == 0
@@ -339,6 +342,7 @@ def test_a_refused_push_is_replayed_as_the_same_502(push_settings, payhero_simul
         first = post_order(client, key=key, event_id=event_id, phone=phone)
         again = post_order(client, key=key, event_id=event_id, phone=phone)
         assert (first.status_code, again.status_code) == (502, 502) and again.json == first.json
+        assert again.mimetype == first.mimetype == "application/problem+json" and again.headers["Idempotent-Replayed"] == "true"
         assert [e["source"] for e in runtime.store.events_for(first.json["orderId"])] == ["stk_push"]  # one attempt
         assert orders_for(runtime, event_id) == 1
     finally:
@@ -472,7 +476,8 @@ def test_actual_requests_carry_cors_headers_for_allowed_origins_only(cors_client
     event_id = new_event()
     allowed = cors_client.post("/api/orders", json=order_body(event_id=event_id), headers={"Origin": ALLOWED})
     assert allowed.status_code == 201 and allowed.headers["Access-Control-Allow-Origin"] == ALLOWED
-    assert "X-Request-ID" in allowed.headers["Access-Control-Expose-Headers"]
+    exposed = {h.strip() for h in allowed.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"X-Request-ID", "Retry-After", "Location", "Allow"} <= exposed
     assert cors_client.get(f"/api/events/{event_id}", headers={"Origin": "http://localhost:5173"}).headers[
         "Access-Control-Allow-Origin"] == "http://localhost:5173"
     refused = cors_client.post("/api/orders", json=order_body(event_id=event_id), headers={"Origin": "https://evil.example.com"})

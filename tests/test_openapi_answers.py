@@ -15,7 +15,8 @@ pytestmark = pytest.mark.last
 
 def documented_errors(response):
     """The error codes a documented response shows in its examples."""
-    examples = response.get("content", {}).get("application/json", {}).get("examples", {})
+    content = response.get("content", {})
+    examples = (content.get("application/problem+json") or content.get("application/json") or {}).get("examples", {})
     return {example["value"].get("error") for example in examples.values() if isinstance(example["value"], dict)}
 
 
@@ -36,8 +37,8 @@ def undocumented(app, document, answers):
     for method, route, status, error in answers:
         method = "GET" if method == "HEAD" else method
         found = route_of(app, method, route)
-        if method == "OPTIONS" or found is None or found[0] not in routes:
-            continue  # no route matched, or one a test added to its own app
+        if method == "OPTIONS" or found is None or found[0] not in routes or not found[0].startswith(openapi.API_PREFIX):
+            continue  # no route matched, one a test added to its own app, or not the API (pages, ops)
         path = openapi.openapi_path(found[0])
         operation = document["paths"].get(path, {}).get(method.lower())
         if operation is None:

@@ -74,10 +74,20 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;tex
 {% endfor %}{% endif %}
 <h4>Responses</h4>
 {% for status, r in op.responses.items() %}{% set r = resolve(r) %}<p><b>{{ status }}</b> {{ r.description }}</p>
+{% if r.headers %}<p class="tag">headers: {% for h in r.headers %}<a href="#header-{{ h }}"><code>{{ h }}</code></a> {% endfor %}</p>{% endif %}
 {% for media, body in (r.content or {}).items() %}<p class="tag">{{ media }}: <code>{{ pretty(body.schema) }}</code></p>
 {% for name, ex in (body.examples or {}).items() %}<pre>{{ pretty(ex.value) }}</pre>{% endfor %}
 {% if body.example is defined %}<pre>{{ body.example }}</pre>{% endif %}{% endfor %}{% endfor %}
 </div>{% endfor %}{% endfor %}
+<h2 id="problems">Problem types</h2>
+<p>Every error is <code>application/problem+json</code>; its <code>type</code> is <code>/api/docs#problem-</code> and its
+<code>error</code> code: a link to its entry here.</p>
+<table><tr><th>error / type</th><th>status</th><th>title</th><th>when</th></tr>
+{% for code, p in doc["x-problem-types"].items() %}<tr id="problem-{{ code }}"><td><code>{{ code }}</code></td><td>{{ p.status }}</td>
+<td>{{ p.title }}</td><td>{{ p.description }}</td></tr>{% endfor %}</table>
+<h2>Response headers</h2>
+<table>{% for name, h in doc.components.headers.items() %}<tr id="header-{{ name }}"><td><code>{{ name }}</code></td>
+<td>{{ h.description }}</td></tr>{% endfor %}</table>
 <h2>Schemas</h2>
 {% for name, schema in doc.components.schemas.items() %}<h3 id="schema-{{ name }}">{{ name }}</h3>
 {% if schema.description %}<p>{{ schema.description }}</p>{% endif %}

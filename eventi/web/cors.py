@@ -11,7 +11,8 @@ from flask_cors import CORS
 
 API_ROUTES = r"^/api/(orders|events)(/.*)?$"
 ALLOWED_HEADERS = ["Content-Type", "Idempotency-Key", "X-Request-ID"]
-EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Idempotent-Replayed"]
+EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Idempotent-Replayed", "Location", "Allow"]
+"""Readable by the app's script (Cache-Control and Content-Type are readable without being listed)."""
 
 
 def init_app(app: Flask, origins: Iterable[str]) -> None:

@@ -112,9 +112,11 @@ def declared(view: Callable[..., Any]) -> Operation | None:
     return _DECLARED.get(view)
 
 
-def ok(schema: type[Schema], examples: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    """A documented JSON answer: its schema and named examples."""
-    return {"description": description, "schema": schema, "examples": examples}
+def ok(schema: type[Schema], examples: dict[str, Any], description: str = "OK",
+       headers: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A documented JSON answer: its schema, named examples and the response headers it carries (by name, from
+    eventi/web/openapi.py's HEADERS; X-Request-ID goes without saying)."""
+    return {"description": description, "schema": schema, "examples": examples, "headers": headers}
 
 
 def text(media_type: str, description: str, example: str) -> dict[str, Any]:

@@ -1,16 +1,24 @@
-"""Blueprint for events: what is on sale, with the tickets left of each type."""
-from typing import Any
-
+"""Blueprint for events: what is on sale, with the tickets left of each type (eventi/services/catalogue.py)."""
 from flask import Blueprint, Response, jsonify
 
-from ..errors import EventNotFound
-from ..models import iso_utc
 from ..runtime import current_runtime
-from ..schemas import EVENT_ID, EventSchema
+from ..schemas import EventListSchema, EventSchema
 from . import examples as ex
 from .declare import declare, ok
 
 bp = Blueprint("events", __name__, url_prefix="/api/events")
+
+
+@bp.get("")
+@declare("The events on sale, soonest first, with the tickets left of each type", tags=["checkout"],
+         description="Events whose tickets are sold (they have not started), at most 100. A ticket type with "
+                     "`soldOut: true` has no tickets left (`left: 0`); an event is `soldOut` when all its types are.",
+         responses={200: ok(EventListSchema, {"on sale": {"events": [ex.EVENT, ex.SOLD_OUT_EVENT]},
+                                              "nothing on sale": {"events": []}})},
+         errors=["store_unavailable"])
+def list_events() -> Response:
+    """The events on sale, soonest first."""
+    return jsonify(events=current_runtime().catalogue.on_sale())
 
 
 @bp.get("/<event_id>")
@@ -19,18 +27,4 @@ bp = Blueprint("events", __name__, url_prefix="/api/events")
          errors=["event_not_found", "store_unavailable"])
 def get_event(event_id: str) -> Response:
     """The event, its ticket types and prices, and how many tickets of each are left."""
-    p = current_runtime()
-    event = p.events.on_sale(event_id) if EVENT_ID.match(event_id) else None
-    if event is None:
-        raise EventNotFound()
-    return jsonify(public_event(event, p.tickets.left(event)))
-
-
-def public_event(event: dict[str, Any], left: dict[str, int]) -> dict[str, Any]:
-    """The public view of an event: capacity stays private, what is left is shown."""
-    return {
-        "id": event["_id"], "name": event["name"], "startsAt": iso_utc(event["startsAt"]), "venue": event["venue"],
-        "currency": event["currency"],
-        "ticketTypes": [{"id": t["id"], "name": t["name"], "price": t["price"], "maxPerOrder": t["maxPerOrder"],
-                         "left": left[t["id"]]} for t in event["ticketTypes"]],
-    }
+    return jsonify(current_runtime().catalogue.one(event_id))

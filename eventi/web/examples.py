@@ -13,7 +13,8 @@ IDEMPOTENCY_KEY = "9f6c1d3e2b7a4c58a0e1f2d3c4b5a697"
 REFERENCE = ORDER_ID[-8:].upper()
 PROMPT_EXPIRES_AT = "2026-11-28T05:13:09.481Z"
 PENDING = {"orderId": ORDER_ID, "reference": REFERENCE, "paymentStatus": "pending", "amount": 1500,
-           "updatedAt": UPDATED_AT, "promptExpiresAt": PROMPT_EXPIRES_AT}
+           "eventId": "demo", "eventName": "Nairobi Jazz Night", "ticketTypeId": "regular", "ticketTypeName": "Regular",
+           "quantity": 1, "currency": "KES", "updatedAt": UPDATED_AT, "promptExpiresAt": PROMPT_EXPIRES_AT}
 UNCERTAIN = {**PENDING, "pushState": "uncertain"}
 SETTLED = {key: value for key, value in PENDING.items() if key != "promptExpiresAt"}
 COMPLETED = {**SETTLED, "paymentStatus": "completed", "mpesaReceipt": "TKS2P0X9QH"}
@@ -58,9 +59,12 @@ CALLBACK_BODIES = {
 }
 
 EVENT = {"id": "demo", "name": "Nairobi Jazz Night", "startsAt": "2030-12-12T16:00:00.000Z",
-         "venue": "Kenya National Theatre, Nairobi", "currency": "KES", "ticketTypes": [
-             {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 412},
-             {"id": "vip", "name": "VIP", "price": 4000, "maxPerOrder": 4, "left": 0}]}
+         "venue": "Kenya National Theatre, Nairobi", "currency": "KES", "soldOut": False, "ticketTypes": [
+             {"id": "regular", "name": "Regular", "price": 1500, "maxPerOrder": 10, "left": 412, "soldOut": False},
+             {"id": "vip", "name": "VIP", "price": 4000, "maxPerOrder": 4, "left": 0, "soldOut": True}]}
+SOLD_OUT_EVENT = {"id": "acoustic-sunday", "name": "Acoustic Sunday", "startsAt": "2030-12-14T13:00:00.000Z",
+                  "venue": "Alliance Française, Nairobi", "currency": "KES", "soldOut": True, "ticketTypes": [
+                      {"id": "regular", "name": "Regular", "price": 800, "maxPerOrder": 6, "left": 0, "soldOut": True}]}
 
 C2B_TOKEN = "c2b-7Hq2vN9xLk4pW8zR3mT6yB1cF5dJ0sAe"
 C2B_BODIES = {

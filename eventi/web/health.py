@@ -82,8 +82,9 @@ def _redis_answers() -> bool:
     responses={200: text("text/plain", "Prometheus text exposition format",
                          'eventi_waits_held 412.0\neventi_callbacks_total{outcome="completed"} 1893.0\n'),
                404: {"description": "EVENTI_METRICS_BIND is set and this is not that listener.", "content": {
-                   "application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "examples": {
-                       "not_found": {"value": {"error": "not_found", "message": "Not here."}}}}}}})
+                   "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}, "examples": {
+                       "not_found": {"value": {"type": "/api/docs#problem-not_found", "title": "Not Found", "status": 404,
+                                               "detail": "Not here.", "error": "not_found", "message": "Not here."}}}}}}})
 def prometheus() -> Response:
     """Prometheus exposition, summed over all gunicorn workers."""
     return Response(metrics.render(), mimetype=metrics.CONTENT_TYPE_LATEST)

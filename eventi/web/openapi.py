@@ -15,10 +15,11 @@ from flask import Flask
 from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
-from .. import phones, schemas
+from .. import phones, problems, schemas
 from ..config import Settings
 from ..runtime import current_runtime
 from .declare import Operation, declared
+from .errors import titles
 from .examples import ORDER_ID
 
 ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
@@ -74,12 +75,40 @@ ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
 EVERY_OPERATION = ["invalid_url_encoding", "internal_error"]
 """Error codes any route can answer."""
 
+API_PREFIX = "/api/"
+"""Only routes under it are in the document: the pages, /healthz, /readyz and /metrics are not the API
+(docs/operations.md tells of the last three)."""
+
+HEADERS = {
+    "X-Request-ID": {"description": "The request's id (the one it sent, when safe: 1-64 of `A-Za-z0-9._:-`); "
+                                    "log lines carry it.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`no-store` on every answer about an order: it holds the order's token or "
+                                     "its status of this moment.", "schema": {"type": "string", "enum": ["no-store"]}},
+    "Retry-After": {"description": "Seconds to wait before trying again (every 429 and 503, and a 409 "
+                                   "`idempotency_key_in_use`).", "schema": {"type": "integer", "minimum": 0}},
+    "Location": {"description": "The created order's status URL (the body's `statusUrl`, token included).",
+                 "schema": {"type": "string", "format": "uri"}},
+    "Idempotent-Replayed": {"description": "`true` when the answer is the first answer to this Idempotency-Key, "
+                                           "sent again.", "schema": {"type": "string", "enum": ["true"]}},
+    "Allow": {"description": "The methods the path answers.", "schema": {"type": "string"}},
+}
+"""The response headers the document names (components.headers)."""
+
 BELOW_THE_APP = {
     "BadRequest": (400, "A malformed request line or header, Content-Length with chunked, an unknown transfer coding."),
     "UriTooLong": (414, "A request line over 4094 bytes."),
     "HeadersTooLarge": (431, "A header over 8190 bytes, or more than 100 headers."),
 }
 """Answers gunicorn gives on any route before the app sees the request (eventi/gunicorn_worker.py)."""
+
+IN_FRONT = {
+    429: "nginx in front (docker/nginx.conf): too many checkouts from one address; retry after `Retry-After` seconds.",
+    502: "nginx in front: no instance of the app answered.",
+    503: "nginx in front: no instance of the app can take the request now; retry after `Retry-After` seconds.",
+    504: "nginx in front: the app did not answer in time.",
+}
+"""Errors a proxy in front answers in the same shape, named as werkzeug names the status: listed in x-problem-types
+(the /api/docs page's list), not in the operations (they depend on the deployment)."""
 
 
 _ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
@@ -97,7 +126,7 @@ def _phone_and_amount(self: Any, field: Any, **kwargs: Any) -> dict[str, str]:
         return {"example": "0712 345 678", "description": "A Kenyan mobile number: 07…, 01…, 2547…, 2541…, optionally with +, "
                                                           "with or without spaces, dashes or dots between digits; stored as 254…"}
     if isinstance(field, schemas.WholeNumber):
-        return {"description": "A whole number; 1500, 1500.0 and \"1500\" are accepted."}
+        return {"description": "A whole JSON number: 1500 and 1500.0 are accepted; a string such as \"1500\" is refused."}
     return {}
 
 
@@ -122,26 +151,36 @@ def build(app: Flask) -> dict[str, Any]:
         title="eventi", version="1", openapi_version="3.0.3", plugins=[plugin],
         servers=[{"url": settings.public_base_url or "/", "description": "this instance (PUBLIC_BASE_URL)"}],
         info={"description": "Instant M-Pesa payment status: the payment page holds one long poll, "
-                             "answered when PayHero's callback lands. Every error is "
-                             "`{\"error\", \"message\", \"details\"?}`. Every response carries `X-Request-ID` "
-                             "(the request's, when it sent a safe one of 1-64 `A-Za-z0-9._:-`)."},
+                             "answered when PayHero's callback lands. Every error is RFC 9457 problem details "
+                             "(`application/problem+json`: `type`, `title`, `status`, `detail`) that also carries "
+                             "`error` (the stable code) and `message` (= `detail`); `type` is `/api/docs#problem-<error>`. "
+                             "A method a path does not answer is `405 method_not_allowed` with `Allow`. Every response "
+                             "carries `X-Request-ID`. What may change without a new version (added response fields, "
+                             "added optional request fields, added error codes, added headers): docs/api.md; "
+                             "clients must ignore fields and error codes they do not know."},
     )
     assert plugin.converter is not None  # APISpec(plugins=[plugin]) set it up
     plugin.converter.add_attribute_function(_phone_and_amount)
-    spec.components.schema("Error", schema=schemas.ErrorSchema)
+    spec.components.schema("Problem", schema=schemas.ProblemSchema)
+    for name, header in HEADERS.items():
+        spec.components.header(name, header)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
     for name, (status, description) in BELOW_THE_APP.items():
         spec.components.response(name, _error_response(description + " Answered by gunicorn before the app, on any "
                                                         "route, with `Connection: close`.", [_werkzeug_error(status)]))
+    spec.components.response("MethodNotAllowed", {**_error_response(
+        "The path does not answer this method (on any path); `Allow` names those it does.",
+        [_werkzeug_error(405)]), "headers": _headers("Allow")})
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         op = declared(app.view_functions[rule.endpoint])
-        if op is None:
+        if op is None or not rule.rule.startswith(API_PREFIX):
             continue
         path_parameters = _path_parameters(app, rule)
         spec.path(path=openapi_path(rule), operations={
             method: _operation(rule.endpoint, op, path_parameters, settings) for method in _methods(rule)})
     document = spec.to_dict()
+    document["x-problem-types"] = problem_types()
     for operations in document["paths"].values():
         for operation in operations.values():
             examples = operation.pop("x-query-example", {})
@@ -153,15 +192,39 @@ def build(app: Flask) -> dict[str, Any]:
     return document
 
 
-def _werkzeug_error(status: int) -> dict[str, str | None]:
+def problem_types() -> dict[str, dict[str, Any]]:
+    """Error code -> its status, title and when it is answered: every code of the document (x-problem-types,
+    the /api/docs page's list that each `type` URI points into)."""
+    title = titles()
+    found = {code: {"status": status, "title": title.get(code, HTTPStatus(status).phrase), "description": when}
+             for code, (status, when, _) in ERROR_ANSWERS.items()}
+    below = [*BELOW_THE_APP.values(), (405, "The path does not answer this method; `Allow` names those it does."),
+             *IN_FRONT.items()]
+    for status, when in below:
+        body = _werkzeug_error(status)
+        found[body["error"]] = {"status": status, "title": body["title"], "description": when}
+    return dict(sorted(found.items()))
+
+
+def _werkzeug_error(status: int) -> dict[str, Any]:
     """The body gunicorn_worker.py answers for status, named as werkzeug (and the app's handler) names it."""
     error = default_exceptions[status]()
-    return {"error": error.name.lower().replace(" ", "_"), "message": error.description}
+    return problems.problem(status, error.name.lower().replace(" ", "_"), error.name, str(error.description))
+
+
+def _as_problem(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """An example body of ERROR_ANSWERS ({"error", "message", …}) as the app answers it."""
+    rest = {name: value for name, value in body.items() if name not in ("error", "message")}
+    return problems.problem(status, body["error"], titles().get(body["error"], body["message"]), body["message"], **rest)
+
+
+def _headers(*names: str) -> dict[str, Any]:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
 
 
 def _error_response(description: str, bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"},
+    return {"description": description, "headers": _headers("X-Request-ID"), "content": {problems.MEDIA_TYPE: {
+        "schema": {"$ref": "#/components/schemas/Problem"},
         "examples": {body["error"]: {"value": body} for body in bodies},
     }}}
 
@@ -183,7 +246,11 @@ def _errors(status: int, codes: list[str]) -> dict[str, Any]:
     """One documented response for the error codes of one status."""
     answers = [ERROR_ANSWERS[code] for code in codes]
     description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers, strict=True))
-    return _error_response(description or HTTPStatus(status).phrase, [body for _, _, body in answers])
+    response = _error_response(description or HTTPStatus(status).phrase,
+                               [_as_problem(status, body) for _, _, body in answers])
+    if status in (429, 503) or "idempotency_key_in_use" in codes:
+        response["headers"].update(_headers("Retry-After"))
+    return response
 
 
 def _operation(endpoint: str, op: Operation, path_parameters: list[dict[str, Any]],
@@ -211,10 +278,13 @@ def _operation(endpoint: str, op: Operation, path_parameters: list[dict[str, Any
         if status in errors:
             response = _errors(status, errors[status])
         elif "schema" in (response := op.responses[status]):
-            response = {"description": response["description"], "content": {"application/json": {
-                "schema": response["schema"],
-                "examples": {name: {"value": value} for name, value in response["examples"].items()},
-            }}}
+            response = {"description": response["description"], "headers": _headers("X-Request-ID", *response["headers"]),
+                        "content": {"application/json": {
+                            "schema": response["schema"],
+                            "examples": {name: {"value": value} for name, value in response["examples"].items()},
+                        }}}
+        if "$ref" not in response and endpoint.startswith("orders."):
+            response.setdefault("headers", {}).update(_headers("Cache-Control"))
         out["responses"][str(status)] = response
     for name, (status, _) in BELOW_THE_APP.items():
         out["responses"].setdefault(str(status), {"$ref": f"#/components/responses/{name}"})

@@ -1,7 +1,7 @@
 """Blueprint for the shopper's browser: create an order, read its status, wait for it."""
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
 from ..errors import NotFound
 from ..runtime import current_runtime
@@ -18,9 +18,18 @@ from . import examples as ex
 from .client_socket import client_connection
 from .common import status_token_matches
 from .converters import OrderId
+from .created import created_body
 from .declare import Header, declare, ok
+from .errors import error_response
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
+
+
+@bp.after_request
+def _never_cached(response: Response) -> Response:
+    """Every answer about an order (its token, its status, its errors) is the shopper's alone and of this moment."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 IDEMPOTENCY_KEY_HEADER = Header(
     "Idempotency-Key", "idempotency_key", IDEMPOTENCY_KEY,
@@ -42,7 +51,8 @@ IDEMPOTENCY_KEY_HEADER = Header(
     responses={201: ok(OrderCreatedSchema, {"created": ex.CREATED, "push uncertain": ex.CREATED_UNCERTAIN},
                        "Created (or, with a replayed Idempotency-Key, the first answer again). With `pushState: "
                        "\"uncertain\"` PayHero timed out or answered 5xx: the push may have reached the phone, so the "
-                       "order stays pending and its status decides (a callback, or reconcile's `no_callback` failure).")},
+                       "order stays pending and its status decides (a callback, or reconcile's `no_callback` failure).",
+                       headers=("Location", "Idempotent-Replayed"))},
     errors=["validation_error", "invalid_json", "malformed_body", "event_not_found", "sold_out", "idempotency_key_in_use",
             "request_entity_too_large", "unsupported_media_type", "idempotency_key_reused", "too_many_pushes",
             "payment_provider_error", "store_unavailable"])
@@ -52,30 +62,15 @@ def create_order(idempotency_key: str | None, body: dict[str, Any]) -> tuple[Res
     With an Idempotency-Key, a repeat of the same request answers the first answer again.
     """
     created = current_runtime().creations.create(body, idempotency_key, created_body)
-    response = jsonify(created.body)
+    if created.status >= 400:  # a kept error answer (a refused push's 502), replayed as it was first answered
+        kept = dict(created.body)
+        response = error_response(created.status, kept.pop("error"), kept.pop("message"), **kept)
+    else:
+        response = jsonify(created.body)
+        response.headers["Location"] = created.body["statusUrl"]
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, created.status
-
-
-def created_body(order: dict[str, Any]) -> dict[str, Any]:
-    """The 201 body: URLs absolute on PUBLIC_BASE_URL, so an app on another origin can follow them."""
-    p = current_runtime()
-    order_id = str(order["_id"])
-    token = p.tokens.status_token(order_id)
-    base = p.settings.public_base_url
-    body = {
-        "orderId": order_id,
-        "paymentStatus": order["status"],
-        "statusToken": token,
-        "amount": order["amount"],
-        "currency": order["currency"],
-        "waitUrl": base + url_for("orders.wait_for_status", order_id=order_id, token=token),
-        "statusUrl": base + url_for("orders.get_status", order_id=order_id, token=token),
-    }
-    if order.get("pushState"):  # PayHero may or may not have prompted the phone: the order's status decides
-        body["pushState"] = order["pushState"]
-    return body
 
 
 @bp.get("/<order_id:order_id>")
@@ -109,7 +104,7 @@ def get_status(order_id: OrderId | None, query: dict[str, Any]) -> Response:
         "cancelled": {**ex.CANCELLED, "final": True, "waitedMs": 15003},
         "refund needed": {**ex.REFUND_NEEDED, "final": True, "waitedMs": 30118},
         "timed out": {**ex.PENDING, "final": False, "waitedMs": 60001},
-    })},
+    }, headers=("Retry-After",))},
     errors=["validation_error", "not_found", "too_many_waits", "store_unavailable"], security="statusToken")
 def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response:
     """Hold the request until the status is final or the timeout passes."""
@@ -118,7 +113,6 @@ def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response
     timeout = query["timeout"] or p.settings.wait_default_seconds
     result = p.waits.wait(order_id, timeout, client=client_connection(request.environ))
     response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
-    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
         response.headers["Retry-After"] = "0"

@@ -21,9 +21,9 @@ from . import examples as ex
 from . import form_token
 from .common import load, status_token_matches
 from .converters import OrderId
+from .created import created_body
 from .declare import declare, text
 from .manual_page import manual_offer
-from .orders import created_body
 from .payment_page import countdown_text, payment_view
 
 bp = Blueprint("pages", __name__)

@@ -105,7 +105,7 @@ BELOW_FLASK = {  # what gunicorn's parser refuses before the app sees a request,
 CODES = {400: "bad_request", 414: "request_uri_too_long", 431: "request_header_fields_too_large"}
 
 
-def test_errors_found_below_flask_answer_the_json_error_shape(start_gunicorn):
+def test_errors_found_below_flask_answer_problem_details(start_gunicorn):
     server = start_gunicorn(workers=1)
     for case, (request, status) in BELOW_FLASK.items():
         sock = raw_http.connect(server.port)
@@ -113,9 +113,12 @@ def test_errors_found_below_flask_answer_the_json_error_shape(start_gunicorn):
         reader = raw_http.Reader(sock)
         response = reader.response()
         assert response.status == status, case
-        assert response.headers["content-type"] == "application/json", case
+        assert response.headers["content-type"] == "application/problem+json", case
         body = json.loads(response.body)
-        assert body["error"] == CODES[status] and body["message"].endswith(".") and len(body) == 2, (case, body)
+        assert body["error"] == CODES[status] and body["message"].endswith("."), (case, body)
+        assert set(body) == {"type", "title", "status", "detail", "error", "message"}, (case, body)
+        assert (body["type"], body["status"], body["detail"]) == ("/api/docs#problem-" + CODES[status], status,
+                                                                   body["message"]), (case, body)
         assert response.headers["connection"] == "close" and response.headers["x-request-id"], case
         assert reader.rest() == b"", case  # and the connection ends there
         sock.close()
@@ -165,6 +168,7 @@ def test_a_broken_chunked_body_answers_400_and_closes_the_connection(start_gunic
         response = reader.response()
         assert response.status == 400, path
         assert json.loads(response.body)["error"] == "malformed_body", path
+        assert response.headers["content-type"] == "application/problem+json", path
         assert reader.rest() == b"", path  # one answer, then the server closes
         sock.close()
     log = "".join(server.process.log)

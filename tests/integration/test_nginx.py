@@ -166,8 +166,8 @@ def assert_problem(response, status, error, origin):
     headers = requests.structures.CaseInsensitiveDict(headers)
     problem = json.loads(body)
     assert status_code == status and headers["Content-Type"] == "application/problem+json", (status_code, body)
-    assert problem == {"type": "about:blank", "title": PROBLEM[status][1], "status": status, "detail": problem["detail"],
-                       "error": error, "message": problem["detail"]} and problem["detail"]
+    assert problem == {"type": f"/api/docs#problem-{error}", "title": PROBLEM[status][1], "status": status,
+                       "detail": problem["detail"], "error": error, "message": problem["detail"]} and problem["detail"]
     assert headers["Cache-Control"] == "no-store" and headers["X-Request-ID"]
     assert headers.get("Access-Control-Allow-Origin") == (origin if origin == ALLOWED else None)
     assert ("Access-Control-Expose-Headers" in headers) == (origin == ALLOWED) and "Origin" in headers["Vary"]
