@@ -83,6 +83,10 @@ class WaitQuerySchema(TokenQuerySchema):
     """Query of GET /api/orders/<id>/wait; timeout at most max_seconds (EVENTI_WAIT_MAX_SECONDS)."""
 
     timeout = QueryInteger(load_default=None, validate=validate.Range(min=1, max=120))
+    heartbeat = QueryInteger(load_default=None, validate=validate.Range(min=1, max=30), metadata={
+        "description": "Seconds between heartbeats: the answer starts at once and a space is sent every "
+                       "`heartbeat` seconds while held (JSON allows leading whitespace), so a client notices a "
+                       "dead connection in seconds. Without it the answer comes whole at the end."})
 
     def __init__(self, max_seconds: int = 120, **kwargs: Any) -> None:
         super().__init__(**kwargs)
