@@ -21,6 +21,8 @@ export const quiet = { log() {}, warn() {} };
  * The wait route as the page sees it through a network. network: "up" (holds answer "pending" after holdMs,
  * "completed" at once when paid), "down" (fetch fails at once, like a refused connection) or "blackhole" (a
  * request is never answered). Like the browser's fetch, a request's signal aborts it. Counts requests in flight.
+ * A request whose URL asks for `heartbeat=N` is answered as the server streams it: the 200 at once, a space
+ * then and every N s while held, then the JSON body; its call stays "in flight" until the body ends.
  */
 export class FakeWaitRoute {
   constructor({ holdMs = 60000 } = {}) {
@@ -58,10 +60,30 @@ export class FakeWaitRoute {
       if (this.status !== 200) {
         return finish(`HTTP ${this.status}`, () => resolve(answer({ error: "store_unavailable" }, {}, this.status)));
       }
+      const beat = Number(new URL(url, "http://x/").searchParams.get("heartbeat"));
+      if (beat > 0) return this.#stream(call, beat * 1000, resolve, finish);
       if (this.paid) return paid();
       this.held.add(paid);
       timer = setTimeout(() => finish("pending", () => resolve(answer(PENDING))), this.holdMs);
     });
+  }
+
+  #stream(call, beatMs, resolve, finish) {
+    let out, beat = null, end = null;
+    const encoder = new TextEncoder();
+    const stop = () => { clearTimeout(beat); clearTimeout(end); this.held.delete(paid); };
+    const body = new ReadableStream({ start(controller) { out = controller; } });
+    const last = (json) => finish(json.paymentStatus, () => { stop(); out.enqueue(encoder.encode(JSON.stringify(json))); out.close(); });
+    const paid = () => last(COMPLETED);
+    const heartbeat = () => { out.enqueue(encoder.encode(" ")); beat = setTimeout(heartbeat, beatMs); };
+    call.kill = stop; // silence: no more bytes, and no end
+    call.signal.addEventListener("abort", () => { stop(); out.error(call.signal.reason); }, { once: true });
+    resolve({ ok: true, status: 200, headers: new Headers({ "Content-Type": "application/json" }), body,
+              json: async () => { throw new Error("a streamed body is read with getReader()"); } });
+    heartbeat();
+    if (this.paid) return paid();
+    this.held.add(paid);
+    end = setTimeout(() => last(PENDING), this.holdMs);
   }
 
   /** The connections of the requests in flight die silently: no answer ever comes (an abort still ends them). */
