@@ -22,7 +22,7 @@ from .common import current_runtime, load, status_token_matches
 from .converters import OrderId
 from .declare import declare, text
 from .orders import created_body
-from .payment_page import countdown_text, payment_view
+from .payment_page import countdown_text, listen_left, payment_view
 
 bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)
@@ -180,6 +180,8 @@ def status(order_id: OrderId | None) -> ResponseReturnValue:
         support=p.settings.support_contact,
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
         hold_seconds=p.settings.wait_default_seconds,  # long-poll.js's deadline per hold: this + a margin
+        listen_left=listen_left(order, utcnow(), p.settings.reconcile_give_up_seconds,
+                                p.settings.reconcile_interval_seconds),
         retry_url=retry_url(order["eventId"], order_id, token),
     ))
 

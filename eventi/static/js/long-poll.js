@@ -117,7 +117,7 @@ export async function waitForPayment(waitUrl, options = {}) {
   } finally {
     watch.close();
   }
-  log.log(`No final status after ${attempts} attempts; last status: ${body ? body.paymentStatus : "unknown"}`);
+  log.log(`Long polling stopped: no final status after ${attempts} attempts; last status: ${body ? body.paymentStatus : "unknown"}`);
   return { final: false, body, attempts, requests };
 }
 
