@@ -1,11 +1,9 @@
 // Test doubles for long-poll.js: a wait route behind a network the test controls, a browser's network and
 // visibility events, and a simulated clock (node's mock timers). No server, no framework.
-import { readFileSync } from "node:fs";
 
-/** long-poll.js is a browser ES module outside any package.json: load its source as a module. */
+/** long-poll.js, an ES module of its package (eventi/static/js/package.json). */
 export async function loadLongPoll() {
-  const source = readFileSync(new URL("../../eventi/static/js/long-poll.js", import.meta.url), "utf8");
-  return import("data:text/javascript," + encodeURIComponent(source));
+  return import(new URL("../../eventi/static/js/long-poll.js", import.meta.url));
 }
 
 export const PENDING = { orderId: "o1", paymentStatus: "pending", amount: 1500, final: false, waitedMs: 60000 };
