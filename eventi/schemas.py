@@ -280,6 +280,9 @@ class WaitResultSchema(OrderStatusSchema):
     final = fields.Boolean(required=True, metadata={
         "description": "false only when the wait timed out (or the server is stopping) with the order still pending."})
     waitedMs = fields.Integer(required=True)
+    retryAfter = fields.Integer(metadata={
+        "description": "Only in an answer streamed with `heartbeat=` (its headers went out before the outcome was "
+                       "known): 0 when the server is stopping, as the `Retry-After` header says otherwise."})
 
 
 class CallbackAckSchema(Schema):
