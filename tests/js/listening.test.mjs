@@ -137,3 +137,19 @@ test("without listenSeconds it stops after maxAttempts holds, as before", async 
   await clock.advance(121000, 1000);
   assert.deepEqual([(await settled(waiting)).value?.final, route.calls.length], [false, 2]);
 });
+
+test("in the slow cadence a hold restarted by 'online' is asked again at once, not after a pause", async (t) => {
+  const clock = simulatedClock(t);
+  const route = new FakeWaitRoute({ holdMs: 60000 });
+  const browser = fakeBrowser();
+  const { waiting } = start(route, browser, { maxAttempts: 1, listenSeconds: 3600 });
+  await clock.advance(61000 + 66000, 1000); // the fast hold, the pause: the second hold is in flight
+  assert.deepEqual(route.calls.map((c) => c.outcome), ["pending", "in flight"]);
+  browser.goOffline();
+  route.killInFlight();
+  route.pay();
+  browser.goOnline();
+  await clock.advance(0, 1);
+  assert.equal((await settled(waiting)).value?.body.paymentStatus, "completed");
+  assert.deepEqual(route.calls.map((c) => c.outcome), ["pending", "aborted", "completed"]);
+});

@@ -41,6 +41,9 @@ class Restart extends Error {}
  * deadline (its length + deadlineMarginMs) is aborted and asked again. Rejects with WaitError on 4xx (unknown
  * order or wrong token), once errors have lasted errorBudgetMs while the browser was online (or exceed
  * maxErrors), or with the signal's reason when aborted. At most one request is in flight at any time.
+ * With listenSeconds, holds go on after maxAttempts at the slow cadence (a pause of slowPauseMs before each)
+ * until that many seconds after the call. With heartbeatSeconds the server streams a space that often while
+ * it holds: a request silent for silenceMs is aborted (its connection closed) and asked again.
  */
 export async function waitForPayment(waitUrl, options = {}) {
   const opts = withDefaults(options);
@@ -54,16 +57,18 @@ export async function waitForPayment(waitUrl, options = {}) {
   const watch = new NetworkWatch(opts, log);
   const errors = new ErrorBudget(opts, watch, log);
   let attempts = 0, requests = 0, body = null;
+  let pause = false; // a hold ran out in the slow cadence: pause before the next (not after an error or a restart)
 
   try {
     while (attempts < opts.maxAttempts || Date.now() < listenUntil) {
       throwIfAborted(opts.signal);
-      if (attempts >= opts.maxAttempts) {
+      if (pause) {
         // The slow cadence: a pause between holds (cut short by "online", focus or the page shown again).
-        const pause = Math.min(opts.slowPauseMs * (0.9 + Math.random() * 0.2), listenUntil - Date.now());
+        const ms = Math.min(opts.slowPauseMs * (0.9 + Math.random() * 0.2), listenUntil - Date.now());
         if (attempts === opts.maxAttempts && opts.onSlow) opts.onSlow();
-        log.log(`Long polling: still pending; asking again in ${Math.round(pause / 1000)} s`);
-        await watch.sleep(pause, true);
+        log.log(`Long polling: still pending; asking again in ${Math.round(ms / 1000)} s`);
+        await watch.sleep(ms, true);
+        pause = false;
         if (Date.now() >= listenUntil) break;
       }
       attempts += 1;
@@ -104,8 +109,10 @@ export async function waitForPayment(waitUrl, options = {}) {
           // and waits the (short) backoff, so a deploy's pages come back spread.
           await errors.afterError(response.status, retryAfter, "server stopping", false);
           attempts -= 1;
+        } else {
+          pause = attempts >= opts.maxAttempts; // past the fast holds: the slow cadence
         }
-        continue; // the hold expired with "pending": ask again at once
+        continue; // the hold expired with "pending": ask again (at once while the fast holds last)
       }
       if (response.status === 429 || response.status >= 500) {
         await errors.afterError(response.status, response.headers.get("Retry-After"), `HTTP ${response.status}`, false);
