@@ -3,6 +3,7 @@ spaces come while held, the body is valid JSON; refusals keep their status; a st
 is a retryable answer in the body."""
 import http.client
 import json
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from eventi.errors import StoreUnavailable
 from eventi.services.waiting import WaitResult
 from eventi.web.orders import heartbeats
 from tests.conftest import TEST_SECRET
+from tests.support import raw_http
 from tests.support.api import Api
 
 
@@ -64,6 +66,33 @@ def test_refusals_keep_their_status_with_heartbeats_asked(shop: Gunicorn) -> Non
     conn, response = open_wait(shop.port, f"/api/orders/{order_id}/wait?token={token}&heartbeat=0")
     assert (response.status, json.loads(response.read())["error"]) == (400, "validation_error")
     conn.close()
+
+
+def test_a_streamed_hold_cut_short_by_a_stopping_worker_says_retry_in_its_body_then_closes(shop: Gunicorn) -> None:
+    api = Api(shop.base_url, TEST_SECRET)
+    order_id, token = api.create_order()
+    sock = raw_http.connect(shop.port)
+    sock.sendall(raw_http.get(f"/api/orders/{order_id}/wait?token={token}&timeout=60&heartbeat=1"))
+    raw = b""
+    while b"\r\n\r\n" not in raw:  # the head and the first space: the 200 is out
+        raw += sock.recv(65536)
+    shop.process.signal(signal.SIGTERM)
+    raw += raw_http.Reader(sock).rest()  # to EOF: the worker closes the connection after the answer
+    head, chunked = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and b"chunked" in head.lower()
+    body = json.loads(dechunk(chunked))
+    assert (body["orderId"], body["final"], body["retryAfter"]) == (order_id, False, 0)
+    shop.process.wait_for(r"Shutting down: Master", timeout=60)
+    assert "Traceback" not in "".join(shop.process.log)
+
+
+def dechunk(data: bytes) -> bytes:
+    out = b""
+    while True:
+        size, data = data.split(b"\r\n", 1)
+        if int(size, 16) == 0:
+            return out
+        out, data = out + data[:int(size, 16)], data[int(size, 16) + 2:]
 
 
 class FailingHold:
