@@ -17,6 +17,7 @@ const FALLBACK_REASON = "M-Pesa did not complete the payment: try again, or cont
 const UNHEARD = {
   expired: "The prompt on your phone has expired without an answer reaching us. If you approved it, we keep " +
            "checking and your payment shows here when M-Pesa confirms it: do not pay again.",
+  again: "We are checking your payment again. If you approved the prompt, do not pay again.",
   stopped: "We have stopped checking for now. If you approved the prompt, press Check again or come back to this " +
            "page later: it checks again when you return. Do not pay again.",
   unreachable: "We could not reach the server to check your payment. Check your connection: we try again every " +
@@ -170,9 +171,9 @@ async function follow() {
   stopped = false;
   // Past the prompt's life the page stays on "not heard yet": it never asks for the PIN again.
   if (secondsLeft() !== 0 && document.getElementById("view-pending")) show("waiting");
-  else if (state === "unheard") unheardWords("expired"); // listening again: the words say so
   startCountdown();
   const listen = listenSeconds();
+  if (state === "unheard") unheardWords(listen > 0 ? "expired" : "again"); // the words say how it listens now
   try {
     const result = await waitForPayment(root.dataset.waitUrl, waitOptions(controller.signal, listen));
     if (result.final) render(result.body);
