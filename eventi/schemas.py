@@ -83,6 +83,10 @@ class WaitQuerySchema(TokenQuerySchema):
     """Query of GET /api/orders/<id>/wait; timeout at most max_seconds (EVENTI_WAIT_MAX_SECONDS)."""
 
     timeout = QueryInteger(load_default=None, validate=validate.Range(min=1, max=120))
+    heartbeat = QueryInteger(load_default=None, validate=validate.Range(min=1, max=30), metadata={
+        "description": "Seconds between heartbeats: the answer starts at once and a space is sent every "
+                       "`heartbeat` seconds while held (JSON allows leading whitespace), so a client notices a "
+                       "dead connection in seconds. Without it the answer comes whole at the end."})
 
     def __init__(self, max_seconds: int = 120, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -309,6 +313,9 @@ class WaitResultSchema(OrderStatusSchema):
     final = fields.Boolean(required=True, metadata={
         "description": "false only when the wait timed out (or the server is stopping) with the order still pending."})
     waitedMs = fields.Integer(required=True)
+    retryAfter = fields.Integer(metadata={
+        "description": "Only in an answer streamed with `heartbeat=` (its headers went out before the outcome was "
+                       "known): 0 when the server is stopping, as the `Retry-After` header says otherwise."})
 
 
 class CallbackAckSchema(_Answer):

@@ -9,7 +9,7 @@ from eventi.config import DEV_SUPPORT_CONTACT
 from eventi.models import utcnow
 from eventi.outcomes import REFUND_NEEDED_REASON
 from eventi.runtime import current_runtime
-from eventi.web.payment_page import REFUND, countdown_text, mask_phone, payment_view
+from eventi.web.payment_page import REFUND, countdown_text, listen_left, mask_phone, payment_view
 from tests.support.api import callback_body, order_body
 
 SUPPORT = "call 0700 000 000 or write to help@example.com"
@@ -221,3 +221,21 @@ def test_refund_needed_says_we_got_the_payment_and_will_refund_it_and_offers_no_
     for other in ("pending", "unknown", "success", "failure"):
         assert not view_of(html, other)[1], other
     assert_summary(html, unique_event, order_id)
+
+
+def test_the_page_is_told_how_long_the_order_can_still_change(page_app, unique_event):
+    client, runtime = page_app  # reconcile gives up 900 s after the push; swept from a cron (interval 0)
+    order_id, token = new_order(client, unique_event)
+    pushed(runtime, order_id, ago=100)
+    left = int(re.search(r'data-listen-left="(\d+)"', page(client, order_id, token)).group(1))
+    assert 900 + 300 - 100 - 5 <= left <= 900 + 300 - 100  # the give-up age, then one cron sweep
+    runtime.store.set_fields(order_id, {"status": "completed"})
+    assert 'data-listen-left=""' in page(client, order_id, token)  # final: nothing more to listen for
+
+
+def test_the_listening_window_covers_a_long_prompt_and_the_sweep_interval():
+    now = utcnow()
+    order = {"status": "pending", "createdAt": now, "pushedAt": now, "promptExpiresAt": now + timedelta(seconds=600)}
+    assert listen_left(order, now, give_up_seconds=120, sweep_seconds=60) == 660
+    assert listen_left(order, now, give_up_seconds=900, sweep_seconds=60) == 960
+    assert listen_left({**order, "pushedAt": None, "promptExpiresAt": None}, now + timedelta(hours=2), 900, 0) == 0

@@ -2,8 +2,8 @@
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,20 +72,27 @@ class WaitService:
 
     def wait(self, order_id: str, timeout: float, client: Client | None = None) -> WaitResult:
         """Wait up to timeout seconds for a final status; a client that leaves ends the wait early."""
+        return self.begin(order_id, timeout, client).run()
+
+    def begin(self, order_id: str, timeout: float, client: Client | None = None) -> "HeldWait":
+        """Take a slot, register the waiter and read the status: every refusal (NotFound, TooManyWaits, the
+        store down) is raised here, before an answer starts; the HeldWait then holds it."""
         started = time.monotonic()
         log.info("Long polling started orderId=%s timeout=%ss", order_id, timeout)
-        with self._slot(order_id), self._notifier.waiter(order_id) as waiter:
+        stack = ExitStack()
+        try:
+            stack.enter_context(self._slot(order_id))
+            waiter = stack.enter_context(self._notifier.waiter(order_id))
             body = self._reader.current(order_id)
             if body is None:
                 raise NotFound()
             if client is not None:
                 client.watch(waiter.wake)
-            try:
-                body, outcome = self._hold(order_id, waiter, body, started + timeout, client, started)
-            finally:
-                if client is not None:
-                    client.close()
-        return self._finish(order_id, body, outcome, started)
+                stack.callback(client.close)
+        except BaseException:
+            stack.close()
+            raise
+        return HeldWait(self, order_id, waiter, body, started, started + timeout, client, stack)
 
     @contextmanager
     def _slot(self, order_id: str) -> Iterator[None]:
@@ -104,15 +111,25 @@ class WaitService:
                 del self._held[order_id]
 
     def _hold(self, order_id: str, waiter: Waiter, body: dict[str, Any], deadline: float,
-              client: Client | None, started: float) -> tuple[dict[str, Any], str]:
+              client: Client | None, started: float,
+              beat_every: float | None) -> Generator[None, None, tuple[dict[str, Any], str]]:
+        """Hold until final or deadline; yield every beat_every seconds while held (a heartbeat's moment)."""
+        next_beat = started + beat_every if beat_every else None
         while not is_final(body):
             if self._stopping:
                 return body, "shutdown"
             if client is not None and client.gone():
                 return body, "client_gone"
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return body, "timeout"
+            if next_beat is not None:
+                if now >= next_beat:
+                    yield
+                    next_beat = time.monotonic() + beat_every  # type: ignore[operator]
+                    continue
+                remaining = min(remaining, next_beat - now)
             body = self._next_body(order_id, waiter, remaining, body, started)
         return body, "final"
 
@@ -140,3 +157,30 @@ class WaitService:
         elif outcome != "final":
             log.info("Long poll ended (%s) orderId=%s waitedMs=%d", outcome, order_id, waited_ms)
         return WaitResult(body=body, final=is_final(body), waited_ms=waited_ms, outcome=outcome)
+
+
+class HeldWait:
+    """A wait past its checks (WaitService.begin): its slot and waiter are held until it ends."""
+
+    def __init__(self, service: WaitService, order_id: str, waiter: Waiter, body: dict[str, Any], started: float,
+                 deadline: float, client: Client | None, stack: ExitStack) -> None:
+        self._service, self._order_id, self._waiter, self._body = service, order_id, waiter, body
+        self._started, self._deadline, self._client, self._stack = started, deadline, client, stack
+
+    def run(self) -> WaitResult:
+        """Hold to the end, without heartbeats."""
+        for step in self.steps(None):
+            if step is not None:
+                return step
+        raise AssertionError("steps() ends with a result")  # pragma: no cover
+
+    def steps(self, beat_every: float | None) -> Generator[WaitResult | None, None, None]:
+        """None every beat_every seconds while held, then the WaitResult. Closing the iterator early (the
+        client went while a heartbeat was written) or an error reading the store releases the slot and waiter."""
+        service = self._service
+        try:
+            body, outcome = yield from service._hold(self._order_id, self._waiter, self._body, self._deadline,
+                                                      self._client, self._started, beat_every)
+        finally:
+            self._stack.close()
+        yield service._finish(self._order_id, body, outcome, self._started)

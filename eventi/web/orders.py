@@ -1,9 +1,14 @@
 """Blueprint for the shopper's browser: create an order, read its status, wait for it."""
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..errors import NotFound
+from ..errors import EventiError, NotFound
+from ..problems import problem
 from ..runtime import current_runtime
 from ..schemas import (
     IDEMPOTENCY_KEY,
@@ -14,15 +19,17 @@ from ..schemas import (
     WaitQuerySchema,
     WaitResultSchema,
 )
+from ..services.waiting import HeldWait, WaitResult
 from . import examples as ex
 from .client_socket import client_connection
 from .common import status_token_matches
 from .converters import OrderId
 from .created import created_body
 from .declare import Header, declare, ok
-from .errors import error_response
+from .errors import error_response, problem_title
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
+log = logging.getLogger(__name__)
 
 
 @bp.after_request
@@ -97,8 +104,11 @@ def get_status(order_id: OrderId | None, query: dict[str, Any]) -> Response:
                 "Call it again while `final` is false. Responses carry `Cache-Control: no-store` and "
                 "`X-Accel-Buffering: no`; proxies must allow more than the longest hold (120 s). "
                 "A pending answer with `Retry-After` was cut short because the server is stopping "
-                "(a deploy): not a hold; call again after that many seconds (0: at once).",
-    query=WaitQuerySchema, query_examples={"token": ex.STATUS_TOKEN, "timeout": 60},
+                "(a deploy): not a hold; call again after that many seconds (0: at once). With `heartbeat=N` "
+                "the 200 starts at once and a space is sent every N s until the JSON body (valid JSON: leading "
+                "whitespace); then a stopping server says `retryAfter: 0` in the body, and a store failure after "
+                "the start is the error shape (`error`, `message`) with `retryAfter`: call again.",
+    query=WaitQuerySchema, query_examples={"token": ex.STATUS_TOKEN, "timeout": 60, "heartbeat": 5},
     responses={200: ok(WaitResultSchema, {
         "completed": {**ex.COMPLETED, "final": True, "waitedMs": 8412},
         "cancelled": {**ex.CANCELLED, "final": True, "waitedMs": 15003},
@@ -111,12 +121,44 @@ def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response
     order_id = _authorised(order_id, query["token"])
     p = current_runtime()
     timeout = query["timeout"] or p.settings.wait_default_seconds
-    result = p.waits.wait(order_id, timeout, client=client_connection(request.environ))
-    response = jsonify({**result.body, "final": result.final, "waitedMs": result.waited_ms})
+    held = p.waits.begin(order_id, timeout, client=client_connection(request.environ))  # refusals: before the 200
+    if query["heartbeat"]:
+        response = Response(heartbeats(held, query["heartbeat"]), mimetype="application/json")
+    else:
+        result = held.run()
+        response = jsonify(wait_body(result))
+        if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
+            response.headers["Retry-After"] = "0"
+    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
-    if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
-        response.headers["Retry-After"] = "0"
     return response
+
+
+def wait_body(result: WaitResult) -> dict[str, Any]:
+    """The wait route's JSON answer."""
+    return {**result.body, "final": result.final, "waitedMs": result.waited_ms}
+
+
+def heartbeats(held: HeldWait, every: int) -> Iterator[bytes]:
+    """The streamed answer: a space at once and every `every` s while held, then the JSON body. The 200 is sent
+    by then, so what would have been a header or an error status is in the body: `retryAfter` (0) when cut
+    short by a stopping server, and a store failure as problem details with `retryAfter` (a retryable answer)."""
+    yield b" "
+    try:
+        with closing(held.steps(every)) as steps:  # closed here too when the client goes mid-stream
+            for step in steps:
+                if step is None:
+                    yield b" "
+                else:
+                    yield _json_line({**wait_body(step), **({"retryAfter": 0} if step.cut_short else {})})
+    except EventiError as exc:
+        log.warning("Long poll failed after its answer started (%s): told the client to retry", exc.code)
+        yield _json_line(problem(exc.status, exc.code, problem_title(type(exc)), exc.message,
+                                 retryAfter=exc.retry_after or 1))
+
+
+def _json_line(body: dict[str, Any]) -> bytes:
+    return (json.dumps(body, separators=(",", ":"), default=str) + "\n").encode()
 
 
 def _authorised(order_id: OrderId | None, token: str | None) -> OrderId:

@@ -24,7 +24,7 @@ from .converters import OrderId
 from .created import created_body
 from .declare import declare, text
 from .manual_page import manual_offer
-from .payment_page import countdown_text, payment_view
+from .payment_page import countdown_text, listen_left, payment_view
 
 bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)
@@ -182,6 +182,8 @@ def status(order_id: OrderId | None) -> ResponseReturnValue:
         support=p.settings.support_contact,
         wait_url=url_for("orders.wait_for_status", order_id=order_id, token=token),
         hold_seconds=p.settings.wait_default_seconds,  # long-poll.js's deadline per hold: this + a margin
+        listen_left=listen_left(order, utcnow(), p.settings.reconcile_give_up_seconds,
+                                p.settings.reconcile_interval_seconds),
         retry_url=retry_url(order["eventId"], order_id, token),
         manual=manual_offer(p, order),
     ))

@@ -54,6 +54,25 @@ def payment_view(order: dict[str, Any], now: datetime, help_seconds: int) -> Pay
     return PaymentView(state, title, refresh, prompt_left, help_after, mask_phone(order.get("phone", "")))
 
 
+CRON_SWEEP_SECONDS = 300
+"""With EVENTI_RECONCILE_INTERVAL_SECONDS 0 reconcile runs from a cron (`flask reconcile`) whose cadence the
+server cannot know: the page listens this long past the give-up age for that sweep."""
+
+
+def listen_left(order: dict[str, Any], now: datetime, give_up_seconds: int, sweep_seconds: int) -> int | None:
+    """Seconds from now for which a pending order can still change by itself: the prompt's life, then until
+    reconcile gives up on it (EVENTI_RECONCILE_GIVE_UP_SECONDS after the push) and one sweep more. None once final.
+
+    Past it the order is settled by reconcile, or kept pending because PayHero gives no answer (then only
+    support settles it): the page stops listening and says so."""
+    if OrderStatus(order["status"]).final:
+        return None
+    start: datetime = order.get("pushedAt") or order["createdAt"]
+    until: datetime = max(order.get("promptExpiresAt") or start, start + timedelta(seconds=give_up_seconds))
+    until += timedelta(seconds=sweep_seconds or CRON_SWEEP_SECONDS)
+    return max(0, math.ceil((until - now).total_seconds()))
+
+
 def mask_phone(phone: str) -> str:
     """254712345010 -> "07•• ••• 010": enough to recognise one's number, not enough to give it away."""
     local = "0" + phone[3:] if phone.startswith("254") and len(phone) == 12 else phone

@@ -58,6 +58,10 @@ class RemoteBrowser:
         """Playwright's context.set_offline: navigator.onLine and the offline/online events follow."""
         self._call({"do": "offline", "value": value})
 
+    def event(self, kind: str) -> None:
+        """Fire a window event (focus, online) or document's visibilitychange in the page, as the browser would."""
+        self._call({"do": "event", "kind": kind})
+
     def forward(self, ms: int, until_console: str, timeout_ms: int = 30_000) -> str:
         """Move the page's clock ms ahead, firing its due timers; answer the first console line containing
         until_console printed from then on."""
@@ -133,6 +137,8 @@ def serve(options: dict) -> None:
             "console": lambda c: list(console),
             "axe": lambda c: audit(page),
             "forward": forward,
+            "event": lambda c: page.evaluate(
+                "k => (k === 'visibilitychange' ? document : window).dispatchEvent(new Event(k))", c["kind"]) and None,
             "quit": lambda c: None,
         }
         for line in sys.stdin:

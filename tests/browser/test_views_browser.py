@@ -254,6 +254,21 @@ def test_offline_the_page_says_so_and_keeps_waiting(seen) -> None:
         assert found["notice"] in found["text"] and found["announce"] == found["notice"]
 
 
+def test_past_the_time_an_order_can_change_the_page_says_it_stopped_and_what_to_do(seen) -> None:
+    for found in facts(seen, "payment-stopped"):
+        assert found["listen_left"] == "0" and found["views"] == ["unknown"] and not found["checking"]
+        assert found["reason"].startswith("We have stopped checking for now.") and "press Check again" in found["reason"]
+        assert found["announce"].endswith(found["reason"])
+
+
+def test_when_the_server_stays_unreachable_the_page_says_the_connection_is_lost_not_m_pesa(seen) -> None:
+    for found in facts(seen, "payment-connection-lost"):
+        assert (found["heading"], found["focused"], found["title"]) == ("Connection lost",) * 2 + ("Connection lost · eventi",)
+        assert found["views"] == ["unknown"] and not found["notice_shown"]
+        assert found["reason"].startswith("We could not reach the server") and "every minute" in found["reason"]
+        assert found["announce"] == f"Connection lost. {found['reason']}"
+
+
 def test_without_javascript_the_payment_page_reloads_itself_while_waiting(seen) -> None:
     for found in facts(seen, "payment-nojs"):
         assert (found["title"], found["refresh"], found["url"]) == ("Approve on your phone · eventi", "5", found["order_url"])

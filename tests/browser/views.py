@@ -473,6 +473,59 @@ def payment_offline(page, spec: dict) -> dict:
             "announce": page.text_content("#announce")}
 
 
+WAIT_REQUEST = re.compile(r"/api/orders/[^/]+/wait\?")
+
+
+def aged(spec: dict, order: dict, hours: int = 2) -> None:
+    """As if the order had been made hours ago: past its prompt and reconcile's give-up age, so the page's window
+    for listening (data-listen-left) is over."""
+    from datetime import timedelta
+
+    from eventi.models import utcnow
+    from eventi.store import OrderStore, connect
+
+    client = connect(spec["mongo_uri"])
+    try:
+        at = utcnow() - timedelta(hours=hours)
+        OrderStore(client.get_default_database()).set_fields(
+            order["orderId"], {"createdAt": at, "pushedAt": at, "promptExpiresAt": at + timedelta(minutes=1)})
+    finally:
+        client.close()
+
+
+@view("payment-stopped")
+def payment_stopped(page, spec: dict) -> dict:
+    """An order past the time it can change by itself: one hold runs out (answered at once by the browser here),
+    and the page says it stopped listening and what to do."""
+    order = create_order(spec, 5)
+    aged(spec, order)
+    pending = {"orderId": order["orderId"], "paymentStatus": "pending", "amount": order["amount"], "final": False,
+               "waitedMs": 1}
+    page.route(WAIT_REQUEST, lambda route: route.fulfill(status=200, content_type="application/json",
+                                                         body=json.dumps(pending)))
+    page.goto(order["url"])
+    page.wait_for_selector("#check-again:not([hidden])")
+    return {**shown(page, order), **after_the_outcome(page), "reason": page.text_content("#unknown-reason"),
+            "listen_left": page.get_attribute("#payment", "data-listen-left"), "checking": page.is_visible("#checking")}
+
+
+@view("payment-connection-lost", clock=True)
+def payment_connection_lost(page, spec: dict) -> dict:
+    """Every wait fails (the server unreachable, the browser online) until the error budget is spent: the page
+    blames the connection, not M-Pesa. Each backoff is skipped on the page's clock."""
+    order = create_order(spec, 5)
+    page.route(WAIT_REQUEST, lambda route: route.abort("connectionrefused"))
+    open_payment(page, order, pause=True)
+    for _ in range(60):  # one failure per step: each prints one "Long polling:" line
+        with page.expect_console_message(lambda m: m.text.startswith("Long polling:")) as line:
+            page.clock.run_for(15_000)
+        if "giving up" in line.value.text:
+            break
+    page.wait_for_selector("#view-unknown:not([hidden])")
+    return {**shown(page, order), **after_the_outcome(page), "reason": page.text_content("#unknown-reason"),
+            "heading": page.text_content("#view-unknown h1"), "notice_shown": page.is_visible("#offline-notice")}
+
+
 @view("payment-nojs", javascript=False)
 def payment_without_javascript(page, spec: dict) -> dict:
     """Without JavaScript: waiting, and the page reloads itself (<noscript> refresh) until M-Pesa answers."""

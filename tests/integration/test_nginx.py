@@ -76,6 +76,20 @@ def test_a_wait_held_20s_returns_as_soon_as_its_callback_lands(behind_nginx):
     assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Request-ID"]
 
 
+def test_heartbeats_of_a_held_wait_pass_through_nginx_unbuffered(behind_nginx):
+    server, nginx, api = behind_nginx
+    order_id, token = api.create_order()
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=60)  # the timeout only stops a broken test
+    conn.request("GET", f"/api/orders/{order_id}/wait?token={token}&timeout=60&heartbeat=1")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.read(2) == b"  "  # the start and a heartbeat, through nginx, while the order is pending
+    assert api.callback(order_id).status_code == 200
+    body = json.loads(response.read())
+    assert (body["paymentStatus"], body["final"]) == ("completed", True)
+    conn.close()
+
+
 def test_200_concurrent_waits_pass_through_nginx(behind_nginx):
     server, nginx, api = behind_nginx
     direct = Api(server.base_url, TEST_SECRET)  # 200 checkouts from one address would meet nginx's limit_req

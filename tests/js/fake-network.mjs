@@ -1,11 +1,9 @@
 // Test doubles for long-poll.js: a wait route behind a network the test controls, a browser's network and
 // visibility events, and a simulated clock (node's mock timers). No server, no framework.
-import { readFileSync } from "node:fs";
 
-/** long-poll.js is a browser ES module outside any package.json: load its source as a module. */
+/** long-poll.js, an ES module of its package (eventi/static/js/package.json). */
 export async function loadLongPoll() {
-  const source = readFileSync(new URL("../../eventi/static/js/long-poll.js", import.meta.url), "utf8");
-  return import("data:text/javascript," + encodeURIComponent(source));
+  return import(new URL("../../eventi/static/js/long-poll.js", import.meta.url));
 }
 
 export const PENDING = { orderId: "o1", paymentStatus: "pending", amount: 1500, final: false, waitedMs: 60000 };
@@ -21,6 +19,8 @@ export const quiet = { log() {}, warn() {} };
  * The wait route as the page sees it through a network. network: "up" (holds answer "pending" after holdMs,
  * "completed" at once when paid), "down" (fetch fails at once, like a refused connection) or "blackhole" (a
  * request is never answered). Like the browser's fetch, a request's signal aborts it. Counts requests in flight.
+ * A request whose URL asks for `heartbeat=N` is answered as the server streams it: the 200 at once, a space
+ * then and every N s while held, then the JSON body; its call stays "in flight" until the body ends.
  */
 export class FakeWaitRoute {
   constructor({ holdMs = 60000 } = {}) {
@@ -58,10 +58,30 @@ export class FakeWaitRoute {
       if (this.status !== 200) {
         return finish(`HTTP ${this.status}`, () => resolve(answer({ error: "store_unavailable" }, {}, this.status)));
       }
+      const beat = Number(new URL(url, "http://x/").searchParams.get("heartbeat"));
+      if (beat > 0) return this.#stream(call, beat * 1000, resolve, finish);
       if (this.paid) return paid();
       this.held.add(paid);
       timer = setTimeout(() => finish("pending", () => resolve(answer(PENDING))), this.holdMs);
     });
+  }
+
+  #stream(call, beatMs, resolve, finish) {
+    let out, beat = null, end = null;
+    const encoder = new TextEncoder();
+    const stop = () => { clearTimeout(beat); clearTimeout(end); this.held.delete(paid); };
+    const body = new ReadableStream({ start(controller) { out = controller; } });
+    const last = (json) => finish(json.paymentStatus, () => { stop(); out.enqueue(encoder.encode(JSON.stringify(json))); out.close(); });
+    const paid = () => last(COMPLETED);
+    const heartbeat = () => { out.enqueue(encoder.encode(" ")); beat = setTimeout(heartbeat, beatMs); };
+    call.kill = stop; // silence: no more bytes, and no end
+    call.signal.addEventListener("abort", () => { stop(); out.error(call.signal.reason); }, { once: true });
+    resolve({ ok: true, status: 200, headers: new Headers({ "Content-Type": "application/json" }), body,
+              json: async () => { throw new Error("a streamed body is read with getReader()"); } });
+    heartbeat();
+    if (this.paid) return paid();
+    this.held.add(paid);
+    end = setTimeout(() => last(PENDING), this.holdMs);
   }
 
   /** The connections of the requests in flight die silently: no answer ever comes (an abort still ends them). */

@@ -2,11 +2,10 @@
 // Run from pytest by tests/test_long_poll_js.py.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 
-// long-poll.js is a browser ES module outside any package.json: load its source as a module.
-const source = readFileSync(new URL("../../eventi/static/js/long-poll.js", import.meta.url), "utf8");
-const { waitForPayment } = await import("data:text/javascript," + encodeURIComponent(source));
+import { loadLongPoll } from "./fake-network.mjs";
+
+const { waitForPayment } = await loadLongPoll();
 
 const PENDING = { orderId: "o1", paymentStatus: "pending", amount: 1500, final: false, waitedMs: 60000 };
 const STOPPING = { ...PENDING, waitedMs: 12 };

@@ -17,10 +17,11 @@ function start(route, browser, options = {}) {
   return { waiting, network };
 }
 
-test("a hold unanswered by its deadline (hold + margin) is aborted and asked again", async (t) => {
+test("without heartbeats, a hold unanswered by its deadline (hold + margin) is aborted and asked again", async (t) => {
   const clock = simulatedClock(t);
-  for (const [options, deadlineMs] of [[{ timeoutSeconds: 5 }, 15000], [{ holdSeconds: 3 }, 13000],
-                                       [{ holdSeconds: 3, deadlineMarginMs: 2000 }, 5000]]) {
+  const off = { heartbeatSeconds: 0 };
+  for (const [options, deadlineMs] of [[{ ...off, timeoutSeconds: 5 }, 15000], [{ ...off, holdSeconds: 3 }, 13000],
+                                       [{ ...off, holdSeconds: 3, deadlineMarginMs: 2000 }, 5000]]) {
     const route = new FakeWaitRoute({ holdMs: 1000 * (options.timeoutSeconds || options.holdSeconds) });
     route.network = "blackhole"; // the held request's connection dies silently: no FIN, no RST
     const { waiting } = start(route, fakeBrowser(), options);
@@ -39,7 +40,8 @@ test("the deadline follows the hold the wait URL asks for", async (t) => {
   const clock = simulatedClock(t);
   const route = new FakeWaitRoute();
   route.network = "blackhole";
-  const waiting = waitForPayment("/api/orders/o1/wait?token=t&timeout=2", { fetch: route.fetch, log: quiet, ...fakeBrowser() });
+  const waiting = waitForPayment("/api/orders/o1/wait?token=t&timeout=2",
+                                 { fetch: route.fetch, log: quiet, heartbeatSeconds: 0, ...fakeBrowser() });
   await clock.advance(11900);
   assert.equal(route.calls[0].outcome, "in flight");
   await clock.advance(100);

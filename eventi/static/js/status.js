@@ -13,23 +13,35 @@ const TITLES = { waiting: "Approve on your phone", unheard: "Waiting for M-Pesa"
 
 // The server words the reason (`reasonText`), so a reload shows the same sentence; this is for older bodies.
 const FALLBACK_REASON = "M-Pesa did not complete the payment: try again, or contact us with the order reference.";
+// Each sentence says whether the page is listening, and what to do when it is not (listening is honest).
 const UNHEARD = {
-  expired: "The prompt on your phone has expired without an answer reaching us. If you approved it, your payment " +
-           "shows here as soon as M-Pesa confirms it: do not pay again.",
-  gaveUp: "We have not heard back about your payment yet. If you approved the prompt, your payment shows here as " +
-          "soon as M-Pesa confirms it: do not pay again.",
-  unreachable: "We could not reach the server to check your payment. Check your connection: we check again as soon " +
-               "as you are back online. Do not pay again.",
+  expired: "The prompt on your phone has expired without an answer reaching us. If you approved it, we keep " +
+           "checking and your payment shows here when M-Pesa confirms it: do not pay again.",
+  again: "We are checking your payment again. If you approved the prompt, do not pay again.",
+  stopped: "We have stopped checking for now. If you approved the prompt, press Check again or come back to this " +
+           "page later: it checks again when you return. Do not pay again.",
+  unreachable: "We could not reach the server to check your payment. Check your connection: we try again every " +
+               "minute, and as soon as you are back online. Do not pay again.",
+  unreachableLater: "We could not reach the server to check your payment. Check your connection: we try again as " +
+                    "soon as you are back online or return to this page. Do not pay again.",
 };
+// The heading of the "not heard" view when it is our connection, not M-Pesa, that failed.
+const UNREACHABLE_HEADING = "Connection lost";
+const RETRY_UNREACHABLE_MS = 60000;
 
 // Prompt timings come as seconds from page load (not clock times): a phone whose clock is off counts right.
 const loadedAt = performance.now();
 const promptLeft = root.dataset.promptLeft === "" ? null : Number(root.dataset.promptLeft);
 const helpAfter = Number(root.dataset.helpAfter || 0);
+// How long the order can still change by itself (the prompt, then reconcile): the page listens that long.
+const listenLeft = root.dataset.listenLeft === undefined || root.dataset.listenLeft === "" ? 0 : Number(root.dataset.listenLeft);
+const unknownHeading = document.querySelector("#view-unknown h1");
+const heardHeading = unknownHeading.innerHTML;
 let state = root.dataset.state;
 let waiting = null; // the AbortController of the wait in progress
 let ticker = null;
-let gaveUp = false; // the last wait ended on errors: the network coming back resumes it
+let stopped = false; // the last wait ended without a final status: focus, a shown page or "online" checks again
+let retryTimer = null;
 
 function secondsLeft() {
   if (promptLeft === null) return null;
@@ -55,9 +67,21 @@ function show(next, { message, title, focus = true } = {}) {
   if (focus) heading.focus();
 }
 
-function unheard(why) {
+function listenSeconds() {
+  return Math.max(0, Math.floor(listenLeft - (performance.now() - loadedAt) / 1000));
+}
+
+function unheardWords(why) {
+  const unreachable = why.startsWith("unreachable");
+  if (unreachable) unknownHeading.textContent = UNREACHABLE_HEADING;
+  else unknownHeading.innerHTML = heardHeading;
   document.getElementById("unknown-reason").textContent = UNHEARD[why];
-  show("unheard", { message: `We have not heard from M-Pesa yet. ${UNHEARD[why]}` });
+  return unreachable ? UNREACHABLE_HEADING : null;
+}
+
+function unheard(why) {
+  const title = unheardWords(why);
+  show("unheard", { message: `${unknownHeading.textContent}. ${UNHEARD[why]}`, title });
 }
 
 function render(body) {
@@ -131,35 +155,51 @@ function onNetwork(networkState) {
   offlineNotice.hidden = networkState !== "offline";
 }
 
-// Options for long-poll.js's waitForPayment: the server's hold (each hold's deadline) and the network hook.
-function waitOptions(signal) {
-  const holdSeconds = Number(root.dataset.holdSeconds) || undefined;
-  return { signal, holdSeconds, onNetwork };
+// Options for long-poll.js's waitForPayment: the server's hold (each hold's deadline), holds back to back for
+// the prompt's life, then the slow cadence for as long as the order can change, and the network hook.
+function waitOptions(signal, listen) {
+  const holdSeconds = Number(root.dataset.holdSeconds) || 60;
+  const promptHolds = Math.ceil((secondsLeft() || 0) / holdSeconds) + 1; // "as soon as" holds while it may be answered
+  const maxAttempts = listen > 0 ? Math.max(4, promptHolds) : 1; // past the window: one look per return
+  return { signal, holdSeconds, onNetwork, maxAttempts, listenSeconds: listen };
 }
 
 async function follow() {
   if (waiting) waiting.abort();
+  clearTimeout(retryTimer);
   const controller = new AbortController();
   waiting = controller;
   checking(true);
-  gaveUp = false;
+  stopped = false;
   // Past the prompt's life the page stays on "not heard yet": it never asks for the PIN again.
   if (secondsLeft() !== 0 && document.getElementById("view-pending")) show("waiting");
   startCountdown();
+  const listen = listenSeconds();
+  if (state === "unheard") unheardWords(listen > 0 ? "expired" : "again"); // the words say how it listens now
   try {
-    const result = await waitForPayment(root.dataset.waitUrl, waitOptions(controller.signal));
+    const result = await waitForPayment(root.dataset.waitUrl, waitOptions(controller.signal, listen));
     if (result.final) render(result.body);
-    else unheard("gaveUp");
+    else {
+      stopped = true;
+      unheard("stopped");
+    }
   } catch (err) {
     if (controller.signal.aborted) return;
-    gaveUp = !(err.status >= 400 && err.status < 500 && err.status !== 429); // not for an unknown order
+    stopped = !(err.status >= 400 && err.status < 500 && err.status !== 429); // not for an unknown order
     offlineNotice.hidden = true;
-    unheard("unreachable");
+    const retry = stopped && listenSeconds() > 0;
+    unheard(retry ? "unreachable" : "unreachableLater");
+    if (retry) retryTimer = setTimeout(follow, RETRY_UNREACHABLE_MS);
   }
   if (waiting === controller) {
     waiting = null;
     checking(false);
   }
+}
+
+// After the page stopped listening, coming back to it checks again, without a click.
+function checkOnReturn() {
+  if (stopped && !waiting && document.visibilityState !== "hidden") follow();
 }
 
 // Back (or Forward) to a page kept in the back/forward cache: what it shows may be stale; the server knows.
@@ -168,8 +208,10 @@ window.addEventListener("pageshow", (event) => {
 });
 
 document.getElementById("check-again").addEventListener("click", follow);
-// The wait rides out offline spells by itself; after it gave up on errors, the network coming back resumes it.
-window.addEventListener("online", () => { if (gaveUp) follow(); });
+// The wait rides out offline spells by itself; once it stopped, the network or the shopper coming back resumes it.
+window.addEventListener("online", checkOnReturn);
+window.addEventListener("focus", checkOnReturn);
+document.addEventListener("visibilitychange", checkOnReturn);
 if (root.dataset.status === "pending") {
   const liveNote = document.getElementById("live-note");
   if (liveNote) liveNote.hidden = false;
