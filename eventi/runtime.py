@@ -97,10 +97,11 @@ class Runtime:
         self.callbacks = CallbackService(self.store, self.broadcaster, self.settler, reader=self.reader,
                                          verifier=self.payhero if settings.payhero_verify_callbacks else None,
                                          late=self.late_payments)
+        self.limiter = PushLimiter(self.redis, settings.push_limit, settings.push_limit_window)
         self.orders = OrderService(
             self.store, self.events, self.tickets, self.broadcaster, self.settler,
             callback_urls(settings.public_base_url, self.tokens), payhero=self.payhero,
-            limiter=PushLimiter(self.redis, settings.push_limit, settings.push_limit_window),
+            limiter=self.limiter,
             prompt_seconds=settings.prompt_seconds, retrier=self.retrier,
         )
         self.creations = IdempotentOrders(self.orders, self.keys, self.store)
