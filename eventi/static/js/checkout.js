@@ -101,6 +101,11 @@ async function refreshChoices() {
       const note = most === 0 ? " (sold out)" : type.left < type.maxPerOrder ? ` (only ${type.left} left)` : "";
       option.textContent = `${type.name} · ${currency} ${money(type.price)}${note}`;
     }
+    const open = event.ticketTypes.filter((type) => Math.min(type.maxPerOrder, type.left) > 0);
+    if (open.length) {
+      document.getElementById("tickets-hint").textContent =
+        `At most ${open.map((type) => `${Math.min(type.maxPerOrder, type.left)} ${type.name}`).join(" or ")} tickets per order.`;
+    }
   } catch {
     // Offline: the choices stay as they were; the server still refuses what is not left.
   }
