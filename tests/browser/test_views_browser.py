@@ -2,6 +2,7 @@
 (axe-core), a screenshot each under tests/output/, and what each view must show."""
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -348,6 +349,10 @@ def test_the_push_limit_is_said_before_another_try_with_no_try_again(seen) -> No
         assert found["note"].startswith("M-Pesa prompts to this phone are paused: we send at most 3 in 10 minutes. "
                                         "You can try again after ")
         assert "Try again" not in found["text"].replace("try again after", "")
+        checkout = found["checkout"]  # the checkout with that phone: when, in words, and no Pay that would be refused
+        assert re.fullmatch(r"Too many M-Pesa requests to this phone number; try again in (10|9) minutes "
+                            r"\(after [0-2][0-9]:[0-5][0-9]\)\.", checkout["error"]), checkout
+        assert not checkout["pay_enabled"] and checkout["pay_enabled_for_another_phone"]
 
 
 def test_m_pesa_never_breaks_at_its_hyphen(seen) -> None:

@@ -623,9 +623,17 @@ def payment_push_limit(page, spec: dict) -> dict:
     except urllib.error.HTTPError as refused:
         fourth = {"status": refused.code, "retry_after": refused.headers.get("Retry-After"),
                   "error": json.loads(refused.read())["error"]}
-    return {**shown(page, orders[-1]), "note": page.inner_text("#push-limit"), "note_visible": page.is_visible("#push-limit"),
-            "retry_visible": page.is_visible("#retry"), "fourth": fourth,
-            "retry_after": int(page.get_attribute("#push-limit", "data-retry-after"))}
+    facts = {**shown(page, orders[-1]), "note": page.inner_text("#push-limit"), "note_visible": page.is_visible("#push-limit"),
+             "retry_visible": page.is_visible("#retry"), "fourth": fourth,
+             "retry_after": int(page.get_attribute("#push-limit", "data-retry-after"))}
+    page.goto(checkout_url(spec))  # the checkout anyway, with that phone: refused, said, and Pay waits for it
+    fill_checkout(page, {**shopper(1), "phone": phone})
+    page.click("#pay")
+    page.wait_for_selector("#form-error:not([hidden])")
+    facts["checkout"] = {"error": page.text_content("#form-error"), "pay_enabled": page.is_enabled("#pay")}
+    page.fill("#phone", shopper(5)["phone"])
+    facts["checkout"]["pay_enabled_for_another_phone"] = page.is_enabled("#pay")
+    return facts
 
 
 @view("payment-nojs", javascript=False)

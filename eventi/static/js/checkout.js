@@ -51,6 +51,14 @@ function shownAmount() {
 // server's confirm step, and no total shows (it could not follow the choices).
 let live = false;
 
+// The phone the push limit refused (429 too_many_pushes) and until when: Pay for it waits, since the server
+// would refuse it again; another number may pay at once.
+let limited = null;
+
+function limitedNow() {
+  return limited !== null && limited.phone === form.elements.phone.value.trim() && Date.now() < limited.until;
+}
+
 function showTotal() {
   const option = chosenType();
   const amount = shownAmount();
@@ -62,7 +70,7 @@ function showTotal() {
   document.getElementById("line").textContent = `${tickets.value} × ${option.dataset.name} at ${currency} ${money(price)}`;
   document.getElementById("total").textContent = money(amount);
   if (!live) return;
-  button.disabled = false;
+  button.disabled = limitedNow();
   button.textContent = `Pay ${currency} ${money(amount)}`;
 }
 
@@ -116,6 +124,7 @@ async function refreshChoices() {
 ticketType.addEventListener("change", () => { offerQuantities(); showTotal(); });
 tickets.addEventListener("change", showTotal);
 form.addEventListener("input", () => { idempotencyKey = null; });
+form.elements.phone.addEventListener("input", () => { if (limited) showTotal(); });
 form.addEventListener("change", () => { idempotencyKey = null; });
 
 // The last order made from this tab for this event: coming back (Back after paying, or a new visit)
@@ -267,6 +276,8 @@ function refusal(response, data) {
   const wait = Number(response.headers.get("Retry-After"));
   if (data.error === "price_changed") return `${message} It is now ${currency} ${money(data.amount)}.`;
   if (data.error !== "too_many_pushes" || !wait) return message;
+  limited = { phone: form.elements.phone.value.trim(), until: Date.now() + wait * 1000 };
+  setTimeout(showTotal, wait * 1000);
   const at = new Date(Date.now() + wait * 1000).toLocaleTimeString("en-GB", {
     hour: "2-digit", minute: "2-digit", timeZone: "Africa/Nairobi" });
   return `${message.replace(/\.$/, "")} (after ${at}).`;
