@@ -54,7 +54,7 @@ def hidden_token(html: str) -> str:
 
 
 def unwrapped(html: str) -> str:
-    """The page's HTML without the nowrap spans that keep "M-Pesa" on one line (pages.nobreak)."""
+    """The page's HTML without the nowrap spans that keep "M-Pesa" on one line (eventi/web/nobreak.py)."""
     return html.replace('<span class="nowrap">M-Pesa</span>', "M-Pesa")
 
 
@@ -695,3 +695,13 @@ def test_controls_and_text_meet_wcag_aa_contrast() -> None:
     assert contrast(colour(busy, "color"), colour(busy, "background")) >= 4.5 and "opacity" not in busy
     muted = colour(css_rule(css, ".muted, .hint"), "color")
     assert contrast(muted, white) >= 4.5 and contrast(muted, page_bg) >= 4.5
+
+
+def test_m_pesa_is_kept_whole_in_text_but_not_in_tags_or_where_already_kept() -> None:
+    from eventi.web.nobreak import keep_whole
+
+    kept = '<span class="nowrap">M-Pesa</span>'
+    assert keep_whole('<p title="M-Pesa">Pay with M-Pesa, M-Pesa only</p>') == (
+        f'<p title="M-Pesa">Pay with {kept}, {kept} only</p>')
+    assert keep_whole(f"<h1>From {kept}</h1>") == f"<h1>From {kept}</h1>"  # not wrapped twice
+    assert keep_whole("<p>M&#45;Pesa &lt;M-Pesa&gt;</p>") == f"<p>M&#45;Pesa &lt;{kept}&gt;</p>"

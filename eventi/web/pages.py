@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from markupsafe import Markup
 
 from .. import phones
 from ..errors import (
@@ -28,7 +27,7 @@ from ..pricing import Quote
 from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, NAME_MAX, OrderCreateSchema
 from ..services.idempotent import Created
 from . import examples as ex
-from . import form_token
+from . import form_token, nobreak
 from .common import current_runtime, load, status_token_matches
 from .converters import OrderId
 from .declare import declare, text
@@ -63,24 +62,9 @@ _CREATE = OrderCreateSchema()
 _EVENT_PATH = re.compile(r"^/events/([A-Za-z0-9_-]{1,64})(?:/|$)")
 _RETRY_PAUSE = 0.25
 STILL_SENDING = "Your order is still being sent to M-Pesa: check your phone, then reload this page to see it."
-CONFIRM_AGAIN = "Check the total, then press Pay."
 PRICE_CHANGED = "The price changed since you confirmed: the total is now {total}. Check it, then press Pay."
-NO_BREAK = "M-Pesa"
-"""A word a line must never break inside (at its hyphen): in every page's text it goes in a nowrap span, by the
-`nobreak` filter around base.html's main block and, for what scripts write, static/js/nobreak.js."""
-_TAG = re.compile(r"(<[^>]*>)")  # escaped values hold no raw "<" or ">": every "<...>" is markup
 
-
-@bp.app_template_filter("nobreak")
-def nobreak(html: str) -> Markup:
-    """Rendered HTML with each "M-Pesa" in its text (not in tags or attributes) in a white-space: nowrap span."""
-    word, parts, tag = f'<span class="nowrap">{NO_BREAK}</span>', _TAG.split(html), ""
-    for i, part in enumerate(parts):
-        if part.startswith("<"):
-            tag = part
-        elif NO_BREAK in part and "nowrap" not in tag:  # a template's own nowrap span keeps it whole already
-            parts[i] = part.replace(NO_BREAK, word)
-    return Markup("".join(parts))
+bp.add_app_template_filter(nobreak.keep_whole, "nobreak")  # base.html: "M-Pesa" never breaks at its hyphen
 
 
 @dataclass

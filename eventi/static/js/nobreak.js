@@ -1,5 +1,5 @@
 // "M-Pesa" never breaks at its hyphen: the server renders each one in the page's text inside a white-space:
-// nowrap span (eventi/web/pages.py, the `nobreak` filter); this does the same for what scripts write later.
+// nowrap span (eventi/web/nobreak.py, the `nobreak` filter); this does the same for what scripts write later.
 const WORD = "M-Pesa";
 const LEAVE = ".nowrap, .visually-hidden, option, script, style"; // already kept whole, unseen, or text-only
 
