@@ -62,6 +62,7 @@ function limitedNow() {
 function showTotal() {
   const option = chosenType();
   const amount = shownAmount();
+  if (live) document.getElementById("live-total").hidden = amount === null;
   if (amount === null) {
     button.disabled = true; // nothing left to buy: never "0 × VIP", "Total: KES 0" and an enabled Pay
     return;
@@ -97,8 +98,7 @@ async function refreshChoices() {
   try {
     const response = await fetch(`/api/events/${encodeURIComponent(form.dataset.eventId)}`,
                                  { headers: { Accept: "application/json" }, cache: "no-store" });
-    if (!response.ok) return;
-    const event = await response.json();
+    const event = response.ok ? await response.json() : { ticketTypes: [] }; // not known now: as they were
     for (const type of event.ticketTypes) {
       const option = Array.from(ticketType.options).find((o) => o.value === type.id);
       if (!option) continue;
@@ -227,6 +227,7 @@ function localErrors(body) {
 }
 
 form.addEventListener("submit", async (event) => {
+  if (!live) return; // the script stopped before it could show the total: the form's own path, the confirm step
   event.preventDefault();
   clearErrors();
   const body = {
@@ -284,7 +285,6 @@ function refusal(response, data) {
 }
 
 // The one-step flow, with its live total and "Pay KES …", only now that every handler above is in place.
-document.getElementById("live-total").hidden = false;
 document.getElementById("total-next").hidden = true;
 live = true;
 showTotal();
