@@ -62,6 +62,15 @@ class TooManyPushes(EventiError):
 
     status, code, message = 429, "too_many_pushes", "Too many M-Pesa requests to this phone number; wait a few minutes."
 
+    @classmethod
+    def after(cls, seconds: int) -> "TooManyPushes":
+        """The error whose Retry-After is seconds, its message saying how long in minutes."""
+        minutes = max(1, -(-seconds // 60))
+        error = cls(f"Too many M-Pesa requests to this phone number; try again in {minutes} "
+                    f"minute{'' if minutes == 1 else 's'}.")
+        error.retry_after = seconds
+        return error
+
 
 class EventNotFound(EventiError):
     """No such event, or it has started: its tickets are no longer sold."""
@@ -70,9 +79,23 @@ class EventNotFound(EventiError):
 
 
 class SoldOut(EventiError):
-    """Fewer tickets of the type are left than the order asks for."""
+    """Fewer tickets of the type are left than the order asks for (`left`, when known, says how many are)."""
 
     status, code, message = 409, "sold_out", "Not enough tickets of this type are left."
+
+    @classmethod
+    def with_left(cls, ticket_type_name: str, left: int) -> "SoldOut":
+        """The error naming the type and how many of it are left (`left` in the body too)."""
+        if left <= 0:
+            return cls(f"{ticket_type_name} is sold out: no tickets of this type are left.", left=0)
+        noun = "ticket is" if left == 1 else "tickets are"
+        return cls(f"Only {left} {ticket_type_name} {noun} left.", left=left)
+
+
+class PriceChanged(EventiError):
+    """The total the shopper confirmed (`expectedAmount`) is not what the order costs now: nothing was done."""
+
+    status, code, message = 409, "price_changed", "The total changed since you saw it: check the new total."
 
 
 class IdempotencyKeyReused(EventiError):

@@ -56,10 +56,27 @@ class PushLimiter:
         if count > self.limit:
             self.release(key)  # a refused push is not a push
             metrics.STK_PUSHES.labels("limited").inc()
-            error = TooManyPushes()
-            error.retry_after = max(1, ttl)
-            raise error
+            raise TooManyPushes.after(max(1, ttl))
         return Reservation(self, key)
+
+    def wait_seconds(self, phone: str) -> int:
+        """Seconds until reserve(phone) would pass again: 0 when it would now (or Redis cannot tell: it is open then).
+        The same figure as a refused reserve's Retry-After, so a page can say when before anyone tries."""
+        if not self.limit:
+            return 0
+        key = KEY_TEMPLATE.format(phone=phone)
+        try:
+            pipe = self._redis.pipeline()
+            pipe.get(key)
+            pipe.ttl(key)
+            count, ttl = pipe.execute()
+        except RedisError as exc:
+            metrics.REDIS_ERRORS.inc()
+            log.warning("Push limit not read, Redis failed (%s)", exc.__class__.__name__)
+            return 0
+        if count is None or int(count) < self.limit:
+            return 0
+        return ttl if ttl > 0 else self.window  # no expiry: the next reserve starts a full window
 
     def release(self, key: str) -> None:
         """Give one reserved push back. If Redis fails here, the push stays counted until the window ends."""

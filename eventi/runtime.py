@@ -106,10 +106,11 @@ class Runtime:
                                          verifier=self.payhero if settings.payhero_verify_callbacks else None,
                                          late=self.late_payments, second=SecondPayments(self.manual_store))
         self.manual = ManualPayments(self.store, self.manual_store, self.callbacks)
+        self.limiter = PushLimiter(self.redis, settings.push_limit, settings.push_limit_window)
         self.orders = OrderService(
             self.store, self.events, self.tickets, self.broadcaster, self.settler,
             callback_urls(settings.public_base_url, self.tokens), payhero=self.payhero,
-            limiter=PushLimiter(self.redis, settings.push_limit, settings.push_limit_window),
+            limiter=self.limiter,
             prompt_seconds=settings.prompt_seconds, retrier=self.retrier,
         )
         self.creations = IdempotentOrders(self.orders, self.keys, self.store)

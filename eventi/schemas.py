@@ -58,6 +58,10 @@ def no_control_chars(value: str) -> None:
         raise ValidationError(f"Control characters are not allowed ({describe(char)}).")
 
 
+NAME_MAX = 100
+"""The longest name an order keeps; the checkout form says so (and refuses a longer one, never cuts it)."""
+
+
 class OrderCreateSchema(Schema):
     """Body of POST /api/orders."""
 
@@ -67,7 +71,10 @@ class OrderCreateSchema(Schema):
     phone = KenyanPhone(required=True, error_messages={"required": "Enter the M-Pesa phone number to charge."})
     email = fields.Email(required=True, validate=[validate.Length(max=254), no_control_chars], error_messages={
         "required": "Enter your email address.", "invalid": "Enter an email address, like name@example.com."})
-    name = fields.String(validate=[validate.Length(max=100), no_control_chars])
+    name = fields.String(validate=[validate.Length(max=NAME_MAX, error="Use at most {max} characters."), no_control_chars])
+    expectedAmount = StrictInteger(validate=validate.Range(min=1), metadata={
+        "description": "Optional: the total the shopper was shown. When it is not what the order costs now (a price "
+                       "changed), the answer is `409 price_changed` with the current `amount`: nothing stored, no push."})
 
 
 class TokenQuerySchema(Schema):
@@ -215,6 +222,9 @@ class ProblemSchema(_Answer):
                                                                     "shape before problem details)."})
     details = fields.Dict(metadata={"description": "Field name to a list of messages (validation errors)."})
     orderId = fields.String(metadata={"description": "payment_provider_error only: the order, stored and now failed."})
+    left = fields.Integer(metadata={"description": "sold_out only: how many tickets of the type are left now."})
+    amount = fields.Integer(metadata={"description": "price_changed only: what the order costs now."})
+    currency = fields.String(metadata={"description": "price_changed only: the amount's currency (KES)."})
 
 
 class OrderCreatedSchema(_Answer):

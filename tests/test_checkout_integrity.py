@@ -150,12 +150,14 @@ def test_sold_out_is_409_with_nothing_stored(client, runtime, new_event):
     assert post_order(client, event_id=event_id, quantity=2).status_code == 201
     refused = post_order(client, event_id=event_id, quantity=2)
     assert refused.status_code == 409
-    assert {k: refused.json[k] for k in ("error", "message")} == {
-        "error": "sold_out", "message": "Not enough tickets of this type are left."}
+    assert {k: refused.json[k] for k in ("error", "message", "left")} == {
+        "error": "sold_out", "message": "Only 1 Regular ticket is left.", "left": 1}
     assert (orders_for(runtime, event_id), holds_for(runtime, event_id)) == (1, 2)
     assert post_order(client, event_id=event_id, quantity=1).status_code == 201
     assert left(client, event_id) == 0
-    assert post_order(client, event_id=event_id, quantity=1).status_code == 409
+    gone = post_order(client, event_id=event_id, quantity=1)
+    assert {k: gone.json[k] for k in ("error", "message", "left")} == {
+        "error": "sold_out", "message": "Regular is sold out: no tickets of this type are left.", "left": 0}
     page = client.get(f"/events/{event_id}/checkout").get_data(as_text=True)
     assert "Regular · KES 1,500 (sold out)" in page
 

@@ -19,7 +19,7 @@ from eventi import create_app
 from eventi.errors import StoreUnavailable
 from eventi.runtime import current_runtime
 from eventi.services.idempotent import digest
-from eventi.web import form_token
+from eventi.web import form_token, pages
 from tests.conftest import TEST_SECRET
 from tests.support.api import order_body, phone_ending
 from tests.support.events import event_spec, save_events
@@ -27,11 +27,17 @@ from tests.support.events import event_spec, save_events
 STATIC = ROOT / "eventi" / "static"
 
 
+PRICES = {"regular": 1500, "vip": 2500}
+"""tests/support/events.py's prices."""
+
+
 def form(event_id: str, **overrides: str) -> dict[str, str]:
-    """What the checkout form of event_id posts: the fields as the browser sends them, strings only, with the
-    hidden key and the form token a rendering of the form would carry."""
+    """What the confirm step of event_id's checkout posts to /checkout/pay: the form's fields as the browser sends
+    them, strings only, the total it showed (`expectedAmount`), the hidden key and the form token."""
     sent = {"ticketTypeId": "vip", "quantity": "3", "name": "Wanjiru Kamau", "email": f"w{uuid.uuid4().hex[:8]}@example.com",
             "phone": "0712-345-675", "idempotencyKey": uuid.uuid4().hex, **overrides}
+    quantity = int(sent["quantity"]) if sent["quantity"].isdigit() else 0
+    sent.setdefault("expectedAmount", str(PRICES.get(sent["ticketTypeId"], 0) * quantity))
     return {"formToken": form_token.issue(TEST_SECRET, event_id, sent["idempotencyKey"]), **sent}
 
 
@@ -45,6 +51,11 @@ def hidden_key(html: str) -> str:
 
 def hidden_token(html: str) -> str:
     return re.search(r'<input type="hidden" name="formToken" value="([0-9]+\.[0-9a-f]{64})">', html).group(1)
+
+
+def unwrapped(html: str) -> str:
+    """The page's HTML without the nowrap spans that keep "M-Pesa" on one line (eventi/web/nobreak.py)."""
+    return html.replace('<span class="nowrap">M-Pesa</span>', "M-Pesa")
 
 
 def title(html: str) -> str:
@@ -68,7 +79,7 @@ def test_the_form_posts_to_the_server_with_a_one_time_key(client, unique_event) 
 
 def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, runtime, unique_event) -> None:
     sent = form(unique_event)
-    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
     assert answer.status_code == 303
     location = urlparse(answer.headers["Location"])
     order_id = location.path.split("/")[2]
@@ -84,8 +95,8 @@ def test_a_posted_form_makes_the_order_and_moves_to_the_payment_page(client, run
 
 def test_a_reload_of_the_post_makes_no_second_order(client, runtime, unique_event) -> None:
     sent = form(unique_event)
-    first = client.post(f"/events/{unique_event}/checkout", data=sent)
-    again = client.post(f"/events/{unique_event}/checkout", data=sent)
+    first = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
+    again = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
     assert first.status_code == again.status_code == 303
     assert first.headers["Location"] == again.headers["Location"]
     assert len(orders_of(runtime, sent["email"])) == 1
@@ -94,8 +105,8 @@ def test_a_reload_of_the_post_makes_no_second_order(client, runtime, unique_even
 def test_the_same_key_with_changed_details_is_a_new_order(client, runtime, unique_event) -> None:
     """Back to a form the browser restored (its hidden key too), another quantity, Pay: a second order, as asked."""
     sent = form(unique_event)
-    first = client.post(f"/events/{unique_event}/checkout", data=sent)
-    changed = client.post(f"/events/{unique_event}/checkout", data={**sent, "quantity": "1"})
+    first = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
+    changed = client.post(f"/events/{unique_event}/checkout/pay", data={**sent, "quantity": "1", "expectedAmount": "2500"})
     assert first.status_code == changed.status_code == 303 and first.headers["Location"] != changed.headers["Location"]
     assert sorted(o["quantity"] for o in orders_of(runtime, sent["email"])) == [1, 3]
 
@@ -110,10 +121,10 @@ def test_a_double_submit_waits_for_the_first_answer(push_settings, unique_event)
         sent = form(unique_event, phone=phone_ending(9))  # the simulator holds this push past the timeout
         first = {}
         thread = threading.Thread(target=lambda: first.update(
-            answer=client.post(f"/events/{unique_event}/checkout", data=sent)))
+            answer=client.post(f"/events/{unique_event}/checkout/pay", data=sent)))
         thread.start()
         eventually(lambda: runtime.store.orders.count_documents({"email": sent["email"]}) == 1, what="the first order stored")
-        second = client.post(f"/events/{unique_event}/checkout", data=sent)
+        second = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
         thread.join()
         assert (first["answer"].status_code, second.status_code) == (303, 303), second.get_data(as_text=True)
         assert first["answer"].headers["Location"] == second.headers["Location"]  # the same payment page
@@ -128,20 +139,174 @@ def test_a_submission_still_being_created_says_so_after_the_wait(client, runtime
 
     sent = form(unique_event)
     fields = {"eventId": unique_event, "ticketTypeId": "vip", "quantity": 3, "phone": "254712345675",
-              "email": sent["email"], "name": "Wanjiru Kamau"}
+              "email": sent["email"], "name": "Wanjiru Kamau", "expectedAmount": 7500}
     from bson import ObjectId
 
     assert runtime.keys.claim(sent["idempotencyKey"], digest(fields), ObjectId()) is None  # a request in flight
     # no wait: the deadline has passed
     monkeypatch.setattr(runtime, "settings", dataclasses.replace(runtime.settings, push_timeout=-2))
-    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
-    html = answer.get_data(as_text=True)
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
+    html = unwrapped(answer.get_data(as_text=True))
     assert answer.status_code == 409 and pages.STILL_SENDING in html and "Idempotency" not in html
+
+
+# --- The confirm step: the amount a shopper sees is the amount pushed (issue 21, item 1) --------------------
+
+
+def hidden(html: str) -> dict[str, str]:
+    """The confirm step's hidden fields: what its Pay button posts."""
+    form_html = html.split('<form id="confirm"', 1)[1].split("</form>", 1)[0]
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form_html))
+
+
+def confirm(client, event_id: str, **overrides: str):
+    """Step 1 as the form posts it (no expectedAmount: the form has no total to confirm)."""
+    sent = {k: v for k, v in form(event_id, **overrides).items() if k != "expectedAmount"}
+    return sent, client.post(f"/events/{event_id}/checkout", data=sent)
+
+
+def test_the_form_posts_to_a_confirm_step_showing_the_exact_total_and_pushes_nothing(client, runtime, unique_event) -> None:
+    for ticket_type, quantity, line, total in (("vip", "2", "2 × VIP at KES 2,500", "KES 5,000"),
+                                               ("regular", "10", "10 × Regular at KES 1,500", "KES 15,000")):
+        sent, answer = confirm(client, unique_event, ticketTypeId=ticket_type, quantity=quantity)
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 200 and title(html) == f"Confirm {total}: Test event {unique_event} · eventi"
+        assert f'<dd id="confirm-line">{line}</dd>' in html and f'<dd id="confirm-total">{total}</dd>' in html
+        assert f'<button type="submit" id="pay" name="action" value="pay">Pay {total}</button>' in html
+        assert '<dd id="confirm-phone" class="nowrap">0712 345 675</dd>' in html
+        carried = hidden(html)  # Pay carries the confirmed amount, the same key and a form token for it
+        assert carried["expectedAmount"] == total[4:].replace(",", "") and carried["idempotencyKey"] == sent["idempotencyKey"]
+        assert form_token.is_valid(TEST_SECRET, unique_event, carried["idempotencyKey"], carried["formToken"])
+        assert {name: carried[name] for name in ("ticketTypeId", "quantity", "name", "email", "phone")} == {
+            name: sent[name] for name in ("ticketTypeId", "quantity", "name", "email", "phone")}
+        assert f'action="/events/{unique_event}/checkout/pay"' in html
+        assert orders_of(runtime, sent["email"]) == []  # nothing stored, held or pushed before Pay
+    assert runtime.tickets.left(runtime.events.get(unique_event)) == {"regular": 1_000_000, "vip": 1_000_000}
+
+
+def test_pay_from_the_confirm_step_makes_the_order_at_the_confirmed_amount(client, runtime, unique_event) -> None:
+    _, answer = confirm(client, unique_event, ticketTypeId="vip", quantity="2")
+    carried = hidden(answer.get_data(as_text=True))
+    paid = client.post(f"/events/{unique_event}/checkout/pay", data={**carried, "action": "pay"})
+    assert paid.status_code == 303 and urlparse(paid.headers["Location"]).path.startswith("/orders/")
+    [order] = orders_of(runtime, carried["email"])
+    assert (order["ticketTypeId"], order["quantity"], order["amount"]) == ("vip", 2, 5000)
+
+
+def test_pay_is_refused_when_the_confirmed_total_is_not_the_price_now(client, runtime) -> None:
+    """The price changed between the confirm step and Pay: nothing held, stored or pushed; the confirm step again
+    with the new total, whose Pay then goes through at that total."""
+    event_id = "ev-" + uuid.uuid4().hex[:12]
+    save_events(runtime.settings.mongo_uri, event_spec(event_id))
+    _, answer = confirm(client, event_id, ticketTypeId="vip", quantity="2")
+    carried = hidden(answer.get_data(as_text=True))
+    assert carried["expectedAmount"] == "5000"
+    raised = event_spec(event_id)
+    raised["ticketTypes"][1]["price"] = 4000
+    save_events(runtime.settings.mongo_uri, raised)
+    refused = client.post(f"/events/{event_id}/checkout/pay", data={**carried, "action": "pay"})
+    html = unwrapped(refused.get_data(as_text=True))
+    assert refused.status_code == 409 and orders_of(runtime, carried["email"]) == []
+    assert runtime.tickets.left(runtime.events.get(event_id))["vip"] == 1_000_000
+    assert pages.PRICE_CHANGED.format(total="KES 8,000") in html
+    assert '<dd id="confirm-total">KES 8,000</dd>' in html and ">Pay KES 8,000</button>" in html
+    again = hidden(html)
+    assert again["expectedAmount"] == "8000"
+    paid = client.post(f"/events/{event_id}/checkout/pay", data={**again, "action": "pay"})
+    assert paid.status_code == 303
+    [order] = orders_of(runtime, carried["email"])
+    assert (order["quantity"], order["amount"]) == (2, 8000)
+
+
+@pytest.mark.parametrize("expected", [None, "", "5,000", "-1"])
+def test_pay_without_a_confirmed_total_shows_the_confirm_step(client, runtime, unique_event, expected) -> None:
+    sent = {k: v for k, v in form(unique_event, ticketTypeId="vip", quantity="2").items() if k != "expectedAmount"}
+    if expected is not None:
+        sent["expectedAmount"] = expected
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
+    assert answer.status_code == 200 and hidden(answer.get_data(as_text=True))["expectedAmount"] == "5000"
+    assert orders_of(runtime, sent["email"]) == []
+
+
+def test_change_the_order_goes_back_to_the_form_with_the_values(client, runtime, unique_event) -> None:
+    _, answer = confirm(client, unique_event, ticketTypeId="vip", quantity="3")
+    carried = hidden(answer.get_data(as_text=True))
+    back = client.post(f"/events/{unique_event}/checkout/pay", data={**carried, "action": "change"})
+    html = back.get_data(as_text=True)
+    assert back.status_code == 200 and '<form id="checkout"' in html
+    assert re.search(r'<option value="vip"[^>]*selected', html) and '<option value="3" selected>' in html
+    assert 'value="Wanjiru Kamau"' in html and orders_of(runtime, carried["email"]) == []
+
+
+def test_the_api_refuses_an_expected_amount_that_is_not_the_price(client, runtime, unique_event) -> None:
+    body = order_body(event_id=unique_event, ticket_type="vip", quantity=2, email=f"p{uuid.uuid4().hex[:8]}@example.com")
+    refused = client.post("/api/orders", json={**body, "expectedAmount": 4000})
+    assert refused.status_code == 409
+    assert {k: refused.json[k] for k in ("error", "message", "amount", "currency")} == {
+        "error": "price_changed", "message": "The total changed since you saw it: check the new total.",
+        "amount": 5000, "currency": "KES"}
+    assert orders_of(runtime, body["email"]) == []
+    made = client.post("/api/orders", json={**body, "expectedAmount": 5000})
+    assert made.status_code == 201 and made.json["amount"] == 5000
+
+
+def test_the_form_states_its_limits_and_refuses_a_name_too_long(client, runtime, unique_event) -> None:
+    html = client.get(f"/events/{unique_event}/checkout").get_data(as_text=True)
+    assert '<label for="name">Full name <span class="hint">(optional, at most 100 characters)</span></label>' in html
+    assert 'maxlength' not in html  # the browser would cut a pasted name without a word
+    assert "At most 10 Regular or 4 VIP tickets per order." in html
+    assert len(re.findall(r'<option value="[0-9]+"', html)) == 10  # every quantity of any type; the server checks
+    sent, answer = confirm(client, unique_event, name="N" * 150)
+    refused = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and '<p class="error" id="name-error">Use at most 100 characters.</p>' in refused
+    assert 'value="' + "N" * 150 + '"' in refused  # kept whole, for the shopper to shorten
+    _, vip_too_many = confirm(client, unique_event, ticketTypeId="vip", quantity="7")
+    assert vip_too_many.status_code == 400
+    too_many = vip_too_many.get_data(as_text=True)
+    assert '<p class="error" id="tickets-error">At most 4 tickets of this type per order.</p>' in too_many
+
+
+def test_the_home_page_lists_the_events_and_marks_sold_out_ones(client, runtime) -> None:
+    gone, half = "ev-" + uuid.uuid4().hex[:12], "ev-" + uuid.uuid4().hex[:12]
+    save_events(runtime.settings.mongo_uri, event_spec(gone, capacity=1, vip_capacity=1), event_spec(half, vip_capacity=1))
+    for event_id, ticket_types in ((gone, ("regular", "vip")), (half, ("vip",))):
+        for ticket_type in ticket_types:
+            assert client.post("/api/orders", json=order_body(event_id=event_id, ticket_type=ticket_type)).status_code == 201
+    home = client.get("/")
+    html = home.get_data(as_text=True)
+    assert home.status_code == 200 and title(html) == "Events on sale · eventi"
+    assert html == client.get("/events").get_data(as_text=True)
+    assert re.search(rf'<li class="sold-out"><a href="/events/{gone}/checkout">[^<]*</a>\s*<span[^>]*>.*?</span>\s*'
+                     r'<strong class="badge">Sold out</strong></li>', html, re.S)
+    assert re.search(rf'<li><a href="/events/{half}/checkout">.*?<span class="badge-note">Sold out: VIP</span></li>', html, re.S)
+    page = client.get(f"/events/{gone}/checkout").get_data(as_text=True)  # a way back from a sold-out event
+    assert '<p class="alert" id="sold-out">' in page and '<a class="button" id="back-to-events" href="/events">' in page
+
+
+def test_the_payment_page_says_when_the_push_limit_lets_the_next_try_go(push_settings, unique_event) -> None:
+    """The phone's last allowed push: its payment page offers no "Try again" (it would be refused), and says when."""
+    app = create_app({**push_settings, "PUSH_LIMIT": 2, "PUSH_LIMIT_WINDOW": 600})
+    try:
+        client = app.test_client()
+        phone = phone_ending(5)
+        first = client.post("/api/orders", json=order_body(event_id=unique_event, phone=phone)).json
+        page_of_first = client.get(f"/orders/{first['orderId']}/status?token={first['statusToken']}").get_data(as_text=True)
+        assert 'id="push-limit"' not in page_of_first  # one more try may go
+        made = client.post("/api/orders", json=order_body(event_id=unique_event, phone=phone)).json
+        html = unwrapped(client.get(f"/orders/{made['orderId']}/status?token={made['statusToken']}").get_data(as_text=True))
+        note = re.search(r'<p class="notice" id="push-limit" data-retry-after="([0-9]+)">(.*?)</p>', html, re.S)
+        assert note and 590 <= int(note.group(1)) <= 600
+        assert re.fullmatch(r"M-Pesa prompts to this phone are paused:\s+we send at most 2 in 10 minutes\. You can try "
+                            r'again after <strong class="nowrap">[0-2][0-9]:[0-5][0-9]</strong>\.', note.group(2))
+        assert re.search(r'<a class="button" id="retry" href="[^"]+" hidden>Try again</a>', html)
+        assert re.search(r'<a class="button" id="retry" href="[^"]+">Try again</a>', page_of_first)
+    finally:
+        current_runtime(app).close()
 
 
 def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, runtime, unique_event) -> None:
     sent = form(unique_event, email="not-an-email", phone="0712/345/678", quantity="2")
-    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
     html = answer.get_data(as_text=True)
     assert answer.status_code == 400 and answer.mimetype == "text/html"
     assert '<p class="error" id="email-error">Enter an email address, like name@example.com.</p>' in html
@@ -156,7 +321,8 @@ def test_invalid_fields_come_back_under_each_field_with_the_values_kept(client, 
 
 
 def test_missing_fields_are_asked_for_in_plain_words(client, unique_event) -> None:
-    html = client.post(f"/events/{unique_event}/checkout", data=form(unique_event, email="", phone="")).get_data(as_text=True)
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=form(unique_event, email="", phone=""))
+    html = unwrapped(answer.get_data(as_text=True))
     assert '<p class="error" id="email-error">Enter your email address.</p>' in html
     assert '<p class="error" id="phone-error">Enter the M-Pesa phone number to charge.</p>' in html
 
@@ -164,11 +330,16 @@ def test_missing_fields_are_asked_for_in_plain_words(client, unique_event) -> No
 def test_sold_out_is_a_message_on_the_form(client, runtime) -> None:
     event_id = "ev-" + uuid.uuid4().hex[:12]
     save_events(runtime.settings.mongo_uri, event_spec(event_id, capacity=1))
-    answer = client.post(f"/events/{event_id}/checkout", data=form(event_id, ticketTypeId="regular", quantity="2"))
-    html = answer.get_data(as_text=True)
-    assert answer.status_code == 409
-    assert re.search(r'<div class="alert" id="form-error" role="alert" tabindex="-1">'
-                     r'Not enough tickets of this type are left.</div>', html)
+    for step in ("checkout", "checkout/pay"):  # the confirm step says so before Pay, and Pay from a stale one too
+        answer = client.post(f"/events/{event_id}/{step}", data=form(event_id, ticketTypeId="regular", quantity="2"))
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 409, step
+        assert re.search(r'<div class="alert" id="form-error" role="alert" tabindex="-1">'
+                         r'Only 1 Regular ticket is left.</div>', html), step
+        # the form shows what is left: Regular, 1 at most, preselected
+        assert re.search(r'<option value="regular"[^>]*data-most="1" selected>Regular · KES 1,500 \(only 1 left\)', html)
+        assert '<option value="1" selected>1</option>' in html
+    assert orders_of(runtime, "nobody") == [] and runtime.tickets.left(runtime.events.get(event_id))["regular"] == 1
 
 
 def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settings, unique_event) -> None:
@@ -176,11 +347,13 @@ def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settin
     try:
         client = app.test_client()
         phone = phone_ending(8)
-        assert client.post(f"/events/{unique_event}/checkout", data=form(unique_event, phone=phone)).status_code == 303
-        limited = client.post(f"/events/{unique_event}/checkout", data=form(unique_event, phone=phone))
+        assert client.post(f"/events/{unique_event}/checkout/pay", data=form(unique_event, phone=phone)).status_code == 303
+        limited = client.post(f"/events/{unique_event}/checkout/pay", data=form(unique_event, phone=phone))
         assert limited.status_code == 429
-        assert "Too many M-Pesa requests to this phone number; wait a few minutes." in limited.get_data(as_text=True)
-        refused = client.post(f"/events/{unique_event}/checkout", data=form(unique_event, phone=phone_ending(7)))
+        said = re.search(r'id="form-error" role="alert" tabindex="-1">([^<]*)</div>', unwrapped(limited.get_data(as_text=True)))
+        assert re.fullmatch(r"Too many M-Pesa requests to this phone number; try again in (10|9) minutes "
+                            r"\(after [0-2][0-9]:[0-5][0-9]\)\.", said.group(1)), said.group(1)
+        refused = client.post(f"/events/{unique_event}/checkout/pay", data=form(unique_event, phone=phone_ending(7)))
         assert refused.status_code == 502
         assert 'id="form-error" role="alert" tabindex="-1">The payment provider' in refused.get_data(as_text=True)
     finally:
@@ -188,7 +361,7 @@ def test_too_many_pushes_and_a_refused_push_are_messages_on_the_form(push_settin
 
 
 def test_an_unknown_event_is_the_not_found_page(client) -> None:
-    answer = client.post("/events/no-such-event/checkout", data=form("no-such-event"))
+    answer = client.post("/events/no-such-event/checkout/pay", data=form("no-such-event"))
     assert answer.status_code == 404 and 'href="/events"' in answer.get_data(as_text=True)
 
 
@@ -215,7 +388,7 @@ def claimed(runtime, key: str) -> bool:
 def test_a_post_from_our_own_form_is_taken(client, runtime, unique_event, headers) -> None:
     assert runtime.settings.public_base_url == "http://127.0.0.1:8000"
     sent = rendered_form(client, unique_event)
-    answer = client.post(f"/events/{unique_event}/checkout", data=sent, headers=headers)
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=sent, headers=headers)
     assert answer.status_code == 303 and urlparse(answer.headers["Location"]).path.startswith("/orders/")
     assert len(orders_of(runtime, sent["email"])) == 1
 
@@ -248,8 +421,8 @@ REFUSED = {
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_a_post_not_from_our_own_form_is_refused_and_changes_nothing(client, runtime, unique_event, case) -> None:
     data, headers = REFUSED[case](unique_event, rendered_form(client, unique_event))
-    answer = client.post(f"/events/{unique_event}/checkout", data=data, headers=headers)
-    html = answer.get_data(as_text=True)
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=data, headers=headers)
+    html = unwrapped(answer.get_data(as_text=True))
     assert answer.status_code == 403 and answer.mimetype == "text/html", case
     assert title(html) == "Checkout not sent · eventi" and "no M-Pesa prompt was sent" in html
     assert f'<a class="button" id="checkout-link" href="/events/{unique_event}/checkout">' in html  # back to the form
@@ -267,9 +440,9 @@ def test_refused_posts_push_nothing_and_the_real_form_still_works(push_settings,
         phone = phone_ending(8)
         for case, make in REFUSED.items():
             data, headers = make(unique_event, rendered_form(client, unique_event, phone=phone))
-            assert client.post(f"/events/{unique_event}/checkout", data=data, headers=headers).status_code == 403, case
+            assert client.post(f"/events/{unique_event}/checkout/pay", data=data, headers=headers).status_code == 403, case
         sent = rendered_form(client, unique_event, phone=phone)
-        answer = client.post(f"/events/{unique_event}/checkout", data=sent,
+        answer = client.post(f"/events/{unique_event}/checkout/pay", data=sent,
                              headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"})
         assert answer.status_code == 303, answer.get_data(as_text=True)
         [order] = orders_of(runtime, sent["email"])
@@ -280,7 +453,7 @@ def test_refused_posts_push_nothing_and_the_real_form_still_works(push_settings,
 
 
 def test_a_refused_post_for_an_unknown_event_links_to_the_events(client) -> None:
-    answer = client.post("/events/no-such-event/checkout", data={"email": "x@example.com"})
+    answer = client.post("/events/no-such-event/checkout/pay", data={"email": "x@example.com"})
     html = answer.get_data(as_text=True)
     assert answer.status_code == 403 and 'id="back" href="/events"' in html
 
@@ -310,7 +483,7 @@ def test_pay_again_after_a_503_replays_the_same_submission(client, runtime, uniq
         raise StoreUnavailable()
 
     monkeypatch.setattr(runtime.store, "create_order", store_fails)
-    failed = client.post(f"/events/{unique_event}/checkout", data=sent)
+    failed = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
     html = failed.get_data(as_text=True)
     assert failed.status_code == 503 and 'id="form-error" role="alert" tabindex="-1">' + StoreUnavailable.message in html
     assert hidden_key(html) == sent["idempotencyKey"]  # the same submission
@@ -319,7 +492,7 @@ def test_pay_again_after_a_503_replays_the_same_submission(client, runtime, uniq
     reserved = runtime.keys.keys.find_one({"_id": sent["idempotencyKey"]})["orderId"]
     monkeypatch.undo()  # the store answers again; a minute has passed, so the stopped request is settled now:
     monkeypatch.setattr(runtime.creations, "_unanswered_after", timedelta(0))
-    again = client.post(f"/events/{unique_event}/checkout", data={**sent, "formToken": hidden_token(html)})
+    again = client.post(f"/events/{unique_event}/checkout/pay", data={**sent, "formToken": hidden_token(html)})
     assert again.status_code == 303, again.get_data(as_text=True)
     [order] = orders_of(runtime, sent["email"])
     assert order["_id"] == reserved and urlparse(again.headers["Location"]).path == f"/orders/{reserved}/status"
@@ -329,12 +502,12 @@ def test_a_503_while_the_first_request_may_still_land_keeps_the_key_on_the_409_t
                                                                                    monkeypatch) -> None:
     sent = rendered_form(client, unique_event)
     fields = {"eventId": unique_event, "ticketTypeId": "vip", "quantity": 3, "phone": "254712345675",
-              "email": sent["email"], "name": "Wanjiru Kamau"}
+              "email": sent["email"], "name": "Wanjiru Kamau", "expectedAmount": 7500}
     from bson import ObjectId
 
     assert runtime.keys.claim(sent["idempotencyKey"], digest(fields), ObjectId()) is None  # a request in flight
     monkeypatch.setattr(runtime, "settings", dataclasses.replace(runtime.settings, push_timeout=-2))
-    answer = client.post(f"/events/{unique_event}/checkout", data=sent)
+    answer = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
     assert answer.status_code == 409 and hidden_key(answer.get_data(as_text=True)) == sent["idempotencyKey"]
 
 
@@ -345,7 +518,7 @@ def test_a_push_payhero_refused_gives_the_form_a_new_key(push_settings, unique_e
     try:
         client = app.test_client()
         sent = rendered_form(client, unique_event, phone=phone_ending(7))
-        refused = client.post(f"/events/{unique_event}/checkout", data=sent)
+        refused = client.post(f"/events/{unique_event}/checkout/pay", data=sent)
         html = refused.get_data(as_text=True)
         assert refused.status_code == 502 and hidden_key(html) != sent["idempotencyKey"]
         assert form_token.is_valid(TEST_SECRET, unique_event, hidden_key(html), hidden_token(html))
@@ -481,7 +654,8 @@ def test_each_page_preloads_its_script_and_every_module_it_imports(client, uniqu
     made = client.post("/api/orders", json=order_body(event_id=unique_event)).json
     for url in (f"/events/{unique_event}/checkout", f"/orders/{made['orderId']}/status?token={made['statusToken']}"):
         html = client.get(url).get_data(as_text=True)
-        [script] = re.findall(r'<script type="module" src="/static/([^"]+)">', html)
+        [script, shared] = re.findall(r'<script type="module" src="/static/([^"]+)">', html)
+        assert shared == "js/nobreak.js" and imported_modules(shared) == [shared]  # every page's, imports nothing
         preloaded = re.findall(r'<link rel="modulepreload" href="/static/([^"]+)">', html)
         assert sorted(preloaded) == sorted(imported_modules(script)), url
         assert html.index("modulepreload") < html.index("<body>")
@@ -522,3 +696,13 @@ def test_controls_and_text_meet_wcag_aa_contrast() -> None:
     assert contrast(colour(busy, "color"), colour(busy, "background")) >= 4.5 and "opacity" not in busy
     muted = colour(css_rule(css, ".muted, .hint"), "color")
     assert contrast(muted, white) >= 4.5 and contrast(muted, page_bg) >= 4.5
+
+
+def test_m_pesa_is_kept_whole_in_text_but_not_in_tags_or_where_already_kept() -> None:
+    from eventi.web.nobreak import keep_whole
+
+    kept = '<span class="nowrap">M-Pesa</span>'
+    assert keep_whole('<p title="M-Pesa">Pay with M-Pesa, M-Pesa only</p>') == (
+        f'<p title="M-Pesa">Pay with {kept}, {kept} only</p>')
+    assert keep_whole(f"<h1>From {kept}</h1>") == f"<h1>From {kept}</h1>"  # not wrapped twice
+    assert keep_whole("<p>M&#45;Pesa &lt;M-Pesa&gt;</p>") == f"<p>M&#45;Pesa &lt;{kept}&gt;</p>"

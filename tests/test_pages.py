@@ -68,7 +68,8 @@ def test_status_page_of_a_final_order_shows_the_result_without_polling(client, r
     assert '<div id="view-success" class="view success">' in paid and '<div id="view-pending" class="view" hidden>' in paid
     failed = client.get(f"/orders/{failed_id}/status?token={failed_token}").get_data(as_text=True)
     assert '<div id="view-failure" class="view failure">' in failed
-    assert "Not enough M-Pesa balance: top up or use another number." in failed  # the plain reason, as the script shows it
+    # the plain reason, as the script shows it ("M-Pesa" kept on one line)
+    assert 'Not enough <span class="nowrap">M-Pesa</span> balance: top up or use another number.' in failed
     assert "The balance is insufficient for the transaction." not in failed  # not M-Pesa's raw text
     assert f'href="/events/{unique_event}/checkout?retry={failed_id}&amp;token={failed_token}"' in failed
 

@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 
 from .. import metrics, pricing
-from ..errors import EventNotFound, PaymentProviderError, StoreUnavailable
+from ..errors import EventNotFound, PaymentProviderError, PriceChanged, SoldOut, StoreUnavailable
 from ..events import EventStore
 from ..models import OrderStatus, Outcome, short_reference, status_body, utcnow
 from ..payhero_client import PayHeroClient
@@ -54,22 +54,25 @@ class OrderService:
         """Store a pending order from validated fields (under order_id when given), push it; the stored document.
 
         The amount is the stored price times the quantity: the client sends no amount. Raises
-        EventNotFound, ValidationFailed (ticket type, quantity), TooManyPushes and SoldOut before
+        EventNotFound, ValidationFailed (ticket type, quantity), PriceChanged (fields' `expectedAmount`, the total
+        the shopper saw, is not the amount now), TooManyPushes and SoldOut (with how many are left) before
         anything is stored; PaymentProviderError (with orderId) after the order was stored and
         marked failed, when PayHero surely did not queue the push. A push whose fate is unknown (a
         timeout, a 5xx) leaves the order pending with `pushState: "uncertain"`: a callback or the
         reconcile sweep decides it. The push limit counts the push only once it went out: any
         failure before that gives the reservation back.
         """
-        event = self._events.on_sale(fields["eventId"])
-        if event is None:
-            raise EventNotFound()
-        quote = pricing.quote(event, fields["ticketTypeId"], fields["quantity"])
+        event, quote = self._priced(fields)
+        if fields.get("expectedAmount") not in (None, quote.amount):
+            raise PriceChanged(amount=quote.amount, currency=quote.currency)
         order_id = order_id or ObjectId()
         contact: dict[str, Any] = {name: fields[name] for name in ("phone", "email", "name") if name in fields}
         with self._reserve_push(fields["phone"]) as reservation:
-            slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity, quote.quantity,
-                                       slot_range=quote.slot_range)
+            try:
+                slots = self._tickets.hold(order_id, quote.event_id, quote.ticket_type_id, quote.capacity,
+                                           quote.quantity, slot_range=quote.slot_range)
+            except SoldOut:
+                raise self._sold_out(event, quote) from None
             try:
                 fields = {**quote.order_fields(), **contact, "ticketSlots": slots, "reference": short_reference(str(order_id))}
                 order = self._store.create_order(fields, order_id)
@@ -83,6 +86,25 @@ class OrderService:
             self._broadcaster.remember(status_body(order))  # a pending body never replaces a final one a callback cached
         stored: dict[str, Any] = order
         return stored
+
+    def preview(self, fields: dict[str, Any]) -> pricing.Quote:
+        """What create(fields) would charge now, checked as create checks it (event on sale, ticket type, quantity,
+        tickets left) but with nothing held, stored or pushed: the confirm step of the checkout without JavaScript.
+        Raises EventNotFound, ValidationFailed and SoldOut (with how many are left)."""
+        event, quote = self._priced(fields)
+        if self._tickets.left(event)[quote.ticket_type_id] < quote.quantity:
+            raise self._sold_out(event, quote)
+        return quote
+
+    def _priced(self, fields: dict[str, Any]) -> tuple[dict[str, Any], pricing.Quote]:
+        event = self._events.on_sale(fields["eventId"])
+        if event is None:
+            raise EventNotFound()
+        return event, pricing.quote(event, fields["ticketTypeId"], fields["quantity"])
+
+    def _sold_out(self, event: dict[str, Any], quote: pricing.Quote) -> SoldOut:
+        """SoldOut saying how many tickets of the type are left now."""
+        return SoldOut.with_left(quote.ticket_type_name, self._tickets.left(event)[quote.ticket_type_id])
 
     def _reserve_push(self, phone: str) -> AbstractContextManager[Reservation]:
         if self._limiter is None or self._payhero is None:

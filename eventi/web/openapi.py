@@ -37,8 +37,12 @@ ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "event_not_found": (404, "No such event, or it has started: its tickets are no longer sold. Nothing was stored.",
                         {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}),
     "sold_out": (409, "Fewer tickets of the type are left than asked for: nothing stored, no push, the push limit "
-                      "not counted. `GET /api/events/<eventId>` tells what is left.",
-                 {"error": "sold_out", "message": "Not enough tickets of this type are left."}),
+                      "not counted. `left` says how many are (`GET /api/events/<eventId>` tells every type's).",
+                 {"error": "sold_out", "message": "Only 2 VIP tickets are left.", "left": 2}),
+    "price_changed": (409, "`expectedAmount` (the total the shopper was shown) is not what the order costs now: "
+                           "nothing stored, no push. `amount` is the total now: show it, then send that.",
+                      {"error": "price_changed", "message": "The total changed since you saw it: check the new total.",
+                       "amount": 8000, "currency": "KES"}),
     "idempotency_key_in_use": (409, "The first request with this Idempotency-Key is still being answered; retry "
                                     "after `Retry-After` seconds with the same key and body.",
                                {"error": "idempotency_key_in_use",
@@ -58,7 +62,7 @@ ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "too_many_pushes": (429, "The push limit of this phone number (EVENTI_PUSH_LIMIT per EVENTI_PUSH_LIMIT_WINDOW) is "
                              "reached; retry after `Retry-After` seconds. Nothing was stored.",
                         {"error": "too_many_pushes",
-                         "message": "Too many M-Pesa requests to this phone number; wait a few minutes."}),
+                         "message": "Too many M-Pesa requests to this phone number; try again in 7 minutes."}),
     "internal_error": (500, "A bug on our side; the log line carries the request's X-Request-ID.",
                        {"error": "internal_error", "message": "Something went wrong on our side."}),
     "payment_provider_error": (502, "PayHero surely did not queue the push: it could not be connected to, or it "

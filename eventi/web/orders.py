@@ -60,7 +60,8 @@ IDEMPOTENCY_KEY_HEADER = Header(
                        "\"uncertain\"` PayHero timed out or answered 5xx: the push may have reached the phone, so the "
                        "order stays pending and its status decides (a callback, or reconcile's `no_callback` failure).",
                        headers=("Location", "Idempotent-Replayed"))},
-    errors=["validation_error", "invalid_json", "malformed_body", "event_not_found", "sold_out", "idempotency_key_in_use",
+    errors=["validation_error", "invalid_json", "malformed_body", "event_not_found", "sold_out", "price_changed",
+            "idempotency_key_in_use",
             "request_entity_too_large", "unsupported_media_type", "idempotency_key_reused", "too_many_pushes",
             "payment_provider_error", "store_unavailable"])
 def create_order(idempotency_key: str | None, body: dict[str, Any]) -> tuple[Response, int]:

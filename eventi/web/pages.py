@@ -12,13 +12,23 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .. import phones
-from ..errors import EventiError, EventNotFound, IdempotencyKeyInUse, IdempotencyKeyReused, PaymentProviderError, ValidationFailed
+from ..errors import (
+    EventiError,
+    EventNotFound,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    PaymentProviderError,
+    PriceChanged,
+    TooManyPushes,
+    ValidationFailed,
+)
 from ..models import is_final, utcnow
+from ..pricing import Quote
 from ..runtime import current_runtime
-from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, OrderCreateSchema
+from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, NAME_MAX, OrderCreateSchema
 from ..services.idempotent import Created
 from . import examples as ex
-from . import form_token
+from . import form_token, nobreak
 from .common import load, status_token_matches
 from .converters import OrderId
 from .created import created_body
@@ -54,6 +64,9 @@ _CREATE = OrderCreateSchema()
 _EVENT_PATH = re.compile(r"^/events/([A-Za-z0-9_-]{1,64})(?:/|$)")
 _RETRY_PAUSE = 0.25
 STILL_SENDING = "Your order is still being sent to M-Pesa: check your phone, then reload this page to see it."
+PRICE_CHANGED = "The price changed since you confirmed: the total is now {total}. Check it, then press Pay."
+
+bp.add_app_template_filter(nobreak.keep_whole, "nobreak")  # base.html: "M-Pesa" never breaks at its hyphen
 
 
 @dataclass
@@ -68,8 +81,19 @@ class Submission:
 @declare("The events on sale, soonest first (HTML)", tags=["pages"],
          responses={200: text("text/html", "A list of links to each event's checkout", "<!doctype html>...")})
 def events() -> ResponseReturnValue:
-    """The events whose tickets are on sale, soonest first."""
-    return _page(_render("events.html", events=[_event_view(e) for e in current_runtime().events.upcoming()]))
+    """The events whose tickets are on sale, soonest first, each sold-out type (or the whole event) marked."""
+    p = current_runtime()
+    listed = [{**_event_view(e), **_sold_out_view(e, p.tickets.left(e))} for e in p.events.upcoming()]
+    return _page(_render("events.html", events=listed))
+
+
+@bp.get("/")
+@declare("The home page: the events on sale (HTML)", tags=["pages"],
+         description="The same page as GET /events: what someone who types the domain sees.",
+         responses={200: text("text/html", "A list of links to each event's checkout", "<!doctype html>...")})
+def home() -> ResponseReturnValue:
+    """The events on sale: a person who types the domain lands on them."""
+    return events()
 
 
 @bp.get("/events/<event_id>/checkout")
@@ -94,67 +118,175 @@ def checkout(event_id: str) -> ResponseReturnValue:
     return _checkout_page(event, _retry_values(event_id))
 
 
+CHECKOUT_FORM: dict[str, Any] = {"type": "object", "required": ["ticketTypeId", "quantity", "email", "phone"], "properties": {
+    "ticketTypeId": {"type": "string"}, "quantity": {"type": "string", "pattern": "^[0-9]{1,3}$"},
+    "name": {"type": "string", "maxLength": NAME_MAX}, "email": {"type": "string"}, "phone": {"type": "string"},
+    "idempotencyKey": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
+    FORM_TOKEN: {"type": "string", "pattern": r"^[0-9]{1,12}\.[0-9a-f]{64}$"}}}
+"""The checkout form's fields as the browser posts them (both steps)."""
+
+FORM_CHECKS = ("Accepted only from our own pages: a valid `formToken` (issued with the form, for this event and key, at "
+               "most 4 hours ago) and, when the browser sends them, `Sec-Fetch-Site` same-origin (or none) and our "
+               "`Origin`. Checked by the same schema as POST /api/orders; nothing personal goes into a URL.")
+
+
 @bp.post("/events/<event_id>/checkout")
 @declare(
-    "The checkout form without JavaScript: create the order, then on to the payment page", tags=["pages"],
+    "The checkout without JavaScript, step 1: the total to confirm (HTML)", tags=["pages"],
     description="The form's fields, form-encoded, named as in POST /api/orders (`ticketTypeId`, `quantity`, `name`, "
-                "`email`, `phone`), plus a one-time `idempotencyKey` and its `formToken` from hidden fields: a "
-                "double submit, a reload of the POST or Pay again after a 5xx makes one order. Accepted only from "
-                "our own pages: a valid `formToken` (issued with the form, for this event and key, at most 4 hours "
-                "ago) and, when the browser sends them, `Sec-Fetch-Site` same-origin (or none) and our `Origin`. "
-                "Checked by the same schema and created by the same service as POST /api/orders; nothing personal "
-                "goes into a URL.",
-    params=[ex.EVENT_ID_PARAM],
-    form={"type": "object", "required": ["ticketTypeId", "quantity", "email", "phone"], "properties": {
-        "ticketTypeId": {"type": "string"}, "quantity": {"type": "string", "pattern": "^[0-9]{1,3}$"},
-        "name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
-        "idempotencyKey": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
-        FORM_TOKEN: {"type": "string", "pattern": r"^[0-9]{1,12}\.[0-9a-f]{64}$"}}},
+                "`email`, `phone`), plus a one-time `idempotencyKey` and its `formToken` from hidden fields. Nothing "
+                "is held, stored or pushed: the answer is the confirm step, which shows the ticket type, quantity "
+                "and the exact total priced now, and whose \"Pay KES …\" button posts them with that total to "
+                "/events/{eventId}/checkout/pay. " + FORM_CHECKS,
+    params=[ex.EVENT_ID_PARAM], form=CHECKOUT_FORM,
     responses={
-        303: {"description": "Created: `Location` is the payment page, /orders/{orderId}/status?token={statusToken}"},
+        200: text("text/html", "The confirm step: the order and its total, a Pay button carrying that total",
+                  "<!doctype html>..."),
         400: text("text/html", "A field is invalid: the form again, the values kept, each error under its field",
+                  "<!doctype html>..."),
+        403: text("text/html", "Not posted from our checkout form: a page linking back to the checkout",
+                  "<!doctype html>..."),
+        404: text("text/html", "No such event, or it has started", "<!doctype html>..."),
+        409: text("text/html", "Fewer tickets of the type are left: the form again, saying how many, with the "
+                               "choices refreshed", "<!doctype html>..."),
+        503: text("text/html", "The store did not answer: the form again with a message", "<!doctype html>..."),
+    })
+def confirm_order(event_id: str) -> ResponseReturnValue:
+    """The checkout without JavaScript, step 1: the order priced now, to confirm; nothing is pushed from here, so
+    no form the shopper saw a stale total on (the type or quantity changed without the script) can charge them."""
+    refused = _refused_post(event_id)
+    if refused is not None:
+        return refused
+    event = _on_sale(event_id)
+    if event is None:
+        return _event_not_found()
+    values = _posted_values()
+    key = request.form.get("idempotencyKey", "")
+    try:
+        quote = current_runtime().orders.preview(load(_CREATE, _order_body(event_id, values)))
+    except ValidationFailed as exc:
+        return _checkout_page(event, values, errors=_details(exc), status=400)
+    except EventNotFound:
+        return _event_not_found()
+    except EventiError as exc:  # sold out (how many are left), store down: said on the form
+        return _checkout_page(event, values, message=exc.message, status=exc.status, key=key)
+    return _confirm_page(event, values, quote, key)
+
+
+@bp.post("/events/<event_id>/checkout/pay")
+@declare(
+    "The checkout without JavaScript, step 2: pay the confirmed total, then on to the payment page", tags=["pages"],
+    description="The confirm step's hidden fields (those of step 1) plus `expectedAmount`, the total it showed. The "
+                "order is created by the same service as POST /api/orders under the `idempotencyKey` (a double "
+                "submit, a reload of the POST or Pay again after a 5xx makes one order), and refused before anything "
+                "is held or pushed when `expectedAmount` is not what it costs now: the confirm step again with the "
+                "new total. `action=change` (the \"Change the order\" button) answers the form with the values. "
+                + FORM_CHECKS,
+    params=[ex.EVENT_ID_PARAM],
+    form={**CHECKOUT_FORM, "required": [*CHECKOUT_FORM["required"], "expectedAmount"], "properties": {
+        **CHECKOUT_FORM["properties"], "expectedAmount": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+        "action": {"type": "string", "enum": ["pay", "change"]}}},
+    responses={
+        200: text("text/html", "`action=change`: the form with the values", "<!doctype html>..."),
+        303: {"description": "Created: `Location` is the payment page, /orders/{orderId}/status?token={statusToken}"},
+        400: text("text/html", "A field is invalid (the form again), or no confirmed total (the confirm step)",
                   "<!doctype html>..."),
         403: text("text/html", "Not posted from our checkout form (another site's page, or a form older than 4 "
                                "hours): a page linking back to the checkout; nothing stored, nothing pushed",
                   "<!doctype html>..."),
         404: text("text/html", "No such event, or it has started", "<!doctype html>..."),
-        409: text("text/html", "Sold out (or the same submission still being created after the push timeout): "
-                               "the form again with a message", "<!doctype html>..."),
-        429: text("text/html", "Too many M-Pesa requests to this phone: the form again with a message", "<!doctype html>..."),
+        409: text("text/html", "The price changed (the confirm step again, with the new total), sold out (the form "
+                               "again, saying how many are left) or the same submission still being created",
+                  "<!doctype html>..."),
+        429: text("text/html", "Too many M-Pesa requests to this phone: the form again, saying when the next try "
+                               "can go", "<!doctype html>..."),
         502: text("text/html", "PayHero refused the push: the form again with a message (and a new key)",
                   "<!doctype html>..."),
         503: text("text/html", "The store did not answer: the form again with a message and the same key, so "
                                "Pay again cannot make a second order", "<!doctype html>..."),
     })
 def place_order(event_id: str) -> ResponseReturnValue:
-    """The checkout without JavaScript: the form, checked by the schema of POST /api/orders and created by the
-    same service (push limit, tickets, Idempotency-Key from a hidden field), then 303 to the payment page.
-    A post that is not from our own checkout form for this event is refused (403) before anything else."""
-    refusal = _refusal(event_id)
-    if refusal:
-        log.warning("Checkout form post refused (%s) eventId=%s", refusal, event_id)
-        return _refused(event_id)
+    """Step 2: the confirmed order, checked by the schema of POST /api/orders and created by the same service (the
+    confirmed total, push limit, tickets, Idempotency-Key from a hidden field), then 303 to the payment page. A post
+    not from our own checkout form for this event is refused (403) before anything else."""
+    refused = _refused_post(event_id)
+    if refused is not None:
+        return refused
     event = _on_sale(event_id)
     if event is None:
         return _event_not_found()
-    values = {name: request.form.get(name, "").strip() for name in FORM_FIELDS}
+    values = _posted_values()
     submission = Submission(request.form.get("idempotencyKey", ""))
+    if request.form.get("action") == "change":
+        return _checkout_page(event, values, key=submission.key)
+    expected = request.form.get("expectedAmount", "")
+    if not re.fullmatch(r"[0-9]{1,9}", expected):  # no total confirmed: never push one the shopper did not see
+        return confirm_order(event_id)
     try:
-        fields = load(_CREATE, _order_body(event_id, values))
+        fields = load(_CREATE, {**_order_body(event_id, values), "expectedAmount": int(expected)})
         created = _create(fields, submission)
     except ValidationFailed as exc:
-        details = exc.details if isinstance(exc.details, dict) else {}
-        return _checkout_page(event, values, errors=details, status=400)
+        return _checkout_page(event, values, errors=_details(exc), status=400)
     except EventNotFound:
         return _event_not_found()
+    except PriceChanged:
+        return _confirm_again(event, values, submission.key)
     except IdempotencyKeyInUse:  # the first of a double submit is slower than any push: its answer is not known yet
         return _checkout_page(event, values, message=STILL_SENDING, status=409, key=submission.key)
     except EventiError as exc:  # sold out, too many pushes, provider refused, store down: said on the form
-        return _checkout_page(event, values, message=exc.message, status=exc.status, key=_key_kept(exc, submission))
+        return _checkout_page(event, values, message=_sentence(exc), status=exc.status, key=_key_kept(exc, submission))
     if created.status != 201:  # the replayed answer of a refused push: that attempt is over
         return _checkout_page(event, values, message=created.body["message"], status=created.status)
     order_id = created.body["orderId"]
     return redirect(url_for("pages.status", order_id=order_id, token=created.body["statusToken"]), 303)
+
+
+def _refused_post(event_id: str) -> ResponseReturnValue | None:
+    """The 403 page when a checkout post is not from our own form for event_id, else None."""
+    refusal = _refusal(event_id)
+    if refusal is None:
+        return None
+    log.warning("Checkout form post refused (%s) eventId=%s", refusal, event_id)
+    return _refused(event_id)
+
+
+def _posted_values() -> dict[str, str]:
+    return {name: request.form.get(name, "").strip() for name in FORM_FIELDS}
+
+
+def _details(exc: ValidationFailed) -> dict[str, Any]:
+    return exc.details if isinstance(exc.details, dict) else {}
+
+
+def _confirm_again(event: dict[str, Any], values: dict[str, str], key: str) -> ResponseReturnValue:
+    """The confirm step after a price change: the order priced now, saying the total changed (409)."""
+    try:
+        quote = current_runtime().orders.preview(load(_CREATE, _order_body(event["_id"], values)))
+    except EventiError as exc:
+        return _checkout_page(event, values, message=exc.message, status=409, key=key)
+    message = PRICE_CHANGED.format(total=f"{quote.currency} {quote.amount:,}")
+    return _confirm_page(event, values, quote, key, message=message, status=409)
+
+
+def _confirm_page(event: dict[str, Any], values: dict[str, str], quote: Quote, key: str, message: str | None = None,
+                  status: int = 200) -> ResponseReturnValue:
+    """The confirm step: what the order buys and its exact total, with the values and that total in hidden fields
+    for Pay, under the same key (a form token issued for it now)."""
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        key = new_key()
+    return _page(_render(
+        "confirm.html", event=_event_view(event), quote=quote, values=values, message=message, idempotency_key=key,
+        form_token=form_token.issue(current_runtime().settings.secret_key, event["_id"], key),
+        phone=phones.local(phones.normalise(values["phone"]) or values["phone"]),
+    ), status, CHECKOUT_REFERRER_POLICY)
+
+
+def _sentence(exc: EventiError) -> str:
+    """exc's message for the form; the push limit's says at what time the next try can go."""
+    if isinstance(exc, TooManyPushes) and exc.retry_after:
+        at = (utcnow() + timedelta(seconds=exc.retry_after)).astimezone(EAT).strftime("%H:%M")
+        return f"{exc.message[:-1]} (after {at})."
+    return exc.message
 
 
 @bp.get("/orders/<order_id:order_id>/status")
@@ -186,7 +318,19 @@ def status(order_id: OrderId | None) -> ResponseReturnValue:
                                 p.settings.reconcile_interval_seconds),
         retry_url=retry_url(order["eventId"], order_id, token),
         manual=manual_offer(p, order),
+        push_limit=None if body["paymentStatus"] == "completed" else _push_limit(order.get("phone", "")),
     ))
+
+
+def _push_limit(phone: str) -> dict[str, Any] | None:
+    """When the phone's next M-Pesa prompt can go (the push limit's Retry-After), or None when it can now: the
+    payment page offers no "Try again" that would be refused."""
+    limiter = current_runtime().limiter
+    seconds = limiter.wait_seconds(phone) if phone else 0
+    if seconds <= 0:
+        return None
+    return {"seconds": seconds, "limit": limiter.limit, "minutes": max(1, limiter.window // 60),
+            "at": (utcnow() + timedelta(seconds=seconds)).astimezone(EAT).strftime("%H:%M")}
 
 
 def retry_url(event_id: str, order_id: str, token: str) -> str:
@@ -303,8 +447,9 @@ def _checkout_page(event: dict[str, Any], values: dict[str, str], errors: dict[s
     key = key or new_key()
     first_invalid = next((name for name in FORM_FIELDS if name in texts_by_field), None)
     return _page(_render(
-        "checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen,
+        "checkout.html", event=_event_view(event), ticket_types=ticket_types, chosen=chosen, on_sale=on_sale,
         quantity=max(1, min(quantity, chosen["most"])) if chosen else 1, values=values, errors=texts_by_field,
+        most=max((t["most"] for t in on_sale), default=1), name_max=NAME_MAX,
         first_invalid=first_invalid, form_error=message, idempotency_key=key,
         form_token=form_token.issue(current_runtime().settings.secret_key, event["_id"], key),
         **({} if chosen else {"page_modules": ()}),  # sold out: no form, no script
@@ -315,6 +460,12 @@ def _event_view(event: dict[str, Any]) -> dict[str, str]:
     starts = event["startsAt"].astimezone(EAT)
     return {"id": event["_id"], "name": event["name"], "venue": event["venue"], "currency": event["currency"],
             "starts_iso": starts.isoformat(), "starts": starts.strftime("%a %d %b %Y, %H:%M EAT").replace(" 0", " ")}
+
+
+def _sold_out_view(event: dict[str, Any], left: dict[str, int]) -> dict[str, Any]:
+    """Which of the event's ticket types are sold out, and whether all are (the events list marks them)."""
+    gone = [t["name"] for t in event["ticketTypes"] if left[t["id"]] <= 0]
+    return {"sold_out_types": gone, "sold_out": len(gone) == len(event["ticketTypes"])}
 
 
 def _bought(order: dict[str, Any]) -> dict[str, Any] | None:

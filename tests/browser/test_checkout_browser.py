@@ -95,7 +95,7 @@ def test_a_push_payhero_refuses_is_explained_on_the_form(shop):
     result = shop_in_browser(shop.base_url, phone_ending(7), "checkout-push-failed.png", expect_form_error=True)
     assert result["form_error"] == "The payment provider did not accept the M-Pesa request; try again shortly."
     assert result["url"].endswith("/events/concert-2026/checkout") and result["focused"] == "form-error"
-    assert result["button"] == "Pay with M-Pesa"  # enabled again for a retry by the shopper
+    assert result["button"] == "Pay KES 3,000"  # enabled again for a retry by the shopper, saying the amount
     assert [c for c in api_calls(result)] == [("POST", "/api/orders")]
 
 

@@ -2,6 +2,7 @@
 (axe-core), a screenshot each under tests/output/, and what each view must show."""
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,10 +13,10 @@ import pytest
 
 from devstack.processes import ROOT, Gunicorn
 from devstack.simulator import PayHeroSimulator
-from tests.browser import axe
+from tests.browser import axe, views
 from tests.browser.views import VIEWPORTS, VIEWS
 from tests.conftest import TEST_SECRET, gunicorn_env
-from tests.support.events import event_spec, save_events
+from tests.support.events import DEMO_FILE, event_spec, save_events
 
 OUTPUT = ROOT / "tests" / "output"
 EVENT = "views-2026"
@@ -25,22 +26,29 @@ PROMPT_SECONDS, HELP_SECONDS = 15, 10
 
 
 @pytest.fixture(scope="module")
-def shop(redis_server, mongo_server, tmp_path_factory) -> Iterator[Gunicorn]:
-    """gunicorn over the session's stores, PayHero's simulator settling each push 2 s after it; a push to a
+def simulator() -> Iterator[PayHeroSimulator]:
+    simulator = PayHeroSimulator(delay=2, slow_seconds=10).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def shop(redis_server, mongo_server, simulator, tmp_path_factory) -> Iterator[Gunicorn]:
+    """gunicorn over the session's stores (the views' event and the demo event), PayHero's simulator settling each
+    push 2 s after it, at most 3 pushes to a phone in 10 minutes (each view's shopper has a new number); a push to a
     number ending in 9 answers after 10 s, past the 2 s push timeout (uncertain), and is paid 2 s later.
     Prompts live 15 s, the help shows after 10 s: the views that wait move the page's clock instead."""
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
     assert axe.AXE_JS.exists(), "run `make deps`: it installs axe-core into tests/browser/node_modules"
-    save_events(mongo_server.uri, event_spec(EVENT))  # Regular KES 1,500, VIP KES 2,500
-    simulator = PayHeroSimulator(delay=2, slow_seconds=10).start()
-    settings = {"ENV": "test", "PUSH_LIMIT": 0, "SECRET_KEY": TEST_SECRET, "REDIS_URL": redis_server.url,
+    save_events(mongo_server.uri, event_spec(EVENT), json.loads(DEMO_FILE.read_text()))  # VIP KES 2,500; demo's 4,000
+    settings = {"ENV": "test", "PUSH_LIMIT": 3, "PUSH_LIMIT_WINDOW": 600, "SECRET_KEY": TEST_SECRET,
+                "REDIS_URL": redis_server.url,
                 "MONGO_URI": mongo_server.uri, "VAR_DIR": str(tmp_path_factory.mktemp("views") / "var"),
                 "PUSH_TIMEOUT": 2, "PROMPT_SECONDS": PROMPT_SECONDS, "PROMPT_HELP_SECONDS": HELP_SECONDS,
                 "SUPPORT_CONTACT": SUPPORT}
     server = Gunicorn(gunicorn_env(settings, **simulator.settings), workers=2).start()
     yield server
     server.stop()
-    simulator.stop()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +61,7 @@ def seen(shop: Gunicorn) -> dict:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with open(OUTPUT / "views.log", "w") as log:  # which view is running, and the driver's errors
         done = subprocess.run([sys.executable, "-m", "tests.browser.views", json.dumps(spec)], stdout=subprocess.PIPE,
-                              stderr=log, text=True, timeout=300, env=env, cwd=str(ROOT))
+                              stderr=log, text=True, timeout=420, env=env, cwd=str(ROOT))
     assert done.returncode == 0, (OUTPUT / "views.log").read_text()[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -91,12 +99,20 @@ def test_pages_have_titles_that_say_what_they_are(seen) -> None:
     for found in facts(seen, "checkout"):
         assert found["title"] == f"Tickets for Test event {EVENT} · eventi"
         assert (found["total"], found["line"]) == ("5,000", "2 × VIP at KES 2,500")
+        # with the script, the one-step flow shows the live total, and Pay says the amount it sends
+        assert found["live_total"] and found["button"] == "Pay KES 5,000"
+        assert found["name_label"] == "Full name (optional, at most 100 characters)"
+        assert found["tickets_hint"] == "At most 10 Regular or 4 VIP tickets per order."
+    wide = dict(zip(SIZES, facts(seen, "checkout"), strict=True))["1280x800"]
+    assert wide["pay_bottom"] <= wide["viewport_height"], wide  # Pay without scrolling at 1280x800
 
 
 def test_field_errors_land_under_their_fields(seen) -> None:
     for found in facts(seen, "checkout-errors"):
         assert found["phone_error"] == "Enter a Kenyan mobile number, like 0712 345 678."
-        assert found["email_error"] == "Enter an email address, like name@example.com." and found["focused"] == "email"
+        assert found["email_error"] == "Enter an email address, like name@example.com."
+        # a 150-character name: the limit in words, the name kept whole to shorten (never cut to 100 unsaid)
+        assert (found["name_error"], found["name_length"], found["focused"]) == ("Use at most 100 characters.", 150, "name")
 
 
 def test_without_javascript_errors_come_back_with_the_values_kept(seen) -> None:
@@ -113,11 +129,20 @@ def test_without_javascript_the_form_posts_and_moves_to_the_payment_page(seen) -
     for found in facts(seen, "checkout-nojs"):
         assert urlparse(found["url"]).path.startswith("/orders/") and urlparse(found["url"]).query.startswith("token=")
         assert (found["order_line"], found["order_total"]) == ("2 × VIP at KES 2,500", "KES 5,000")
+        # the form shows no total it cannot follow, and its button does not pay: the confirm step shows the total
+        assert found["form"] == {"live_total": False, "button": "Continue",
+                                 "next": "Next: the total to confirm before any prompt is sent."}
+        confirm = found["confirm"]
+        assert urlparse(confirm["url"]).path == f"/events/{EVENT}/checkout"
+        assert (confirm["line"], confirm["total"], confirm["button"], confirm["amount"]) == (
+            "2 × VIP at KES 2,500", "KES 5,000", "Pay KES 5,000", "5000")
         # Chromium's own post, checked as a cross-site one would be (issue 19, item 7): it carries the form token
         # and comes from our page, by its own headers
         posted = found["posted"]
-        assert {"idempotencyKey", "formToken"} <= set(posted["fields"])
+        assert {"idempotencyKey", "formToken", "expectedAmount"} <= set(posted["fields"])
         assert (posted["sec_fetch_site"], posted["origin"]) == ("same-origin", found["url"].split("/orders/")[0])
+    wide = dict(zip(SIZES, facts(seen, "checkout-nojs"), strict=True))["1280x800"]["confirm"]
+    assert wide["pay_bottom"] <= wide["viewport_height"], wide  # Pay without scrolling at 1280x800
 
 
 def test_another_sites_page_cannot_post_the_checkout_form(seen, mongo_server) -> None:
@@ -275,3 +300,82 @@ def test_without_javascript_the_payment_page_reloads_itself_while_waiting(seen) 
         assert found["pending_visible"] and not found["live_note_visible"]
         assert "This page reloads every 5 seconds until M-Pesa answers." in found["text"]
         assert "This page changes by itself" not in found["text"]
+
+
+# --- Issue 21: the amount seen is the amount pushed, sold-out paths, home page, limits, M-Pesa on one line -------
+
+
+def test_without_javascript_every_ticket_type_and_quantity_of_the_demo_event_is_confirmed_at_its_total(
+        seen, simulator) -> None:
+    assert [found["every"] for found in facts(seen, "checkout-nojs-every-total")] == [True, False]
+    for found in facts(seen, "checkout-nojs-every-total"):
+        assert found["quantities"] == [str(n) for n in range(1, 11)]
+        expected = {f"{t} {n}": (price, name) for t, (price, most, name) in views.DEMO_PRICES.items()
+                    for n in (range(1, most + 1) if found["every"] else [3])}
+        assert set(found["seen"]) == set(expected) and len(expected) == (14 if found["every"] else 2)
+        for choice, (price, name) in expected.items():
+            quantity = int(choice.split()[1])
+            total = f"KES {price * quantity:,}"
+            assert found["seen"][choice] == {"line": f"{quantity} × {name} at KES {price:,}", "total": total,
+                                             "button": f"Pay {total}", "amount": str(price * quantity)}, choice
+        refused = {f"vip {n}": "At most 4 tickets of this type per order." for n in (5, 10)} if found["every"] else {}
+        assert found["refused"] == refused
+        assert (found["order_line"], found["order_total"]) == ("2 × VIP at KES 4,000", "KES 8,000")
+        assert [push["amount"] for push in simulator.pushes(found["order_id"])] == [8000]  # the amount shown is pushed
+
+
+def test_with_the_script_missing_the_form_goes_through_the_confirm_step(seen) -> None:
+    for found in facts(seen, "checkout-script-failed"):
+        assert found["form"] == {"live_total": False, "button": "Continue"}
+        assert urlparse(found["url"]).path == f"/events/{EVENT}/checkout"
+        assert found["confirm"] == {"line": "3 × VIP at KES 2,500", "total": "KES 7,500", "button": "Pay KES 7,500",
+                                    "amount": "7500"}
+
+
+def test_sold_out_says_what_is_left_and_buy_more_offers_only_that(seen) -> None:
+    for found in facts(seen, "sold-out-paths"):
+        stale = found["stale"]  # 409 sold_out: the count, and the choices refreshed
+        assert stale["error"] == "Only 1 VIP ticket is left."
+        assert (stale["ticketType"], stale["tickets"], stale["quantities"]) == ("vip", "1", ["1"])
+        assert stale["vip"] == "VIP · KES 2,500 (only 1 left)" and not stale["vip_disabled"]
+        assert (stale["total"], stale["button"], stale["pay_enabled"]) == ("2,500", "Pay KES 2,500", True)
+        assert found["bought"] == "1 × VIP at KES 2,500"
+        more = found["buy_more"]  # the last VIP bought: never VIP selected with no number, "0 × VIP", KES 0
+        assert (more["ticketType"], more["tickets"], more["vip"], more["vip_disabled"]) == (
+            "regular", "1", "VIP · KES 2,500 (sold out)", True)
+        assert (more["line"], more["total"], more["button"], more["pay_enabled"]) == (
+            "1 × Regular at KES 1,500", "1,500", "Pay KES 1,500", True)
+        assert more["quantities"] == [str(n) for n in range(1, 11)] and found["focused"] == "ticket-type"
+
+
+def test_the_home_page_lists_the_events_and_a_sold_out_event_leads_back(seen) -> None:
+    for found in facts(seen, "events-sold-out"):
+        assert (found["status"], found["title"], urlparse(found["url"]).path) == (200, "Events on sale · eventi", "/")
+        assert found["item"].endswith("Sold out")
+        assert "Sold out: no tickets are left for this event." in found["event_page"] and found["form"] == 0
+        assert found["links"] == ["/events"]
+
+
+def test_the_push_limit_is_said_before_another_try_with_no_try_again(seen) -> None:
+    for found in facts(seen, "payment-push-limit"):
+        assert found["views"] == ["failure"] and found["note_visible"] and not found["retry_visible"]
+        assert found["fourth"]["status"] == 429 and found["fourth"]["error"] == "too_many_pushes"
+        assert abs(int(found["fourth"]["retry_after"]) - found["retry_after"]) <= 5  # the same clock as Retry-After
+        assert found["note"].startswith("M-Pesa prompts to this phone are paused: we send at most 3 in 10 minutes. "
+                                        "You can try again after ")
+        assert "Try again" not in found["text"].replace("try again after", "")
+        checkout = found["checkout"]  # the checkout with that phone: when, in words, and no Pay that would be refused
+        assert re.fullmatch(r"Too many M-Pesa requests to this phone number; try again in (10|9) minutes "
+                            r"\(after [0-2][0-9]:[0-5][0-9]\)\.", checkout["error"]), checkout
+        assert not checkout["pay_enabled"] and checkout["pay_enabled_for_another_phone"]
+
+
+def test_m_pesa_never_breaks_at_its_hyphen(seen) -> None:
+    shown = 0
+    for name, view in VIEWS.items():
+        if not view.javascript:
+            continue
+        for found in facts(seen, name):
+            assert found["_mpesa"]["breakable"] == [], name
+            shown += found["_mpesa"]["shown"]
+    assert shown >= 40  # the check saw the word on many pages

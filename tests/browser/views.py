@@ -30,6 +30,7 @@ import re
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -130,17 +131,27 @@ def checkout(page, spec: dict) -> dict:
     page.goto(checkout_url(spec))
     page.select_option("#ticket-type", "vip")
     page.select_option("#tickets", "2")
-    return {"title": page.title(), **form_values(page)}
+    return {"title": page.title(), **form_values(page), **pay_in_view(page), "button": page.inner_text("#pay"),
+            "name_label": page.inner_text("label[for=name]"), "tickets_hint": page.inner_text("#tickets-hint"),
+            "live_total": page.is_visible("#live-total")}
+
+
+def pay_in_view(page) -> dict:
+    """Whether Pay shows without scrolling: its bottom edge and the viewport's height."""
+    box = page.locator("#pay").bounding_box()
+    return {"pay_bottom": box["y"] + box["height"], "viewport_height": page.viewport_size["height"]}
 
 
 @view("checkout-errors")
 def checkout_errors(page, spec: dict) -> dict:
     page.goto(checkout_url(spec))
+    page.fill("#name", "N" * 150)  # past the stated limit: refused with the limit in words, never cut
     page.fill("#email", "not-an-email")
     page.fill("#phone", "12345")
     page.click("#pay")
     page.wait_for_selector("#phone-error:not(:empty)", timeout=15_000)
     return {"email_error": page.text_content("#email-error"), "phone_error": page.text_content("#phone-error"),
+            "name_error": page.text_content("#name-error"), "name_length": len(page.input_value("#name")),
             "focused": focused(page)}
 
 
@@ -162,11 +173,74 @@ def checkout_without_javascript(page, spec: dict) -> dict:
     who = shopper(0)
     page.goto(checkout_url(spec))
     fill_checkout(page, who)
+    form_shows = {"live_total": page.is_visible("#live-total"), "next": page.inner_text("#total-next"),
+                  "button": page.inner_text("#pay")}
+    page.click("#pay")
+    page.wait_for_selector("#confirm")
+    confirm = {**confirmed(page), **pay_in_view(page), "url": page.url}
     with page.expect_request(lambda r: r.method == "POST") as posted:
         page.click("#pay")
     page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
     return {"url": page.url, "order_total": page.text_content("#order-total"), "order_line": page.text_content("#order-line"),
-            "personal": personal(who), "posted": posted_form(posted.value)}
+            "personal": personal(who), "posted": posted_form(posted.value), "form": form_shows, "confirm": confirm}
+
+
+def confirmed(page) -> dict:
+    """The confirm step as shown: the line, the total, the Pay button and the amount it posts."""
+    return {"line": page.inner_text("#confirm-line"), "total": page.inner_text("#confirm-total"),
+            "button": page.inner_text("#pay"), "amount": page.get_attribute("input[name=expectedAmount]", "value")}
+
+
+DEMO_PRICES = {"regular": (1500, 10, "Regular"), "vip": (4000, 4, "VIP")}
+"""eventi/demo_event.json: each type's price, the most per order and its name."""
+
+
+@view("checkout-nojs-every-total", javascript=False)
+def every_total_without_javascript(page, spec: dict) -> dict:
+    """The demo event without JavaScript: every ticket type and quantity (at the phone's size; one at the desktop's,
+    to keep the suite short) goes to a confirm step showing its exact total before any push; a quantity past the
+    type's limit is refused on the form; 2 VIP is then paid."""
+    who = shopper(5)  # no callback: the order stays pending, its amount is what the page and the push say
+    url = f"{spec['base_url']}/events/demo/checkout"
+    seen, refused = {}, {}
+    page.goto(url)
+    quantities = [o.get_attribute("value") for o in page.locator("#tickets option").all()]
+    every = page.viewport_size["width"] < 600
+    for ticket_type, (_, most, _) in DEMO_PRICES.items():
+        for quantity in quantities if every else ["3"]:
+            if int(quantity) > most + 1 and quantity != quantities[-1]:
+                continue  # past the limit: the first and the last are enough
+            page.goto(url)
+            fill_checkout(page, who, ticket_type, quantity)
+            page.click("#pay")
+            if int(quantity) > most:
+                page.wait_for_selector("#tickets-error:not(:empty)")
+                refused[f"{ticket_type} {quantity}"] = page.text_content("#tickets-error")
+                continue
+            page.wait_for_selector("#confirm")
+            seen[f"{ticket_type} {quantity}"] = confirmed(page)
+    page.goto(url)
+    fill_checkout(page, who, "vip", "2")
+    page.click("#pay")
+    page.wait_for_selector("#confirm")
+    page.click("#pay")
+    page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
+    return {"every": every, "quantities": quantities, "seen": seen, "refused": refused,
+            "order_total": page.text_content("#order-total"),
+            "order_line": page.text_content("#order-line"), "order_id": page.url.split("/orders/")[1].split("/")[0]}
+
+
+@view("checkout-script-failed")
+def checkout_when_the_script_fails(page, spec: dict) -> dict:
+    """JavaScript on, but checkout.js never arrives: the form's own path, through the confirm step."""
+    page.route("**/js/checkout.js", lambda route: route.abort())
+    who = shopper(5)
+    page.goto(checkout_url(spec))
+    fill_checkout(page, who, "vip", "3")
+    form_shows = {"live_total": page.is_visible("#live-total"), "button": page.inner_text("#pay")}
+    page.click("#pay")
+    page.wait_for_selector("#confirm")
+    return {"form": form_shows, "confirm": confirmed(page), "url": page.url}
 
 
 def posted_form(request) -> dict:
@@ -247,6 +321,66 @@ def back_after_paying(page, spec: dict) -> dict:
             "focused": focused(page), "personal": personal(who)}
 
 
+def fresh_event(spec: dict, **capacities: int) -> str:
+    """A new event like the views' own (Regular KES 1,500, VIP KES 2,500) with these capacities, for a view that
+    sells it out."""
+    from tests.support.events import event_spec, save_events
+
+    event_id = "views-" + uuid.uuid4().hex[:10]
+    save_events(spec["mongo_uri"], event_spec(event_id, **capacities))
+    return event_id
+
+
+def ticket_choices(page) -> dict:
+    """The form's choices as shown: the chosen type and number, the VIP option, the total and Pay."""
+    return {"ticketType": page.input_value("#ticket-type"), "tickets": page.input_value("#tickets"),
+            "quantities": [o.inner_text() for o in page.locator("#tickets option").all()],
+            "vip": page.inner_text("#ticket-type option[value=vip]"),
+            "vip_disabled": page.locator("#ticket-type option[value=vip]").is_disabled(),
+            "line": page.text_content("#line"), "total": page.text_content("#total"), "button": page.inner_text("#pay"),
+            "pay_enabled": page.is_enabled("#pay")}
+
+
+@view("sold-out-paths")
+def sold_out_paths(page, spec: dict) -> dict:
+    """A form loaded before someone else bought 2 of the 3 VIP tickets: Pay for 2 gets 409 sold_out, which says
+    how many are left and refreshes the choices; the shopper buys the last one, goes Back, and "Buy more
+    tickets" offers only what is left (Regular), never a sold-out VIP with an empty number and KES 0."""
+    event_id = fresh_event(spec, vip_capacity=3)
+    who = shopper(0)
+    page.goto(f"{spec['base_url']}/events/{event_id}/checkout")
+    create_order(spec, 5, event_id=event_id, ticket_type="vip", quantity=2)
+    fill_checkout(page, who, "vip", "2")
+    page.click("#pay")
+    page.wait_for_selector("#form-error:not([hidden])")
+    page.wait_for_selector("#pay:not([disabled])")
+    stale = {"error": page.text_content("#form-error"), **ticket_choices(page)}
+    page.click("#pay")
+    page.wait_for_url("**/orders/*/status?token=*", timeout=30_000)
+    page.wait_for_selector("#view-success:not([hidden])", timeout=PAYMENT_TIMEOUT_MS)
+    bought = page.text_content("#order-line")
+    page.go_back()
+    page.wait_for_selector("#earlier-order:not([hidden])", timeout=15_000)
+    page.click("#buy-more")
+    page.wait_for_selector("#checkout:not([hidden])")
+    return {"stale": stale, "bought": bought, "buy_more": ticket_choices(page), "focused": focused(page)}
+
+
+@view("events-sold-out")
+def events_sold_out(page, spec: dict) -> dict:
+    """Every ticket of an event bought: the home page (/) marks it sold out, its page says so with a way back."""
+    gone = fresh_event(spec, capacity=1, vip_capacity=1)
+    create_order(spec, 5, event_id=gone, quantity=1)
+    create_order(spec, 5, event_id=gone, ticket_type="vip", quantity=1)
+    response = page.goto(f"{spec['base_url']}/")
+    item = page.locator(f"li:has(> a[href='/events/{gone}/checkout'])")
+    facts = {"status": response.status, "title": page.title(), "url": page.url, "item": item.inner_text()}
+    item.locator("a").click()
+    page.wait_for_selector("#sold-out")
+    shown_links = [a.get_attribute("href") for a in page.locator("main a:visible").all()]
+    return {**facts, "event_page": page.inner_text("main"), "links": shown_links, "form": page.locator("#checkout").count()}
+
+
 # --- The payment page ---------------------------------------------------------------------------
 
 SHOWN_VIEWS = """() => ["pending", "unknown", "success", "failure", "refund"].filter(
@@ -254,12 +388,14 @@ SHOWN_VIEWS = """() => ["pending", "unknown", "success", "failure", "refund"].fi
 FINAL = "#view-success:not([hidden]), #view-failure:not([hidden]), #view-refund:not([hidden])"
 
 
-def create_order(spec: dict, last_digit: int) -> dict:
-    """A new order of 2 Regular tickets (KES 3,000) made through the API, as checkout.js makes it: the answer
-    (orderId, statusToken, pushState...) plus its payment page's "url" and the shopper's "phone" and "email"."""
-    who = shopper(last_digit)
-    body = json.dumps({"eventId": spec["event_id"], "ticketTypeId": "regular", "quantity": 2, "phone": who["phone"],
-                       "email": who["email"], "name": who["name"]}).encode()
+def create_order(spec: dict, last_digit: int, event_id: str | None = None, ticket_type: str = "regular",
+                 quantity: int = 2, phone: str | None = None) -> dict:
+    """A new order (by default of 2 Regular tickets, KES 3,000, of the views' event) made through the API, as
+    checkout.js makes it: the answer (orderId, statusToken, pushState...) plus its payment page's "url" and the
+    shopper's "phone" and "email"."""
+    who = {**shopper(last_digit), **({"phone": phone} if phone else {})}
+    body = json.dumps({"eventId": event_id or spec["event_id"], "ticketTypeId": ticket_type, "quantity": quantity,
+                       "phone": who["phone"], "email": who["email"], "name": who["name"]}).encode()
     request = urllib.request.Request(f"{spec['base_url']}/api/orders", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -526,6 +662,33 @@ def payment_connection_lost(page, spec: dict) -> dict:
             "heading": page.text_content("#view-unknown h1"), "notice_shown": page.is_visible("#offline-notice")}
 
 
+@view("payment-push-limit")
+def payment_push_limit(page, spec: dict) -> dict:
+    """The third try in the push limit's window (3 per 10 minutes here) is cancelled: the page says when the next
+    can go and offers no "Try again", which the server would refuse (a fourth try: 429 with Retry-After)."""
+    phone = shopper(1)["phone"]  # ending 1: the simulator cancels each push 2 s after it
+    orders = [create_order(spec, 1, phone=phone) for _ in range(3)]
+    open_payment(page, orders[-1])
+    page.wait_for_selector("#view-failure:not([hidden])", timeout=PAYMENT_TIMEOUT_MS)
+    try:
+        create_order(spec, 1, phone=phone)
+        fourth = {"status": 201}
+    except urllib.error.HTTPError as refused:
+        fourth = {"status": refused.code, "retry_after": refused.headers.get("Retry-After"),
+                  "error": json.loads(refused.read())["error"]}
+    facts = {**shown(page, orders[-1]), "note": page.inner_text("#push-limit"), "note_visible": page.is_visible("#push-limit"),
+             "retry_visible": page.is_visible("#retry"), "fourth": fourth,
+             "retry_after": int(page.get_attribute("#push-limit", "data-retry-after"))}
+    page.goto(checkout_url(spec))  # the checkout anyway, with that phone: refused, said, and Pay waits for it
+    fill_checkout(page, {**shopper(1), "phone": phone})
+    page.click("#pay")
+    page.wait_for_selector("#form-error:not([hidden])")
+    facts["checkout"] = {"error": page.text_content("#form-error"), "pay_enabled": page.is_enabled("#pay")}
+    page.fill("#phone", shopper(5)["phone"])
+    facts["checkout"]["pay_enabled_for_another_phone"] = page.is_enabled("#pay")
+    return facts
+
+
 @view("payment-nojs", javascript=False)
 def payment_without_javascript(page, spec: dict) -> dict:
     """Without JavaScript: waiting, and the page reloads itself (<noscript> refresh) until M-Pesa answers."""
@@ -542,6 +705,20 @@ def payment_without_javascript(page, spec: dict) -> dict:
 # --- Running them --------------------------------------------------------------------------------
 
 
+MPESA_LINES = """() => {
+    const walker = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+    let shown = 0; const breakable = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const parent = node.parentElement;
+        if (!node.data.includes('M-Pesa') || parent.closest('[hidden], noscript, .visually-hidden')) continue;
+        shown += node.data.split('M-Pesa').length - 1;
+        if (!['nowrap', 'pre'].includes(getComputedStyle(parent).whiteSpace)) breakable.push(node.data.trim());
+    }
+    return {shown, breakable};
+}"""
+"""Every "M-Pesa" shown in the page's main card, and the text of those a line could break inside (at "M-")."""
+
+
 def run_view(browser, spec: dict, item: View, size: tuple[int, int], axe_source: str) -> dict:
     width, height = size
     context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1,
@@ -555,6 +732,8 @@ def run_view(browser, spec: dict, item: View, size: tuple[int, int], axe_source:
         page.clock.install()
     try:
         facts = item.run(page, spec)
+        if item.javascript:
+            facts["_mpesa"] = page.evaluate(MPESA_LINES)
         page.screenshot(path=str(shot), full_page=True)
         if item.clock:
             page.clock.resume()

@@ -39,25 +39,92 @@ function chosenType() {
   return ticketType.options[ticketType.selectedIndex];
 }
 
-function showTotal() {
-  // Display only: the server prices the order from the stored event and the payment page shows its amount.
+// The total shown, and sent as expectedAmount: the server refuses the order (409 price_changed) when it is not
+// what the order costs, so no push is for an amount the shopper did not see. Null when nothing can be bought.
+function shownAmount() {
   const option = chosenType();
-  const price = Number(option.dataset.price);
   const count = Number(tickets.value);
-  document.getElementById("line").textContent = `${count} × ${option.dataset.name} at ${currency} ${money(price)}`;
-  document.getElementById("total").textContent = money(price * count);
+  return option && !option.disabled && count > 0 ? Number(option.dataset.price) * count : null;
+}
+
+// Until the script reaches its end (live), the form is the one without JavaScript: its button goes to the
+// server's confirm step, and no total shows (it could not follow the choices).
+let live = false;
+
+// The phone the push limit refused (429 too_many_pushes) and until when: Pay for it waits, since the server
+// would refuse it again; another number may pay at once.
+let limited = null;
+
+function limitedNow() {
+  return limited !== null && limited.phone === form.elements.phone.value.trim() && Date.now() < limited.until;
+}
+
+function showTotal() {
+  const option = chosenType();
+  const amount = shownAmount();
+  if (live) document.getElementById("live-total").hidden = amount === null;
+  if (amount === null) {
+    button.disabled = true; // nothing left to buy: never "0 × VIP", "Total: KES 0" and an enabled Pay
+    return;
+  }
+  const price = Number(option.dataset.price);
+  document.getElementById("line").textContent = `${tickets.value} × ${option.dataset.name} at ${currency} ${money(price)}`;
+  document.getElementById("total").textContent = money(amount);
+  if (!live) return;
+  button.disabled = limitedNow();
+  button.textContent = `Pay ${currency} ${money(amount)}`;
+}
+
+// A sold-out type is never the choice: the first type with tickets left is; none left, the form says so.
+function ensureChoice() {
+  const option = chosenType();
+  if (option && !option.disabled && Number(option.dataset.most) > 0) return true;
+  const open = Array.from(ticketType.options).find((o) => !o.disabled && Number(o.dataset.most) > 0);
+  if (open) ticketType.value = open.value;
+  document.getElementById("sold-out-now").hidden = Boolean(open);
+  return Boolean(open);
 }
 
 function offerQuantities() {
+  ensureChoice();
   const most = Number(chosenType().dataset.most);
-  const keep = Math.min(Number(tickets.value) || 1, most);
+  const keep = Math.max(1, Math.min(Number(tickets.value) || 1, most));
   tickets.replaceChildren(...Array.from({ length: most }, (_, i) => new Option(String(i + 1), String(i + 1))));
-  tickets.value = String(keep);
+  if (most > 0) tickets.value = String(keep);
+}
+
+// What is left now (GET /api/events/<id>): each type's price, how many one order may take, sold out or not.
+async function refreshChoices() {
+  try {
+    const response = await fetch(`/api/events/${encodeURIComponent(form.dataset.eventId)}`,
+                                 { headers: { Accept: "application/json" }, cache: "no-store" });
+    const event = response.ok ? await response.json() : { ticketTypes: [] }; // not known now: as they were
+    for (const type of event.ticketTypes) {
+      const option = Array.from(ticketType.options).find((o) => o.value === type.id);
+      if (!option) continue;
+      const most = Math.min(type.maxPerOrder, type.left);
+      option.dataset.price = String(type.price);
+      option.dataset.most = String(most);
+      option.disabled = most === 0;
+      const note = most === 0 ? " (sold out)" : type.left < type.maxPerOrder ? ` (only ${type.left} left)` : "";
+      option.textContent = `${type.name} · ${currency} ${money(type.price)}${note}`;
+    }
+    const open = event.ticketTypes.filter((type) => Math.min(type.maxPerOrder, type.left) > 0);
+    if (open.length) {
+      document.getElementById("tickets-hint").textContent =
+        `At most ${open.map((type) => `${Math.min(type.maxPerOrder, type.left)} ${type.name}`).join(" or ")} tickets per order.`;
+    }
+  } catch {
+    // Offline: the choices stay as they were; the server still refuses what is not left.
+  }
+  offerQuantities();
+  showTotal();
 }
 
 ticketType.addEventListener("change", () => { offerQuantities(); showTotal(); });
 tickets.addEventListener("change", showTotal);
 form.addEventListener("input", () => { idempotencyKey = null; });
+form.elements.phone.addEventListener("input", () => { if (limited) showTotal(); });
 form.addEventListener("change", () => { idempotencyKey = null; });
 
 // The last order made from this tab for this event: coming back (Back after paying, or a new visit)
@@ -108,7 +175,9 @@ async function checkEarlierOrder() {
 
 const formTitle = document.title;
 
-document.getElementById("buy-more").addEventListener("click", () => {
+// The earlier order may have bought the last tickets of a type: the form shows what is left now.
+document.getElementById("buy-more").addEventListener("click", async () => {
+  await refreshChoices();
   document.title = formTitle;
   earlierBox.hidden = true;
   form.hidden = false;
@@ -120,8 +189,6 @@ document.getElementById("buy-more").addEventListener("click", () => {
 window.addEventListener("pageshow", () => {
   offerQuantities();
   showTotal();
-  button.disabled = false;
-  button.textContent = "Pay with M-Pesa";
   checkEarlierOrder();
 });
 
@@ -160,12 +227,14 @@ function localErrors(body) {
 }
 
 form.addEventListener("submit", async (event) => {
+  if (!live) return; // the script stopped before it could show the total: the form's own path, the confirm step
   event.preventDefault();
   clearErrors();
   const body = {
     eventId: form.dataset.eventId,
     ticketTypeId: ticketType.value,
     quantity: Number(tickets.value),
+    expectedAmount: shownAmount(),
     phone: form.elements.phone.value.trim(),
     email: form.elements.email.value.trim(),
   };
@@ -174,6 +243,7 @@ form.addEventListener("submit", async (event) => {
   const missing = localErrors(body);
   if (Object.keys(missing).length) { showFieldErrors(missing); return; }
 
+  if (body.expectedAmount === null) return; // sold out: nothing to pay for
   idempotencyKey = idempotencyKey || newKey();
   button.disabled = true;
   button.textContent = "Sending the M-Pesa request…";
@@ -191,12 +261,30 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     if (attemptIsOver(response.status, data.error)) idempotencyKey = null;
+    if (data.error === "sold_out" || data.error === "price_changed") await refreshChoices(); // what is left, priced now
     if (data.error === "validation_error") showFieldErrors(data.details);
-    else showFormError(data.message || `Something went wrong (HTTP ${response.status}). Please try again.`);
+    else showFormError(refusal(response, data));
   } catch (err) {
     // The order may have been made: the retry sends the same key, so it cannot be made twice.
     showFormError("We could not reach the server. Check your connection and try again.");
   }
-  button.disabled = false;
-  button.textContent = "Pay with M-Pesa";
+  showTotal();
 });
+
+// The sentence for a refused order: the server's, with the clock time of the next try after the push limit.
+function refusal(response, data) {
+  const message = data.message || `Something went wrong (HTTP ${response.status}). Please try again.`;
+  const wait = Number(response.headers.get("Retry-After"));
+  if (data.error === "price_changed") return `${message} It is now ${currency} ${money(data.amount)}.`;
+  if (data.error !== "too_many_pushes" || !wait) return message;
+  limited = { phone: form.elements.phone.value.trim(), until: Date.now() + wait * 1000 };
+  setTimeout(showTotal, wait * 1000);
+  const at = new Date(Date.now() + wait * 1000).toLocaleTimeString("en-GB", {
+    hour: "2-digit", minute: "2-digit", timeZone: "Africa/Nairobi" });
+  return `${message.replace(/\.$/, "")} (after ${at}).`;
+}
+
+// The one-step flow, with its live total and "Pay KES …", only now that every handler above is in place.
+document.getElementById("total-next").hidden = true;
+live = true;
+showTotal();

@@ -218,3 +218,12 @@ if (root.dataset.status === "pending") {
   showHelpLater();
   follow();
 }
+
+// The phone's push limit (eventi/push_limit.py) is reached: no "Try again" that would be refused until it can go.
+const pushLimit = document.getElementById("push-limit");
+if (pushLimit) {
+  setTimeout(() => {
+    pushLimit.hidden = true;
+    document.getElementById("retry").hidden = false;
+  }, Number(pushLimit.dataset.retryAfter) * 1000);
+}
