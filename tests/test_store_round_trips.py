@@ -1,16 +1,20 @@
-"""What a callback writes to MongoDB: each delivery audited, in as few round trips as the guarantees allow.
+"""What a callback and a ticket hold write to MongoDB: in as few round trips as the guarantees allow.
 
 The commands are counted with a pymongo CommandListener on a second client whose collections replace the
-runtime store's (the same FerretDB): a paid callback for a pending order is two writes, the status claim
-(which carries the delivery's audit record) and the order following it.
+runtime's (the same FerretDB): a paid callback for a pending order is two writes, the status claim (which
+carries the delivery's audit record) and the order following it; an order's ticket slots are one insert.
 """
 from contextlib import contextmanager
 
+import pytest
 from bson import ObjectId
 from pymongo import MongoClient, monitoring
+from pymongo.errors import AutoReconnect
 
+from eventi.errors import StoreUnavailable
 from eventi.models import OrderStatus, Outcome
 from eventi.store import OrderStore
+from eventi.tickets import TicketHolds
 from tests.support.api import create_order, post_callback
 
 WRITES = {"insert", "update", "findAndModify", "delete"}
@@ -37,19 +41,21 @@ class Commands(monitoring.CommandListener):
 
 @contextmanager
 def listened(runtime, settings):
-    """Route the runtime store's orders, audit trail and claims through a client that records its commands."""
+    """Route the runtime store's orders, audit trail and claims, and the ticket holds, through a client that
+    records its commands."""
     commands = Commands()
-    names = ("orders", "events", "claims")
-    own = {name: getattr(runtime.store, name) for name in names}
+    names = {runtime.store: ("orders", "events", "claims"), runtime.tickets: ("holds",)}
+    own = {(target, name): getattr(target, name) for target, some in names.items() for name in some}
     with MongoClient(settings["MONGO_URI"], tz_aware=True, event_listeners=[commands]) as mongo:
-        watched = OrderStore(mongo.get_default_database())
-        for name in names:
-            setattr(runtime.store, name, getattr(watched, name))
+        watched = {runtime.store: OrderStore(mongo.get_default_database()),
+                   runtime.tickets: TicketHolds(mongo.get_default_database())}
+        for target, name in own:
+            setattr(target, name, getattr(watched[target], name))
         try:
             yield commands
         finally:
-            for name in names:
-                setattr(runtime.store, name, own[name])
+            for (target, name), collection in own.items():
+                setattr(target, name, collection)
 
 
 def test_a_paid_callback_for_a_pending_order_is_two_writes_and_its_delivery_is_audited(client, runtime, settings):
@@ -102,3 +108,63 @@ def test_a_losing_claim_stores_its_delivery_on_its_own(client, runtime):
     assert not finalized.decided and finalized.order["status"] == "cancelled"
     assert {e["_id"] for e in runtime.store.events_for(order_id)} == {won["_id"], lost["_id"]}
     assert runtime.store.events.find_one({"_id": lost["_id"]})["source"] == "reconcile"
+
+
+# --- ticket slots -------------------------------------------------------------------------------------------
+
+
+def holds_of(runtime, holder):
+    return sorted(doc["_id"] for doc in runtime.tickets.holds.find({"orderId": holder}))
+
+
+def test_an_order_for_three_tickets_holds_them_in_one_insert(client, runtime, settings, new_event):
+    event_id = new_event(capacity=50)
+    with listened(runtime, settings) as commands:
+        order_id, _ = create_order(client, event_id=event_id, quantity=3)
+
+    assert [seen for seen in commands.writes() if seen[1] == "ticket_holds"] == [("insert", "ticket_holds")]
+    order = runtime.store.orders.find_one({"_id": ObjectId(order_id)})
+    assert len(order["ticketSlots"]) == 3 and sorted(order["ticketSlots"]) == holds_of(runtime, order_id)
+
+
+def test_a_batch_that_meets_taken_slots_keeps_exactly_the_free_ones(runtime, new_event):
+    """Capacity 4, two slots held by another order: the first batch's random slots may hit them; the order
+    ends with the two free slots, whatever the draw, and the other order's are untouched."""
+    event_id = new_event(capacity=4)
+    other = runtime.tickets.hold(ObjectId(), event_id, "regular", 4, 2)
+    order_id = ObjectId()
+
+    mine = runtime.tickets.hold(order_id, event_id, "regular", 4, 2)
+
+    assert sorted(mine) == holds_of(runtime, str(order_id)) and not set(mine) & set(other)
+    assert runtime.tickets.holds.count_documents({"event": event_id}) == 4
+
+
+class LandsThenFails:
+    """The holds collection whose insert_many is applied by the server, then the connection drops."""
+
+    def __init__(self, collection):
+        self._collection = collection
+
+    def __getattr__(self, name):
+        return getattr(self._collection, name)
+
+    def insert_many(self, *args, **kwargs):
+        self._collection.insert_many(*args, **kwargs)
+        raise AutoReconnect("connection closed")
+
+
+def test_a_batch_whose_outcome_is_unknown_gives_back_every_slot_it_may_have_taken(runtime, new_event):
+    event_id = new_event(capacity=10)
+    other = runtime.tickets.hold(ObjectId(), event_id, "regular", 10, 2)
+    order_id = ObjectId()
+    holds = runtime.tickets.holds
+    runtime.tickets.holds = LandsThenFails(holds)
+    try:
+        with pytest.raises(StoreUnavailable):
+            runtime.tickets.hold(order_id, event_id, "regular", 10, 3)
+    finally:
+        runtime.tickets.holds = holds
+
+    assert holds_of(runtime, str(order_id)) == []
+    assert runtime.tickets.holds.count_documents({"event": event_id}) == len(other) == 2
