@@ -8,7 +8,8 @@ gunicorn with 2 gevent workers), then three measured phases over --orders orders
    --concurrency in flight, each on a new connection; measured until every wait is answered.
 CPU (utime + stime from /proc) of gunicorn, FerretDB, PostgreSQL and Redis is read around phases 1
 and 3 (phase 3 includes answering the woken waits); the simulator's CPU is reported apart. Prints
-the CPU per order of each, and with --json writes them to a file (docs/benchmarks.md, "Paid order").
+the CPU per order of each, and with --json writes them to a file (docs/benchmarks.md, "Paid order");
+--profile DIR py-spies the workers during phase 3 (python -m bench.profile DIR/*.txt for the shares).
 """
 from gevent import monkey
 
@@ -26,6 +27,7 @@ import gevent  # noqa: E402
 from devstack.wait import poll_until  # noqa: E402
 
 from .create import create_orders  # noqa: E402
+from .profile import Profiler  # noqa: E402
 from .rawhttp import Connection, HttpError  # noqa: E402
 from .run import AMOUNT, CALLBACK_KINDS, EXPECTED, callbacks, metrics  # noqa: E402
 from .stack import Stack, cpu_delta, raise_open_files  # noqa: E402
@@ -52,7 +54,7 @@ def per_order(cpu, n):
     return out
 
 
-def run(orders, clients, concurrency, workers):
+def run(orders, clients, concurrency, workers, profile_dir=""):
     stack = Stack(Path(tempfile.mkdtemp(prefix="eventi-paid-probe-")) / "stack", workers=workers)
     try:
         stack.start()
@@ -68,12 +70,14 @@ def run(orders, clients, concurrency, workers):
         ids = [oid for oid, _ in made]
         kinds = {oid: CALLBACK_KINDS[i % len(CALLBACK_KINDS)] for i, oid in enumerate(ids)}
         starts, posts = {}, {}
+        profiler = Profiler(stack.worker_pids(), profile_dir, "callbacks") if profile_dir else None
         cpu1, t1 = stack.cpu(), time.monotonic()
         callbacks(stack, ids, kinds, None, starts, posts, concurrency)
         gevent.joinall(waits, timeout=120)
         seconds = time.monotonic() - t1
         gevent.sleep(SETTLE_SECONDS)
         callback_cpu = cpu_delta(cpu1, stack.cpu())
+        profile = profiler.stop() if profiler else None
     finally:
         stack.stop()
     wrong = sum(1 for oid in ids if answers.get(oid) != EXPECTED[kinds[oid]])
@@ -82,7 +86,7 @@ def run(orders, clients, concurrency, workers):
     return {"orders": len(made), "create_errors": created["errors"], "create_rate": len(made) / created["seconds"],
             "callback_errors": failed, "wrong_answers": wrong, "callback_seconds": seconds,
             "create_ms": create, "callback_ms": callback,
-            "paid_order_ms": {k: create[k] + callback[k] for k in create}, "loadavg": os.getloadavg()}
+            "paid_order_ms": {k: create[k] + callback[k] for k in create}, "loadavg": os.getloadavg(), "profile": profile}
 
 
 def table(res):
@@ -106,9 +110,11 @@ def main(argv=None):
     p.add_argument("--concurrency", type=int, default=16, help="callbacks in flight at once")
     p.add_argument("--workers", type=int, default=2, help="gevent workers")
     p.add_argument("--json", metavar="PATH", help="also write the figures to this file")
+    p.add_argument("--profile", metavar="DIR", default="",
+                   help="py-spy the workers during the callbacks into DIR (slows them: CPU figures not comparable)")
     a = p.parse_args(argv)
     raise_open_files()
-    res = run(a.orders, a.clients, a.concurrency, a.workers)
+    res = run(a.orders, a.clients, a.concurrency, a.workers, a.profile)
     print(table(res))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
