@@ -132,8 +132,10 @@ class TicketHolds:
     def _insert(self, holder: str, event_id: str, ticket_type_id: str, slots: list[int]) -> list[str]:
         """Hold the slots in one insert (unordered: each goes in unless taken); the ids that went in.
 
-        Any other failure gives back every slot of the batch it may have taken (a delete matches this
-        holder's holds only, so slots other orders hold are untouched) and raises.
+        A failure other than taken slots gives back the slots known to have gone in, then raises. When
+        the outcome is unknown (the connection dropped), nothing is deleted, as with a single insert: a
+        slot of the batch may already be this holder's (an Idempotency-Key's retry holds under the same
+        order id) and listed by its stored order; holds that landed unlisted are the sweep's (_free_orphans).
         """
         now = utcnow()
         ids = [slot_id(event_id, ticket_type_id, slot) for slot in slots]
@@ -149,14 +151,12 @@ class TicketHolds:
             return []
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
+            failed = {error["index"] for error in errors}
+            went_in = [slot for index, slot in enumerate(ids) if index not in failed]
             if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
-                self._delete(holder, ids)
+                self._delete(holder, went_in)
                 raise
-            taken = {error["index"] for error in errors}
-            return [slot for index, slot in enumerate(ids) if index not in taken]
-        except BaseException:
-            self._delete(holder, ids)
-            raise
+            return went_in
 
     def give_back(self, order_id: ObjectId, slots: list[str], holder: str | None = None) -> None:
         """Delete slots this writer took and no order will list (best effort: only this writer has them)."""

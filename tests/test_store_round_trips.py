@@ -5,6 +5,7 @@ runtime's (the same FerretDB): a paid callback for a pending order is two writes
 carries the delivery's audit record) and the order following it; an order's ticket slots are one insert.
 """
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from bson import ObjectId
@@ -12,7 +13,7 @@ from pymongo import MongoClient, monitoring
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 from eventi.errors import StoreUnavailable
-from eventi.models import OrderStatus, Outcome
+from eventi.models import OrderStatus, Outcome, utcnow
 from eventi.store import OrderStore
 from eventi.tickets import TicketHolds
 from tests.support.api import create_order, post_callback
@@ -157,17 +158,51 @@ class LandsThenFails:
         raise AutoReconnect("connection closed")
 
 
-def test_a_batch_whose_outcome_is_unknown_gives_back_every_slot_it_may_have_taken(runtime, new_event):
-    event_id = new_event(capacity=10)
-    other = runtime.tickets.hold(ObjectId(), event_id, "regular", 10, 2)
-    order_id = ObjectId()
+class FirstRefused:
+    """The holds collection whose insert_many refuses its first document with a server error (not a taken
+    slot) and inserts the others."""
+
+    def __init__(self, collection):
+        self._collection = collection
+
+    def __getattr__(self, name):
+        return getattr(self._collection, name)
+
+    def insert_many(self, documents, **kwargs):
+        documents = list(documents)
+        self._collection.insert_many(documents[1:], **kwargs)
+        raise BulkWriteError({"writeErrors": [{"index": 0, "code": 2, "errmsg": "refused"}],
+                              "nInserted": len(documents) - 1, "writeConcernErrors": []})
+
+
+def holding_through(runtime, wrapper, order_id, event_id, capacity, quantity):
     holds = runtime.tickets.holds
-    runtime.tickets.holds = LandsThenFails(holds)
+    runtime.tickets.holds = wrapper(holds)
     try:
         with pytest.raises(StoreUnavailable):
-            runtime.tickets.hold(order_id, event_id, "regular", 10, 3)
+            runtime.tickets.hold(order_id, event_id, "regular", capacity, quantity)
     finally:
         runtime.tickets.holds = holds
 
+
+def test_a_batch_refused_for_another_reason_gives_back_what_went_in(runtime, new_event):
+    event_id = new_event(capacity=10)
+    order_id = ObjectId()
+    holding_through(runtime, FirstRefused, order_id, event_id, 10, 3)
     assert holds_of(runtime, str(order_id)) == []
-    assert runtime.tickets.holds.count_documents({"event": event_id}) == len(other) == 2
+
+
+def test_a_batch_whose_outcome_is_unknown_leaves_what_landed_to_the_sweep(client, runtime, new_event):
+    """Nothing is deleted on an unknown outcome (a slot of the batch may be one this order id held before and
+    its stored order lists); the sweep frees the holds no stored order lists, a stored order's stay."""
+    event_id = new_event(capacity=10)
+    other, _ = create_order(client, event_id=event_id, quantity=2)
+    order_id = ObjectId()
+    holding_through(runtime, LandsThenFails, order_id, event_id, 10, 3)
+    assert holds_of(runtime, str(order_id))  # landed, unlisted
+
+    runtime.tickets.finish_interrupted(utcnow() + timedelta(minutes=3))  # the sweep, once they are 2 minutes old
+
+    assert holds_of(runtime, str(order_id)) == []
+    assert sorted(doc["_id"] for doc in runtime.tickets.holds.find({"event": event_id})) == holds_of(runtime, other)
+    assert len(holds_of(runtime, other)) == 2
