@@ -40,6 +40,20 @@ def _per(cpu, count):
 
 
 CALLBACK_PHASES = ("callback_steady", "callback_burst")
+SERVERS = ("gunicorn", "ferretdb", "postgres", "redis")
+
+
+def paid_order_cpu(d):
+    """{server: CPU seconds} of one paid order: its creation (with the STK push) plus its callback, which
+    includes answering the wait the callback wakes."""
+    create, orders = d["create"]["cpu"], d["create"]["orders"]
+    callback, callbacks = d["callback_cpu"], d["callbacks_sent"]
+    return {k: create[k] / orders + callback[k] / callbacks for k in SERVERS}
+
+
+def _paid(d):
+    cpu = paid_order_cpu(d)
+    return (f"{1000 * sum(cpu.values()):.2f} ms (" + " / ".join(f"{1000 * cpu[k]:.2f}" for k in SERVERS) + ")")
 
 
 def _answered(phase):
@@ -130,6 +144,10 @@ def rows(designs):
     add("CPU per callback: gunicorn / FerretDB / PostgreSQL / Redis",
         lambda d: _per(d["callback_cpu"], d["callbacks_sent"]),
         lambda d: d["callback_cpu"]["gunicorn"] / d["callbacks_sent"])
+    add("server CPU per paid order (creation + callback + its wait's answer): all four (gunicorn / FerretDB / "
+        "PostgreSQL / Redis)", _paid, lambda d: sum(paid_order_cpu(d).values()))
+    add("PayHero simulator CPU per order created (apart, not a server's)",
+        lambda d: f"{1000 * cr(d)['cpu']['simulator'] / cr(d)['orders']:.2f} ms")
     add("gunicorn CPU per callback in the kernel (system time)",
         lambda d: f"{1000 * d['callback_cpu']['gunicorn_system'] / d['callbacks_sent']:.2f} ms")
     add("server CPU during the callback/publish phases", lambda d: f"{d['phases_server_cpu']:.1f} s",

@@ -220,7 +220,8 @@ class OrderStore:
             self._reads.release()
 
     @unavailable_on_error
-    def finalize(self, order_id: str, outcome: Outcome, event_id: ObjectId | None = None) -> Finalized | None:
+    def finalize(self, order_id: str, outcome: Outcome, event_id: ObjectId | None = None,
+                 delivery: dict[str, Any] | None = None) -> Finalized | None:
         """Decide a pending order's final status exactly once; a Finalized, or None when there is no such order.
 
         The decision is a claim inserted under the order's id: a unique insert is atomic on MongoDB and
@@ -228,25 +229,38 @@ class OrderStore:
         The order document then follows its claim. When a claim exists already (another delivery won,
         or its writer timed out or died before the order followed) that claim is applied at once:
         applying a claim twice writes the same values, so there is nothing to wait for.
+
+        delivery, an audit record from delivery() not stored yet, rides in the claim's insert (one write
+        instead of two; events_for and event_by_id find it there). When another claim stands, it is stored
+        on its own in payment_events before the order follows, so every delivery is audited either way.
         """
+        if delivery is not None:
+            event_id = delivery["_id"]
         oid = parse_order_id(order_id)
         if oid is None:
+            if delivery is not None:
+                self._record(delivery)
             return None
         now = utcnow()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as BSON keeps it: every announcer's body is the same
         claim: dict[str, Any] = {"_id": oid, "status": outcome.status.value, "mpesaReceipt": outcome.mpesa_receipt,
                  "failureReason": outcome.failure_reason, "resultCode": outcome.result_code, "eventId": event_id,
                  "claimedAt": now}
+        if delivery is not None:
+            claim["delivery"] = {name: value for name, value in delivery.items() if name != "_id"}
         try:
             self.claims.insert_one(claim)
             decided = True
         except DuplicateKeyError:
-            existing = self.claims.find_one({"_id": oid})
+            existing = self.claims.find_one({"_id": oid}, {"delivery": 0})
+            # Ours after all when the driver retried an insert of ours that had landed.
+            decided = existing is not None and event_id is not None and existing["eventId"] == event_id
+            if delivery is not None and not decided:
+                self._record(delivery)
             if existing is None:
                 return None
             claim = existing
-            # Ours after all when the driver retried an insert of ours that had landed.
-            decided = event_id is not None and claim["eventId"] == event_id
+        claim.pop("delivery", None)
         order = self._apply_claim(claim)
         return None if order is None else Finalized(order, decided)
 
@@ -254,7 +268,7 @@ class OrderStore:
     def settle(self, order_id: str) -> dict[str, Any] | None:
         """Apply the order's status claim if it has one; the final order, or None when no status was decided."""
         oid = parse_order_id(order_id)
-        claim = None if oid is None else self.claims.find_one({"_id": oid})
+        claim = None if oid is None else self.claims.find_one({"_id": oid}, {"delivery": 0})
         return None if claim is None else self._apply_claim(claim)
 
     def _apply_claim(self, claim: dict[str, Any]) -> dict[str, Any] | None:
@@ -331,8 +345,12 @@ class OrderStore:
 
     @unavailable_on_error
     def event_by_id(self, event_id: ObjectId) -> dict[str, Any] | None:
-        """One delivery of the audit trail by its id."""
-        return self.events.find_one({"_id": event_id})
+        """One delivery of the audit trail by its id (in payment_events, or carried by a status claim)."""
+        event = self.events.find_one({"_id": event_id})
+        if event is not None:
+            return event
+        claim = self.claims.find_one({"eventId": event_id, "delivery": {"$exists": True}}, {"eventId": 1, "delivery": 1})
+        return None if claim is None else {"_id": claim["eventId"], **claim["delivery"]}
 
     @unavailable_on_error
     def orders_needing_attention(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -371,17 +389,38 @@ class OrderStore:
                  "payheroReference": {"$exists": True}, **_due(now)}
         return list(self.orders.find(query).sort("updatedAt", ASCENDING).limit(limit))
 
+    @staticmethod
+    def delivery(order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> dict[str, Any]:
+        """One delivery's audit record, not stored yet: record() stores it, or finalize() in the status claim."""
+        return {"_id": ObjectId(), "orderId": order_id, "source": source, "raw": raw_body, "summary": summary,
+                "receivedAt": utcnow()}
+
     @unavailable_on_error
-    def record_event(self, order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> ObjectId:
-        """Keep one delivery verbatim in the audit trail; return its id."""
-        event = {"orderId": order_id, "source": source, "raw": raw_body, "summary": summary, "receivedAt": utcnow()}
-        event_id: ObjectId = self.events.insert_one(event).inserted_id
+    def record(self, delivery: dict[str, Any]) -> ObjectId:
+        """Keep a delivery() in the audit trail; return its id."""
+        return self._record(delivery)
+
+    def _record(self, delivery: dict[str, Any]) -> ObjectId:
+        try:
+            self.events.insert_one(delivery)
+        except DuplicateKeyError:
+            pass  # the driver retried an insert of ours that had landed
+        event_id: ObjectId = delivery["_id"]
         return event_id
 
     @unavailable_on_error
+    def record_event(self, order_id: str, source: str, raw_body: str, summary: dict[str, Any]) -> ObjectId:
+        """Keep one delivery verbatim in the audit trail; return its id."""
+        return self._record(self.delivery(order_id, source, raw_body, summary))
+
+    @unavailable_on_error
     def events_for(self, order_id: str) -> list[dict[str, Any]]:
-        """The audit trail of one order, oldest first."""
-        return list(self.events.find({"orderId": order_id}).sort("receivedAt", ASCENDING))
+        """The audit trail of one order, oldest first: payment_events and the delivery its status claim carries."""
+        oid = parse_order_id(order_id)
+        claim = None if oid is None else self.claims.find_one({"_id": oid}, {"eventId": 1, "delivery": 1})
+        events = [] if claim is None or claim.get("delivery") is None else [{"_id": claim["eventId"], **claim["delivery"]}]
+        events.extend(self.events.find({"orderId": order_id}))
+        return sorted(events, key=lambda event: event["receivedAt"])  # stable: the claim's first within one millisecond
 
     @unavailable_on_error
     def ping(self) -> None:
@@ -393,7 +432,7 @@ class OrderStore:
     def claim_for(self, order_id: str) -> dict[str, Any] | None:
         """The status claim that decided the order, or None while no result was decided."""
         oid = parse_order_id(order_id)
-        return None if oid is None else self.claims.find_one({"_id": oid})
+        return None if oid is None else self.claims.find_one({"_id": oid}, {"delivery": 0})  # events_for shows it
 
     @unavailable_on_error
     def orders_by_reference(self, reference: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -36,9 +36,11 @@ def loads(data: bytes) -> Any:
     if depth > MAX_DEPTH:
         raise InvalidJson(f"The body nests arrays or objects deeper than {MAX_DEPTH} levels.")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except ValueError:
         raise InvalidJson("The body is not valid JSON.") from None
+    if "\\u" not in text:  # strict UTF-8 let no surrogate through: only an escape can make one
+        return value
     try:  # the only way left to a lone surrogate is a \\uD800-\\uDFFF escape without its pair
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -66,3 +68,7 @@ def nesting_depth(data: bytes) -> int | None:
 
 def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+"""One decoder for every body (json.loads with an argument builds a new one per call)."""

@@ -23,7 +23,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from .errors import ChangeInProgress, SoldOut
 from .models import utcnow
@@ -40,6 +40,8 @@ ORPHAN_AFTER = timedelta(minutes=2)
 (the order was never stored, or another request with the same Idempotency-Key stored it)."""
 ORPHAN_WINDOW = timedelta(hours=1)
 """How far back the sweep looks for such holds (it runs every few minutes when enabled)."""
+DUPLICATE_KEY = 11000
+"""The server's error code for a unique index violation (a slot another order holds)."""
 SPARSE_SLOTS = 50_000
 """Above this capacity free slots are found by random draws, not by listing every slot."""
 
@@ -106,9 +108,7 @@ class TicketHolds:
                     candidates = random.sample(range(capacity), min(need, capacity))
                 else:
                     candidates = self._free_slots(event_id, ticket_type_id, capacity, need)
-                for slot in candidates:
-                    if self._insert(holder, event_id, ticket_type_id, slot):
-                        mine.append(slot_id(event_id, ticket_type_id, slot))
+                mine.extend(self._insert(holder, event_id, ticket_type_id, candidates))
             if len(mine) == quantity:
                 return mine
             raise SoldOut()
@@ -129,13 +129,34 @@ class TicketHolds:
                 picked.add(n)
         return list(picked)
 
-    def _insert(self, holder: str, event_id: str, ticket_type_id: str, slot: int) -> bool:
+    def _insert(self, holder: str, event_id: str, ticket_type_id: str, slots: list[int]) -> list[str]:
+        """Hold the slots in one insert (unordered: each goes in unless taken); the ids that went in.
+
+        A failure other than taken slots gives back the slots known to have gone in, then raises. When
+        the outcome is unknown (the connection dropped), nothing is deleted, as with a single insert: a
+        slot of the batch may already be this holder's (an Idempotency-Key's retry holds under the same
+        order id) and listed by its stored order; holds that landed unlisted are the sweep's (_free_orphans).
+        """
+        now = utcnow()
+        ids = [slot_id(event_id, ticket_type_id, slot) for slot in slots]
+        docs = [{"_id": ids[index], "event": event_id, "type": ticket_type_id, "n": slot, "orderId": holder,
+                 "heldAt": now} for index, slot in enumerate(slots)]
         try:
-            self.holds.insert_one({"_id": slot_id(event_id, ticket_type_id, slot), "event": event_id,
-                                   "type": ticket_type_id, "n": slot, "orderId": holder, "heldAt": utcnow()})
-            return True
-        except DuplicateKeyError:
-            return False
+            if len(docs) == 1:
+                self.holds.insert_one(docs[0])
+            elif docs:
+                self.holds.insert_many(docs, ordered=False)
+            return ids
+        except DuplicateKeyError:  # insert_one's: the one slot is taken
+            return []
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            failed = {error["index"] for error in errors}
+            went_in = [slot for index, slot in enumerate(ids) if index not in failed]
+            if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
+                self._delete(holder, went_in)
+                raise
+            return went_in
 
     def give_back(self, order_id: ObjectId, slots: list[str], holder: str | None = None) -> None:
         """Delete slots this writer took and no order will list (best effort: only this writer has them)."""

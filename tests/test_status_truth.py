@@ -53,7 +53,7 @@ def test_a_reader_caching_pending_after_the_callback_cached_final_leaves_final(r
 class FinalizeTimesOut(OrderStore):
     """The real store whose status write times out, as a stalled server makes the driver do."""
 
-    def finalize(self, order_id, outcome, event_id=None):
+    def finalize(self, order_id, outcome, event_id=None, delivery=None):
         raise StoreUnavailable()
 
 

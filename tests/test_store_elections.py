@@ -182,25 +182,23 @@ def test_a_status_write_that_landed_before_the_driver_gave_up_is_applied_and_ann
 
         redelivery = post_callback(client, runtime, order_id, "success")
         assert redelivery.status_code == 200 and redelivery.json.get("duplicate") is True
+    assert len(runtime.store.events_for(order_id)) == 2  # the claim's delivery and the redelivery
     status = client.get(f"/api/orders/{order_id}?token={token}").json
     assert status["paymentStatus"] == "completed"
 
 
 @pytest.mark.parametrize("error", RAISE_ONLY)
-@pytest.mark.parametrize("write", ["audit", "claim"])
-def test_a_status_write_that_did_not_land_changes_and_announces_nothing(client, runtime, settings, write, error):
-    """The driver raised before the server applied anything: 503, nothing in MongoDB, nothing on Redis; the
-    redelivery decides as the first delivery would have."""
+def test_a_status_write_that_did_not_land_changes_and_announces_nothing(client, runtime, settings, error):
+    """The driver raised before the server applied the status claim (which carries the delivery's audit
+    record): 503, nothing in MongoDB, nothing on Redis; the redelivery decides as the first would have."""
     order_id, _ = create_order(client)
     oid = ObjectId(order_id)
     with ChannelListener(settings["REDIS_URL"], order_id) as listener:
-        if write == "audit":
-            make_flaky(runtime.store, "events", "insert_one", error, landed=False)
-        else:
-            make_flaky(runtime.store, "claims", "insert_one", error, landed=False)
+        make_flaky(runtime.store, "claims", "insert_one", error, landed=False)
         response = post_callback(client, runtime, order_id, "success")
         assert response.status_code == 503 and response.json["error"] == "store_unavailable"
         assert runtime.store.claims.find_one({"_id": oid}) is None
+        assert runtime.store.events_for(order_id) == []
         assert runtime.store.orders.find_one({"_id": oid})["status"] == "pending"
         assert final_statuses_redis_holds_are_mongodbs(runtime, order_id)
         assert runtime.cache.get(order_id)["paymentStatus"] == "pending"
@@ -209,7 +207,9 @@ def test_a_status_write_that_did_not_land_changes_and_announces_nothing(client, 
         redelivery = post_callback(client, runtime, order_id, "success")
         assert redelivery.status_code == 200 and not redelivery.json.get("duplicate")
         assert listener.next_body(timeout=20)["paymentStatus"] == "completed"
-    assert runtime.store.orders.find_one({"_id": oid})["status"] == "completed"
+    order = runtime.store.orders.find_one({"_id": oid})
+    assert order["status"] == "completed"
+    assert [e["_id"] for e in runtime.store.events_for(order_id)] == [order["statusEventId"]]  # the redelivery's
 
 
 # --- what an election does to an order's creation -------------------------------------------------------------

@@ -14,6 +14,11 @@ the delivery is a duplicate. (That needs every final status to come from a claim
 must stay the only writer of an order's status.) A pending entry whose order is gone from the store ends in
 NotFound at the order update, as the read would have, leaving a claim that no order follows. Only strict mode
 reads the order, for its PayHero reference.
+
+Every delivery is audited (payment_events). For a pending order the audit record rides in the status
+claim's insert (one write, not two: OrderStore.finalize); a delivery whose claim loses stores it on its
+own. A delivery answered 503 because that insert failed leaves no record unless the insert landed, as
+when the audit insert alone failed: nothing was decided, and PayHero delivers again.
 """
 import logging
 from dataclasses import dataclass
@@ -62,21 +67,27 @@ class CallbackService:
         duplicate is True when an earlier delivery had decided the status already. A payment for an
         order already failed or cancelled is no duplicate: it is a late payment (eventi/services/late_payment.py).
         """
-        event_id = self._store.record_event(result.order_id, source, raw, _summary(result))
+        delivery = self._store.delivery(result.order_id, source, raw, _summary(result))
         order = None
+        audited = False
         if result.paid and source == "callback" and self._verifier is not None:
+            self._store.record(delivery)  # strict mode: an unconfirmed payment names its delivery
+            audited = True
             order = self._store.get_order(result.order_id)  # strict mode needs its PayHero reference
             body = None if order is None else status_body(order)
         else:
             body = self._current(result.order_id)
+        pending = body is not None and not is_final(body)
+        if not (pending or audited):  # a pending order's status claim carries the audit record: one insert
+            self._store.record(delivery)
         if body is None:
             raise NotFound()
         decided = False
         late = result.paid and body["paymentStatus"] in RELEASING
-        if not is_final(body) or late:
-            if order is not None and not self._confirmed(order, result, event_id, late):
+        if pending or late:
+            if order is not None and not self._confirmed(order, result, delivery["_id"], late):
                 return CallbackResult(body=None, duplicate=False, verified=False)
-            body, decided, late = self._decide(result, body, event_id, late)
+            body, decided, late = self._decide(result, body, None if audited else delivery, delivery["_id"], late)
         elif body["paymentStatus"] in RELEASING:
             self._store.finish_release(result.order_id)  # a release a stall interrupted ends here, at the latest
         self._broadcaster.announce(body)
@@ -91,10 +102,14 @@ class CallbackService:
         log.info("Payment status stored orderId=%s status=%s source=%s", result.order_id, body["paymentStatus"], source)
         return CallbackResult(body=body, duplicate=False)
 
-    def _decide(self, result: PaymentResult, body: dict[str, Any], event_id: ObjectId,
+    def _decide(self, result: PaymentResult, body: dict[str, Any], delivery: dict[str, Any] | None, event_id: ObjectId,
                 late: bool) -> tuple[dict[str, Any], bool, bool]:
-        """(the status body after this result, whether this delivery decided it, whether as a late payment)."""
-        finalized = self._late_payment(result, event_id) if late else self._finalize(result, body["amount"], event_id)
+        """(the status body after this result, whether this delivery decided it, whether as a late payment).
+        delivery is the audit record still to store (the status claim carries it), None when stored already."""
+        if late:
+            finalized = self._late_payment(result, event_id)
+        else:
+            finalized = self._finalize(result, body["amount"], event_id, delivery)
         if result.paid and not finalized.decided and finalized.order["status"] in RELEASING:
             # The order looked pending, but a failure had just been claimed (reconcile racing this payment,
             # a claim whose order had not followed yet): the payment came after it, so it is a late payment.
@@ -121,10 +136,11 @@ class CallbackService:
         order = self._store.get_order(order_id)
         return None if order is None else status_body(order)
 
-    def _finalize(self, result: PaymentResult, amount: int, event_id: ObjectId) -> Finalized:
+    def _finalize(self, result: PaymentResult, amount: int, event_id: ObjectId,
+                  delivery: dict[str, Any] | None) -> Finalized:
         try:
             outcome = decide_outcome(result, amount)
-            finalized: Finalized | None = self._store.finalize(result.order_id, outcome, event_id)
+            finalized: Finalized | None = self._store.finalize(result.order_id, outcome, event_id, delivery)
         except StoreUnavailable:
             # The write may still land after the timeout: find out once the store answers again.
             self._settler.watch(result.order_id)

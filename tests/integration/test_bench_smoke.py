@@ -1,7 +1,12 @@
 """The benchmark's machinery at N = 200, for correctness only: no timing is asserted."""
 import pytest
 
+from bench import paid_probe
+from bench.report import rows
 from bench.run import Config, run_design
+
+PAID_ORDER = "server CPU per paid order (creation + callback + its wait's answer): all four (gunicorn / FerretDB / " \
+             "PostgreSQL / Redis)"
 
 
 @pytest.mark.parametrize("design", ["hub"])
@@ -26,6 +31,16 @@ def test_bench_smoke_every_wait_gets_its_own_answer(design, tmp_path):
     assert max(res["redis_clients_per_worker"]) <= 3, res["redis_clients_per_worker"]
     assert res["profile"]["samples"] > 0
     assert any("callback" in name for name in res["profile"]["eventi_functions"]), res["profile"]["eventi_functions"]
+    [(_, [paid], [total])] = [row for row in rows([res]) if row[0] == PAID_ORDER]
+    assert paid.endswith(")") and total > 0, paid
+
+
+def test_paid_probe_pays_every_order_and_reports_each_servers_cpu():
+    res = paid_probe.run(orders=40, clients=4, concurrency=4, workers=2)
+    assert (res["orders"], res["create_errors"], res["callback_errors"], res["wrong_answers"]) == (40, 0, 0, 0)
+    paid = res["paid_order_ms"]
+    assert paid["servers"] == pytest.approx(sum(paid[k] for k in paid_probe.SERVERS))
+    assert all(paid[k] > 0 for k in ("gunicorn", "ferretdb", "postgres")), paid
 
 
 def test_bench_two_instances_behind_nginx_half_the_callbacks_cross(tmp_path):
