@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_AFTER_SECONDS": 120,
     "RECONCILE_GIVE_UP_SECONDS": 900,
     "RECONCILE_INTERVAL_SECONDS": 0,
+    "RELEASE_INTERRUPTED_AFTER_SECONDS": 30,
     "LATE_PAYMENTS": "fulfil",  # a payment after the order failed: tickets again if any are left, else refund_needed
     "PAYHERO_VERIFY_CALLBACKS": "0",
     "CORS_ORIGINS": "",
@@ -124,6 +125,7 @@ class Settings:
     reconcile_after_seconds: int
     reconcile_give_up_seconds: int
     reconcile_interval_seconds: int
+    release_interrupted_after_seconds: int
     late_payments: str
     payhero_verify_callbacks: bool
     cors_origins: tuple[str, ...]
@@ -298,6 +300,9 @@ def _check_payhero(settings: dict[str, Any]) -> None:
         raise ConfigError("EVENTI_RECONCILE_INTERVAL_SECONDS must be 0 (off) or more")
     if settings["RECONCILE_GIVE_UP_SECONDS"] < settings["RECONCILE_AFTER_SECONDS"]:
         raise ConfigError("EVENTI_RECONCILE_GIVE_UP_SECONDS must be at least EVENTI_RECONCILE_AFTER_SECONDS")
+    if settings["RELEASE_INTERRUPTED_AFTER_SECONDS"] < 1:
+        raise ConfigError("EVENTI_RELEASE_INTERRUPTED_AFTER_SECONDS must be at least 1: a ticket release younger "
+                          "than this is taken to be still running")
     if settings["LATE_PAYMENTS"] not in ("fulfil", "refund"):
         raise ConfigError("EVENTI_LATE_PAYMENTS must be fulfil (hold the tickets again when any are left) or refund")
 

@@ -13,6 +13,7 @@ eventi/gunicorn_conf.py's hooks:
 """
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -88,7 +89,7 @@ class Runtime:
         self.redis = redis_topology.commands_client(self.topology)
         database = self.mongo.get_default_database()
         self.events = EventStore(database)
-        self.tickets = TicketHolds(database)
+        self.tickets = TicketHolds(database, timedelta(seconds=settings.release_interrupted_after_seconds))
         self.catalogue = EventCatalogue(self.events, self.tickets)
         self.keys = IdempotencyKeys(database)
         self.store = OrderStore(database, max_reads=settings.store_max_reads, tickets=self.tickets)

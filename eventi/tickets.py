@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 20
 """Rounds of read-then-insert one hold may take while other orders take the slots it tried."""
 INTERRUPTED_AFTER = timedelta(seconds=30)
-"""An unfinished release this old was interrupted; the sweep finishes it."""
+"""An unfinished release this old was interrupted; the sweep finishes it (EVENTI_RELEASE_INTERRUPTED_AFTER_SECONDS
+sets it for a worker: tests shorten it)."""
 ORPHAN_AFTER = timedelta(minutes=2)
 """Holds this old that their order does not list belong to a creation that failed after holding
 (the order was never stored, or another request with the same Idempotency-Key stored it)."""
@@ -53,7 +54,8 @@ def slot_id(event_id: str, ticket_type_id: str, slot: int) -> str:
 class TicketHolds:
     """Holds and releases the slots of ticket types; counts what is left."""
 
-    def __init__(self, database: Database[dict[str, Any]]) -> None:
+    def __init__(self, database: Database[dict[str, Any]], interrupted_after: timedelta = INTERRUPTED_AFTER) -> None:
+        self.interrupted_after = interrupted_after
         writes = durable(database)
         self.holds = database.get_collection("ticket_holds", write_concern=writes)
         self.releases = database.get_collection("ticket_releases", write_concern=writes)
@@ -170,7 +172,7 @@ class TicketHolds:
     def release(self, order_id: ObjectId) -> bool:
         """Give the order's tickets back, once; True when this call started the release.
 
-        A release found started but not done is finished here once it is INTERRUPTED_AFTER old (its
+        A release found started but not done is finished here once it is interrupted_after old (its
         writer raised when the store failed, or died); while younger its writer may still be deleting,
         and ChangeInProgress says so: the caller must not show the order final yet (a callback answers
         503 and the Settler tries again), so an order never reads failed while holding slots. Only one
@@ -194,7 +196,7 @@ class TicketHolds:
         marker = self.releases.find_one({"_id": order_id})
         if marker is None or marker["done"]:
             return
-        if marker["startedAt"] > utcnow() - INTERRUPTED_AFTER:
+        if marker["startedAt"] > utcnow() - self.interrupted_after:
             raise ChangeInProgress()
         log.warning("Finishing an interrupted ticket release orderId=%s", order_id)
         self._finish(order_id, marker["slots"])
@@ -215,7 +217,8 @@ class TicketHolds:
         """Finish releases whose writer stopped midway and free holds of orders never stored; how many orders."""
         now = now or utcnow()
         finished = 0
-        for marker in list(self.releases.find({"done": False, "startedAt": {"$lt": now - INTERRUPTED_AFTER}}).limit(500)):
+        stalled = {"done": False, "startedAt": {"$lt": now - self.interrupted_after}}
+        for marker in list(self.releases.find(stalled).limit(500)):
             log.warning("Finishing an interrupted ticket release orderId=%s", marker["_id"])
             self._finish(marker["_id"], marker["slots"])
             finished += 1

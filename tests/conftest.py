@@ -61,9 +61,25 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def redis_cluster():
     """A Redis Cluster of our own (3 masters, 3 replicas), started on first use; `.url` is redis+cluster://.
-    Tests that fail nodes over start one of their own (devstack.processes.RedisCluster)."""
+    Tests that fail masters over use failover_cluster; tests that kill nodes start one of their own
+    (devstack.processes.RedisCluster)."""
     with RedisCluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def _failover_cluster(tmp_path_factory):
+    with RedisCluster(tmp_path_factory.mktemp("failover-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def failover_cluster(_failover_cluster):
+    """A Redis Cluster of our own (never an outside one) shared by the tests that fail masters over with
+    CLUSTER FAILOVER: each finds it healthy (every node ok, every replica linked) and leaves it so, its
+    roles swapped: which node is a master is always asked, never assumed."""
+    _failover_cluster.wait_ok()
+    return _failover_cluster
 
 
 @pytest.fixture(scope="session")

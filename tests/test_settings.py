@@ -36,6 +36,7 @@ INVALID = {  # environment variable -> a value it must refuse (with whatever els
     "EVENTI_RECONCILE_AFTER_SECONDS": ("-1", {}),
     "EVENTI_RECONCILE_GIVE_UP_SECONDS": ("60", {}),
     "EVENTI_RECONCILE_INTERVAL_SECONDS": ("-5", {}),
+    "EVENTI_RELEASE_INTERRUPTED_AFTER_SECONDS": ("0", {}),
     "EVENTI_LATE_PAYMENTS": ("later", {}),
     "PAYHERO_VERIFY_CALLBACKS": ("maybe", {}),
     "EVENTI_CORS_ORIGINS": ("*", {}),

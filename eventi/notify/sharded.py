@@ -13,11 +13,18 @@ ShardedSubscriber  the hub's Subscriber on a cluster (eventi/notify/subscriber.p
                    CLUSTERDOWN) or an SUNSUBSCRIBE nobody asked for (Redis drops a channel when its slot
                    moves or its master is demoted) reports the channels it held as ``lost``: the hub
                    subscribes them again, on the slot's owner after a slot-map refresh, and their waiters
-                   re-read the store once confirmed. The other nodes' channels stay as they are. A map
-                   that still lags may send the SSUBSCRIBE to the demoted master, now the new one's
-                   replica: Redis lets a replica of the slot's master serve it and sends it the shard's
-                   SPUBLISHes, so that subscription works too. Links dropping MAX_STRIKES times in a row
-                   make read() raise: the hub then reconnects every node with its backoff.
+                   re-read the store once confirmed. The other nodes' channels stay as they are.
+                   After such a loss every node a channel is sent to says whether it is a master (ROLE):
+                   the map may still lag (the node asked for it, or a refresh of the commands client
+                   under way, had not heard of the failover) and name the demoted master, now the new
+                   one's replica. Redis lets that replica serve SSUBSCRIBE and confirms at once, but the
+                   new master sends a replica the shard's SPUBLISHes only once it has learned of it (a
+                   cluster-bus heartbeat later, up to a second): the messages in between were lost
+                   after the waits had re-read the store. So a channel goes to the master a replica
+                   names, and the link of a node that dropped channels and turned replica is closed
+                   (what it still held is lost and goes to its master the same way). Links dropping
+                   MAX_STRIKES times in a row make read() raise: the hub then reconnects every node
+                   with its backoff.
 ShardedPerRequestNotifier
                    EVENTI_NOTIFIER=per-request on a cluster: each wait owns a ShardPubSub (a redis-py
                    ClusterPubSub) for its order: one connection per held wait, the baseline design to
@@ -232,10 +239,15 @@ class ShardedSubscriber:
         """Per PING sent (oldest first): the links that have not answered it yet."""
         self._stale = False
         self._strikes = 0
+        self._dropped_some: set[str] = set()
+        """Links on which Redis dropped a channel nobody asked to leave: each may be a demoted master."""
 
     def subscribe(self, channels: Sequence[str]) -> None:
-        if self._stale:
+        masters: dict[str, ClusterNode] | None = None
+        if self._stale:  # after a loss: the map is refreshed, and every node is asked whether it is a master
             self._refresh()
+            masters = {}
+            self._leave_replicas(masters)
         groups: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
         nodes: dict[str, ClusterNode] = {}
         for channel in channels:
@@ -244,6 +256,8 @@ class ShardedSubscriber:
                 node = self._cluster.nodes_manager.get_node_from_slot(slot)
             except RedisClusterException as exc:  # SlotNotCoveredError: a failover in progress
                 raise RedisConnectionError(str(exc)) from exc
+            if masters is not None:
+                node = self._master_of(node, masters)
             nodes[node.name] = node
             groups[node.name][slot].append(channel)
         for name, by_slot in groups.items():
@@ -297,6 +311,44 @@ class ShardedSubscriber:
             link.close()
         self.links.clear()
         self._home.clear()
+        self._dropped_some.clear()
+
+    def _master_of(self, node: ClusterNode, masters: dict[str, ClusterNode]) -> ClusterNode:
+        """The node when it says it is a master (ROLE), else the master it replicates; memoised in masters."""
+        if node.name in masters:
+            return masters[node.name]
+        master = node
+        role = self._role(node)
+        if role[0] != "master":
+            host, port = role[1], int(role[2])
+            # The map lists masters only: a new master it does not know yet is made here (its link takes the
+            # connection options of the map's nodes).
+            master = self._cluster.nodes_manager.get_node(host, port) or ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            log.warning("Redis cluster slot map names %s, now a replica of %s: subscribing there", node.name, master.name)
+            self._stale = True  # the map lags: refreshed again at the next subscribe
+        masters[node.name] = master
+        return master
+
+    def _role(self, node: ClusterNode) -> list[str]:
+        """The node's ROLE reply as text: ["master", …] or ["slave", master host, master port, …]."""
+        try:
+            role = self._cluster.get_redis_connection(node).execute_command("ROLE")  # type: ignore[no-untyped-call]
+        except (RedisError, OSError) as exc:
+            raise RedisConnectionError(f"ROLE on {node.name}: {exc.__class__.__name__}") from exc
+        return [text(part) if isinstance(part, bytes | str) else str(part) for part in role]
+
+    def _leave_replicas(self, masters: dict[str, ClusterNode]) -> None:
+        """Close the links of nodes that dropped channels and are replicas now: what they still hold (an
+        SSUBSCRIBE that reached a demoted master after its drop was confirmed there) is lost, and subscribed
+        again on the master."""
+        for name in list(self._dropped_some):
+            self._dropped_some.discard(name)
+            link, node = self.links.get(name), self._cluster.nodes_manager.get_node(node_name=name)
+            if link is None:
+                continue
+            if node is None or self._master_of(node, masters).name != name:
+                self._drop(link, RedisConnectionError(f"{name} is no master any more"))
+                self._on_readable()
 
     def _connect(self, node: ClusterNode) -> NodeLink:
         pool = self._cluster.get_redis_connection(node).connection_pool
@@ -333,6 +385,7 @@ class ShardedSubscriber:
             log.warning("Redis cluster node %s dropped the subscription to %s; subscribing again",
                         link.name, reply.channel)
             self._stale = True
+            self._dropped_some.add(link.name)
             if self._home.get(reply.channel) is link:
                 del self._home[reply.channel]
                 link.channels.discard(reply.channel)

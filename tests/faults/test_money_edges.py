@@ -452,11 +452,12 @@ def test_wrong_pin_callbacks_through_a_store_stall_release_every_ticket(settings
     """30 orders of 40 tickets; wrong-PIN callbacks stream in (8 at a time) and FerretDB is SIGSTOPped after
     the first 10 are answered, so some releases stop between their marker and their last delete; SIGCONT once
     every callback is answered, then each 503 is redelivered until 200, as PayHero does (a release started
-    moments ago answers 503 until it is 30 s old and finished). Every order ends failed, holding nothing, and
+    moments ago answers 503 until it is EVENTI_RELEASE_INTERRUPTED_AFTER_SECONDS old and finished: 3 s here,
+    30 by default). Every order ends failed, holding nothing, and
     `left` is the whole capacity. Before 055a0fe a redelivery found the release marker, took it as done and
     showed the order failed while its slots stayed held: tickets stranded until a reconcile sweep."""
     event_id = new_event(own_mongo.uri, capacity=1200, max_per_order=40)
-    server = start(settings, MONGO_URI=own_mongo.uri)
+    server = start(settings, MONGO_URI=own_mongo.uri, RELEASE_INTERRUPTED_AFTER_SECONDS=3)
     cache = redis.Redis.from_url(settings["REDIS_URL"])
     stopped = False
     try:

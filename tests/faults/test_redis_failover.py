@@ -1,7 +1,8 @@
 """Redis failovers with traffic (issue 20, item 5): a Redis Cluster master failed over by hand
 (CLUSTER FAILOVER on its replica) or killed with SIGKILL, and a Sentinel master killed with SIGKILL.
 
-Each test starts a cluster or Sentinel group of its own (it breaks it) and gunicorn with 2 gevent workers
+A test that kills a node starts a cluster or Sentinel group of its own (CLUSTER FAILOVER runs on the
+cluster the failover tests share: tests/conftest.py failover_cluster), and gunicorn with 2 gevent workers
 on it; 300 shoppers each hold a wait on an order (on a cluster the orders hash to all three masters:
 checked with the cluster's keyslot -> node mapping) and PayHero's callbacks arrive before, during and
 after the fault. The tests look only at what users and operators see, so they hold whatever the notifier
@@ -211,10 +212,12 @@ def busiest_master(cluster, shop):
 
 
 @pytest.mark.parametrize("fault", ["cluster-failover", "master-sigkill"])
-def test_a_cluster_master_failing_over_under_waits_and_callbacks_loses_nothing(own_cluster, shop, fault):
+def test_a_cluster_master_failing_over_under_waits_and_callbacks_loses_nothing(request, shop, fault):
     """(a) CLUSTER FAILOVER on a master's replica: the replica takes the slots over at once and Redis drops
-    the sharded subscriptions on them; (b) the master killed with SIGKILL: its slots are down until the
-    other masters agree it failed and its replica is elected (node timeout 2 s)."""
+    the sharded subscriptions on them (on the cluster the failover tests share); (b) the master killed with
+    SIGKILL: its slots are down until the other masters agree it failed and its replica is elected (node
+    timeout 2 s; a cluster of its own)."""
+    own_cluster = request.getfixturevalue("failover_cluster" if fault == "cluster-failover" else "own_cluster")
     store = shop(own_cluster.url)
     master = busiest_master(own_cluster, store)
     masters = {o: f"{port}{' (failed)' if port == master else ''}"
