@@ -15,12 +15,12 @@ from bson import ObjectId
 from gevent.lock import BoundedSemaphore
 from pymongo import MongoClient
 
-from devstack.payhero import callback_body
+from devstack.payhero_payloads import callback_body
 from devstack.wait import poll_until
-from eventi.models import OrderStatus, status_body, utcnow
+from eventi.domain.models import OrderStatus, status_body, utcnow
+from eventi.domain.tokens import OrderTokens
 from eventi.notify import channel_for, encode_message
-from eventi.status_cache import StatusCache
-from eventi.tokens import OrderTokens
+from eventi.storage.status_cache import StatusCache
 
 from .create import create_orders
 from .create import summary as creation_summary

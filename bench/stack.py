@@ -14,8 +14,8 @@ from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster as ClusterClient
 
 from devstack.nginx import Nginx
+from devstack.payhero_simulator import PayHeroSimulator
 from devstack.processes import ROOT, FerretDB, Gunicorn, Postgres, RedisCluster, RedisServer, child_env
-from devstack.simulator import PayHeroSimulator
 
 SECRET = "bench-secret-" + "b" * 40
 PAYHERO_TOKEN = "YmVuY2g6c2ltdWxhdG9y"

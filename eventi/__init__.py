@@ -1,6 +1,6 @@
 """eventi: the instant an M-Pesa payment settles, the shopper's browser knows.
 
-Importing the package imports nothing else: gunicorn's master imports eventi.gunicorn_worker
+Importing the package imports nothing else: gunicorn's master imports eventi.server.gunicorn_worker
 before forking, before gevent patches ssl and before prometheus_client may see its
 multiprocess directory, so Flask, redis-py and pymongo are imported by create_app only.
 """
@@ -15,7 +15,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
     """Build the Flask app: settings, this worker's runtime, blueprints, JSON errors. No I/O here."""
     from flask import Flask
 
-    from . import cli, config, logs
+    from . import config, logs
+    from .cli import app_commands as cli
     from .runtime import Runtime
 
     settings = config.load(overrides)
@@ -34,7 +35,17 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
         # Trust X-Forwarded-For/-Proto only as far back as the proxies we run (nginx: 1).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]  # werkzeug's way
 
-    from .web import cors, errors, health, register_routes, request_id, request_metrics, utf8_urls
+    from .web import (
+        cors,
+        health,
+        register_routes,
+        request_id,
+        request_metrics,
+        utf8_urls,
+    )
+    from .web import (
+        error_handlers as errors,
+    )
 
     request_id.init_app(app)
     utf8_urls.init_app(app)  # after the request id, so its 400 carries one

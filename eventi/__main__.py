@@ -1,4 +1,4 @@
 """`python -m eventi`: the `eventi` command."""
-from .command import main
+from .cli.main import main
 
 main()

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from . import redis_url
 from .logs import startup_error
+from .storage import redis_url
 
 DEFAULTS: dict[str, Any] = {
     "ENV": "development",

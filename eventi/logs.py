@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import phones
+from .domain import phones
 
 if TYPE_CHECKING:
     from gunicorn.config import Config

@@ -3,7 +3,7 @@
 create_app builds one Runtime per process (gunicorn loads the app in each worker, after fork) and
 installs it on the app (init_app); views, commands and gunicorn's hooks read it back with
 current_runtime() (below). Building opens no connection. The lifecycle is three calls, made by
-eventi/gunicorn_conf.py's hooks:
+eventi/server/gunicorn_conf.py's hooks:
 
 - start(worker): the worker has loaded the app: header timeout, drain() on stop, the optional
   reconcile sweep, and the hub's first subscription;
@@ -24,36 +24,38 @@ from pymongo import MongoClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import metrics, redis_topology, redis_url
+from . import metrics
 from .config import APP_LOAD_ERROR, Settings
-from .events import EventStore
-from .idempotency import IdempotencyKeys
+from .domain.tokens import OrderTokens
 from .logs import startup_error
-from .manual_store import ManualPaymentStore
 from .notify import Hub, Notifier, PerRequestNotifier
 from .notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
-from .payhero import callback_urls
-from .payhero_client import PayHeroClient
-from .push_limit import PushLimiter
-from .redis_topology import RedisClient
-from .redis_url import RedisTopology
+from .payhero.callbacks import callback_urls
+from .payhero.client import PayHeroClient
 from .services.broadcast import StatusBroadcaster
 from .services.callbacks import CallbackService
 from .services.catalogue import EventCatalogue
-from .services.idempotent import IdempotentOrders
+from .services.checkout import OrderService
+from .services.idempotent_checkout import IdempotentOrders
 from .services.late_payment import LatePayments
 from .services.manual_payment import ManualPayments
-from .services.ordering import OrderService
 from .services.reconcile import Reconciler, reconcile_forever
 from .services.second_payment import SecondPayments
 from .services.settle import Settler
 from .services.status import StatusReader
 from .services.waiting import WaitService
 from .services.write_retry import WriteRetrier
-from .status_cache import StatusCache
-from .store import OrderStore, connect
-from .tickets import TicketHolds
-from .tokens import OrderTokens
+from .storage import redis_clients as redis_topology
+from .storage import redis_url
+from .storage.event_store import EventStore
+from .storage.idempotency_keys import IdempotencyKeys
+from .storage.manual_payments import ManualPaymentStore
+from .storage.order_store import OrderStore, connect
+from .storage.push_limit import PushLimiter
+from .storage.redis_clients import RedisClient
+from .storage.redis_url import RedisTopology
+from .storage.status_cache import StatusCache
+from .storage.ticket_holds import TicketHolds
 
 if TYPE_CHECKING:
     from gunicorn.glogging import Logger
@@ -67,7 +69,7 @@ HUB_FIRST_SUBSCRIPTION_SECONDS = 5.0
 
 
 class Worker(Protocol):
-    """What start() needs of the gunicorn worker (eventi.gunicorn_worker.EventiGeventWorker)."""
+    """What start() needs of the gunicorn worker (eventi.server.gunicorn_worker.EventiGeventWorker)."""
 
     log: "Logger"  # gunicorn's: the "worker ready" line tests and operators look for is its own
     header_timeout: float | None

@@ -6,10 +6,10 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from . import phones
-from .models import OrderStatus
-from .outcomes import CODES as REASON_CODES
-from .text import describe, hidden_character
+from .domain import phones
+from .domain.models import OrderStatus
+from .domain.reasons import CODES as REASON_CODES
+from .domain.text import describe, hidden_character
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EVENT_ID_ERROR = "1-64 characters of A-Z, a-z, 0-9, _ or -."
@@ -50,7 +50,7 @@ class KenyanPhone(fields.String):
 
 
 def no_control_chars(value: str) -> None:
-    """Refuse text holding a character that may not be shown to people (eventi/text.py): control
+    """Refuse text holding a character that may not be shown to people (eventi/domain/text.py): control
     characters (C0, DEL, C1), bidi overrides, embeddings and isolates, line and paragraph separators,
     other invisible format characters."""
     char = hidden_character(value)

@@ -49,12 +49,12 @@ if [[ -z ${EVENTI_MONGO_URI:-} ]]; then
 fi
 
 if [[ -z ${PAYHERO_BASE_URL:-} ]]; then
-  # No PayHero configured: the local simulator (python -m eventi.simulator) takes the pushes and
+  # No PayHero configured: the local simulator (python -m eventi.payhero.simulator) takes the pushes and
   # calls back after EVENTI_SIMULATOR_DELAY seconds; the phone number's last digit picks the outcome.
   port=${EVENTI_SIMULATOR_PORT:-8010}
   export PAYHERO_AUTH_TOKEN="simulator-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   export PAYHERO_CHANNEL_ID=${PAYHERO_CHANNEL_ID:-911}
-  .venv/bin/python -m eventi.simulator --port "$port" >"$VAR/log/simulator.log" 2>&1 &
+  .venv/bin/python -m eventi.payhero.simulator --port "$port" >"$VAR/log/simulator.log" 2>&1 &
   pids+=($!)
   export PAYHERO_BASE_URL="http://127.0.0.1:$port"
   wait_port 127.0.0.1 "$port" payhero-simulator

@@ -15,6 +15,7 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from devstack.payhero_simulator import PayHeroSimulator  # noqa: E402
 from devstack.processes import (  # noqa: E402
     FerretDB,
     Gunicorn,
@@ -24,7 +25,6 @@ from devstack.processes import (  # noqa: E402
     RedisServer,
     Server,
 )
-from devstack.simulator import PayHeroSimulator  # noqa: E402
 from eventi.config import env_name  # noqa: E402
 from eventi.runtime import current_runtime  # noqa: E402
 from tests.support.answers import start_recording  # noqa: E402

@@ -9,7 +9,7 @@ validation, token and store-only cases never reach Redis and run once.
 import gevent
 import pytest
 
-from eventi.status_cache import cache_key
+from eventi.storage.status_cache import cache_key
 from tests.conftest import on_every_topology
 from tests.support.api import create_order, order_body, post_callback
 
@@ -256,7 +256,7 @@ def test_a_claim_whose_order_is_pending_is_applied_and_announced_by_the_next_del
 
     from bson import ObjectId
 
-    from eventi.models import utcnow
+    from eventi.domain.models import utcnow
     from tests.support.listen import ChannelListener
 
     order_id, token = make_order()
@@ -294,7 +294,7 @@ def test_a_claim_applied_twice_changes_the_status_once(runtime, make_order):
     """Two deliveries finishing the same interrupted change: one status change, the same document after both."""
     from bson import ObjectId
 
-    from eventi.models import OrderStatus, Outcome, utcnow
+    from eventi.domain.models import OrderStatus, Outcome, utcnow
 
     order_id, _ = make_order()
     runtime.store.claims.insert_one({"_id": ObjectId(order_id), "status": "completed", "mpesaReceipt": "EARLIER1",

@@ -5,8 +5,8 @@ Against the real Redis and FerretDB: the status claim still decides, whatever th
 from bson import ObjectId
 from prometheus_client import REGISTRY
 
-from eventi.models import iso_utc, utcnow
-from eventi.status_cache import cache_key
+from eventi.domain.models import iso_utc, utcnow
+from eventi.storage.status_cache import cache_key
 from tests.support.api import create_order, post_callback
 from tests.support.events import REGULAR, VIP
 from tests.support.listen import ChannelListener

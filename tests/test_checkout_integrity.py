@@ -8,8 +8,8 @@ from bson import ObjectId
 
 from eventi import create_app
 from eventi.config import ConfigError, cors_origins
+from eventi.domain.models import utcnow
 from eventi.errors import ChangeInProgress
-from eventi.models import utcnow
 from eventi.runtime import current_runtime
 from tests.support.api import order_body, phone_ending, post_callback
 from tests.support.events import event_spec, save_events
@@ -255,7 +255,7 @@ def test_racing_releases_of_one_order_have_one_releaser(client, runtime, new_eve
 
 
 def _cancelled():
-    from eventi.models import OrderStatus, Outcome
+    from eventi.domain.models import OrderStatus, Outcome
 
     return Outcome(OrderStatus.CANCELLED, failure_reason="late")
 
@@ -361,7 +361,7 @@ def test_a_key_whose_request_created_nothing_can_be_sent_again(client, runtime, 
 
 def test_a_key_still_being_answered_is_409_in_use(client, runtime, new_event):
     event_id, key = new_event(), uuid.uuid4().hex
-    from eventi.services.idempotent import digest
+    from eventi.services.idempotent_checkout import digest
 
     # The first request holds the key but has no answer yet:
     runtime.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), ObjectId())
@@ -373,7 +373,7 @@ def test_a_key_still_being_answered_is_409_in_use(client, runtime, new_event):
 
 def _stopped_request(runtime, key, event_id, minutes_ago=2):
     """A request that claimed the key, reserved an orderId and stopped without answering (store failure, crash)."""
-    from eventi.services.idempotent import digest
+    from eventi.services.idempotent_checkout import digest
 
     reserved = ObjectId()
     runtime.keys.claim(key, digest(_loaded(order_body(event_id=event_id))), reserved)

@@ -12,13 +12,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from devstack.payhero import callback_body
+from devstack.payhero_payloads import callback_body
 from devstack.processes import ROOT
 from devstack.wait import eventually
 from eventi import create_app
 from eventi.errors import StoreUnavailable
 from eventi.runtime import current_runtime
-from eventi.services.idempotent import digest
+from eventi.services.idempotent_checkout import digest
 from eventi.web import form_token, pages
 from tests.conftest import TEST_SECRET
 from tests.support.api import order_body, phone_ending

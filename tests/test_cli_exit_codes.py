@@ -5,7 +5,7 @@ import subprocess
 from importlib.metadata import version
 
 from devstack.processes import ROOT, free_port
-from eventi.cli import EXIT_INVALID_SETTING, EXIT_REFUSED, EXIT_UNREACHABLE
+from eventi.cli.app_commands import EXIT_INVALID_SETTING, EXIT_REFUSED, EXIT_UNREACHABLE
 
 EVENTI = str(ROOT / ".venv" / "bin" / "eventi")
 

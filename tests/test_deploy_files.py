@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from devstack.processes import ROOT, free_port
-from eventi.healthcheck import url
+from eventi.server.healthcheck import url
 from tests.support.compose import compose_command
 
 COMPOSE_ENV = {"EVENTI_SECRET_KEY": "k" * 40, "PAYHERO_BASE_URL": "https://payhero.example", "PAYHERO_AUTH_TOKEN": "t",
@@ -50,7 +50,7 @@ def test_services_start_in_order_once_what_they_need_is_healthy(compose):
 def test_only_nginx_is_published_and_metrics_have_their_own_port(compose):
     assert [name for name, service in compose.items() if service.get("ports")] == ["nginx"]
     assert compose["app"]["environment"]["EVENTI_METRICS_BIND"] == "0.0.0.0:9100"
-    assert compose["app"]["healthcheck"]["test"] == ["CMD", "python", "-m", "eventi.healthcheck"]
+    assert compose["app"]["healthcheck"]["test"] == ["CMD", "python", "-m", "eventi.server.healthcheck"]
     assert int(compose["app"]["stop_grace_period"].rstrip("s")) > 130  # gunicorn's graceful_timeout
 
 
@@ -61,7 +61,7 @@ def test_the_dockerfile_installs_dependencies_before_copying_the_code():
         "copy code": r"^COPY eventi ", "install code": r"^RUN pip install .*--no-deps \."}.items()}
     assert position["copy lock"] < position["install lock"] < position["copy code"] < position["install code"]
     [healthcheck] = [line for line in lines if line.startswith("HEALTHCHECK")]
-    assert "--start-period=" in healthcheck and "eventi.healthcheck" in healthcheck and "8000" not in healthcheck
+    assert "--start-period=" in healthcheck and "eventi.server.healthcheck" in healthcheck and "8000" not in healthcheck
     assert lines[-1] == 'CMD ["eventi", "serve"]'
 
 
@@ -81,7 +81,7 @@ def test_the_healthcheck_follows_eventi_bind(bind, expected):
 
 def test_the_healthcheck_command_answers_for_a_running_app_and_fails_for_none(start_gunicorn):
     server = start_gunicorn(workers=1)
-    check = [sys.executable, "-m", "eventi.healthcheck"]
+    check = [sys.executable, "-m", "eventi.server.healthcheck"]
     up = subprocess.run(check, env={**os.environ, "EVENTI_BIND": f"0.0.0.0:{server.port}"}, capture_output=True, timeout=30)
     down = subprocess.run(check, env={**os.environ, "EVENTI_BIND": f"0.0.0.0:{free_port()}"}, capture_output=True, timeout=30)
     assert (up.returncode, down.returncode) == (0, 1), down.stderr

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from devstack.processes import ROOT
-from eventi import event_file
+from eventi.domain import event_file
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_a_json_file_creates_then_updates_an_event(load, runtime, tmp_path):
     assert f"event {event_id} updated" in load(path).output
     stored = runtime.events.get(event_id)
     assert stored["ticketTypes"] == [{"id": "regular", "name": "Regular", "price": 2000, "capacity": 800, "maxPerOrder": 6,
-                                      "slots": 800}]  # slots: the highest capacity it had (eventi/events.py)
+                                      "slots": 800}]  # slots: the highest capacity it had (eventi/storage/event_store.py)
     assert (stored["currency"], stored["startsAt"].isoformat()) == ("KES", "2030-06-01T17:00:00+00:00")
 
 

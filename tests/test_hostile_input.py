@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from devstack.payhero import callback_body
+from devstack.payhero_payloads import callback_body
 from eventi import strict_json
 from eventi.runtime import current_runtime
 from tests.support.api import order_body, order_fields
@@ -475,7 +475,7 @@ def _fresh_phone():
 
 
 def _pushes_counted(app, phone):
-    from eventi.push_limit import KEY_TEMPLATE
+    from eventi.storage.push_limit import KEY_TEMPLATE
 
     runtime = current_runtime(app)
     return int(runtime.redis.get(KEY_TEMPLATE.format(phone="254" + phone[1:])) or 0)

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from bson import ObjectId
 
-from eventi.idempotency import KEY_LIFETIME
-from eventi.models import utcnow
+from eventi.domain.models import utcnow
 from eventi.runtime import current_runtime
+from eventi.storage.idempotency_keys import KEY_LIFETIME
 
 
 def put_keys(runtime, tag, ages):

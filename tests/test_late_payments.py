@@ -11,7 +11,7 @@ import gevent
 from bson import ObjectId
 
 from eventi import metrics
-from eventi.models import PaymentResult, utcnow
+from eventi.domain.models import PaymentResult, utcnow
 from eventi.runtime import current_runtime
 from eventi.services.reconcile import NO_CALLBACK
 from tests.support.api import order_body, post_callback

@@ -70,7 +70,7 @@ def test_the_checks_see_a_cycle_and_an_import_inside_a_function(tmp_path: Path) 
         (tmp_path / package).mkdir()
     (tmp_path / "tests" / "test_x.py").write_text("def test():\n    from bench.run import Config\n")
     (tmp_path / "bench" / "run.py").write_text("from tests.support.api import callback_body\nfrom . import stack\n")
-    (tmp_path / "eventi" / "app.py").write_text("import eventi.models\n")
+    (tmp_path / "eventi" / "app.py").write_text("import eventi.domain.models\n")
     graph = import_graph(tmp_path)
     assert graph["tests"] == {"bench": ["tests/test_x.py"]} and graph["eventi"] == {}
     assert cycle(graph) == ["tests", "bench", "tests"]

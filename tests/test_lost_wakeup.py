@@ -9,7 +9,7 @@ import pytest
 from gevent.event import Event
 
 from devstack.wait import eventually
-from eventi.models import PaymentResult
+from eventi.domain.models import PaymentResult
 from eventi.notify import channel_for
 from eventi.runtime import current_runtime
 from eventi.services.status import StatusReader

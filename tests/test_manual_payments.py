@@ -10,8 +10,8 @@ import gevent
 import pytest
 
 from eventi import config, metrics
+from eventi.payhero.simulator.app import c2b_body
 from eventi.runtime import current_runtime
-from eventi.simulator.app import c2b_body
 from eventi.web.c2b import CONFIRMATION_PATH
 from tests.support.api import order_body, post_callback
 from tests.test_late_payments import given_up, holds, left, status

@@ -2,10 +2,10 @@
 import pytest
 from prometheus_client import REGISTRY
 
-from devstack.payhero import SAMPLE_ORDER_ID
+from devstack.payhero_payloads import SAMPLE_ORDER_ID
 from devstack.processes import free_port
 from eventi import metrics
-from eventi.payhero_client import PayHeroRejected, PayHeroUnavailable
+from eventi.payhero.client import PayHeroRejected, PayHeroUnavailable
 from tests.support.api import create_order, post_callback
 from tests.test_payments import client_for, push
 

@@ -7,7 +7,7 @@ import pytest
 from marshmallow import ValidationError
 
 from eventi import schemas
-from eventi.payhero import parse_callback
+from eventi.payhero.callbacks import parse_callback
 from eventi.web import openapi
 from tests.support.openapi import declared_operations
 

@@ -1,11 +1,11 @@
-"""The plain reasons of failed and cancelled orders (eventi/outcomes.py) and the status body that carries them."""
+"""The plain reasons of failed and cancelled orders (eventi/domain/reasons.py) and the status body that carries them."""
 from datetime import UTC, datetime
 
 import pytest
 from bson import ObjectId
 
-from eventi import outcomes
-from eventi.models import PaymentResult, decide_outcome, status_body
+from eventi.domain import reasons as outcomes
+from eventi.domain.models import PaymentResult, decide_outcome, status_body
 
 # Every failure code of the M-Pesa result-code table (PayHero's callback ResultCode), with the reason we expect.
 RESULT_CODES = {

@@ -42,12 +42,12 @@ def test_the_wheel_builds_without_warnings_and_holds_what_running_needs(tmp_path
     assert not warnings, "\n".join(warnings)
     [wheel] = tmp_path.glob("eventi-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("eventi/wsgi.py", "eventi/gunicorn_conf.py", "eventi/command.py", "eventi/templates/checkout.html",
+    for name in ("eventi/wsgi.py", "eventi/server/gunicorn_conf.py", "eventi/cli/main.py", "eventi/templates/checkout.html",
                  "eventi/static/js/long-poll.js", "eventi/static/css/eventi.css", "eventi/static/favicon.svg"):
         assert name in names, name
     assert not any(name.startswith(("tests/", "bench/", "devstack/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "eventi = eventi.command:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "eventi = eventi.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_the_lock_files_pin_every_requirement_setup_cfg_names():

@@ -3,8 +3,8 @@ import subprocess
 
 import pytest
 
+from devstack.payhero_simulator import PayHeroSimulator
 from devstack.processes import ROOT
-from devstack.simulator import PayHeroSimulator
 from tests.support.api import create_order, post_callback
 
 

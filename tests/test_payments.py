@@ -4,11 +4,11 @@ import uuid
 import pytest
 import requests
 
+from devstack.payhero_simulator import CHANNEL_ID, SIMULATOR_TOKEN
 from devstack.processes import free_port
-from devstack.simulator import CHANNEL_ID, SIMULATOR_TOKEN
 from eventi import create_app
 from eventi.config import ConfigError, env_name, load
-from eventi.payhero_client import PayHeroClient, PayHeroRejected, PayHeroUnavailable
+from eventi.payhero.client import PayHeroClient, PayHeroRejected, PayHeroUnavailable
 from eventi.runtime import current_runtime
 from tests.support.api import order_body, phone_ending
 

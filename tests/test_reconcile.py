@@ -8,12 +8,12 @@ import gevent
 import pytest
 from bson import ObjectId
 
-from devstack.payhero import payhero_fixture
+from devstack.payhero_payloads import payhero_fixture
+from devstack.payhero_simulator import PayHeroSimulator
 from devstack.processes import ROOT
-from devstack.simulator import PayHeroSimulator
 from devstack.wait import eventually
 from eventi import metrics
-from eventi.models import utcnow
+from eventi.domain.models import utcnow
 from eventi.runtime import current_runtime
 from eventi.services.reconcile import result_from_status
 from tests.support.api import order_fields, post_callback

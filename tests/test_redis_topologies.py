@@ -16,16 +16,17 @@ from redis.retry import Retry
 
 from devstack.processes import RedisSentinelGroup, redis_cli
 from devstack.wait import eventually
-from eventi import config, redis_topology
+from eventi import config
 from eventi.errors import TooManyPushes
 from eventi.notify import Hub, Notification, PerRequestNotifier, Signal
 from eventi.notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
 from eventi.notify.wire import channel_for
-from eventi.push_limit import PushLimiter
-from eventi.redis_url import RedisUrlError, parse
 from eventi.runtime import _notifier as runtime_notifier
 from eventi.services.broadcast import StatusBroadcaster
-from eventi.status_cache import StatusCache, cache_key
+from eventi.storage import redis_clients as redis_topology
+from eventi.storage.push_limit import PushLimiter
+from eventi.storage.redis_url import RedisUrlError, parse
+from eventi.storage.status_cache import StatusCache, cache_key
 
 TOPOLOGIES = ("standalone", "cluster", "sentinel")
 FIXTURE = {"standalone": "redis_server", "cluster": "redis_cluster", "sentinel": "redis_sentinel"}

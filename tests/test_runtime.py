@@ -7,8 +7,9 @@ import pytest
 from pymongo.errors import InvalidOperation
 
 from devstack.wait import eventually
-from eventi import config, create_app, gunicorn_conf
+from eventi import config, create_app
 from eventi.runtime import current_runtime
+from eventi.server import gunicorn_conf
 from tests.support.api import order_fields
 
 

@@ -2,9 +2,9 @@
 import pytest
 from marshmallow import ValidationError
 
-from devstack.payhero import callback_body, payhero_fixture
-from eventi.models import OrderStatus, decide_outcome
-from eventi.payhero import parse_callback
+from devstack.payhero_payloads import callback_body, payhero_fixture
+from eventi.domain.models import OrderStatus, decide_outcome
+from eventi.payhero.callbacks import parse_callback
 from eventi.schemas import OrderCreateSchema, WaitQuerySchema
 from tests.support.api import order_body
 
@@ -97,12 +97,12 @@ def test_a_receipt_shown_to_the_shopper_refuses_hidden_characters(kind, char):
 
 
 def test_the_phone_pattern_is_written_once():
-    """schemas, the support command, the simulator and log redaction all read eventi/phones.py."""
+    """schemas, the support command, the simulator and log redaction all read eventi/domain/phones.py."""
     from devstack.processes import ROOT
 
     written = [str(path.relative_to(ROOT)) for path in (ROOT / "eventi").rglob("*.py")
                if "[17]" in path.read_text()]
-    assert written == ["eventi/phones.py"]
+    assert written == ["eventi/domain/phones.py"]
 
 
 @pytest.mark.parametrize("field, value", [

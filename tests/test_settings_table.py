@@ -20,7 +20,7 @@ def test_every_app_setting_is_in_the_settings_table():
 
 def test_every_variable_gunicorn_make_run_and_the_simulator_read_is_in_the_settings_table():
     read = set()
-    for path in ("eventi/gunicorn_conf.py", "scripts/run.sh", "eventi/simulator/__main__.py"):
+    for path in ("eventi/server/gunicorn_conf.py", "scripts/run.sh", "eventi/payhero/simulator/__main__.py"):
         text = (ROOT / path).read_text()
         read |= set(re.findall(r"\b((?:EVENTI|PROMETHEUS)_[A-Z0-9_]+)", text))
     missing = read - table_names()

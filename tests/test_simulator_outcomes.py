@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from devstack.simulator import PayHeroSimulator
+from devstack.payhero_simulator import PayHeroSimulator
 from devstack.wait import eventually
 from tests.conftest import TEST_SECRET
 from tests.support.api import Api, order_body, phone_ending
@@ -35,7 +35,7 @@ EXPECTED = {
     8: ("completed", None),
 }
 REASONS = {1: "cancelled_by_user", 2: "insufficient_funds", 3: "unreachable", 4: "wrong_pin"}
-"""The stable reason code each failing outcome gives (eventi/outcomes.py)."""
+"""The stable reason code each failing outcome gives (eventi/domain/reasons.py)."""
 
 
 def test_each_outcome_reaches_the_waiting_shopper(stack, fast_simulator):

@@ -6,8 +6,8 @@ import pytest
 
 from eventi import create_app
 from eventi.config import DEV_SUPPORT_CONTACT
-from eventi.models import utcnow
-from eventi.outcomes import REFUND_NEEDED_REASON
+from eventi.domain.models import utcnow
+from eventi.domain.reasons import REFUND_NEEDED_REASON
 from eventi.runtime import current_runtime
 from eventi.web.payment_page import REFUND, countdown_text, listen_left, mask_phone, payment_view
 from tests.support.api import callback_body, order_body

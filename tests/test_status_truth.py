@@ -1,19 +1,19 @@
 """The cache never moves an order backwards, and a status write that timed out is settled without PayHero.
 
-Forced interleavings against the real Redis and FerretDB (eventi/status_cache.py has the argument).
+Forced interleavings against the real Redis and FerretDB (eventi/storage/status_cache.py has the argument).
 The two whose outcome is in Redis (the cache's rule against a late pending; a settled write's
 announcement) run on one server, a Redis Cluster and a Sentinel group; the third writes nothing to Redis.
 """
 from bson import ObjectId
 
 from devstack.wait import eventually
+from eventi.domain.models import PaymentResult, utcnow
 from eventi.errors import StoreUnavailable
-from eventi.models import PaymentResult, utcnow
 from eventi.services.callbacks import CallbackService
 from eventi.services.settle import Settler
 from eventi.services.status import StatusReader
-from eventi.status_cache import cache_key
-from eventi.store import OrderStore
+from eventi.storage.order_store import OrderStore
+from eventi.storage.status_cache import cache_key
 from tests.conftest import on_every_topology
 from tests.support.api import order_fields
 from tests.support.listen import ChannelListener

@@ -17,10 +17,10 @@ from pymongo.errors import AutoReconnect, NetworkTimeout, NotPrimaryError, Write
 
 from devstack.wait import eventually
 from eventi import create_app
-from eventi.models import utcnow
+from eventi.domain.models import utcnow
 from eventi.notify import channel_for
 from eventi.runtime import current_runtime
-from eventi.store import OrderStore, client_defaults, client_options, connect, uri_option_names
+from eventi.storage.order_store import OrderStore, client_defaults, client_options, connect, uri_option_names
 from tests.support.api import create_order, order_body, phone_ending, post_callback
 from tests.support.listen import ChannelListener
 
@@ -77,7 +77,7 @@ def test_an_atlas_srv_uri_is_read_without_dns():
 
 
 def test_a_uri_that_turns_retry_writes_off_is_obeyed_and_logged(caplog):
-    with caplog.at_level(logging.WARNING, logger="eventi.store"):
+    with caplog.at_level(logging.WARNING, logger="eventi.storage.order_store"):
         client = connect("mongodb://a.example/eventi?retryWrites=false", connect=False)
     try:
         assert not client.options.retry_writes

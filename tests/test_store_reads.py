@@ -5,7 +5,7 @@ from gevent.event import Event
 
 from devstack.wait import eventually
 from eventi.errors import StoreUnavailable
-from eventi.store import OrderStore
+from eventi.storage.order_store import OrderStore
 from tests.support.api import order_fields
 
 

@@ -12,10 +12,10 @@ from bson import ObjectId
 from pymongo import MongoClient, monitoring
 from pymongo.errors import AutoReconnect, BulkWriteError
 
+from eventi.domain.models import OrderStatus, Outcome, utcnow
 from eventi.errors import StoreUnavailable
-from eventi.models import OrderStatus, Outcome, utcnow
-from eventi.store import OrderStore
-from eventi.tickets import TicketHolds
+from eventi.storage.order_store import OrderStore
+from eventi.storage.ticket_holds import TicketHolds
 from tests.support.api import create_order, post_callback
 
 WRITES = {"insert", "update", "findAndModify", "delete"}

@@ -2,7 +2,7 @@
 import json
 import random
 
-from devstack.payhero import callback_body
+from devstack.payhero_payloads import callback_body
 from tests.support.api import order_body, order_fields
 
 

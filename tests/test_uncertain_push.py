@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from devstack.simulator import PayHeroSimulator
-from eventi.models import short_reference, utcnow
-from eventi.payhero_client import PayHeroRejected
+from devstack.payhero_simulator import PayHeroSimulator
+from eventi.domain.models import short_reference, utcnow
+from eventi.payhero.client import PayHeroRejected
 from eventi.runtime import current_runtime
 from tests.support.api import callback_body, order_body, phone_ending
 from tests.support.stand_in import JsonHandler, http_server

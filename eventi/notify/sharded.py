@@ -54,7 +54,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
-from ..redis_topology import LazyRedisCluster
+from ..storage.redis_clients import LazyRedisCluster
 from .fallback import recheck_pause
 from .protocol import Signal, Waiter, WaitEvent
 from .subscriber import Reply, parse_reply
@@ -86,7 +86,7 @@ class ShardEvent:
 
 
 def cluster_of(client: RedisCluster | LazyRedisCluster) -> RedisCluster:
-    """The RedisCluster behind a client built lazily (eventi.redis_topology.LazyRedisCluster)."""
+    """The RedisCluster behind a client built lazily (eventi.storage.redis_clients.LazyRedisCluster)."""
     return client.client() if isinstance(client, LazyRedisCluster) else client
 
 

@@ -3,7 +3,7 @@
 A message on ``order:{<orderId>}:status`` is JSON ``{"body": <status body>, "sentAt": <epoch seconds>}``;
 it is sent (by eventi/services/broadcast.py) only after the store holds the same status, so a waiter
 may answer with its body. The order id in braces is a Redis Cluster hash tag: the channel and the
-order's status cache key (``order:{<orderId>}:cache``, eventi/status_cache.py) hash to one slot, so on
+order's status cache key (``order:{<orderId>}:cache``, eventi/storage/status_cache.py) hash to one slot, so on
 a cluster the cache scripts, the SPUBLISH and the SSUBSCRIBE of one order all go to one node.
 """
 from __future__ import annotations

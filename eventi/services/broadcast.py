@@ -5,7 +5,7 @@ the node its cache key lives on too (one hash tag, eventi/notify/wire.py); redis
 sends each node its own orders' commands, so a backlog of many orders is still one round trip per node.
 
 Callbacks, reconciliation, settled writes and failed STK pushes all announce through one StatusBroadcaster,
-after MongoDB holds the status (eventi/status_cache.py has the whole argument); order creation and
+after MongoDB holds the status (eventi/storage/status_cache.py has the whole argument); order creation and
 the status reader cache what they read or wrote through it too (remember), so every write to the
 status cache goes through here. When Redis fails, the
 body joins a per-process backlog that one greenlet drains with capped, jittered exponential backoff
@@ -23,10 +23,10 @@ from redis.exceptions import RedisError
 
 from .. import metrics
 from ..notify import channel_for, encode_message
-from ..status_cache import StatusCache
+from ..storage.status_cache import StatusCache
 
 if TYPE_CHECKING:
-    from ..redis_topology import RedisClient
+    from ..storage.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class StatusBroadcaster:
 
     def remember(self, body: dict[str, Any]) -> None:
         """Cache a body read from or written to the store, without publishing; when Redis fails, a later
-        read costs one store read (a pending body never replaces a final one: eventi/status_cache.py)."""
+        read costs one store read (a pending body never replaces a final one: eventi/storage/status_cache.py)."""
         try:
             self._cache.put(body)
         except RedisError:

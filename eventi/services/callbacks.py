@@ -2,7 +2,7 @@
 
 Every delivery with a valid token announces the order's final status, not only the one that
 decided it: a duplicate re-announces (cache + publish, idempotent), so a publish that was lost
-heals on PayHero's next delivery. Why this keeps the shopper's view true: eventi/status_cache.py.
+heals on PayHero's next delivery. Why this keeps the shopper's view true: eventi/storage/status_cache.py.
 
 The order's status and amount, needed before the claim, come from the status cache when it holds
 them (one Redis round trip instead of a MongoDB read; docs/benchmarks.md). That can never make a
@@ -27,10 +27,10 @@ from typing import Any
 from bson import ObjectId
 
 from .. import metrics
+from ..domain.models import PaymentResult, decide_outcome, is_final, status_body, utcnow
 from ..errors import NotFound, PaymentProviderError, StoreUnavailable
-from ..models import PaymentResult, decide_outcome, is_final, status_body, utcnow
-from ..payhero_client import PayHeroClient
-from ..store import RELEASING, Finalized, OrderStore
+from ..payhero.client import PayHeroClient
+from ..storage.order_store import RELEASING, Finalized, OrderStore
 from .broadcast import StatusBroadcaster
 from .late_payment import LatePayments
 from .second_payment import SecondPayments

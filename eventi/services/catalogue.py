@@ -1,11 +1,11 @@
 """The events on sale as the API shows them: prices and what is left per ticket type, never capacity."""
 from typing import Any
 
+from ..domain.models import iso_utc
 from ..errors import EventNotFound
-from ..events import EventStore
-from ..models import iso_utc
 from ..schemas import EVENT_ID
-from ..tickets import TicketHolds
+from ..storage.event_store import EventStore
+from ..storage.ticket_holds import TicketHolds
 
 
 class EventCatalogue:

@@ -23,11 +23,11 @@ from typing import Any
 from bson import ObjectId
 
 from .. import metrics
+from ..domain.models import OrderStatus, PaymentResult, decide_outcome, utcnow
 from ..errors import ChangeInProgress, NotFound, SoldOut
-from ..events import EventStore, ticket_type
-from ..models import OrderStatus, PaymentResult, decide_outcome, utcnow
-from ..store import LATE, Finalized, OrderStore
-from ..tickets import INTERRUPTED_AFTER, TicketHolds
+from ..storage.event_store import EventStore, ticket_type
+from ..storage.order_store import LATE, Finalized, OrderStore
+from ..storage.ticket_holds import INTERRUPTED_AFTER, TicketHolds
 
 log = logging.getLogger(__name__)
 

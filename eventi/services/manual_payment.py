@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import metrics
-from ..manual_store import ManualPaymentStore, normalise_account
-from ..models import OrderStatus, PaymentResult, utcnow
-from ..store import OrderStore
+from ..domain.models import OrderStatus, PaymentResult, utcnow
+from ..storage.manual_payments import ManualPaymentStore, normalise_account
+from ..storage.order_store import OrderStore
 from .callbacks import CallbackService
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ delivery we answered 5xx): a SUCCESS then goes through the same late-payment pat
 
 The sweep also decides late payments whose decider failed, applies late-payment decisions whose order did
 not follow (a writer failed midway), announcing both, finishes interrupted ticket releases
-(eventi/tickets.py) and removes a bounded batch of expired idempotency keys (eventi/idempotency.py:
+(eventi/storage/ticket_holds.py) and removes a bounded batch of expired idempotency keys (eventi/storage/idempotency_keys.py:
 FerretDB has no TTL index to do it).
 """
 import logging
@@ -28,17 +28,17 @@ import gevent
 from redis.backoff import EqualJitterBackoff
 
 from .. import metrics
+from ..domain.models import PaymentResult, utcnow
 from ..errors import ChangeInProgress, PaymentProviderError
-from ..idempotency import IdempotencyKeys
-from ..models import PaymentResult, utcnow
-from ..payhero_client import PayHeroClient, PayHeroRejected
-from ..store import OrderStore
-from ..tickets import TicketHolds
+from ..payhero.client import PayHeroClient, PayHeroRejected
+from ..storage.idempotency_keys import IdempotencyKeys
+from ..storage.order_store import OrderStore
+from ..storage.ticket_holds import TicketHolds
 from .callbacks import CallbackService
 from .late_payment import LatePayments
 
 if TYPE_CHECKING:
-    from ..redis_topology import RedisClient
+    from ..storage.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 from bson import ObjectId
 
 from .. import metrics
-from ..manual_store import ManualPaymentStore
-from ..models import PaymentResult
+from ..domain.models import PaymentResult
+from ..storage.manual_payments import ManualPaymentStore
 
 log = logging.getLogger(__name__)
 

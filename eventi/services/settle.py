@@ -15,9 +15,9 @@ import time
 import gevent
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 
+from ..domain.models import status_body
 from ..errors import StoreUnavailable
-from ..models import status_body
-from ..store import OrderStore
+from ..storage.order_store import OrderStore
 from .background import Background
 from .broadcast import StatusBroadcaster
 

@@ -4,10 +4,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from ..domain.models import status_body
 from ..errors import StoreUnavailable
-from ..models import status_body
-from ..status_cache import StatusCache
-from ..store import OrderStore
+from ..storage.order_store import OrderStore
+from ..storage.status_cache import StatusCache
 from .broadcast import StatusBroadcaster
 
 log = logging.getLogger(__name__)

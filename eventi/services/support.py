@@ -4,10 +4,10 @@ from typing import Any
 
 from bson import ObjectId
 
+from ..domain.models import iso_utc
 from ..logs import redact
-from ..manual_store import ManualPaymentStore
-from ..models import iso_utc
-from ..store import OrderStore
+from ..storage.manual_payments import ManualPaymentStore
+from ..storage.order_store import OrderStore
 
 
 def order_report(store: OrderStore, order_id: str) -> dict[str, Any] | None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import metrics
+from ..domain.models import is_final
 from ..errors import NotFound, TooManyWaits
-from ..models import is_final
 from ..notify import Notification, Notifier, Signal, Waiter
 from .status import StatusReader
 

@@ -8,8 +8,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import strict_json
 from ..errors import EventiError, ValidationFailed
-from ..gunicorn_worker import close_connection_after_response
 from ..runtime import current_runtime
+from ..server.gunicorn_worker import close_connection_after_response
 
 
 class UnsupportedMediaType(EventiError):

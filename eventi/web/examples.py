@@ -2,7 +2,8 @@
 request example with the schema that validates requests, and sends some to the running API)."""
 from typing import Any
 
-from .. import outcomes, schemas
+from .. import schemas
+from ..domain import reasons as outcomes
 
 ORDER_ID = "6751a3f2c9e77b0012ab34cd"
 STATUS_TOKEN = "3f1c9a7e5b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7"

@@ -3,9 +3,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..domain.models import OrderStatus
 from ..errors import StoreUnavailable
-from ..manual_store import AccountNumbersExhausted
-from ..models import OrderStatus
+from ..storage.manual_payments import AccountNumbersExhausted
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -18,7 +18,7 @@ PAID = frozenset({OrderStatus.COMPLETED.value, OrderStatus.REFUND_NEEDED.value})
 @dataclass(frozen=True)
 class ManualOffer:
     paybill: str
-    account: str  # the order's account number (eventi/manual_store.py)
+    account: str  # the order's account number (eventi/storage/manual_payments.py)
 
 
 def manual_offer(runtime: "Runtime", order: dict[str, Any]) -> ManualOffer | None:

@@ -15,11 +15,12 @@ from flask import Flask
 from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import Rule
 
-from .. import phones, problems, schemas
+from .. import problems, schemas
 from ..config import Settings
+from ..domain import phones
 from ..runtime import current_runtime
 from .declare import Operation, declared
-from .errors import titles
+from .error_handlers import titles
 from .examples import ORDER_ID
 
 ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
@@ -103,7 +104,7 @@ BELOW_THE_APP = {
     "UriTooLong": (414, "A request line over 4094 bytes."),
     "HeadersTooLarge": (431, "A header over 8190 bytes, or more than 100 headers."),
 }
-"""Answers gunicorn gives on any route before the app sees the request (eventi/gunicorn_worker.py)."""
+"""Answers gunicorn gives on any route before the app sees the request (eventi/server/gunicorn_worker.py)."""
 
 IN_FRONT = {
     429: "nginx in front (docker/nginx.conf): too many checkouts from one address; retry after `Retry-After` seconds.",

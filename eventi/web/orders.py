@@ -26,7 +26,7 @@ from .common import status_token_matches
 from .converters import OrderId
 from .created import created_body
 from .declare import Header, declare, ok
-from .errors import error_response, problem_title
+from .error_handlers import error_response, problem_title
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 log = logging.getLogger(__name__)

@@ -11,7 +11,9 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import phones
+from ..domain import phones
+from ..domain.models import is_final, utcnow
+from ..domain.pricing import Quote
 from ..errors import (
     EventiError,
     EventNotFound,
@@ -22,11 +24,9 @@ from ..errors import (
     TooManyPushes,
     ValidationFailed,
 )
-from ..models import is_final, utcnow
-from ..pricing import Quote
 from ..runtime import current_runtime
 from ..schemas import EVENT_ID, IDEMPOTENCY_KEY, NAME_MAX, OrderCreateSchema
-from ..services.idempotent import Created
+from ..services.idempotent_checkout import Created
 from . import examples as ex
 from . import form_token, nobreak
 from .common import load, status_token_matches

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..models import OrderStatus
+from ..domain.models import OrderStatus
 
 WAITING, UNHEARD, SUCCESS, FAILURE, REFUND = "waiting", "unheard", "success", "failure", "refund"
 """The page's states: the prompt may still be answered; it expired (or the wait gave up) with no answer;

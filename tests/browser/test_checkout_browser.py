@@ -8,8 +8,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from devstack.payhero_simulator import PayHeroSimulator
 from devstack.processes import ROOT
-from devstack.simulator import PayHeroSimulator
 from tests.support.api import phone_ending
 from tests.support.events import event_spec, save_events
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.payhero_simulator import PayHeroSimulator
 from devstack.processes import ROOT
-from devstack.simulator import PayHeroSimulator
 from tests.browser import axe
 from tests.browser.remote import RemoteBrowser
 from tests.conftest import TEST_SECRET

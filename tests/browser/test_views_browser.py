@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlparse
 import pymongo
 import pytest
 
+from devstack.payhero_simulator import PayHeroSimulator
 from devstack.processes import ROOT, Gunicorn
-from devstack.simulator import PayHeroSimulator
 from tests.browser import axe, views
 from tests.browser.views import VIEWPORTS, VIEWS
 from tests.conftest import TEST_SECRET, gunicorn_env

@@ -407,8 +407,8 @@ def create_order(spec: dict, last_digit: int, event_id: str | None = None, ticke
 def settle(spec: dict, order: dict, kind: str) -> None:
     """PayHero's callback for the order (kind: a devstack fixture, e.g. success, wrong-pin, cancelled), sent by the
     test once the page is waiting: the order is made with a number the simulator never calls back for."""
-    from devstack.payhero import callback_body
-    from eventi.tokens import OrderTokens
+    from devstack.payhero_payloads import callback_body
+    from eventi.domain.tokens import OrderTokens
 
     token = OrderTokens(spec["secret"]).callback_token(order["orderId"])
     body = json.dumps(callback_body(order["orderId"], kind, order["amount"])).encode()
@@ -424,10 +424,10 @@ def refund_needed(spec: dict, order: dict, receipt: str = "SAE3YULR0Y") -> None:
     app's StatusBroadcaster, which wakes the page's held wait. (The callback path cannot produce this status.)"""
     import redis
 
-    from eventi.models import status_body, utcnow
+    from eventi.domain.models import status_body, utcnow
     from eventi.services.broadcast import StatusBroadcaster
-    from eventi.status_cache import StatusCache
-    from eventi.store import OrderStore, connect
+    from eventi.storage.order_store import OrderStore, connect
+    from eventi.storage.status_cache import StatusCache
 
     client, cache = connect(spec["mongo_uri"]), redis.Redis.from_url(spec["redis_url"])
     try:
@@ -617,8 +617,8 @@ def aged(spec: dict, order: dict, hours: int = 2) -> None:
     for listening (data-listen-left) is over."""
     from datetime import timedelta
 
-    from eventi.models import utcnow
-    from eventi.store import OrderStore, connect
+    from eventi.domain.models import utcnow
+    from eventi.storage.order_store import OrderStore, connect
 
     client = connect(spec["mongo_uri"])
     try:

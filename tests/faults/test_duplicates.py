@@ -10,7 +10,7 @@ from gevent.pool import Pool
 from pymongo import MongoClient
 
 from eventi.notify import channel_for
-from eventi.store import OrderStore
+from eventi.storage.order_store import OrderStore
 from tests.conftest import TEST_SECRET
 from tests.support.api import Api
 

@@ -32,9 +32,9 @@ from pymongo import MongoClient
 
 from devstack.processes import ROOT
 from devstack.wait import eventually
-from eventi.models import utcnow
+from eventi.domain.models import utcnow
 from eventi.runtime import current_runtime
-from eventi.status_cache import StatusCache
+from eventi.storage.status_cache import StatusCache
 from tests.conftest import TEST_SECRET
 from tests.faults.test_paid_means_paid import start
 from tests.support.api import Api, order_body

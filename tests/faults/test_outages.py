@@ -7,7 +7,7 @@ import requests
 
 from devstack.processes import Gunicorn
 from devstack.wait import eventually
-from eventi.status_cache import cache_key
+from eventi.storage.status_cache import cache_key
 from tests.conftest import TEST_SECRET, gunicorn_env
 from tests.support.api import Api, order_body
 

@@ -1,5 +1,5 @@
 """Paid means paid: whatever fails, every order reads the same in MongoDB, the Redis cache,
-GET /api/orders/<id>, a held wait and a fresh wait (issue 11; the design is in eventi/status_cache.py).
+GET /api/orders/<id>, a held wait and a fresh wait (issue 11; the design is in eventi/storage/status_cache.py).
 
 Real processes throughout: gunicorn with 2 gevent workers, and a redis-server or FerretDB of the
 test's own that it stalls, stops, kills and restarts on the same port.
@@ -17,9 +17,9 @@ from pymongo import MongoClient
 
 from devstack.processes import Gunicorn
 from devstack.wait import eventually
-from eventi.models import OrderStatus
+from eventi.domain.models import OrderStatus
 from eventi.services.broadcast import StatusBroadcaster
-from eventi.status_cache import StatusCache, cache_key
+from eventi.storage.status_cache import StatusCache, cache_key
 from tests.conftest import TEST_SECRET, gunicorn_env
 from tests.support.api import Api
 from tests.support.listen import ChannelListener

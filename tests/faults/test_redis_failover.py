@@ -26,9 +26,9 @@ from pymongo import MongoClient
 
 from devstack.processes import RedisCluster, RedisSentinelGroup, redis_cli
 from devstack.wait import eventually
-from eventi import redis_topology
-from eventi.redis_url import parse
-from eventi.status_cache import cache_key
+from eventi.storage import redis_clients as redis_topology
+from eventi.storage.redis_url import parse
+from eventi.storage.status_cache import cache_key
 from tests.conftest import TEST_SECRET
 from tests.faults.test_money_edges import redeliver_until_taken
 from tests.faults.test_paid_means_paid import agree, start

@@ -12,7 +12,7 @@ import requests
 from gevent.pool import Pool
 
 from devstack.nginx import NGINX, render
-from devstack.payhero import callback_body
+from devstack.payhero_payloads import callback_body
 from devstack.processes import ROOT, Process, free_port
 from devstack.wait import eventually
 from tests.conftest import TEST_SECRET

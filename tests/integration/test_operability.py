@@ -7,7 +7,7 @@ import gevent
 import pytest
 import requests
 
-from devstack.payhero import SAMPLE_ORDER_ID, callback_body
+from devstack.payhero_payloads import SAMPLE_ORDER_ID, callback_body
 from devstack.processes import Gunicorn, free_port
 from devstack.wait import eventually
 from tests.conftest import TEST_SECRET, gunicorn_env

@@ -8,10 +8,10 @@ import requests
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from devstack.payhero import callback_body
+from devstack.payhero_payloads import callback_body
 from devstack.wait import eventually
-from eventi.payhero import CALLBACK_PATH
-from eventi.tokens import OrderTokens
+from eventi.domain.tokens import OrderTokens
+from eventi.payhero.callbacks import CALLBACK_PATH
 from tests.support.answers import record_http
 
 

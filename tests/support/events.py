@@ -3,10 +3,10 @@ import json
 from datetime import timedelta
 
 from devstack.processes import ROOT
-from eventi import event_file
-from eventi.events import EventStore
-from eventi.models import utcnow
-from eventi.store import connect
+from eventi.domain import event_file
+from eventi.domain.models import utcnow
+from eventi.storage.event_store import EventStore
+from eventi.storage.order_store import connect
 
 TEST_EVENT = "ev-test"
 REGULAR, VIP = "regular", "vip"

@@ -2,10 +2,10 @@
 import json
 import time
 
-from eventi import redis_topology
 from eventi.notify import channel_for
 from eventi.notify.sharded import ShardPubSub
-from eventi.redis_url import parse
+from eventi.storage import redis_clients as redis_topology
+from eventi.storage.redis_url import parse
 
 
 class ChannelListener:

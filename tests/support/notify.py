@@ -5,11 +5,11 @@ from collections.abc import Callable, Sequence
 import redis
 from redis.cluster import RedisCluster
 
-from eventi import redis_topology
 from eventi.notify import Hub, Notifier, PerRequestNotifier
 from eventi.notify.sharded import ShardedSubscriber
 from eventi.notify.subscriber import RedisSubscriber
-from eventi.redis_url import parse
+from eventi.storage import redis_clients as redis_topology
+from eventi.storage.redis_url import parse
 
 
 class CountingHub(Hub):

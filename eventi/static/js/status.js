@@ -219,7 +219,7 @@ if (root.dataset.status === "pending") {
   follow();
 }
 
-// The phone's push limit (eventi/push_limit.py) is reached: no "Try again" that would be refused until it can go.
+// The phone's push limit (eventi/storage/push_limit.py) is reached: no "Try again" that would be refused until it can go.
 const pushLimit = document.getElementById("push-limit");
 if (pushLimit) {
   setTimeout(() => {

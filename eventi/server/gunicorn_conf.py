@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from flask import Flask
     from gunicorn.arbiter import Arbiter
 
-    from eventi.gunicorn_worker import EventiGeventWorker
     from eventi.runtime import Runtime
+    from eventi.server.gunicorn_worker import EventiGeventWorker
 
 # --- Where and how many --------------------------------------------------------------
 bind = [os.environ.get("EVENTI_BIND", "127.0.0.1:8000")]
@@ -28,7 +28,7 @@ with exit_on_config_error():  # an invalid count stops gunicorn as any invalid s
     workers = positive_int("EVENTI_WORKERS", 2)
     # Counts held waits and idle keep-alive connections alike (gunicorn #2585): room for 10,000+ per worker.
     worker_connections = positive_int("EVENTI_WORKER_CONNECTIONS", 12000)
-worker_class = "eventi.gunicorn_worker.EventiGeventWorker"  # gevent, closing idle keep-alives on stop
+worker_class = "eventi.server.gunicorn_worker.EventiGeventWorker"  # gevent, closing idle keep-alives on stop
 backlog = 4096
 
 # --- Time ----------------------------------------------------------------------------

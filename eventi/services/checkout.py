@@ -7,14 +7,15 @@ from typing import Any
 
 from bson import ObjectId
 
-from .. import metrics, pricing
+from .. import metrics
+from ..domain import pricing
+from ..domain.models import OrderStatus, Outcome, short_reference, status_body, utcnow
 from ..errors import EventNotFound, PaymentProviderError, PriceChanged, SoldOut, StoreUnavailable
-from ..events import EventStore
-from ..models import OrderStatus, Outcome, short_reference, status_body, utcnow
-from ..payhero_client import PayHeroClient
-from ..push_limit import PushLimiter, Reservation
-from ..store import OrderStore
-from ..tickets import TicketHolds
+from ..payhero.client import PayHeroClient
+from ..storage.event_store import EventStore
+from ..storage.order_store import OrderStore
+from ..storage.push_limit import PushLimiter, Reservation
+from ..storage.ticket_holds import TicketHolds
 from .broadcast import StatusBroadcaster
 from .settle import Settler
 from .write_retry import WriteRetrier

@@ -1,4 +1,4 @@
-"""Run the PayHero simulator: python -m eventi.simulator [--host H] [--port P] [--delay S]."""
+"""Run the PayHero simulator: python -m eventi.payhero.simulator [--host H] [--port P] [--delay S]."""
 import argparse
 import io
 import logging
@@ -12,7 +12,7 @@ from .app import create_app
 
 def main(argv: list[str] | None = None) -> None:
     env = os.environ
-    parser = argparse.ArgumentParser(prog="python -m eventi.simulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m eventi.payhero.simulator", description=__doc__)
     parser.add_argument("--host", default=env.get("EVENTI_SIMULATOR_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env.get("EVENTI_SIMULATOR_PORT", "8010")))
     parser.add_argument("--delay", type=float, default=float(env.get("EVENTI_SIMULATOR_DELAY", "3")),

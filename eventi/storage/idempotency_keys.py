@@ -14,9 +14,9 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from .errors import IdempotencyKeyInUse
-from .models import utcnow
-from .store import durable, unavailable_on_error
+from ..domain.models import utcnow
+from ..errors import IdempotencyKeyInUse
+from .order_store import durable, unavailable_on_error
 
 KEY_LIFETIME = timedelta(hours=24)
 SWEEP_LIMIT = 1000

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from .outcomes import reason_for, refund_reason
+from .reasons import reason_for, refund_reason
 
 
 class OrderStatus(StrEnum):

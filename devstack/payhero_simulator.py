@@ -1,4 +1,4 @@
-"""The PayHero simulator (`python -m eventi.simulator`) as a real process on a free port."""
+"""The PayHero simulator (`python -m eventi.payhero.simulator`) as a real process on a free port."""
 from __future__ import annotations
 
 import sys
@@ -21,7 +21,7 @@ class PayHeroSimulator(Server):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.token = token
-        argv = [sys.executable, "-m", "eventi.simulator", "--port", str(self.port), "--delay", str(delay),
+        argv = [sys.executable, "-m", "eventi.payhero.simulator", "--port", str(self.port), "--delay", str(delay),
                 "--slow", str(slow_seconds)]
         self.process = Process("payhero-simulator", argv, env={"PAYHERO_AUTH_TOKEN": token, "PATH": "/usr/bin:/bin"},
                                cwd=str(ROOT), log_path=log_path)

@@ -9,8 +9,8 @@ from typing import Any
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from . import metrics
-from .errors import PaymentProviderError
+from .. import metrics
+from ..errors import PaymentProviderError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from .. import metrics
 from ..errors import Unauthorized, ValidationFailed
-from ..payhero import CALLBACK_PATH, parse_callback
+from ..payhero.callbacks import CALLBACK_PATH, parse_callback
 from ..runtime import current_runtime
 from ..schemas import CallbackAckSchema, CallbackFlatSchema, CallbackV2Schema, TokenQuerySchema
 from . import examples as ex

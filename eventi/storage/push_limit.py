@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from . import metrics
-from .errors import TooManyPushes
+from .. import metrics
+from ..errors import TooManyPushes
 
 if TYPE_CHECKING:
-    from .redis_topology import RedisClient
+    from .redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 

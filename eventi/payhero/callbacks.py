@@ -2,12 +2,12 @@
 from collections.abc import Callable
 from typing import Any
 
-from .models import CANCELLED_BY_USER, PaymentResult
-from .schemas import CallbackFlatSchema, CallbackV2Schema
-from .tokens import OrderTokens
+from ..domain.models import CANCELLED_BY_USER, PaymentResult
+from ..domain.tokens import OrderTokens
+from ..schemas import CallbackFlatSchema, CallbackV2Schema
 
 CALLBACK_PATH = "/api/payhero/callback"
-"""The callback route (eventi/web/payhero.py); every STK push's callback_url points here."""
+"""The callback route (eventi/web/payhero_callback.py); every STK push's callback_url points here."""
 
 
 def callback_urls(base_url: str, tokens: OrderTokens) -> Callable[[str], str]:

@@ -1,6 +1,6 @@
 """The Redis clients EVENTI_REDIS_URL asks for: one server, a Redis Cluster, or a Sentinel-watched master.
 
-eventi/redis_url.py parses the setting; this module builds, per worker (after fork):
+eventi/storage/redis_url.py parses the setting; this module builds, per worker (after fork):
 
 - commands_client(): the client for the status cache, publishing and the push limit: a redis.Redis on
   a small blocking pool for one server, a redis.cluster.RedisCluster (which routes each key to its

@@ -1,4 +1,4 @@
-"""`python -m eventi.healthcheck`: exit 0 when this host's eventi answers GET /healthz on EVENTI_BIND's port, else 1.
+"""`python -m eventi.server.healthcheck`: exit 0 when this host's eventi answers GET /healthz on EVENTI_BIND's port, else 1.
 
 The container HEALTHCHECK and compose's healthcheck run it, so they follow EVENTI_BIND instead of a
 hard-coded port. Standard library only: it starts in a few milliseconds.

@@ -50,11 +50,11 @@ from redis.client import Pipeline
 from redis.cluster import ClusterPipeline
 from redis.commands.core import Script
 
-from .models import OrderStatus, is_final
-from .notify.wire import hash_tag
+from ..domain.models import OrderStatus, is_final
+from ..notify.wire import hash_tag
 
 if TYPE_CHECKING:
-    from .redis_topology import RedisClient
+    from .redis_clients import RedisClient
 
 def cache_key(order_id: str) -> str:
     """An order's cache key: order:{<orderId>}:cache, in the slot of its channel (eventi/notify/wire.py)."""

@@ -27,9 +27,9 @@ from gunicorn.http import errors
 from gunicorn.workers.ggevent import GeventWorker
 from werkzeug.exceptions import default_exceptions
 
-from .errors import EventiError
-from .problems import MEDIA_TYPE as PROBLEM
-from .problems import problem
+from ..errors import EventiError
+from ..problems import MEDIA_TYPE as PROBLEM
+from ..problems import problem
 
 if TYPE_CHECKING:
     from gevent.socket import socket
@@ -59,7 +59,7 @@ def status_for(exc: BaseException) -> int:
 
 def error_response(status: int, request_id: str) -> bytes:
     """A complete HTTP/1.1 error response in the app's problem details shape, named as the app names the
-    status (eventi/web/errors.py: werkzeug's name and description, and its own internal_error for a 500)."""
+    status (eventi/web/error_handlers.py: werkzeug's name and description, and its own internal_error for a 500)."""
     if status == 500:
         error = problem(500, EventiError.code, EventiError.message, EventiError.message)
     else:

@@ -1,7 +1,7 @@
 """The `eventi` command (console script, or `python -m eventi`): serve, the app's commands, the simulator.
 
 `eventi create-indexes`, `eventi reconcile`, `eventi events load` and `eventi order show|find|refunds` are
-the app's own commands (eventi/cli.py, also `flask --app wsgi …` in a checkout); `serve` runs gunicorn with
+the app's own commands (eventi/cli/app_commands.py, also `flask --app wsgi …` in a checkout); `serve` runs gunicorn with
 the packaged config, `simulator` the local PayHero simulator. All read the same EVENTI_* environment, and
 only when a command runs: `--help` and `--version` load no app, read no setting and write nothing.
 """
@@ -15,13 +15,13 @@ from flask.cli import ScriptInfo
 
 
 def _load_app() -> Flask:
-    from .wsgi import app  # patches gevent first; an invalid setting exits 4 with one line naming it
+    from ..wsgi import app  # patches gevent first; an invalid setting exits 4 with one line naming it
 
     return app
 
 
 class _WithAppCommands(click.Group):
-    """Its own commands, then the app's (eventi/cli.py); the app itself is loaded by the one that runs."""
+    """Its own commands, then the app's (eventi/cli/app_commands.py); the app itself is loaded by the one that runs."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_app_commands()})
@@ -33,8 +33,8 @@ class _WithAppCommands(click.Group):
 def _app_commands() -> Mapping[str, click.Command]:
     from gevent import monkey
 
-    monkey.patch_all()  # as eventi.wsgi does, before eventi.cli's imports (Flask, pymongo, redis-py) take sockets
-    from .cli import commands
+    monkey.patch_all()  # as eventi.wsgi does, before eventi.cli.app_commands's imports (Flask, pymongo, redis-py) take sockets
+    from .app_commands import commands
 
     return {command.name: command for command in commands() if command.name}
 
@@ -51,7 +51,7 @@ def main() -> None:
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 def serve(gunicorn_args: tuple[str, ...]) -> None:
     """Run gunicorn with eventi's gevent workers on EVENTI_BIND; other arguments go to gunicorn."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:eventi.gunicorn_conf", *gunicorn_args, "eventi.wsgi:app"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:eventi.server.gunicorn_conf", *gunicorn_args, "eventi.wsgi:app"]
     os.execv(sys.executable, argv)
 
 
@@ -60,6 +60,6 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
 @click.argument("simulator_args", nargs=-1, type=click.UNPROCESSED)
 def simulator(simulator_args: tuple[str, ...]) -> None:
     """Run the local PayHero simulator (--port, --delay, --slow; --help for more)."""
-    from .simulator.__main__ import main as run_simulator
+    from ..payhero.simulator.__main__ import main as run_simulator
 
     run_simulator(list(simulator_args))

@@ -7,7 +7,7 @@
   sentinels listed name, followed across failovers; ``rediss+sentinel://`` reaches the sentinels and
   the data nodes over TLS. The user and password are the data nodes', not the sentinels'.
 
-parse() checks and splits the URL; eventi/redis_topology.py builds the clients from what it returns.
+parse() checks and splits the URL; eventi/storage/redis_clients.py builds the clients from what it returns.
 """
 from __future__ import annotations
 

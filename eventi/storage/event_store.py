@@ -5,8 +5,8 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from .models import utcnow
-from .store import durable, unavailable_on_error
+from ..domain.models import utcnow
+from .order_store import durable, unavailable_on_error
 
 
 class EventStore:
@@ -20,7 +20,7 @@ class EventStore:
         """Create or replace one event document; True when it is new.
 
         Each ticket type keeps `slots`, the highest capacity it ever had: holds taken under a higher
-        capacity stay where they are, and eventi/tickets.py counts them while capacity is below it.
+        capacity stay where they are, and eventi/storage/ticket_holds.py counts them while capacity is below it.
         """
         earlier = self.events.find_one({"_id": document["_id"]}, {"ticketTypes": 1})
         document = {**document, "ticketTypes": with_slot_ranges(document["ticketTypes"], earlier)}

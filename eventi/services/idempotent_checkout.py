@@ -1,6 +1,6 @@
 """Idempotent order creation: one order per Idempotency-Key, its first answer replayed for 24 hours.
 
-The key is claimed (a unique insert, eventi/idempotency.py) before anything else happens, with an
+The key is claimed (a unique insert, eventi/storage/idempotency_keys.py) before anything else happens, with an
 orderId reserved for it, so two requests racing with one key create one order: the other is told the
 key is in use (409). A request that surely created nothing (sold out, push limit, unknown event) frees
 its key so it can be sent again; one that stored an order keeps its answer, 201 or the 502 of a refused
@@ -18,11 +18,11 @@ from typing import Any
 
 from bson import ObjectId
 
+from ..domain.models import utcnow
 from ..errors import EventiError, IdempotencyKeyInUse, IdempotencyKeyReused, PaymentProviderError, StoreUnavailable
-from ..idempotency import IdempotencyKeys
-from ..models import utcnow
-from ..store import OrderStore
-from .ordering import OrderService
+from ..storage.idempotency_keys import IdempotencyKeys
+from ..storage.order_store import OrderStore
+from .checkout import OrderService
 
 log = logging.getLogger(__name__)
 

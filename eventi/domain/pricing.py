@@ -2,9 +2,9 @@
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationFailed
+from ..errors import ValidationFailed
+from ..storage.event_store import ticket_type
 from .event_file import MAX_PAYMENT
-from .events import ticket_type
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Quote:
     currency: str
     capacity: int
     slot_range: int
-    """The highest capacity the type ever had: above capacity when it was lowered (eventi/tickets.py)."""
+    """The highest capacity the type ever had: above capacity when it was lowered (eventi/storage/ticket_holds.py)."""
 
     def order_fields(self) -> dict[str, Any]:
         return {"eventId": self.event_id, "eventName": self.event_name, "ticketTypeId": self.ticket_type_id,

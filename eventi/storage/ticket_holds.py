@@ -25,9 +25,9 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from .errors import ChangeInProgress, SoldOut
-from .models import utcnow
-from .store import durable, unavailable_on_error
+from ..domain.models import utcnow
+from ..errors import ChangeInProgress, SoldOut
+from .order_store import durable, unavailable_on_error
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri, split_options
 
-from . import metrics
-from .errors import OrderExists, StoreUnavailable
-from .models import OrderStatus, Outcome, utcnow
+from .. import metrics
+from ..domain.models import OrderStatus, Outcome, utcnow
+from ..errors import OrderExists, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 class TicketReleases(Protocol):
-    """What OrderStore asks of the ticket holds (eventi/tickets.py's TicketHolds) when an order's claim says
+    """What OrderStore asks of the ticket holds (eventi/storage/ticket_holds.py's TicketHolds) when an order's claim says
     its tickets go back."""
 
     def release(self, order_id: ObjectId) -> bool: ...
@@ -36,7 +36,7 @@ RELEASING = frozenset({OrderStatus.FAILED.value, OrderStatus.CANCELLED.value})
 """Final statuses that give the order's tickets back; completed keeps them."""
 LATE = ".late"
 """The holder suffix of a late payment's ticket holds ("<orderId>.late"): no release of the order's first
-holds can delete them (eventi/tickets.py)."""
+holds can delete them (eventi/storage/ticket_holds.py)."""
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ class OrderStore:
         # is the _id alone: the claim decided, not this write. FerretDB serves an _id lookup from the
         # collection's _id index (built with scripts/ferretdb-id-lookup.patch; docs/benchmarks.md).
         # Tickets go back before the order shows its final status, so a final order always has its release
-        # done (eventi/tickets.py: one releaser, however often the claim is applied). A payment that came
+        # done (eventi/storage/ticket_holds.py: one releaser, however often the claim is applied). A payment that came
         # after the release (a late payment) outranks the claim: the order follows that instead.
         if self._tickets is not None and claim["status"] in RELEASING:
             self._tickets.release(claim["_id"])

@@ -2,7 +2,7 @@
 manual payments, M-Pesa's C2B confirmation of a Paybill payment (POST /simulator/c2b).
 
 A separate WSGI app (no part of eventi's own app). Threads, not gevent, so it runs unpatched
-from `python -m eventi.simulator`.
+from `python -m eventi.payhero.simulator`.
 """
 import hmac
 import logging
@@ -16,10 +16,10 @@ from typing import Any
 import requests
 from flask import Flask, Response, jsonify, request
 
-from .. import phones
-from . import outcomes
+from ...domain import phones
+from . import scenarios as outcomes
 
-log = logging.getLogger("eventi.simulator")
+log = logging.getLogger("eventi.payhero.simulator")
 
 CALLBACK_TIMEOUT = 10
 

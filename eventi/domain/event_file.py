@@ -1,6 +1,6 @@
 """Event files: one event, or a list of them, as JSON or YAML, checked by a marshmallow schema.
 
-`flask --app wsgi events load FILE` reads them (eventi/cli.py); a file is either loaded whole or
+`flask --app wsgi events load FILE` reads them (eventi/cli/app_commands.py); a file is either loaded whole or
 not at all, and each problem is named by its place in the file ("ticketTypes.1.price: ...").
 
 A file is refused before its events are checked when it is larger than MAX_FILE_BYTES, nests deeper
@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from . import strict_json
+from .. import strict_json
+from ..schemas import SLUG, StrictInteger, no_control_chars
 from .models import utcnow
-from .schemas import SLUG, StrictInteger, no_control_chars
 
 SLUG_ERROR = "1-64 lowercase letters, digits or inner hyphens (a slug such as nairobi-jazz-2026)."
 MAX_PAYMENT = 250_000

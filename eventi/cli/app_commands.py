@@ -17,16 +17,16 @@ from flask.cli import AppGroup, with_appcontext
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from . import event_file, phones
-from .config import APP_LOAD_ERROR
-from .errors import StoreUnavailable
-from .runtime import current_runtime
-from .services import support
-from .services.manual_payment import ManualPayment
-from .text import printable, printable_json
+from ..config import APP_LOAD_ERROR
+from ..domain import event_file, phones
+from ..domain.text import printable, printable_json
+from ..errors import StoreUnavailable
+from ..runtime import current_runtime
+from ..services import support
+from ..services.manual_payment import ManualPayment
 
 REFERENCE = re.compile(r"^[0-9A-Fa-f]{8}$")
-"""An order reference as the payment page shows it (eventi.models.short_reference)."""
+"""An order reference as the payment page shows it (eventi.domain.models.short_reference)."""
 RECEIPT = re.compile(r"^[0-9A-Za-z]{10}$")
 """An M-Pesa receipt (transaction id), as `order confirm-manual` takes it."""
 
@@ -63,7 +63,7 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        store_log = logging.getLogger("eventi.store")
+        store_log = logging.getLogger("eventi.storage.order_store")
         if not store_log.isEnabledFor(logging.DEBUG):  # its warning would repeat the line printed below
             store_log.setLevel(logging.ERROR)
         try:

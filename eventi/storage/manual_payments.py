@@ -17,8 +17,8 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from .models import utcnow
-from .store import durable, unavailable_on_error
+from ..domain.models import utcnow
+from .order_store import durable, unavailable_on_error
 
 ACCOUNT_DIGITS = 8
 """10^8 numbers: a collision (another draw) is rare, and 8 digits fit M-Pesa's account number field."""

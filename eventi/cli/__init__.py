@@ -1,0 +1,1 @@
+"""The `eventi` command and the app's commands."""

@@ -1,0 +1,1 @@
+"""The gunicorn process: its config, its gevent worker and the container health check."""

@@ -1,0 +1,1 @@
+"""MongoDB and Redis: one module per collection or key family; the only code that talks to the store."""
