@@ -20,6 +20,7 @@ from devstack.wait import poll_until
 from eventi.domain.models import OrderStatus, status_body, utcnow
 from eventi.domain.tokens import OrderTokens
 from eventi.notify import channel_for, encode_message
+from eventi.services.broadcast import StatusBroadcaster
 from eventi.storage.status_cache import StatusCache
 
 from .create import create_orders
@@ -219,18 +220,13 @@ def final_body(order_id):
 
 
 def publish(r, order_ids, starts, sharded=False):
-    """Cache and PUBLISH final bodies in one round trip, as StatusBroadcaster.announce does after the store
-    (SPUBLISH on a cluster, one round trip per node)."""
-    pipe = r.pipeline(transaction=False)
-    cache = StatusCache(r, STATUS_CACHE_TTL)
-    for order_id in order_ids:
-        body = final_body(order_id)
-        cache.put(body, via=pipe)
-        (pipe.spublish if sharded else pipe.publish)(channel_for(order_id), encode_message(body))
+    """Cache and PUBLISH final bodies in one round trip with the broadcaster's own send (what a callback does
+    after the store; SPUBLISH on a cluster, one round trip per node)."""
+    bodies = [final_body(order_id) for order_id in order_ids]
     now = time.time()
     for order_id in order_ids:
         starts[order_id] = now
-    pipe.execute()
+    StatusBroadcaster(r, StatusCache(r, STATUS_CACHE_TTL), sharded=sharded).send(bodies)
 
 
 def publish_steady(r, order_ids, rate, starts, sharded=False):

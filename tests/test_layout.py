@@ -141,3 +141,12 @@ def test_the_module_check_sees_a_circle_through_a_relative_import(tmp_path: Path
     graph = module_graph(tmp_path)
     assert graph["eventi.runtime"] == {"eventi.web.common"} and graph["eventi.web.common"] == {"eventi.runtime"}
     assert module_cycle(graph) == ["eventi.runtime", "eventi.web.common", "eventi.runtime"]
+
+
+def test_routes_reach_the_store_only_through_services() -> None:
+    """route -> service -> store: no module of eventi/web imports eventi/storage (health's ping goes through the
+    runtime's store, the one exception: readiness is about the store itself)."""
+    graph = module_graph(ROOT)
+    direct = {module: sorted(found for found in imported if found.startswith("eventi.storage"))
+              for module, imported in graph.items() if module.startswith("eventi.web")}
+    assert {module: found for module, found in direct.items() if found} == {}

@@ -99,7 +99,7 @@ def test_the_broadcaster_caches_and_publishes_to_waiters_on_every_topology(topol
         broadcaster.remember(body(order_id))
     finals = {order_id: body(order_id, "failed" if i % 2 else "completed") for i, order_id in enumerate(ids)}
     with notifier.waiter(ids[0]) as first, notifier.waiter(ids[1]) as second:
-        broadcaster._send(list(finals.values()))  # one pipeline: scripts and (S)PUBLISH for every order
+        broadcaster.send(list(finals.values()))  # one pipeline: scripts and (S)PUBLISH for every order
         assert next_notification(first, ids[0]).body == finals[ids[0]]
         assert next_notification(second, ids[1]).body == finals[ids[1]]
     notifier.stop()

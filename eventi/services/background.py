@@ -2,6 +2,13 @@
 from collections.abc import Callable
 
 import gevent
+from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
+
+
+def retry_backoff() -> AbstractBackoff:
+    """Waits between a background loop's retries (the broadcaster, the Settler, write retries): up to 0.1 s,
+    doubling, at most 2 s, jittered, so a recovered Redis or store is used again within ~2 s."""
+    return ExponentialWithJitterBackoff(cap=2.0, base=0.1)
 
 
 class Background:

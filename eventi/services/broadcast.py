@@ -18,12 +18,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
+from redis.backoff import AbstractBackoff
 from redis.exceptions import RedisError
 
 from .. import metrics
 from ..notify import channel_for, encode_message
 from ..storage.status_cache import StatusCache
+from .background import retry_backoff
 
 if TYPE_CHECKING:
     from ..storage.redis_clients import RedisClient
@@ -36,11 +37,6 @@ BATCH = 500
 """Bodies per pipeline when the backlog drains."""
 
 
-def default_backoff() -> AbstractBackoff:
-    """Waits between retries: up to 0.1 s, doubling, at most 2 s, so a recovered Redis hears within ~2 s."""
-    return ExponentialWithJitterBackoff(cap=2.0, base=0.1)
-
-
 class StatusBroadcaster:
     """Caches and publishes final status bodies; retries in the background until Redis takes them."""
 
@@ -49,7 +45,7 @@ class StatusBroadcaster:
         self._redis = redis_client
         self._sharded = sharded
         self._cache = cache
-        self._backoff = backoff or default_backoff()
+        self._backoff = backoff or retry_backoff()
         self._alarm_after = alarm_after
         self._backlog: dict[str, dict[str, Any]] = {}
         self._greenlet: gevent.Greenlet[..., None] | None = None
@@ -64,7 +60,7 @@ class StatusBroadcaster:
     def announce(self, body: dict[str, Any]) -> None:
         """Cache and publish a final body now; if Redis fails, keep it until Redis takes it."""
         try:
-            self._send([body])
+            self.send([body])
         except RedisError as exc:
             metrics.REDIS_ERRORS.inc()
             log.warning("Redis notification failed orderId=%s (%s); retrying in background",
@@ -87,7 +83,8 @@ class StatusBroadcaster:
             self._greenlet.kill(block=False)
             self._greenlet = None
 
-    def _send(self, bodies: list[dict[str, Any]]) -> None:
+    def send(self, bodies: list[dict[str, Any]]) -> None:
+        """Cache and publish bodies in one pipelined round trip (SPUBLISH on a cluster); raises RedisError."""
         pipe = self._redis.pipeline(transaction=False)
         for body in bodies:
             self._cache.put(body, via=pipe)
@@ -108,7 +105,7 @@ class StatusBroadcaster:
                 batch = dict(list(self._backlog.items())[:BATCH])
                 self.attempts += 1
                 try:
-                    self._send(list(batch.values()))
+                    self.send(list(batch.values()))
                 except RedisError as exc:
                     failures += 1
                     metrics.REDIS_ERRORS.inc()

@@ -1,4 +1,5 @@
-"""The events on sale as the API shows them: prices and what is left per ticket type, never capacity."""
+"""The events on sale, for the API (prices and what is left per ticket type, never capacity) and the pages
+(the stored event with what is left): the routes' one way to events and ticket holds."""
 from typing import Any
 
 from ..domain.models import iso_utc
@@ -19,9 +20,25 @@ class EventCatalogue:
         """Every event on sale, soonest first."""
         return [public_event(event, self._tickets.left(event)) for event in self._events.upcoming()]
 
+    def upcoming(self) -> list[tuple[dict[str, Any], dict[str, int]]]:
+        """Every stored event on sale, soonest first, with what is left per ticket type (for the pages)."""
+        return [(event, self._tickets.left(event)) for event in self._events.upcoming()]
+
+    def stored_on_sale(self, event_id: str) -> dict[str, Any] | None:
+        """The stored event when it is on sale; None for a malformed id, an unknown or a started event."""
+        return self._events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+
+    def stored(self, event_id: str) -> dict[str, Any] | None:
+        """The stored event, started or not (an order's payment page names its event either way)."""
+        return self._events.get(event_id)
+
+    def left(self, event: dict[str, Any]) -> dict[str, int]:
+        """Ticket type id -> tickets left (capacity minus holds, never below 0)."""
+        return self._tickets.left(event)
+
     def one(self, event_id: str) -> dict[str, Any]:
         """One event on sale; EventNotFound when there is no such event or it has started."""
-        event = self._events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+        event = self.stored_on_sale(event_id)
         if event is None:
             raise EventNotFound()
         return public_event(event, self._tickets.left(event))

@@ -45,11 +45,14 @@ class OrderService:
         self._broadcaster = broadcaster
         self._payhero = payhero
         self._limiter = limiter
-        self._announce = broadcaster.announce
         self._callback_url = callback_url
-        self._settle = settler.watch
+        self._settler = settler
         self._prompt_life = timedelta(seconds=prompt_seconds)
         self._retrier = retrier
+
+    def next_push_in(self, phone: str) -> int:
+        """Seconds until the phone's next STK push may go under the push limit (0: now, or no limit)."""
+        return self._limiter.wait_seconds(phone) if self._limiter is not None and phone else 0
 
     def create(self, fields: dict[str, Any], order_id: ObjectId | None = None) -> dict[str, Any]:
         """Store a pending order from validated fields (under order_id when given), push it; the stored document.
@@ -175,8 +178,7 @@ class OrderService:
             outcome = Outcome(OrderStatus.FAILED, failure_reason=STK_PUSH_FAILED)
             finalized = self._store.finalize(order_id, outcome, event_id)
         except StoreUnavailable:
-            if self._settle is not None:
-                self._settle(order_id)  # the write may land later: see eventi/services/settle.py
+            self._settler.watch(order_id)  # the write may land later: see eventi/services/settle.py
             raise
-        if finalized is not None and self._announce is not None:
-            self._announce(status_body(finalized.order))
+        if finalized is not None:
+            self._broadcaster.announce(status_body(finalized.order))

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import metrics
 from ..domain.models import OrderStatus, PaymentResult, utcnow
-from ..storage.manual_payments import ManualPaymentStore, normalise_account
+from ..storage.manual_payments import AccountNumbersExhausted, ManualPaymentStore, normalise_account
 from ..storage.order_store import OrderStore
 from .callbacks import CallbackService
 
@@ -52,6 +52,14 @@ class ManualPayments:
         self._store = store
         self._manual = manual
         self._callbacks = callbacks
+
+    def account_for(self, order: dict[str, Any]) -> str | None:
+        """The order's account number for a Paybill payment, made on first use; None when no free number was
+        found (raises StoreUnavailable)."""
+        try:
+            return self._manual.account_for(order)
+        except AccountNumbersExhausted:
+            return None
 
     def confirm(self, payment: ManualPayment, source: str) -> ManualOutcome:
         """Apply one confirmation (source: c2b or manual). Idempotent per receipt."""

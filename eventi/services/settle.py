@@ -13,12 +13,12 @@ import logging
 import time
 
 import gevent
-from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
+from redis.backoff import AbstractBackoff
 
 from ..domain.models import status_body
 from ..errors import StoreUnavailable
 from ..storage.order_store import OrderStore
-from .background import Background
+from .background import Background, retry_backoff
 from .broadcast import StatusBroadcaster
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Settler:
         self._broadcaster = broadcaster
         self._window = window
         self._recheck = recheck
-        self._backoff = backoff or ExponentialWithJitterBackoff(cap=2.0, base=0.1)
+        self._backoff = backoff or retry_backoff()
         self._watched: dict[str, float | None] = {}  # order id -> when the store first answered "no claim yet"
         self._background = Background(self._run)
 

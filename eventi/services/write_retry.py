@@ -14,8 +14,7 @@ import gevent
 from redis.backoff import AbstractBackoff
 
 from ..errors import StoreUnavailable
-from .background import Background
-from .broadcast import default_backoff
+from .background import Background, retry_backoff
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ class WriteRetrier:
     """Retries store writes (callables raising StoreUnavailable) until they succeed or GIVE_UP_AFTER passes."""
 
     def __init__(self, backoff: AbstractBackoff | None = None, give_up_after: float = GIVE_UP_AFTER) -> None:
-        self._backoff = backoff or default_backoff()
+        self._backoff = backoff or retry_backoff()
         self._give_up_after = give_up_after
         self._pending: list[tuple[str, Callable[[], object], float]] = []
         self._background = Background(self._run)

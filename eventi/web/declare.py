@@ -48,7 +48,7 @@ class Header:
 @dataclass(frozen=True)
 class Operation:
     """One route's declaration. `responses`: status -> a documented body (ok(), text()); `errors`: the error
-    codes it answers (eventi/web/openapi.py's ERROR_ANSWERS gives each its status, sentence and example)."""
+    codes it answers (its error class gives its status and message; eventi/web/openapi.py's ERROR_ANSWERS says when)."""
 
     summary: str
     tags: list[str]

@@ -37,6 +37,21 @@ def problem_title(error: type[EventiError]) -> str:
 
 
 @cache
+def error_table() -> dict[str, tuple[int, str]]:
+    """Error code -> its status and usual message: every EventiError's (imported once the app is made), then
+    werkzeug's HTTP errors (code by name, message their description) for the codes no EventiError has."""
+    found: dict[str, tuple[int, str]] = {}
+    subclasses: list[type[EventiError]] = [EventiError]
+    while subclasses:
+        error = subclasses.pop()
+        found.setdefault(error.code, (error.status, error.message))
+        subclasses.extend(error.__subclasses__())
+    for status, http_error in default_exceptions.items():
+        found.setdefault(http_error_code(http_error()), (status, str(http_error().description)))
+    return found
+
+
+@cache
 def titles() -> dict[str, str]:
     """Error code -> the title of its problem type: every EventiError's (imported once the app is made), then
     werkzeug's HTTP errors by name for the codes no EventiError has."""

@@ -5,7 +5,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..domain.models import OrderStatus
 from ..errors import StoreUnavailable
-from ..storage.manual_payments import AccountNumbersExhausted
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -28,7 +27,10 @@ def manual_offer(runtime: "Runtime", order: dict[str, Any]) -> ManualOffer | Non
     if paybill is None or order["status"] in PAID:
         return None
     try:
-        return ManualOffer(paybill, runtime.manual_store.account_for(order))
-    except (StoreUnavailable, AccountNumbersExhausted):
-        log.warning("No account number for orderId=%s: the payment page offers no Paybill this time", order["_id"])
-        return None
+        account = runtime.manual.account_for(order)
+    except StoreUnavailable:
+        account = None
+    if account is not None:
+        return ManualOffer(paybill, account)
+    log.warning("No account number for orderId=%s: the payment page offers no Paybill this time", order["_id"])
+    return None

@@ -1,9 +1,10 @@
 """The OpenAPI 3 document, built by apispec from the routes' declarations and the marshmallow schemas.
 
 Paths come from the app's url_map; each route's summary, inputs, answers and examples from its @declare
-(eventi/web/declare.py), its path parameters from their converters; the error codes' statuses, sentences and
-examples from ERROR_ANSWERS below. tests/test_openapi.py fails when a route is undeclared or an example stops
-validating; tests/test_openapi_answers.py when an answer the tests saw is not in the document.
+(eventi/web/declare.py), its path parameters from their converters; each error code's status and message
+from its error class, and when it is answered (ERROR_ANSWERS) and its example's extras (EXAMPLE_EXTRAS) from
+below. tests/test_openapi.py fails when a route is undeclared or an example stops validating;
+tests/test_openapi_answers.py when an answer the tests saw is not in the document.
 """
 import re
 from http import HTTPStatus
@@ -20,61 +21,47 @@ from ..config import Settings
 from ..domain import phones
 from ..runtime import current_runtime
 from .declare import Operation, declared
-from .error_handlers import titles
+from .error_handlers import error_table, titles
 from .examples import ORDER_ID
 
-ERROR_ANSWERS: dict[str, tuple[int, str, dict[str, Any]]] = {
-    "validation_error": (400, "A field or query parameter is invalid; `details` names each.",
-                         {"error": "validation_error", "message": "The request is not valid.",
-                          "details": {"phone": [phones.MESSAGE]}}),
-    "invalid_json": (400, "The body is not strict JSON (UTF-8, no NaN, no lone surrogates, at most 32 levels).",
-                     {"error": "invalid_json", "message": "The body is not valid JSON."}),
-    "malformed_body": (400, "The body's chunked framing is broken; the connection is closed.",
-                       {"error": "malformed_body", "message": "The request body's framing is broken or incomplete."}),
-    "invalid_url_encoding": (400, "The path or query string is not UTF-8 once percent-decoded (any route).",
-                             {"error": "invalid_url_encoding", "message": "The URL's path or query string is not valid UTF-8."}),
-    "unauthorized": (401, "Missing or wrong callback token.",
-                     {"error": "unauthorized", "message": "Missing or wrong callback token."}),
-    "event_not_found": (404, "No such event, or it has started: its tickets are no longer sold. Nothing was stored.",
-                        {"error": "event_not_found", "message": "No such event, or its ticket sales have closed."}),
-    "sold_out": (409, "Fewer tickets of the type are left than asked for: nothing stored, no push, the push limit "
-                      "not counted. `left` says how many are (`GET /api/events/<eventId>` tells every type's).",
-                 {"error": "sold_out", "message": "Only 2 VIP tickets are left.", "left": 2}),
-    "price_changed": (409, "`expectedAmount` (the total the shopper was shown) is not what the order costs now: "
-                           "nothing stored, no push. `amount` is the total now: show it, then send that.",
-                      {"error": "price_changed", "message": "The total changed since you saw it: check the new total.",
-                       "amount": 8000, "currency": "KES"}),
-    "idempotency_key_in_use": (409, "The first request with this Idempotency-Key is still being answered; retry "
-                                    "after `Retry-After` seconds with the same key and body.",
-                               {"error": "idempotency_key_in_use",
-                                "message": "An order with this Idempotency-Key is still being created; retry shortly."}),
-    "idempotency_key_reused": (422, "This Idempotency-Key came before with another body; nothing was done.",
-                               {"error": "idempotency_key_reused",
-                                "message": "This Idempotency-Key was used with a different order; use a new key."}),
-    "not_found": (404, "Unknown or malformed order id, or a token that does not match it: all look the same.",
-                  {"error": "not_found", "message": "No such order, or the token does not match it."}),
-    "request_entity_too_large": (413, "Body larger than EVENTI_MAX_CONTENT_LENGTH (with Content-Length or chunked).",
-                                 {"error": "request_entity_too_large",
-                                  "message": "The data value transmitted exceeds the capacity limit."}),
-    "unsupported_media_type": (415, "The body is not sent as application/json.",
-                               {"error": "unsupported_media_type", "message": "Send the body as application/json."}),
-    "too_many_waits": (429, "Too many waits on this order or this worker; retry after `Retry-After` seconds.",
-                       {"error": "too_many_waits", "message": "Too many requests are waiting; retry shortly."}),
-    "too_many_pushes": (429, "The push limit of this phone number (EVENTI_PUSH_LIMIT per EVENTI_PUSH_LIMIT_WINDOW) is "
-                             "reached; retry after `Retry-After` seconds. Nothing was stored.",
-                        {"error": "too_many_pushes",
-                         "message": "Too many M-Pesa requests to this phone number; try again in 7 minutes."}),
-    "internal_error": (500, "A bug on our side; the log line carries the request's X-Request-ID.",
-                       {"error": "internal_error", "message": "Something went wrong on our side."}),
-    "payment_provider_error": (502, "PayHero surely did not queue the push: it could not be connected to, or it "
-                                    "refused the push (4xx, or an answer that queued nothing). The order was stored and "
-                                    "is now `failed` (`stk_push_failed`); `orderId` names it. (A timeout or a 5xx is a "
-                                    "`201` with `pushState: \"uncertain\"` instead.)",
-                               {"error": "payment_provider_error", "orderId": ORDER_ID,
-                                "message": "The payment provider did not accept the M-Pesa request; try again shortly."}),
-    "store_unavailable": (503, "MongoDB did not answer; retry.",
-                          {"error": "store_unavailable", "message": "The order store is not reachable; try again."}),
+ERROR_ANSWERS: dict[str, str] = {
+    "validation_error": "A field or query parameter is invalid; `details` names each.",
+    "invalid_json": "The body is not strict JSON (UTF-8, no NaN, no lone surrogates, at most 32 levels).",
+    "malformed_body": "The body's chunked framing is broken; the connection is closed.",
+    "invalid_url_encoding": "The path or query string is not UTF-8 once percent-decoded (any route).",
+    "unauthorized": "Missing or wrong callback token.",
+    "event_not_found": "No such event, or it has started: its tickets are no longer sold. Nothing was stored.",
+    "sold_out": "Fewer tickets of the type are left than asked for: nothing stored, no push, the push limit "
+                "not counted. `left` says how many are (`GET /api/events/<eventId>` tells every type's).",
+    "price_changed": "`expectedAmount` (the total the shopper was shown) is not what the order costs now: "
+                     "nothing stored, no push. `amount` is the total now: show it, then send that.",
+    "idempotency_key_in_use": "The first request with this Idempotency-Key is still being answered; retry "
+                              "after `Retry-After` seconds with the same key and body.",
+    "idempotency_key_reused": "This Idempotency-Key came before with another body; nothing was done.",
+    "not_found": "Unknown or malformed order id, or a token that does not match it: all look the same.",
+    "request_entity_too_large": "Body larger than EVENTI_MAX_CONTENT_LENGTH (with Content-Length or chunked).",
+    "unsupported_media_type": "The body is not sent as application/json.",
+    "too_many_waits": "Too many waits on this order or this worker; retry after `Retry-After` seconds.",
+    "too_many_pushes": "The push limit of this phone number (EVENTI_PUSH_LIMIT per EVENTI_PUSH_LIMIT_WINDOW) is "
+                       "reached; retry after `Retry-After` seconds. Nothing was stored.",
+    "internal_error": "A bug on our side; the log line carries the request's X-Request-ID.",
+    "payment_provider_error": "PayHero surely did not queue the push: it could not be connected to, or it "
+                              "refused the push (4xx, or an answer that queued nothing). The order was stored and "
+                              "is now `failed` (`stk_push_failed`); `orderId` names it. (A timeout or a 5xx is a "
+                              "`201` with `pushState: \"uncertain\"` instead.)",
+    "store_unavailable": "MongoDB did not answer; retry.",
 }
+"""Error code -> when the API answers it (each code's status and message are its error class's: eventi/errors.py,
+or werkzeug's for an HTTP error; the table of eventi/web/error_handlers.py finds them)."""
+EXAMPLE_EXTRAS: dict[str, dict[str, Any]] = {
+    "validation_error": {"details": {"phone": [phones.MESSAGE]}},
+    "sold_out": {"message": "Only 2 VIP tickets are left.", "left": 2},
+    "price_changed": {"amount": 8000, "currency": "KES"},
+    "too_many_pushes": {"message": "Too many M-Pesa requests to this phone number; try again in 7 minutes."},
+    "payment_provider_error": {"orderId": ORDER_ID},
+}
+"""What a code's example body holds beyond its code and its class's message: the message of one case, and
+the members of its own (`details`, `left`, `orderId`, ...)."""
 """Every error code the API answers: (status, when, example body)."""
 
 EVERY_OPERATION = ["invalid_url_encoding", "internal_error"]
@@ -201,8 +188,8 @@ def problem_types() -> dict[str, dict[str, Any]]:
     """Error code -> its status, title and when it is answered: every code of the document (x-problem-types,
     the /api/docs page's list that each `type` URI points into)."""
     title = titles()
-    found = {code: {"status": status, "title": title.get(code, HTTPStatus(status).phrase), "description": when}
-             for code, (status, when, _) in ERROR_ANSWERS.items()}
+    found = {code: {"status": status_of(code), "title": title.get(code, HTTPStatus(status_of(code)).phrase),
+                    "description": when} for code, when in ERROR_ANSWERS.items()}
     below = [*BELOW_THE_APP.values(), (405, "The path does not answer this method; `Allow` names those it does."),
              *IN_FRONT.items()]
     for status, when in below:
@@ -217,10 +204,18 @@ def _werkzeug_error(status: int) -> dict[str, Any]:
     return problems.problem(status, error.name.lower().replace(" ", "_"), error.name, str(error.description))
 
 
-def _as_problem(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    """An example body of ERROR_ANSWERS ({"error", "message", …}) as the app answers it."""
-    rest = {name: value for name, value in body.items() if name not in ("error", "message")}
-    return problems.problem(status, body["error"], titles().get(body["error"], body["message"]), body["message"], **rest)
+def status_of(code: str) -> int:
+    """The HTTP status an error code is answered with (its class's)."""
+    return error_table()[code][0]
+
+
+def _example(code: str) -> dict[str, Any]:
+    """The example body of an error code as the app answers it: its class's status and message, with
+    EXAMPLE_EXTRAS."""
+    status, message = error_table()[code]
+    extras = dict(EXAMPLE_EXTRAS.get(code, {}))
+    message = extras.pop("message", message)
+    return problems.problem(status, code, titles().get(code, message), message, **extras)
 
 
 def _headers(*names: str) -> dict[str, Any]:
@@ -239,9 +234,9 @@ def _error_codes(op: Operation) -> dict[int, list[str]]:
     the operation documents that status with a body of its own (an HTML page)."""
     errors: dict[int, list[str]] = {}
     for code in op.errors:
-        errors.setdefault(ERROR_ANSWERS[code][0], []).append(code)
+        errors.setdefault(status_of(code), []).append(code)
     for code in EVERY_OPERATION:
-        status = ERROR_ANSWERS[code][0]
+        status = status_of(code)
         if status not in op.responses:
             errors.setdefault(status, []).append(code)
     return errors
@@ -249,10 +244,8 @@ def _error_codes(op: Operation) -> dict[int, list[str]]:
 
 def _errors(status: int, codes: list[str]) -> dict[str, Any]:
     """One documented response for the error codes of one status."""
-    answers = [ERROR_ANSWERS[code] for code in codes]
-    description = " ".join(f"`{code}`: {when}" for code, (_, when, _) in zip(codes, answers, strict=True))
-    response = _error_response(description or HTTPStatus(status).phrase,
-                               [_as_problem(status, body) for _, _, body in answers])
+    description = " ".join(f"`{code}`: {ERROR_ANSWERS[code]}" for code in codes)
+    response = _error_response(description or HTTPStatus(status).phrase, [_example(code) for code in codes])
     if status in (429, 503) or "idempotency_key_in_use" in codes:
         response["headers"].update(_headers("Retry-After"))
     return response

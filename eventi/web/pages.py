@@ -83,7 +83,7 @@ class Submission:
 def events() -> ResponseReturnValue:
     """The events whose tickets are on sale, soonest first, each sold-out type (or the whole event) marked."""
     p = current_runtime()
-    listed = [{**_event_view(e), **_sold_out_view(e, p.tickets.left(e))} for e in p.events.upcoming()]
+    listed = [{**_event_view(e), **_sold_out_view(e, left)} for e, left in p.catalogue.upcoming()]
     return _page(_render("events.html", events=listed))
 
 
@@ -306,7 +306,7 @@ def status(order_id: OrderId | None) -> ResponseReturnValue:
     if order_id is None or found is None:
         return _not_found()
     order, body = found
-    event = p.events.get(order["eventId"])
+    event = p.catalogue.stored(order["eventId"])
     return _page(_render(
         "status.html", order=body, final=is_final(body), event_id=order["eventId"],
         event=_event_view(event) if event else None, bought=_bought(order), email=order.get("email"),
@@ -325,11 +325,11 @@ def status(order_id: OrderId | None) -> ResponseReturnValue:
 def _push_limit(phone: str) -> dict[str, Any] | None:
     """When the phone's next M-Pesa prompt can go (the push limit's Retry-After), or None when it can now: the
     payment page offers no "Try again" that would be refused."""
-    limiter = current_runtime().limiter
-    seconds = limiter.wait_seconds(phone) if phone else 0
+    p = current_runtime()
+    seconds = p.orders.next_push_in(phone)
     if seconds <= 0:
         return None
-    return {"seconds": seconds, "limit": limiter.limit, "minutes": max(1, limiter.window // 60),
+    return {"seconds": seconds, "limit": p.settings.push_limit, "minutes": max(1, p.settings.push_limit_window // 60),
             "at": (utcnow() + timedelta(seconds=seconds)).astimezone(EAT).strftime("%H:%M")}
 
 
@@ -349,14 +349,14 @@ def unknown_path() -> ResponseReturnValue:
     event = None
     if match:
         try:
-            event = current_runtime().events.on_sale(match.group(1))
+            event = current_runtime().catalogue.stored_on_sale(match.group(1))
         except EventiError:  # the store is down: the page still answers, with the events list only
             event = None
     return _not_found(event=_event_view(event) if event else None)
 
 
 def _on_sale(event_id: str) -> dict[str, Any] | None:
-    return current_runtime().events.on_sale(event_id) if EVENT_ID.match(event_id) else None
+    return current_runtime().catalogue.stored_on_sale(event_id)
 
 
 def _refusal(event_id: str) -> str | None:
@@ -435,7 +435,7 @@ def _checkout_page(event: dict[str, Any], values: dict[str, str], errors: dict[s
                    message: str | None = None, status: int = 200, key: str | None = None) -> ResponseReturnValue:
     """The form with the shopper's values, each error under its field and a message for the whole form. Its hidden
     Idempotency-Key is key (a retry of the same submission) or a new one, with a form token issued for it now."""
-    left = current_runtime().tickets.left(event)
+    left = current_runtime().catalogue.left(event)
     ticket_types = [{**t, "left": left[t["id"]], "most": min(t["maxPerOrder"], left[t["id"]])} for t in event["ticketTypes"]]
     on_sale = [t for t in ticket_types if t["most"] > 0]
     chosen = next((t for t in on_sale if t["id"] == values.get("ticketTypeId")), on_sale[0] if on_sale else None)
