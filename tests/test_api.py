@@ -14,7 +14,6 @@ from prometheus_client import REGISTRY
 
 from devstack.wait import eventually
 from eventi.logs import RequestIdFilter
-
 from eventi.status_cache import cache_key
 from tests.conftest import on_every_topology
 from tests.support.api import create_order, order_body, post_callback
