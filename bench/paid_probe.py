@@ -4,12 +4,15 @@ A fresh stack as `make bench` starts it (redis-server, PostgreSQL + FerretDB, th
 gunicorn with 2 gevent workers), then three measured phases over --orders orders:
 1. created through `POST /api/orders` (--clients keep-alive clients, each order STK-pushed);
 2. one `GET /api/orders/<id>/wait` held per order (from this process);
+   the workers' PSS (proportional set size) is read once half are held and once all are: the second
+   half's growth per wait is the memory per held wait (the first half refills the heap creation freed);
 3. one PayHero callback per order (bench.run's mix: 3 paid, 1 cancelled, 1 insufficient funds), at most
    --concurrency in flight, each on a new connection; measured until every wait is answered.
 CPU (utime + stime from /proc) of gunicorn, FerretDB, PostgreSQL and Redis is read around phases 1
 and 3 (phase 3 includes answering the woken waits); the simulator's CPU is reported apart. Prints
 the CPU per order of each, and with --json writes them to a file (docs/benchmarks.md, "Paid order");
---profile DIR py-spies the workers during phase 3 (python -m bench.profile DIR/*.txt for the shares).
+--profile DIR py-spies the workers during phase 3 (python -m bench.profile DIR/*.txt for the shares);
+--no-callbacks stops after phase 2 (memory only).
 """
 from gevent import monkey
 
@@ -47,6 +50,16 @@ def hold(port, order_id, token, answers):
         conn.close()
 
 
+def pss_bytes(pids):
+    """The processes' summed PSS: shared pages counted once over all processes that map them."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 def per_order(cpu, n):
     """{server: ms per order} plus the four servers' sum."""
     out = {k: 1000 * cpu[k] / n for k in (*SERVERS, "gunicorn_system", "simulator")}
@@ -54,7 +67,7 @@ def per_order(cpu, n):
     return out
 
 
-def run(orders, clients, concurrency, workers, profile_dir=""):
+def run(orders, clients, concurrency, workers, profile_dir="", pay=True):
     stack = Stack(Path(tempfile.mkdtemp(prefix="eventi-paid-probe-")) / "stack", workers=workers)
     try:
         stack.start()
@@ -63,17 +76,24 @@ def run(orders, clients, concurrency, workers, profile_dir=""):
         create_cpu = cpu_delta(cpu0, stack.cpu())
         made = created["orders"]
         answers = {}
-        waits = [gevent.spawn(hold, stack.ports[i % len(stack.ports)], oid, token, answers)
-                 for i, (oid, token) in enumerate(made)]
-        poll_until(lambda: metrics(stack).get("eventi_waits_held", 0) >= len(made), 300, interval=0.5)
-        gevent.sleep(SETTLE_SECONDS)
-        ids = [oid for oid, _ in made]
+        waits, pss = [], []
+        for half in (made[:len(made) // 2], made[len(made) // 2:]):
+            waits += [gevent.spawn(hold, stack.ports[i % len(stack.ports)], oid, token, answers)
+                      for i, (oid, token) in enumerate(half, start=len(waits))]
+            held = len(waits)
+            poll_until(lambda held=held: metrics(stack).get("eventi_waits_held", 0) >= held, 300, interval=0.5)
+            gevent.sleep(SETTLE_SECONDS)
+            pss.append(pss_bytes(stack.worker_pids()))
+        # the second half's growth: the first half fills what the creation phase freed in the heap
+        pss_per_wait = (pss[1] - pss[0]) / max(1, len(made) - len(made) // 2)
+        ids = [oid for oid, _ in made] if pay else []
         kinds = {oid: CALLBACK_KINDS[i % len(CALLBACK_KINDS)] for i, oid in enumerate(ids)}
         starts, posts = {}, {}
         profiler = Profiler(stack.worker_pids(), profile_dir, "callbacks") if profile_dir else None
         cpu1, t1 = stack.cpu(), time.monotonic()
-        callbacks(stack, ids, kinds, None, starts, posts, concurrency)
-        gevent.joinall(waits, timeout=120)
+        if pay:
+            callbacks(stack, ids, kinds, None, starts, posts, concurrency)
+            gevent.joinall(waits, timeout=120)
         seconds = time.monotonic() - t1
         gevent.sleep(SETTLE_SECONDS)
         callback_cpu = cpu_delta(cpu1, stack.cpu())
@@ -82,18 +102,20 @@ def run(orders, clients, concurrency, workers, profile_dir=""):
         stack.stop()
     wrong = sum(1 for oid in ids if answers.get(oid) != EXPECTED[kinds[oid]])
     failed = sum(1 for p in posts.values() if p["status"] != 200)
-    create, callback = per_order(create_cpu, len(made)), per_order(callback_cpu, len(ids))
+    create, callback = per_order(create_cpu, len(made)), per_order(callback_cpu, max(1, len(ids)))
     return {"orders": len(made), "create_errors": created["errors"], "create_rate": len(made) / created["seconds"],
             "callback_errors": failed, "wrong_answers": wrong, "callback_seconds": seconds,
-            "create_ms": create, "callback_ms": callback,
+            "create_ms": create, "callback_ms": callback, "paid": pay, "pss_per_wait": pss_per_wait,
             "paid_order_ms": {k: create[k] + callback[k] for k in create}, "loadavg": os.getloadavg(), "profile": profile}
 
 
 def table(res):
-    rows = [("created", res["create_ms"]), ("callback + answered wait", res["callback_ms"]),
-            ("paid order", res["paid_order_ms"])]
+    rows = [("created", res["create_ms"])]
+    if res["paid"]:
+        rows += [("callback + answered wait", res["callback_ms"]), ("paid order", res["paid_order_ms"])]
     lines = [f"{res['orders']} orders ({res['create_rate']:.0f}/s created, {res['create_errors']} errors); callbacks: "
-             f"{res['callback_errors']} failed, {res['wrong_answers']} waits answered wrong; load {res['loadavg']}",
+             f"{res['callback_errors']} failed, {res['wrong_answers']} waits answered wrong; "
+             f"{res['pss_per_wait'] / 1024:.1f} KB PSS per held wait; load {res['loadavg']}",
              "CPU ms per order | gunicorn | FerretDB | PostgreSQL | Redis | all four | simulator",
              "|---|---|---|---|---|---|---|"]
     for name, ms in rows:
@@ -112,9 +134,11 @@ def main(argv=None):
     p.add_argument("--json", metavar="PATH", help="also write the figures to this file")
     p.add_argument("--profile", metavar="DIR", default="",
                    help="py-spy the workers during the callbacks into DIR (slows them: CPU figures not comparable)")
+    p.add_argument("--no-callbacks", dest="pay", action="store_false",
+                   help="stop once every wait is held (memory per held wait only)")
     a = p.parse_args(argv)
     raise_open_files()
-    res = run(a.orders, a.clients, a.concurrency, a.workers, a.profile)
+    res = run(a.orders, a.clients, a.concurrency, a.workers, a.profile, a.pay)
     print(table(res))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))

@@ -6,9 +6,14 @@ status reads, callbacks and waits; a held wait answered by the publish; a re-ann
 pinging Redis). The
 validation, token and store-only cases never reach Redis and run once.
 """
+import logging
+
 import gevent
 import pytest
+from prometheus_client import REGISTRY
 
+from devstack.wait import eventually
+from eventi.logs import RequestIdFilter
 from eventi.storage.status_cache import cache_key
 from tests.conftest import on_every_topology
 from tests.support.api import create_order, order_body, post_callback
@@ -141,6 +146,38 @@ def test_wait_answers_when_the_callback_lands(client, runtime, make_order):
     response = waiting.get(timeout=30)
     body = response.json
     assert (body["paymentStatus"], body["final"], body["mpesaReceipt"]) == ("completed", True, "SAE3YULR0Y")
+
+
+def test_a_held_wait_answered_after_flask_let_go_keeps_its_request_id_headers_and_metric(client, runtime, make_order):
+    """The wait is answered after Flask popped its contexts (eventi/web/deferred.py): the hooks' headers, the
+    request id on the hold's log lines and the request's metric (counted once answered, not when parked) stay."""
+    order_id, token = make_order()
+    key = {"route": "/api/orders/<order_id>/wait", "method": "GET", "status": "2xx"}
+    counted = lambda: REGISTRY.get_sample_value("eventi_http_request_duration_seconds_count", key) or 0.0  # noqa: E731
+    before = counted()
+    lines = []
+    handler = logging.Handler(logging.INFO)
+    handler.addFilter(RequestIdFilter())
+    handler.emit = lambda record: lines.append((record.getMessage(), record.request_id))  # type: ignore[method-assign]
+    logger = logging.getLogger("eventi.services.waiting")
+    level, logger.level = logger.level, logging.INFO
+    logger.addHandler(handler)
+    try:
+        waiting = gevent.spawn(client.get, f"/api/orders/{order_id}/wait?token={token}&timeout=60",
+                               headers={"X-Request-ID": "held-1"})
+        eventually(lambda: runtime.waits.held >= 1, 30, "the wait held")
+        assert counted() == before  # parked: not answered yet
+        post_callback(client, runtime, order_id, "success")
+        response = waiting.get(timeout=30)
+    finally:
+        logger.removeHandler(handler)
+        logger.level = level
+    assert (response.status_code, response.json["paymentStatus"]) == (200, "completed")
+    assert response.headers["X-Request-ID"] == "held-1"
+    assert (response.headers["Cache-Control"], response.headers["X-Accel-Buffering"]) == ("no-store", "no")
+    assert response.headers["Content-Type"] == "application/json"
+    assert counted() == before + 1
+    assert [rid for message, rid in lines if message.startswith("Payment status changed via Redis")] == ["held-1"]
 
 
 @pytest.mark.parametrize("query", ["timeout=0", "timeout=121", "timeout=abc", "timeout=-5", "timeout=1.5"])

@@ -24,7 +24,7 @@ from eventi.notify.wire import channel_for
 from eventi.runtime import _notifier as runtime_notifier
 from eventi.services.broadcast import StatusBroadcaster
 from eventi.storage import redis_clients as redis_topology
-from eventi.storage.push_limit import PushLimiter
+from eventi.storage.push_limit import KEY_TEMPLATE, PushLimiter
 from eventi.storage.redis_url import RedisUrlError, parse
 from eventi.storage.status_cache import StatusCache, cache_key
 
@@ -119,6 +119,12 @@ def test_the_push_limit_counts_on_every_topology(commands):
         second.sent()
     with pytest.raises(TooManyPushes):
         limiter.reserve(phone)
+    key = KEY_TEMPLATE.format(phone=phone)
+    assert 0 < commands.ttl(key) <= 60  # the window started with the first push
+    commands.persist(key)  # a counter that lost its expiry gets it back at the next reserve
+    with pytest.raises(TooManyPushes):
+        limiter.reserve(phone)
+    assert 0 < commands.ttl(key) <= 60
 
 
 def test_a_cluster_order_keeps_its_cache_key_and_channel_on_one_slot(redis_cluster):

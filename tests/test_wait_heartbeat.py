@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Response
+from werkzeug.test import EnvironBuilder
 
 from devstack.processes import Gunicorn
 from eventi.errors import StoreUnavailable
 from eventi.services.waiting import WaitResult
+from eventi.web.deferred import DeferredResponse
 from eventi.web.orders import heartbeats
 from tests.conftest import TEST_SECRET
 from tests.support import raw_http
@@ -117,3 +120,21 @@ def test_a_hold_cut_short_by_a_stopping_server_says_so_in_the_body() -> None:
 
     body = json.loads(b"".join(heartbeats(Stopping(), 1)))  # type: ignore[arg-type]
     assert (body["final"], body["retryAfter"]) == (False, 0)
+
+
+def test_a_store_failure_while_a_plain_wait_is_held_is_its_503_with_the_hooks_headers() -> None:
+    """Without heartbeats nothing is sent until the hold ends (eventi/web/deferred.py): the failure is the
+    answer's status, as Flask's handler gives it, with the headers Flask's hooks set before the hold."""
+    def failing() -> Response:
+        raise StoreUnavailable()
+
+    deferred = DeferredResponse(failing)
+    deferred.headers["Cache-Control"] = "no-store"
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+    body = deferred(EnvironBuilder("/").get_environ(), lambda status, headers: started.append((status, headers)))
+    assert started == []  # nothing decided before the hold runs
+    raw = b"".join(body)
+    (status, headers), = started
+    assert status.startswith("503 ")
+    assert dict(headers)["Cache-Control"] == "no-store" and int(dict(headers)["Retry-After"]) >= 1
+    assert json.loads(raw)["error"] == "store_unavailable"

@@ -1,6 +1,6 @@
 """At most N STK pushes per phone number per window: a Redis counter of the pushes sent.
 
-A push is counted by reserving it before the order is stored (INCR, EXPIRE on the first) and giving
+A push is counted by reserving it before the order is stored (INCR, EXPIRE on the first, in one script) and giving
 the reservation back when no push went out: a 503 from the store, a 500, PayHero unreachable. So
 the limit counts only pushes that may have reached PayHero, which is what PayHero blocks numbers
 for, and concurrent checkouts for one phone still cannot push more than N between them (counting
@@ -21,8 +21,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEY_TEMPLATE = "stk:pushes:{phone}"
-"""One key per phone (no hash tag needed on a cluster: the INCR/TTL pipeline and the script touch it alone)."""
+"""One key per phone (no hash tag needed on a cluster: each script touches it alone)."""
 
+# INCR, and start the window on a new counter (or one that lost its expiry): one round trip, atomic.
+_TAKE = """local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end
+return {count, ttl}"""
 # DECR only a counter that still exists: one that expired meanwhile must not come back at -1, without expiry.
 _GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
 
@@ -34,6 +39,7 @@ class PushLimiter:
         self._redis = redis_client
         self.limit = limit
         self.window = window_seconds
+        self._take = redis_client.register_script(_TAKE)
         self._give_back = redis_client.register_script(_GIVE_BACK)
 
     def reserve(self, phone: str) -> "Reservation":
@@ -42,13 +48,7 @@ class PushLimiter:
             return Reservation()
         key = KEY_TEMPLATE.format(phone=phone)
         try:
-            pipe = self._redis.pipeline()
-            pipe.incr(key)
-            pipe.ttl(key)
-            count, ttl = pipe.execute()
-            if ttl < 0:  # a new counter (or one that lost its expiry): start the window
-                self._redis.expire(key, self.window)
-                ttl = self.window
+            count, ttl = self._take(keys=[key], args=[self.window])
         except RedisError as exc:
             metrics.REDIS_ERRORS.inc()
             log.warning("Push limit not checked, Redis failed (%s)", exc.__class__.__name__)

@@ -66,16 +66,24 @@ def titles() -> dict[str, str]:
     return found
 
 
+def eventi_error_response(exc: EventiError) -> Response:
+    """An EventiError's answer, with Retry-After on a 429 or 503 or when the error sets one."""
+    title = titles().get(exc.code, problem_title(type(exc)))
+    response = error_response(exc.status, exc.code, exc.message, exc.details, title=title, **exc.extra)
+    if exc.status in (429, 503) or exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after or RETRY_AFTER_SECONDS)
+    return response
+
+
+def unexpected_error_response() -> Response:
+    """The answer to an exception no handler knows (logged by the caller)."""
+    return error_response(500, EventiError.code, EventiError.message)
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers that turn every exception into problem details, and Retry-After on every 503."""
 
-    @app.errorhandler(EventiError)
-    def _eventi_error(exc: EventiError) -> Response:
-        title = titles().get(exc.code, problem_title(type(exc)))
-        response = error_response(exc.status, exc.code, exc.message, exc.details, title=title, **exc.extra)
-        if exc.status in (429, 503) or exc.retry_after is not None:
-            response.headers["Retry-After"] = str(exc.retry_after or RETRY_AFTER_SECONDS)
-        return response
+    app.register_error_handler(EventiError, eventi_error_response)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> ResponseReturnValue:
@@ -91,7 +99,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("Unhandled error")
-        return error_response(500, EventiError.code, EventiError.message)
+        return unexpected_error_response()
 
     @app.after_request
     def _retry_after_every_503(response: Response) -> Response:

@@ -1,11 +1,13 @@
 """Blueprint for the shopper's browser: create an order, read its status, wait for it."""
+import functools
 import json
 import logging
 from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.json.provider import JSONProvider
 
 from ..errors import EventiError, NotFound
 from ..problems import problem
@@ -26,6 +28,7 @@ from .common import status_token_matches
 from .converters import OrderId
 from .created import created_body
 from .declare import Header, declare, ok
+from .deferred import DeferredResponse
 from .error_handlers import error_response, problem_title
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
@@ -125,13 +128,19 @@ def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response
     held = p.waits.begin(order_id, timeout, client=client_connection(request.environ))  # refusals: before the 200
     if query["heartbeat"]:
         response = Response(heartbeats(held, query["heartbeat"]), mimetype="application/json")
-    else:
-        result = held.run()
-        response = jsonify(wait_body(result))
-        if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
-            response.headers["Retry-After"] = "0"
+    else:  # answered once Flask has let go of the request: the hold keeps only what answering needs
+        response = DeferredResponse(functools.partial(held_answer, held, current_app.json))
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def held_answer(held: HeldWait, provider: JSONProvider) -> Response:
+    """Hold to the end, then the JSON answer (Flask's contexts are gone by then: `provider` is the app's JSON)."""
+    result = held.run()
+    response = Response(provider.dumps(wait_body(result), separators=(",", ":")) + "\n", mimetype="application/json")
+    if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
+        response.headers["Retry-After"] = "0"
     return response
 
 

@@ -8,6 +8,7 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import Rule
 
 from .. import metrics
+from .deferred import DeferredResponse
 
 METHODS = ("GET", "POST", "HEAD", "OPTIONS")
 UNMATCHED = "unmatched"
@@ -23,12 +24,19 @@ def init_app(app: Flask) -> None:
         started = g.pop("eventi_started", None)
         if started is not None:
             rule = request.url_rule
-            method = request.method if request.method in METHODS else "other"
-            metrics.HTTP_REQUESTS.labels(template(rule) if rule else UNMATCHED, method,
-                                         metrics.status_class(response.status_code)).observe(time.perf_counter() - started)
+            observe = functools.partial(_observe_one, template(rule) if rule else UNMATCHED,
+                                        request.method if request.method in METHODS else "other", started)
+            if isinstance(response, DeferredResponse):
+                response.when_answered(observe)  # a held wait: its status and time once answered
+            else:
+                observe(response.status_code)
         return response
 
     metrics.create_series(_routes(app))
+
+
+def _observe_one(route: str, method: str, started: float, status: int) -> None:
+    metrics.HTTP_REQUESTS.labels(route, method, metrics.status_class(status)).observe(time.perf_counter() - started)
 
 
 def _start() -> None:
