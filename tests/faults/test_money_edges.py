@@ -479,6 +479,9 @@ def test_wrong_pin_callbacks_through_a_store_stall_release_every_ticket(settings
         refused = [o for o, a in answers.items() if a.status_code != 200]
         assert refused and {answers[o].status_code for o in refused} == {503}
         interrupted = mongo.ticket_releases.count_documents({"done": False})
+        # A 503'd delivery whose release marker stands: its writer gave up after starting the release (its own
+        # deletes may still land after SIGCONT, finishing it before anyone looks).
+        given_up = mongo.ticket_releases.count_documents({"_id": {"$in": refused}})
         for order_id in refused:
             redeliver_until_taken(api, order_id, "wrong-pin", amount=40 * PRICE)
 
@@ -486,9 +489,9 @@ def test_wrong_pin_callbacks_through_a_store_stall_release_every_ticket(settings
         assert set(statuses.values()) == {"failed"}
         assert mongo.ticket_holds.count_documents({"event": event_id}) == 0 and left_of(api, event_id) == 1200
         assert mongo.ticket_releases.count_documents({"done": False}) == 0
-        # Met the fault: a release was still unfinished when the store came back, or one was finished later by
-        # another writer (the stalled writer's own deletes may land in the moment after SIGCONT).
-        assert interrupted or "Finishing an interrupted ticket release" in server.process.output(), \
+        # Met the fault: a release was still unfinished when the store came back, its writer had given up on it
+        # (a 503 with its marker in), or another writer finished one later.
+        assert interrupted or given_up or "Finishing an interrupted ticket release" in server.process.output(), \
             "no release was interrupted by the stall: the test did not meet the fault"
     finally:
         if stopped:
