@@ -136,21 +136,26 @@ def quick_simulator():
         yield server
 
 
+def settings_for(redis_url: str, mongo_uri: str, var_dir: str) -> dict[str, Any]:
+    """The settings fixture's values for these servers (for a fixture of a wider scope); seeds the test events."""
+    seed_test_events(mongo_uri)
+    return {
+        "ENV": "test",
+        "PUSH_LIMIT": 0,
+        "SECRET_KEY": TEST_SECRET,
+        "REDIS_URL": redis_url,
+        "MONGO_URI": mongo_uri,
+        "VAR_DIR": var_dir,
+        "RECHECK_SECONDS": 1.0,
+    }
+
+
 @pytest.fixture
 def settings(redis_topology, mongo_server, tmp_path):
     """No PAYHERO_BASE_URL: orders are stored without an STK push (see push_settings). The push limit is
     off because tests reuse phone numbers in one Redis; tests/test_payments.py sets it to check it.
     The store holds the test events (tests/support/events.py). REDIS_URL is redis_topology's."""
-    seed_test_events(mongo_server.uri)
-    return {
-        "ENV": "test",
-        "PUSH_LIMIT": 0,
-        "SECRET_KEY": TEST_SECRET,
-        "REDIS_URL": redis_topology,
-        "MONGO_URI": mongo_server.uri,
-        "VAR_DIR": str(tmp_path / "var"),
-        "RECHECK_SECONDS": 1.0,
-    }
+    return settings_for(redis_topology, mongo_server.uri, str(tmp_path / "var"))
 
 
 @pytest.fixture
