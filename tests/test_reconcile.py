@@ -2,7 +2,9 @@
 import logging
 import subprocess
 import threading
+import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import gevent
 import pytest
@@ -17,9 +19,20 @@ from eventi.domain.models import utcnow
 from eventi.runtime import current_runtime
 from eventi.services.reconcile import result_from_status
 from tests.support.api import order_fields, post_callback
+from tests.support.events import seed_test_events
 from tests.support.stand_in import JsonHandler, http_server
 
 NO_CALLBACK_PHONE = "254712345675"  # the simulator settles it (paid) but never calls back
+
+
+@pytest.fixture
+def settings(settings):
+    """The session's store server, a database of this test's own: each sweep checks up to 500 stale pending
+    orders, and the shared database holds thousands that other tests left pending."""
+    uri = urlsplit(settings["MONGO_URI"])
+    own = urlunsplit(uri._replace(path="/reconcile_" + uuid.uuid4().hex[:12]))
+    seed_test_events(own)
+    return {**settings, "MONGO_URI": own}
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from bson import ObjectId
+from gevent.pool import Pool
 from pymongo import MongoClient
 
 from devstack.wait import eventually
@@ -30,12 +31,21 @@ def test_finds_and_updates_by_id_are_index_scans(postgres_server, mongo_server):
         probe = client[database]["probe"]
         ids = [ObjectId() for _ in range(2000)]
         probe.insert_many([{"_id": x, "status": "pending"} for x in ids])
+        nudge = client[database]["nudge"]
+        nudge.insert_one({"n": 1})
         before = scans(postgres_server, database)
         for x in ids[-20:]:
             assert probe.find_one({"_id": x})["status"] == "pending"
             probe.find_one_and_update({"_id": x}, {"$set": {"status": "completed"}})
-        # PostgreSQL publishes a backend's counters within a second or so of its transactions: poll for them.
-        eventually(lambda: scans(postgres_server, database)[1] >= before[1] + 40, 30, "40 index scans counted")
+        # PostgreSQL publishes a backend's counters when a later transaction of it ends (a second after its last
+        # publication at the earliest), else once it has idled 10 s: poll for them, each time giving FerretDB's
+        # connections a read of another table (not counted), which publishes them within a second or so.
+
+        def counted():
+            Pool(8).map(lambda _: nudge.find_one({"n": 1}), range(8))  # on each of the pool's busy connections
+            return scans(postgres_server, database)[1] >= before[1] + 40
+
+        eventually(counted, 30, "40 index scans counted")
         after = scans(postgres_server, database)
         # 40 lookups: unpatched, 40 more sequential scans; patched, none of them (one stray count may
         # belong to the inserts, published after `before` was read).

@@ -16,7 +16,7 @@ from eventi.errors import StoreUnavailable
 from eventi.services.waiting import WaitResult
 from eventi.web.deferred import DeferredResponse
 from eventi.web.orders import heartbeats
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, gunicorn_env, settings_for, stop_quickly
 from tests.support import raw_http
 from tests.support.api import Api
 
@@ -29,10 +29,21 @@ def open_wait(port: int, path: str) -> tuple[http.client.HTTPConnection, http.cl
 
 @pytest.fixture
 def shop(start_gunicorn: Any) -> Gunicorn:
+    """A gunicorn of the test's own (the test stops it)."""
     return start_gunicorn(workers=1, EVENTI_WAIT_DEFAULT_SECONDS=3)
 
 
-def test_the_answer_starts_before_the_callback_and_ends_with_the_final_body(shop: Gunicorn) -> None:
+@pytest.fixture(scope="module")
+def shared_shop(redis_server: Any, mongo_server: Any, tmp_path_factory: Any) -> Iterator[Gunicorn]:
+    """One gunicorn for the tests that leave it running."""
+    settings = settings_for(redis_server.url, mongo_server.uri, str(tmp_path_factory.mktemp("heartbeat") / "var"))
+    server = Gunicorn(gunicorn_env(settings, EVENTI_WAIT_DEFAULT_SECONDS=3), workers=1).start()
+    yield server
+    stop_quickly(server)
+
+
+def test_the_answer_starts_before_the_callback_and_ends_with_the_final_body(shared_shop: Gunicorn) -> None:
+    shop = shared_shop
     api = Api(shop.base_url, TEST_SECRET)
     order_id, token = api.create_order()
     conn, response = open_wait(shop.port, f"/api/orders/{order_id}/wait?token={token}&timeout=60&heartbeat=1")
@@ -49,7 +60,8 @@ def test_the_answer_starts_before_the_callback_and_ends_with_the_final_body(shop
     conn.close()
 
 
-def test_a_hold_that_runs_out_streams_heartbeats_then_the_pending_body(shop: Gunicorn) -> None:
+def test_a_hold_that_runs_out_streams_heartbeats_then_the_pending_body(shared_shop: Gunicorn) -> None:
+    shop = shared_shop
     api = Api(shop.base_url, TEST_SECRET)
     order_id, token = api.create_order()
     conn, response = open_wait(shop.port, f"/api/orders/{order_id}/wait?token={token}&heartbeat=1")
@@ -60,7 +72,8 @@ def test_a_hold_that_runs_out_streams_heartbeats_then_the_pending_body(shop: Gun
     conn.close()
 
 
-def test_refusals_keep_their_status_with_heartbeats_asked(shop: Gunicorn) -> None:
+def test_refusals_keep_their_status_with_heartbeats_asked(shared_shop: Gunicorn) -> None:
+    shop = shared_shop
     api = Api(shop.base_url, TEST_SECRET)
     order_id, token = api.create_order()
     conn, response = open_wait(shop.port, f"/api/orders/{order_id}/wait?token=wrong&heartbeat=1")

@@ -35,17 +35,24 @@ def proxy(shop: Gunicorn) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
-def payment_page(shop: Gunicorn, proxy: TcpProxy) -> Iterator[tuple[RemoteBrowser, Api, str]]:
+def fake_clock() -> bool:
+    """Whether the page runs on Playwright's clock (a test parametrizes it True to skip a wait)."""
+    return False
+
+
+@pytest.fixture
+def payment_page(shop: Gunicorn, proxy: TcpProxy, fake_clock: bool) -> Iterator[tuple[RemoteBrowser, Api, str]]:
     """A pending order and its payment page, open in Chromium through the proxy."""
     api = Api(shop.base_url, TEST_SECRET)
     order_id, token = api.create_order()
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    with RemoteBrowser() as browser:
+    with RemoteBrowser(fake_clock=fake_clock) as browser:
         browser.open(f"{proxy.base_url}/orders/{order_id}/status?token={token}")
         eventually(lambda: proxy.requests("/wait"), what="the page's first wait")
         yield browser, api, order_id
 
 
+@pytest.mark.parametrize("fake_clock", [True], ids=["page-clock"])
 def test_a_held_wait_whose_connection_dies_silently_after_the_callback_is_noticed_by_its_heartbeats(
         payment_page: tuple[RemoteBrowser, Api, str], proxy: TcpProxy) -> None:
     browser, api, order_id = payment_page
@@ -53,6 +60,7 @@ def test_a_held_wait_whose_connection_dies_silently_after_the_callback_is_notice
     assert api.callback(order_id).status_code == 200
     eventually(lambda: any(c.fate == "dead" for c in proxy.requests("/wait")), what="a wait lost in the blackhole")
     proxy.restore()  # the network is fine again; the held connection stays silent for good
+    browser.forward(11_000, until_console="connection silent")  # the watchdog's 11 s on the page's clock
     browser.wait("#view-success", timeout_ms=60_000)
     assert browser.text("#receipt")
     console = browser.console()

@@ -15,7 +15,7 @@ from devstack.payhero_simulator import PayHeroSimulator
 from devstack.processes import ROOT, Gunicorn
 from tests.browser import axe, views
 from tests.browser.views import VIEWPORTS, VIEWS
-from tests.conftest import TEST_SECRET, gunicorn_env
+from tests.conftest import TEST_SECRET, gunicorn_env, stop_quickly
 from tests.support.events import DEMO_FILE, event_spec, save_events
 
 OUTPUT = ROOT / "tests" / "output"
@@ -48,7 +48,7 @@ def shop(redis_server, mongo_server, simulator, tmp_path_factory) -> Iterator[Gu
                 "SUPPORT_CONTACT": SUPPORT}
     server = Gunicorn(gunicorn_env(settings, **simulator.settings), workers=2).start()
     yield server
-    server.stop()
+    stop_quickly(server)
 
 
 @pytest.fixture(scope="module")
@@ -295,6 +295,7 @@ def test_when_the_server_stays_unreachable_the_page_says_the_connection_is_lost_
 
 
 def test_without_javascript_the_payment_page_reloads_itself_while_waiting(seen) -> None:
+    assert [found["reloaded"] for found in facts(seen, "payment-nojs")] == [True, False]  # the reload, at one size
     for found in facts(seen, "payment-nojs"):
         assert (found["title"], found["refresh"], found["url"]) == ("Approve on your phone · eventi", "5", found["order_url"])
         assert found["pending_visible"] and not found["live_note_visible"]

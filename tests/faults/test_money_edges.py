@@ -35,7 +35,7 @@ from devstack.wait import eventually
 from eventi.domain.models import utcnow
 from eventi.runtime import current_runtime
 from eventi.storage.status_cache import StatusCache
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, stop_quickly
 from tests.faults.test_paid_means_paid import start
 from tests.support.api import Api, order_body
 from tests.support.events import event_spec, save_events
@@ -281,7 +281,7 @@ def test_a_paid_callback_racing_reconciles_no_callback_completes_every_order(set
         assert {holds_of(mongo, o) for o, _ in orders} == {2}
         assert left_of(api, event_id) == 100 - 48
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 def test_a_late_payment_with_its_tickets_resold_becomes_refund_needed(settings, own_mongo, mongo, reconciler,
@@ -324,7 +324,7 @@ def test_a_late_payment_with_its_tickets_resold_becomes_refund_needed(settings, 
         assert again == [{"received": True, "duplicate": True}] * 12
         assert check_orders(api, mongo, cache, event_id, orders + others) == statuses
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 # --- 2. reconcile while PayHero cannot be asked ---------------------------------------------------------
@@ -385,7 +385,7 @@ def test_reconcile_keeps_asking_while_payhero_cannot_answer_and_raises_the_alarm
         assert set(statuses.values()) == {"completed"} and left_of(api, event_id) == 5
     finally:
         logging.getLogger("eventi.services.reconcile").removeHandler(caplog.handler)
-        server.stop()
+        stop_quickly(server)
 
 
 # --- 3. a 503 that prompts a phone -----------------------------------------------------------------------
@@ -444,7 +444,7 @@ def test_a_store_stall_after_the_push_answers_201_and_the_push_is_recorded_later
     finally:
         if stopped:
             own_mongo.process.signal(signal.SIGCONT)
-        server.stop()
+        stop_quickly(server)
 
 
 # --- 4. a release that strands tickets --------------------------------------------------------------------
@@ -496,7 +496,7 @@ def test_wrong_pin_callbacks_through_a_store_stall_release_every_ticket(settings
     finally:
         if stopped:
             own_mongo.process.signal(signal.SIGCONT)
-        server.stop()
+        stop_quickly(server)
 
 
 # --- 5. lowering a capacity below what is held ------------------------------------------------------------
@@ -551,4 +551,4 @@ def test_a_capacity_lowered_below_what_is_held_is_a_ceiling(settings, own_mongo,
         statuses = check_orders(api, mongo, cache, event_id, orders + more)
         assert sorted(statuses.values()) == ["cancelled"] * 3 + ["pending"] * 10
     finally:
-        server.stop()
+        stop_quickly(server)

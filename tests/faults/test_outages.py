@@ -8,7 +8,7 @@ import requests
 from devstack.processes import Gunicorn
 from devstack.wait import eventually
 from eventi.storage.status_cache import cache_key
-from tests.conftest import TEST_SECRET, gunicorn_env
+from tests.conftest import TEST_SECRET, gunicorn_env, stop_quickly
 from tests.support.api import Api, order_body
 
 
@@ -58,7 +58,7 @@ def test_waits_survive_a_redis_restart_whenever_the_change_lands(settings, own_r
         assert waits["before"].get(timeout=30).json()["paymentStatus"] == "failed"
         assert api.metric("eventi_redis_reconnects_total") >= 2
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 def test_a_hung_redis_leaves_the_instance_ready_within_a_probes_timeout(settings, own_redis):
@@ -75,7 +75,7 @@ def test_a_hung_redis_leaves_the_instance_ready_within_a_probes_timeout(settings
         finally:
             own_redis.process.signal(signal.SIGCONT)
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 def test_a_change_while_the_hub_is_away_reaches_waiters_after_reconnect(settings, own_redis):
@@ -94,7 +94,7 @@ def test_a_change_while_the_hub_is_away_reaches_waiters_after_reconnect(settings
         assert (body["paymentStatus"], body["final"]) == ("completed", True)
         assert body["waitedMs"] < 60_000  # woken by the reconnect re-read, not the periodic re-check
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 def test_store_outage_answers_503_writes_nothing_and_recovers(settings, own_mongo):
@@ -123,4 +123,4 @@ def test_store_outage_answers_503_writes_nothing_and_recovers(settings, own_mong
         assert api.status(paid_id, api.tokens.status_token(paid_id)).json()["paymentStatus"] == "completed"
         assert api.create_order()
     finally:
-        server.stop()
+        stop_quickly(server)

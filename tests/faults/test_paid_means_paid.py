@@ -20,7 +20,7 @@ from devstack.wait import eventually
 from eventi.domain.models import OrderStatus
 from eventi.services.broadcast import StatusBroadcaster
 from eventi.storage.status_cache import StatusCache, cache_key
-from tests.conftest import TEST_SECRET, gunicorn_env
+from tests.conftest import TEST_SECRET, gunicorn_env, stop_quickly
 from tests.support.api import Api
 from tests.support.listen import ChannelListener
 
@@ -148,7 +148,7 @@ def test_store_failing_mid_callbacks_leaves_no_paid_order_pending(settings, own_
     finally:
         stop_reading.set()
         gevent.joinall(readers, timeout=30)
-        server.stop()
+        stop_quickly(server)
 
 
 def _read_until(api, orders, stop):
@@ -214,7 +214,7 @@ def test_callbacks_while_redis_is_down_end_cached_and_announced_after_it_returns
         agree(api, db, cache, orders)
         assert_waits_answer(waits, db)
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 def test_redis_restarted_from_an_old_rdb_does_not_bring_pending_back(settings, own_redis):
@@ -233,7 +233,7 @@ def test_redis_restarted_from_an_old_rdb_does_not_bring_pending_back(settings, o
         own_redis.start()
         agree(api, db, cache, orders, timeout=30)
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 def test_cache_rules_pending_never_over_final_and_never_from_another_redis_process(own_redis):

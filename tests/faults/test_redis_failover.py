@@ -29,7 +29,7 @@ from devstack.wait import eventually
 from eventi.storage import redis_clients as redis_topology
 from eventi.storage.redis_url import parse
 from eventi.storage.status_cache import cache_key
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, stop_quickly
 from tests.faults.test_money_edges import redeliver_until_taken
 from tests.faults.test_paid_means_paid import agree, start
 from tests.support.api import Api
@@ -166,7 +166,7 @@ class Shop:
     def close(self):
         for wait in self.waits.values():
             wait.kill(block=False)
-        self.server.stop()
+        stop_quickly(self.server)
         self.redis.close()
 
 

@@ -10,7 +10,7 @@ import requests
 from devstack.payhero_payloads import SAMPLE_ORDER_ID, callback_body
 from devstack.processes import Gunicorn, free_port
 from devstack.wait import eventually
-from tests.conftest import TEST_SECRET, gunicorn_env
+from tests.conftest import TEST_SECRET, gunicorn_env, stop_quickly
 from tests.support.api import Api, order_body
 
 ISSUE_METRICS = [  # issue 5's list
@@ -167,7 +167,7 @@ def test_gunicorns_own_lines_are_masked_even_with_a_query_in_the_access_log(sett
         server.process.wait_for(rf'"GET /api/orders/{SAMPLE_ORDER_ID}\?token=\*\*\*&phone=\*\*\*678 HTTP/1.1" 404', timeout=10)
         assert token not in server.process.output()
     finally:
-        server.stop()
+        stop_quickly(server)
 
 
 def test_metrics_on_their_own_port_with_every_series_from_the_start(settings):
@@ -191,4 +191,4 @@ def test_metrics_on_their_own_port_with_every_series_from_the_start(settings):
         assert 'eventi_http_request_duration_seconds_count{method="GET",route="/healthz",status="2xx"} 1.0' in counted
         assert 'eventi_http_request_duration_seconds_count{method="GET",route="/metrics",status="4xx"} 1.0' in counted
     finally:
-        server.stop()
+        stop_quickly(server)
