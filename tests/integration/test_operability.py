@@ -35,7 +35,7 @@ def test_counters_are_summed_over_both_workers(start_gunicorn):
     sent = 0
 
     def rejected_by_worker():
-        rejected = r"\[(\d+)\] WARNING eventi\.web\.payhero: PayHero callback rejected"
+        rejected = r"\[(\d+)\] WARNING eventi\.web\.payhero_callback: PayHero callback rejected"
         return Counter(re.findall(rejected, "".join(server.process.log)))
 
     def both_workers_rejected_some():
