@@ -1,7 +1,7 @@
 """One error shape for every failure: RFC 9457 problem details that keep `error` and `message` (eventi/problems.py)."""
 import logging
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, json, request
 from flask.typing import ResponseReturnValue
@@ -36,34 +36,35 @@ def problem_title(error: type[EventiError]) -> str:
     return error.title or error.message
 
 
+class ErrorKind(NamedTuple):
+    """What every answer of one error code shares."""
+
+    status: int
+    title: str
+    message: str
+
+
 @cache
-def error_table() -> dict[str, tuple[int, str]]:
-    """Error code -> its status and usual message: every EventiError's (imported once the app is made), then
-    werkzeug's HTTP errors (code by name, message their description) for the codes no EventiError has."""
-    found: dict[str, tuple[int, str]] = {}
+def error_kinds() -> dict[str, ErrorKind]:
+    """Error code -> its status, problem title and usual message: every EventiError's (imported once the app is
+    made), then werkzeug's HTTP errors (code and title by name, message their description) for the codes no
+    EventiError has."""
+    found: dict[str, ErrorKind] = {}
     subclasses: list[type[EventiError]] = [EventiError]
     while subclasses:
         error = subclasses.pop()
-        found.setdefault(error.code, (error.status, error.message))
+        found.setdefault(error.code, ErrorKind(error.status, problem_title(error), error.message))
         subclasses.extend(error.__subclasses__())
     for status, http_error in default_exceptions.items():
-        found.setdefault(http_error_code(http_error()), (status, str(http_error().description)))
+        exc = http_error()
+        found.setdefault(http_error_code(exc), ErrorKind(status, exc.name, str(exc.description)))
     return found
 
 
 @cache
 def titles() -> dict[str, str]:
-    """Error code -> the title of its problem type: every EventiError's (imported once the app is made), then
-    werkzeug's HTTP errors by name for the codes no EventiError has."""
-    found: dict[str, str] = {}
-    subclasses: list[type[EventiError]] = [EventiError]
-    while subclasses:
-        error = subclasses.pop()
-        found.setdefault(error.code, problem_title(error))
-        subclasses.extend(error.__subclasses__())
-    for http_error in default_exceptions.values():
-        found.setdefault(http_error_code(http_error()), http_error().name)
-    return found
+    """Error code -> the title of its problem type (error_kinds)."""
+    return {code: kind.title for code, kind in error_kinds().items()}
 
 
 def eventi_error_response(exc: EventiError) -> Response:

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..domain import phones
 from ..runtime import current_runtime
 from .declare import Operation, declared
-from .error_handlers import error_table, titles
+from .error_handlers import error_kinds, titles
 from .examples import ORDER_ID
 
 ERROR_ANSWERS: dict[str, str] = {
@@ -206,13 +206,13 @@ def _werkzeug_error(status: int) -> dict[str, Any]:
 
 def status_of(code: str) -> int:
     """The HTTP status an error code is answered with (its class's)."""
-    return error_table()[code][0]
+    return error_kinds()[code].status
 
 
 def _example(code: str) -> dict[str, Any]:
     """The example body of an error code as the app answers it: its class's status and message, with
     EXAMPLE_EXTRAS."""
-    status, message = error_table()[code]
+    status, _, message = error_kinds()[code]
     extras = dict(EXAMPLE_EXTRAS.get(code, {}))
     message = extras.pop("message", message)
     return problems.problem(status, code, titles().get(code, message), message, **extras)
