@@ -11,7 +11,7 @@ gunicorn with 2 gevent workers), then three measured phases over --orders orders
 CPU (utime + stime from /proc) of gunicorn, FerretDB, PostgreSQL and Redis is read around phases 1
 and 3 (phase 3 includes answering the woken waits); the simulator's CPU is reported apart. Prints
 the CPU per order of each, and with --json writes them to a file (docs/benchmarks.md, "Paid order");
---profile DIR py-spies the workers during phase 3 (python -m bench.profile DIR/*.txt for the shares);
+--profile DIR py-spies the workers during phases 1 and 3 (DIR/create-*.txt, DIR/callbacks-*.txt) (python -m bench.profile DIR/*.txt for the shares);
 --no-callbacks stops after phase 2 (memory only).
 """
 from gevent import monkey
@@ -71,9 +71,11 @@ def run(orders, clients, concurrency, workers, profile_dir="", pay=True):
     stack = Stack(Path(tempfile.mkdtemp(prefix="eventi-paid-probe-")) / "stack", workers=workers)
     try:
         stack.start()
+        profiler = Profiler(stack.worker_pids(), profile_dir, "create") if profile_dir else None
         cpu0 = stack.cpu()
         created = create_orders(stack.ports, orders, clients, AMOUNT)
         create_cpu = cpu_delta(cpu0, stack.cpu())
+        create_profile = profiler.stop() if profiler else None
         made = created["orders"]
         answers = {}
         waits, pss = [], []
@@ -106,7 +108,8 @@ def run(orders, clients, concurrency, workers, profile_dir="", pay=True):
     return {"orders": len(made), "create_errors": created["errors"], "create_rate": len(made) / created["seconds"],
             "callback_errors": failed, "wrong_answers": wrong, "callback_seconds": seconds,
             "create_ms": create, "callback_ms": callback, "paid": pay, "pss_per_wait": pss_per_wait,
-            "paid_order_ms": {k: create[k] + callback[k] for k in create}, "loadavg": os.getloadavg(), "profile": profile}
+            "paid_order_ms": {k: create[k] + callback[k] for k in create}, "loadavg": os.getloadavg(), "profile": profile,
+            "create_profile": create_profile}
 
 
 def table(res):
@@ -133,7 +136,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2, help="gevent workers")
     p.add_argument("--json", metavar="PATH", help="also write the figures to this file")
     p.add_argument("--profile", metavar="DIR", default="",
-                   help="py-spy the workers during the callbacks into DIR (slows them: CPU figures not comparable)")
+                   help="py-spy the workers during the creation and the callbacks into DIR (slows them: CPU figures not comparable)")
     p.add_argument("--no-callbacks", dest="pay", action="store_false",
                    help="stop once every wait is held (memory per held wait only)")
     a = p.parse_args(argv)
