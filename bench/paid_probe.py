@@ -11,7 +11,8 @@ gunicorn with 2 gevent workers), then three measured phases over --orders orders
 CPU (utime + stime from /proc) of gunicorn, FerretDB, PostgreSQL and Redis is read around phases 1
 and 3 (phase 3 includes answering the woken waits); the simulator's CPU is reported apart. Prints
 the CPU per order of each, and with --json writes them to a file (docs/benchmarks.md, "Paid order");
---profile DIR py-spies the workers during phases 1 and 3 (DIR/create-*.txt, DIR/callbacks-*.txt) (python -m bench.profile DIR/*.txt for the shares);
+--profile DIR py-spies the workers during phases 1 and 3 (DIR/create-*.txt, DIR/callbacks-*.txt;
+python -m bench.profile DIR/*.txt for the shares);
 --no-callbacks stops after phase 2 (memory only).
 """
 from gevent import monkey
@@ -136,7 +137,8 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2, help="gevent workers")
     p.add_argument("--json", metavar="PATH", help="also write the figures to this file")
     p.add_argument("--profile", metavar="DIR", default="",
-                   help="py-spy the workers during the creation and the callbacks into DIR (slows them: CPU figures not comparable)")
+                   help="py-spy the workers during the creation and the callbacks into DIR "
+                        "(slows them: CPU figures not comparable)")
     p.add_argument("--no-callbacks", dest="pay", action="store_false",
                    help="stop once every wait is held (memory per held wait only)")
     a = p.parse_args(argv)

@@ -56,6 +56,34 @@ def test_payhero_down_is_unavailable():
         push(client_for(None, base_url=f"http://127.0.0.1:{free_port()}"))
 
 
+def test_a_proxy_named_in_the_environment_carries_the_pushes_unless_no_proxy_says_otherwise(payhero_simulator,
+                                                                                          monkeypatch):
+    """The environment is read once, when the client is made (not per call), and still obeyed."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    proxied = client_for(payhero_simulator)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = client_for(payhero_simulator)
+    with pytest.raises(PayHeroUnavailable):
+        push(proxied)
+    assert push(direct)[0].reference
+
+
+def test_pushes_reuse_one_connection_to_payhero(payhero_simulator):
+    """Keep-alive, as PayHero's HTTPS endpoint allows: no connect and no DNS lookup per push."""
+    client = client_for(payhero_simulator)
+    pools = client._session.get_adapter(payhero_simulator.base_url).poolmanager.pools
+
+    def pooled_sockets():
+        return [conn.sock and conn.sock.getsockname() for key in pools.keys() for conn in pools[key].pool.queue
+                if conn is not None]
+
+    push(client)
+    first = pooled_sockets()
+    push(client)
+    push(client)
+    assert first == pooled_sockets() and len(first) == 1 and first[0] is not None
+
+
 def test_wrong_token_is_rejected_4xx(payhero_simulator):
     with pytest.raises(PayHeroRejected, match="HTTP 401"):
         push(client_for(payhero_simulator, token="d3Jvbmc6dG9rZW4="))

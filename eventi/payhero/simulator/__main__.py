@@ -1,13 +1,22 @@
-"""Run the PayHero simulator: python -m eventi.payhero.simulator [--host H] [--port P] [--delay S]."""
-import argparse
-import io
-import logging
-import os
-import sys
+"""Run the PayHero simulator: python -m eventi.payhero.simulator [--host H] [--port P] [--delay S].
 
-from werkzeug.serving import make_server
+Served by gevent's WSGI server, which keeps connections alive as PayHero's endpoint does (werkzeug's
+development server closes every one, so each push cost eventi a DNS lookup and a connect); its
+timers, slow pushes and callbacks are greenlets.
+"""
+from gevent import monkey
 
-from .app import create_app
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from gevent.pywsgi import WSGIServer  # noqa: E402
+
+from .app import create_app  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,16 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(args.host, args.port, create_app(token, args.delay, args.slow), threaded=True)
+    server = WSGIServer((args.host, args.port), create_app(token, args.delay, args.slow), log=None)
+    server.init_socket()
     print(f"PayHero simulator listening on http://{args.host}:{server.server_port} (callback delay {args.delay}s)",
           flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
-    finally:
-        server.server_close()
 
 
 if __name__ == "__main__":
