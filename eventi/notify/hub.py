@@ -184,7 +184,7 @@ class Hub:
         group.add(waiter)
         try:
             self._await_confirmation(waiter, channel)
-            log.info("Subscribed to Redis channel %s (hub) orderId=%s", channel, order_id)
+            log.debug("Subscribed to Redis channel %s (hub) orderId=%s", channel, order_id)
             yield waiter
         finally:
             group.discard(waiter)

@@ -90,5 +90,5 @@ class PerRequestNotifier:
         except (RedisError, OSError) as exc:
             log.warning("Redis subscribe failed (%s); re-checking the store instead", exc.__class__.__name__)
             return StorePollingWaiter(self.recheck_seconds)
-        log.info("Subscribed to Redis channel %s orderId=%s", channel, order_id)
+        log.debug("Subscribed to Redis channel %s orderId=%s", channel, order_id)
         return PubSubWaiter(pubsub, self.recheck_seconds)
