@@ -178,6 +178,22 @@ def test_a_young_undecided_claim_asks_for_a_redelivery(client, runtime, new_even
     assert runtime.store.get_order(order_id)["status"] == "failed" and holds(runtime, order_id + ".late") == 0
 
 
+def test_an_undecided_claim_is_taken_over_after_the_release_interrupted_age_set(make_app, new_event):
+    """EVENTI_RELEASE_INTERRUPTED_AFTER_SECONDS is also how long a late payment's decider may go quiet."""
+    app = make_app(RELEASE_INTERRUPTED_AFTER_SECONDS="5")
+    client, runtime = app.test_client(), current_runtime(app)
+    event_id = new_event(capacity=2)
+    order_id, token = order(client, event_id)
+    given_up(runtime, order_id)
+    runtime.store.late.insert_one({"_id": ObjectId(order_id), "eventId": ObjectId(), "mpesaReceipt": "X",
+                                   "status": None, "slots": [], "claimedAt": utcnow() - timedelta(seconds=10),
+                                   "followed": False})
+    response = post_callback(client, runtime, order_id, "success", 1500)
+    assert response.status_code == 200
+    assert status(client, order_id, token)["paymentStatus"] == "completed"
+    assert holds(runtime, order_id + ".late") == 1
+
+
 def test_strict_mode_marks_a_late_payment_it_cannot_confirm_for_a_person(make_app, payhero_simulator, new_event):
     """The simulator's record of the push says QUEUED: the late payment is not confirmed, so it is not applied, but
     it is not swallowed either: the order is marked and `order refunds` lists it."""

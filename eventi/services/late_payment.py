@@ -13,11 +13,12 @@ unique insert), and only it decides: it finishes the order's first release, hold
 "<orderId>.late", so no leftover of the first release can delete them), writes the outcome into the claim,
 then the order follows it (OrderStore.follow_late_payment). A delivery that finds the claim decided follows
 it; one that finds it undecided answers 503 (ChangeInProgress) while the decider may still be working, and
-takes over once the claim is TAKE_OVER_AFTER old (the decider died; holds it left are unlisted, and the
-reconcile sweep frees them). A claim decided but not followed is followed by the next delivery or the sweep.
+takes over once the claim is as old as an interrupted ticket release (EVENTI_RELEASE_INTERRUPTED_AFTER_SECONDS,
+30 s by default: the decider died; holds it left are unlisted, and the reconcile sweep frees them).
+A claim decided but not followed is followed by the next delivery or the sweep.
 """
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -27,16 +28,12 @@ from ..domain.models import OrderStatus, PaymentResult, decide_outcome, utcnow
 from ..errors import ChangeInProgress, NotFound, SoldOut
 from ..storage.event_store import EventStore, ticket_type
 from ..storage.order_store import LATE, Finalized, OrderStore
-from ..storage.ticket_holds import INTERRUPTED_AFTER, TicketHolds
+from ..storage.ticket_holds import TicketHolds
 
 log = logging.getLogger(__name__)
 
 FULFIL, REFUND = "fulfil", "refund"
 """EVENTI_LATE_PAYMENTS: hold the tickets again when any are left, or always ask for a refund."""
-TAKE_OVER_AFTER: timedelta = INTERRUPTED_AFTER
-"""An undecided claim this old belongs to a decider that failed: the next delivery decides instead."""
-
-
 class LatePayments:
     """Decides, once, what a payment for an already failed or cancelled order becomes."""
 
@@ -44,6 +41,9 @@ class LatePayments:
         self._store = store
         self._events = events
         self._tickets = tickets
+        # An undecided claim this old belongs to a decider that failed: the next delivery decides instead.
+        # The same age as a release's: both say how long a writer may go quiet before it is presumed dead.
+        self._take_over_after = tickets.interrupted_after
         self._policy = policy
 
     def apply(self, result: PaymentResult, event_id: ObjectId) -> Finalized:
@@ -65,10 +65,10 @@ class LatePayments:
         return Finalized(followed, decided)
 
     def finish_undecided(self, now: datetime) -> list[dict[str, Any] | None]:
-        """Decide the late payments whose decider failed (claims undecided TAKE_OVER_AFTER on), from the
+        """Decide the late payments whose decider failed (claims undecided for the take-over age), from the
         delivery each claim names in the audit trail; the orders after. The reconcile sweep calls it."""
         orders: list[dict[str, Any] | None] = []
-        for claim in self._store.undecided_late_payments(now - TAKE_OVER_AFTER):
+        for claim in self._store.undecided_late_payments(now - self._take_over_after):
             delivery = self._store.event_by_id(claim["eventId"])
             if delivery is not None:
                 summary = delivery["summary"]
@@ -77,11 +77,10 @@ class LatePayments:
                 orders.append(self.apply(result, claim["eventId"]).order)
         return orders
 
-    @staticmethod
-    def _ours_to_decide(standing: dict[str, Any], event_id: ObjectId, now: datetime) -> bool:
+    def _ours_to_decide(self, standing: dict[str, Any], event_id: ObjectId, now: datetime) -> bool:
         if standing["status"] is not None:
             return False  # decided: follow it
-        if standing["eventId"] == event_id or standing["claimedAt"] <= now - TAKE_OVER_AFTER:
+        if standing["eventId"] == event_id or standing["claimedAt"] <= now - self._take_over_after:
             return True  # the driver retried our insert, or the decider died
         raise ChangeInProgress()
 
