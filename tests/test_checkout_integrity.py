@@ -145,6 +145,22 @@ def test_the_event_answers_with_tickets_left_per_type(client, new_event):
     assert (left(client, event_id), left(client, event_id, "vip")) == (2, 0)
 
 
+def test_the_event_list_counts_each_events_tickets_left_as_its_own_view_does(client, new_event):
+    """The listing counts every event's holds in one query; each event's figures are still its own."""
+    soon = new_event(capacity=5, vip_capacity=2, starts_in=timedelta(minutes=30))
+    later = new_event(capacity=4, vip_capacity=3, starts_in=timedelta(minutes=31))
+    post_order(client, event_id=soon, quantity=3)
+    post_order(client, event_id=soon, ticket_type="vip", quantity=2)
+    post_order(client, event_id=later, ticket_type="vip", quantity=1)
+    listed = {event["id"]: event for event in client.get("/api/events").json["events"]}
+    assert {t["id"]: (t["left"], t["soldOut"]) for t in listed[soon]["ticketTypes"]} == {
+        "regular": (2, False), "vip": (0, True)}
+    assert {t["id"]: (t["left"], t["soldOut"]) for t in listed[later]["ticketTypes"]} == {
+        "regular": (4, False), "vip": (2, False)}
+    for event_id in (soon, later):
+        assert listed[event_id] == client.get(f"/api/events/{event_id}").json
+
+
 def test_sold_out_is_409_with_nothing_stored(client, runtime, new_event):
     event_id = new_event(capacity=3)
     assert post_order(client, event_id=event_id, quantity=2).status_code == 201

@@ -128,6 +128,16 @@ def test_an_order_for_three_tickets_holds_them_in_one_insert(client, runtime, se
     assert len(order["ticketSlots"]) == 3 and sorted(order["ticketSlots"]) == holds_of(runtime, order_id)
 
 
+def test_the_event_list_counts_every_events_holds_in_one_command(client, runtime, settings, new_event):
+    for minutes in (30, 31, 32):
+        new_event(capacity=50, starts_in=timedelta(minutes=minutes))
+    with listened(runtime, settings) as commands:
+        events = client.get("/api/events").json["events"]
+
+    assert len(events) >= 3
+    assert [seen for seen in commands.seen if seen[1] == "ticket_holds"] == [("aggregate", "ticket_holds")]
+
+
 def test_a_batch_that_meets_taken_slots_keeps_exactly_the_free_ones(runtime, new_event):
     """Capacity 4, two slots held by another order: the first batch's random slots may hit them; the order
     ends with the two free slots, whatever the draw, and the other order's are untouched."""

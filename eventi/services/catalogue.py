@@ -18,11 +18,12 @@ class EventCatalogue:
 
     def on_sale(self) -> list[dict[str, Any]]:
         """Every event on sale, soonest first."""
-        return [public_event(event, self._tickets.left(event)) for event in self._events.upcoming()]
+        return [public_event(event, left) for event, left in self.upcoming()]
 
     def upcoming(self) -> list[tuple[dict[str, Any], dict[str, int]]]:
         """Every stored event on sale, soonest first, with what is left per ticket type (for the pages)."""
-        return [(event, self._tickets.left(event)) for event in self._events.upcoming()]
+        events = self._events.upcoming()
+        return list(zip(events, self._tickets.left_of_each(events), strict=True))
 
     def stored_on_sale(self, event_id: str) -> dict[str, Any] | None:
         """The stored event when it is on sale; None for a malformed id, an unknown or a started event."""
