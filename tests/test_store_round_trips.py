@@ -13,9 +13,10 @@ from pymongo import MongoClient, monitoring
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 from eventi.domain.models import OrderStatus, Outcome, utcnow
-from eventi.errors import StoreUnavailable
+from eventi.errors import SoldOut, StoreUnavailable
+from eventi.storage import ticket_holds
 from eventi.storage.order_store import OrderStore
-from eventi.storage.ticket_holds import TicketHolds
+from eventi.storage.ticket_holds import LISTED_SLOTS, TicketHolds, slot_id
 from tests.support.api import create_order, post_callback
 
 WRITES = {"insert", "update", "findAndModify", "delete"}
@@ -149,6 +150,37 @@ def test_a_batch_that_meets_taken_slots_keeps_exactly_the_free_ones(runtime, new
 
     assert sorted(mine) == holds_of(runtime, str(order_id)) and not set(mine) & set(other)
     assert runtime.tickets.holds.count_documents({"event": event_id}) == 4
+
+
+def test_a_large_type_draws_again_before_reading_its_holds(runtime, settings, new_event, monkeypatch):
+    """Above LISTED_SLOTS a draw that meets a taken slot is followed by another draw, not by reading every
+    hold of the type (a row each: at 100,000 held, 10 % of orders would read them all)."""
+    event_id = new_event(capacity=10_000)
+    taken = runtime.tickets.hold(ObjectId(), event_id, "regular", 10_000, 1)
+    taken_slot = int(taken[0].rsplit(":", 1)[1])
+    draws = iter([[taken_slot], [taken_slot], [taken_slot + 1 if taken_slot < 9_999 else 0]])
+    monkeypatch.setattr(ticket_holds.random, "sample", lambda population, k: next(draws))
+    order_id = ObjectId()
+    with listened(runtime, settings) as commands:
+        mine = runtime.tickets.hold(order_id, event_id, "regular", 10_000, 1)
+
+    assert mine == holds_of(runtime, str(order_id)) and mine != taken
+    assert [seen for seen in commands.seen if seen[1] == "ticket_holds"] == [("insert", "ticket_holds")] * 3
+
+
+def test_a_large_type_nearly_full_reads_its_holds_after_the_random_rounds(runtime, new_event):
+    """Every slot but one held: the random rounds (almost surely) meet taken slots; the read finds the free one."""
+    capacity = LISTED_SLOTS + 1
+    event_id = new_event(capacity=capacity)
+    free = 7
+    runtime.tickets.holds.insert_many([{"_id": slot_id(event_id, "regular", n), "event": event_id, "type": "regular",
+                                        "n": n, "orderId": "other", "heldAt": utcnow()}
+                                       for n in range(capacity) if n != free])
+    order_id = ObjectId()
+
+    assert runtime.tickets.hold(order_id, event_id, "regular", capacity, 1) == [slot_id(event_id, "regular", free)]
+    with pytest.raises(SoldOut):
+        runtime.tickets.hold(ObjectId(), event_id, "regular", capacity, 1)
 
 
 class LandsThenFails:
