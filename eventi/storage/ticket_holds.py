@@ -48,9 +48,9 @@ SPARSE_SLOTS = 50_000
 LISTED_SLOTS = 1_000
 """Up to this capacity a round that met taken slots reads which are taken before the next; above it, reading
 costs a row per ticket held (all of them with every draw that meets one), so RANDOM_ROUNDS go first."""
-RANDOM_ROUNDS = 3
-"""Rounds of random slots, none read, tried for a type above LISTED_SLOTS: all three meet taken slots
-only when the type is nearly full (1 in 1,000 draws at 10 % held)."""
+RANDOM_ROUNDS = 8
+"""Rounds of random slots, none read, tried for a type above LISTED_SLOTS: a round is one insert, a read a
+row per hold. All eight meet taken slots 1 time in 10^8 at 10 % held, 1 in 256 at half held."""
 
 
 def slot_id(event_id: str, ticket_type_id: str, slot: int) -> str:
@@ -78,7 +78,7 @@ class TicketHolds:
              slot_range: int | None = None, holder: str | None = None) -> list[str]:
         """Hold quantity slots for the order; their ids. SoldOut, holding nothing, when fewer are free.
 
-        The first round tries random slots without reading (cheap while most are free; the first three
+        The first round tries random slots without reading (cheap while most are free; the first eight
         above LISTED_SLOTS); later rounds read which slots are taken and try free ones, until the order
         holds enough or too few are free.
         slot_range is the highest capacity the type ever had (its slots may be held up to it): when it is
