@@ -31,12 +31,6 @@ def start(settings, workers=2, **overrides):
     return Gunicorn(gunicorn_env({**settings, **FAST, **overrides}), workers=workers).start()
 
 
-def stalls_sooner(mongo_uri):
-    """The store's URI with a 3 s socket timeout instead of eventi's 10 s (5 × its 2 s connect timeout): a request
-    held by a SIGSTOPped FerretDB gives up (503) sooner; the stall it meets, and what must follow, are the same."""
-    return mongo_uri + "?socketTimeoutMS=3000"
-
-
 def disagreements(api, db, redis_client, orders):
     """Every place an order's status reads differently from MongoDB's order document (or its claim).
     The cache is read as the app reads it (a pending entry another Redis process stored is a miss)."""
@@ -104,7 +98,7 @@ def test_store_failing_mid_callbacks_leaves_no_paid_order_pending(settings, own_
     become visible and announced without help; then PayHero's redelivery of every 503 completes the rest.
     On the code before issue 11 the stall left status claims whose orders stayed pending and completed
     orders that the cache, the status route and the waits called pending."""
-    server = start(settings, MONGO_URI=stalls_sooner(own_mongo.uri) if fault == "stall" else own_mongo.uri)
+    server = start(settings, MONGO_URI=own_mongo.uri)
     db = MongoClient(own_mongo.uri).get_default_database()
     cache = redis.Redis.from_url(settings["REDIS_URL"])
     stop_reading, readers = Event(), []
