@@ -29,17 +29,24 @@ POLL_SECONDS = 0.1
 """How often a log file or a port is looked at while awaited: it paces the polling, it never decides."""
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now, below Linux's ephemeral range (32768-60999): a port
     the kernel hands out (bind to 0) can be taken as the source port of any outgoing connection before the
-    server we start binds it, which the tests' thousands of connections made happen."""
+    server we start binds it, which the tests' thousands of connections made happen. Never the same port twice
+    in one process: two asked for before either is bound (a server's and its metrics') must differ."""
     for _ in range(200):
         port = random.randint(10000, 32000)
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     raise RuntimeError("no free port found in 10000-32000")
 

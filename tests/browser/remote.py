@@ -67,6 +67,11 @@ class RemoteBrowser:
         until_console printed from then on."""
         return self._call({"do": "forward", "ms": ms, "until_console": until_console, "timeout_ms": timeout_ms})["value"]
 
+    def pause(self, paused: bool = True) -> None:
+        """Stop the page's clock (a moment ahead of its now), or let it run again: while it stands still, the page's
+        timers fire only when forward() moves it."""
+        self._call({"do": "pause", "paused": paused})
+
     def axe(self) -> list[dict]:
         """The page's WCAG 2.1 A/AA violations (tests/browser/axe.py)."""
         return self._call({"do": "axe"})["value"]
@@ -126,6 +131,12 @@ def serve(options: dict) -> None:
                 page.clock.fast_forward(command["ms"])
             return message.value.text
 
+        def pause(command: dict) -> None:
+            if command["paused"]:
+                page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.5)  # it cannot go back; in seconds
+            else:
+                page.clock.resume()
+
         steps = {
             "ready": lambda c: None,
             "open": lambda c: page.goto(c["url"]) and None,
@@ -137,6 +148,7 @@ def serve(options: dict) -> None:
             "console": lambda c: list(console),
             "axe": lambda c: audit(page),
             "forward": forward,
+            "pause": pause,
             "event": lambda c: page.evaluate(
                 "k => (k === 'visibilitychange' ? document : window).dispatchEvent(new Event(k))", c["kind"]) and None,
             "quit": lambda c: None,

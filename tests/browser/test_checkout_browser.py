@@ -9,7 +9,8 @@ from urllib.parse import urlparse
 import pytest
 
 from devstack.payhero_simulator import PayHeroSimulator
-from devstack.processes import ROOT
+from devstack.processes import ROOT, Gunicorn
+from tests.conftest import gunicorn_env, settings_for, stop_quickly
 from tests.support.api import phone_ending
 from tests.support.events import event_spec, save_events
 
@@ -24,11 +25,16 @@ def simulator():
         yield server
 
 
-@pytest.fixture
-def shop(start_gunicorn, simulator, settings):
+@pytest.fixture(scope="module")
+def shop(redis_server, mongo_server, simulator, tmp_path_factory):
+    """gunicorn (2 workers) over the session's stores and the simulator, shared by the module's shoppers: each
+    makes orders of its own."""
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps does)"
+    settings = settings_for(redis_server.url, mongo_server.uri, str(tmp_path_factory.mktemp("checkout") / "var"))
     save_events(settings["MONGO_URI"], event_spec("concert-2026"))  # Regular KES 1,500, VIP KES 2,500
-    return start_gunicorn(workers=2, **simulator.settings)
+    server = Gunicorn(gunicorn_env(settings, **simulator.settings), workers=2).start()
+    yield server
+    stop_quickly(server)
 
 
 def shop_in_browser(base_url, phone, screenshot, **spec):

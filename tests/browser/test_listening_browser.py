@@ -1,7 +1,7 @@
 """The payment page listens for as long as the order can still change, and says so; then it stops and says
 what to do, and a change after that shows when the shopper comes back to the page (Chromium, Playwright's clock).
 
-gunicorn holds each wait 3 s, the prompt lives 5 s and reconcile gives up at once, so the page listens for the
+gunicorn holds each wait 1 s, the prompt lives 5 s and reconcile gives up at once, so the page listens for the
 prompt's life and one cron sweep (payment_page.CRON_SWEEP_SECONDS): the fast holds run in real time, each pause
 of the slow cadence is skipped on the page's clock.
 """
@@ -22,7 +22,7 @@ NO_CALLBACK_PHONE = "254712345675"  # the simulator settles it (paid) and never 
 def test_a_long_wait_slows_down_then_stops_saying_so_and_a_later_reconcile_shows_on_focus(
         start_gunicorn: Callable[..., Gunicorn], quick_simulator: Any, make_app: Callable[..., Any]) -> None:
     simulator = {env_name(name): value for name, value in quick_simulator.settings.items()}
-    shop = start_gunicorn(workers=1, EVENTI_WAIT_DEFAULT_SECONDS=3, EVENTI_PROMPT_SECONDS=5, EVENTI_PROMPT_HELP_SECONDS=2,
+    shop = start_gunicorn(workers=1, EVENTI_WAIT_DEFAULT_SECONDS=1, EVENTI_PROMPT_SECONDS=5, EVENTI_PROMPT_HELP_SECONDS=2,
                           EVENTI_RECONCILE_AFTER_SECONDS=0, EVENTI_RECONCILE_GIVE_UP_SECONDS=0, **simulator)
     order_id, token = Api(shop.base_url, TEST_SECRET).create_order(phone=NO_CALLBACK_PHONE)
     with RemoteBrowser(fake_clock=True) as browser:

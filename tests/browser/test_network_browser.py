@@ -77,14 +77,20 @@ def test_a_held_wait_whose_connection_dies_silently_after_the_callback_is_notice
     assert answered.sent_down > 0 and answered.opened_in == "pass"
 
 
+@pytest.mark.parametrize("fake_clock", [True], ids=["page-clock"])
 def test_when_every_connection_goes_silent_the_page_says_the_connection_is_lost_and_recovers(
         payment_page: tuple[RemoteBrowser, Api, str], proxy: TcpProxy) -> None:
     browser, api, order_id = payment_page
+    browser.pause()  # the two watchdogs' 11 s and the backoff between them pass on the page's clock
     proxy.blackhole()  # the held wait and every pooled or new connection: nothing flows, nothing is refused
-    browser.wait("#offline-notice", timeout_ms=45_000)
+    browser.forward(11_000, until_console="connection silent")  # the held wait's watchdog
+    browser.forward(1_000, until_console="Long polling attempt")  # the first backoff (at most 1 s): a new request
+    browser.forward(11_000, until_console="connection silent")  # its watchdog: two silent connections in a row
+    browser.wait("#offline-notice")
     assert browser.text("#offline-notice").startswith("You are offline: we will check your payment")
     assert browser.visible("#view-pending") and not browser.visible("#view-unknown")  # M-Pesa is not blamed
     assert sum("connection silent" in line for line in browser.console()) >= 2
+    browser.pause(False)
     assert api.callback(order_id).status_code == 200  # paid while the network is gone
     proxy.restore()  # no "online" event: the page finds the network back by itself
     browser.wait("#view-success", timeout_ms=60_000)

@@ -53,17 +53,31 @@ def shop(redis_server, mongo_server, simulator, tmp_path_factory) -> Iterator[Gu
 
 @pytest.fixture(scope="module")
 def seen(shop: Gunicorn) -> dict:
-    """Every registered view, run once at each size in one Chromium."""
+    """Every registered view at each size: one Chromium per size, both at once (a view spends most of its time
+    waiting on the shop, the simulator or the page, so two sizes take little longer than one)."""
     only = [name for name in os.environ.get("EVENTI_BROWSER_VIEWS", "").split(",") if name]  # to try a few views
     spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only, "secret": TEST_SECRET,
             "mongo_uri": shop.env["EVENTI_MONGO_URI"], "redis_url": shop.env["EVENTI_REDIS_URL"]}
     env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    with open(OUTPUT / "views.log", "w") as log:  # which view is running, and the driver's errors
-        done = subprocess.run([sys.executable, "-m", "tests.browser.views", json.dumps(spec)], stdout=subprocess.PIPE,
-                              stderr=log, text=True, timeout=420, env=env, cwd=str(ROOT))
-    assert done.returncode == 0, (OUTPUT / "views.log").read_text()[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    runs, results = {}, {}
+    try:
+        for size, viewport in zip(SIZES, VIEWPORTS, strict=True):
+            log = open(OUTPUT / f"views-{size}.log", "w")  # which view is running, the driver's errors
+            runs[size] = (log, subprocess.Popen(
+                [sys.executable, "-m", "tests.browser.views", json.dumps({**spec, "viewports": [viewport]})],
+                stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=str(ROOT)))
+        for size, (_, run) in runs.items():
+            out, _ = run.communicate(timeout=420)
+            assert run.returncode == 0, (OUTPUT / f"views-{size}.log").read_text()[-3000:]
+            for name, at_size in json.loads(out.strip().splitlines()[-1]).items():
+                results.setdefault(name, {}).update(at_size)
+    finally:
+        for log, run in runs.values():
+            run.kill()
+            run.wait()
+            log.close()
+    return results
 
 
 def facts(seen: dict, name: str) -> list[dict]:

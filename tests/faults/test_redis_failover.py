@@ -3,7 +3,7 @@
 
 A test that kills a node starts a cluster or Sentinel group of its own (CLUSTER FAILOVER runs on the
 cluster the failover tests share: tests/conftest.py failover_cluster), and gunicorn with 2 gevent workers
-on it; 300 shoppers each hold a wait on an order (on a cluster the orders hash to all three masters:
+on it; 150 shoppers each hold a wait on an order (on a cluster the orders hash to all three masters:
 checked with the cluster's keyslot -> node mapping) and PayHero's callbacks arrive before, during and
 after the fault. The tests look only at what users and operators see, so they hold whatever the notifier
 is (today a cluster runtime SSUBSCRIBEs per wait; a per-order hub later):
@@ -34,7 +34,10 @@ from tests.faults.test_money_edges import redeliver_until_taken
 from tests.faults.test_paid_means_paid import agree, start
 from tests.support.api import Api
 
-SHOPPERS = 300
+SHOPPERS = 150
+"""Orders, each with a shopper holding a wait on it: on a cluster they hash to all three masters (checked), and a
+third of their callbacks goes before, during and after the fault. Each order is checked on its own: more only
+take longer."""
 HOLD_SECONDS = 120
 """Each wait's hold (the longest the API allows); a hold that ends pending is asked again at once. Every
 callback is sent within seconds of the waits being held, so a hold ending pending means the wait missed
@@ -183,6 +186,12 @@ def shop(settings, new_event):
         opened.close()
 
 
+def thirds(orders):
+    """The orders whose callbacks go before, during and after the fault."""
+    third = len(orders) // 3
+    return orders[:third], orders[third:2 * third], orders[2 * third:]
+
+
 # --- a cluster ----------------------------------------------------------------------------------------
 def masters_by_order(cluster, orders):
     """Each order's master port, as the cluster maps its cache key's slot (CLUSTER SLOTS on a node)."""
@@ -223,9 +232,9 @@ def test_a_cluster_master_failing_over_under_waits_and_callbacks_loses_nothing(r
     masters = {o: f"{port}{' (failed)' if port == master else ''}"
                for o, port in masters_by_order(own_cluster, store.orders).items()}
     replica = replica_of(own_cluster, master)
-    paid_first, during, after = store.orders[:100], store.orders[100:200], store.orders[200:]
+    paid_first, during, after = thirds(store.orders)
     store.deliver(paid_first)
-    store.answered(50)  # the fault lands while callbacks are being answered
+    store.answered(len(paid_first) // 2)  # the fault lands while callbacks are being answered
     if fault == "cluster-failover":
         redis_cli(replica, "CLUSTER", "FAILOVER")
     else:
@@ -248,9 +257,9 @@ def test_the_sentinel_master_killed_under_waits_and_callbacks_loses_nothing(own_
     commands and subscriptions reconnect to the master they name."""
     store = shop(own_sentinel.url)
     old = own_sentinel.master
-    paid_first, during, after = store.orders[:100], store.orders[100:200], store.orders[200:]
+    paid_first, during, after = thirds(store.orders)
     store.deliver(paid_first)
-    store.answered(50)
+    store.answered(len(paid_first) // 2)
     old.process.proc.kill()
     old.process.proc.wait()
     store.deliver(during)
