@@ -3,7 +3,7 @@
 
 A test that kills a node starts a cluster or Sentinel group of its own (CLUSTER FAILOVER runs on the
 cluster the failover tests share: tests/conftest.py failover_cluster), and gunicorn with 2 gevent workers
-on it; 150 shoppers each hold a wait on an order (on a cluster the orders hash to all three masters:
+on it; 300 shoppers each hold a wait on an order (on a cluster the orders hash to all three masters:
 checked with the cluster's keyslot -> node mapping) and PayHero's callbacks arrive before, during and
 after the fault. The tests look only at what users and operators see, so they hold whatever the notifier
 is (today a cluster runtime SSUBSCRIBEs per wait; a per-order hub later):
@@ -34,7 +34,7 @@ from tests.faults.test_money_edges import redeliver_until_taken
 from tests.faults.test_paid_means_paid import agree, start
 from tests.support.api import Api
 
-SHOPPERS = 150
+SHOPPERS = 300
 """Orders, each with a shopper holding a wait on it: on a cluster they hash to all three masters (checked), and a
 third of their callbacks goes before, during and after the fault. Each order is checked on its own: more only
 take longer."""

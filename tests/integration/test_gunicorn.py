@@ -51,14 +51,14 @@ def redis_clients_by_worker(redis_url, pids):
 KINDS = {"success": "completed", "cancelled": "cancelled", "insufficient-funds": "failed", "wrong-pin": "failed"}
 
 
-WAITS = 200
+WAITS = 500
 """Waits held per mode: enough that the hub's few Redis connections per worker stand apart from per-request's one
 per wait, and that callbacks land on the worker that does not hold their wait; each wait's own answer is checked."""
 
 
 @pytest.mark.parametrize("mode", ["hub", "per-request"])
 def test_concurrent_waits_each_get_their_own_final_status_over_few_redis_connections(start_gunicorn, settings, mode):
-    """200 waits held on 2 workers, a callback of one of four kinds for each: every wait answers its own order's
+    """500 waits held (issue 2) on 2 workers, a callback of one of four kinds for each: every wait answers its own order's
     final status, some callbacks wake a wait the other worker holds, and the hub holds at most 3 Redis
     connections per worker where per-request mode holds one per wait."""
     server = start_gunicorn(workers=2, EVENTI_NOTIFIER=mode)
