@@ -39,12 +39,13 @@ class Stack:
     `workers` gevent workers each, pushing every order to the simulator."""
 
     def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO", redis_topology="standalone",
-                 nginx=False, waits=0):
+                 nginx=False, waits=0, gunicorn_args=()):
         if redis_topology not in REDIS_TOPOLOGIES:
             raise ValueError(f"redis_topology must be one of {REDIS_TOPOLOGIES}")
         self.dir = Path(workdir)
         self.notifier, self.instances, self.workers, self.log_level = notifier, instances, workers, log_level
         self.redis_topology, self.with_nginx, self.waits = redis_topology, nginx, waits
+        self.gunicorn_args = tuple(gunicorn_args)  # e.g. ("-c", bench/tracemalloc_conf.py): the last -c wins
         self.redis_server = self.redis_cluster = self.postgres = self.ferretdb = self.simulator = self.nginx = None
         self.redis_url = self.mongo_uri = None
         self.nginx_workers = None
@@ -89,7 +90,7 @@ class Stack:
             metrics_dir = self.dir / f"metrics-{i}"
             metrics_dir.mkdir(parents=True, exist_ok=True)  # the worker class may import eventi.metrics first
             g = Gunicorn({**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=self.workers,
-                         log_path=self.dir / f"gunicorn-{i}.log").start()
+                         extra_args=self.gunicorn_args, log_path=self.dir / f"gunicorn-{i}.log").start()
             self.gunicorns.append(g)
             self.ports.append(g.port)
         self.front_ports = list(self.ports)

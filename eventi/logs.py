@@ -171,6 +171,10 @@ def _int_or_none(value: object) -> int | None:
 
 def configure(log_format: str = "text", level: str = "INFO") -> None:
     """Send the eventi loggers to stderr in the chosen format (idempotent)."""
+    # No format here names the caller's file, function or line: not looking them up (logging's documented
+    # optimisation) spares a walk up the stack per line, which also left a frame object per caller alive
+    # on every held wait (docs/benchmarks.md, "Memory per held wait").
+    logging._srcfile = None
     logger = logging.getLogger("eventi")
     logger.setLevel(level)
     logger.propagate = False

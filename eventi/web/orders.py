@@ -1,5 +1,4 @@
 """Blueprint for the shopper's browser: create an order, read its status, wait for it."""
-import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -129,7 +128,9 @@ def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response
     if query["heartbeat"]:
         response = Response(heartbeats(held, query["heartbeat"]), mimetype="application/json")
     else:  # answered once Flask has let go of the request: the hold keeps only what answering needs
-        response = DeferredResponse(functools.partial(held_answer, held, current_app.json))
+        provider = current_app.json
+        # a closure, not functools.partial: Python inlines its call, one C frame fewer on the parked stack
+        response = DeferredResponse(lambda: held_answer(held, provider))
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
