@@ -25,7 +25,7 @@ def post_worker_init(worker):  # type: ignore[no-redef]
 
     def signalled():
         if tracemalloc.is_tracing():
-            dump()
+            gevent.spawn(dump)
         else:
             tracemalloc.start(FRAMES)
             (Path(os.environ["BENCH_TRACEMALLOC_DIR"]) / f"{os.getpid()}-0.started").touch()
@@ -35,7 +35,16 @@ def post_worker_init(worker):  # type: ignore[no-redef]
 
         from greenlet import greenlet
 
+        from eventi.runtime import current_runtime
+        from eventi.services.waiting import HeldWait
+
         out = Path(os.environ["BENCH_TRACEMALLOC_DIR"])
+        waits = current_runtime(worker.wsgi).waits
+        for _ in range(120):  # until every wait with a slot is parked (past its checks), not still starting
+            gc.collect()
+            if sum(1 for o in gc.get_objects() if type(o) is HeldWait) >= waits.held:
+                break
+            gevent.sleep(0.5)
         taken[0] += 1
         name = f"{os.getpid()}-{taken[0]}"
         gc.collect()
