@@ -128,7 +128,7 @@ def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response
     if query["heartbeat"]:
         response = Response(heartbeats(held, query["heartbeat"]), mimetype="application/json")
     else:  # answered once Flask has let go of the request: the hold keeps only what answering needs
-        response = DeferredResponse(HeldAnswer(held, current_app.json).produce)
+        response = DeferredResponse(HeldAnswer(held, current_app.json).produce, abandon=held.close)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
