@@ -14,9 +14,9 @@ the CPU per order of each, and with --json writes them to a file (docs/benchmark
 --profile DIR py-spies the workers during phases 1 and 3 (DIR/create-*.txt, DIR/callbacks-*.txt)
 (python -m bench.profile DIR/*.txt for the shares);
 --no-callbacks stops after phase 2 (memory only);
---tracemalloc DIR runs the workers with tracemalloc (bench/tracemalloc_conf.py), snapshots each when half the
-waits are held and when all are, and prints what each held wait allocated (bench.tracemalloc_report); its PSS
-figure then includes tracemalloc's own memory.
+--tracemalloc DIR runs the workers with tracemalloc (bench/tracemalloc_conf.py) from half the waits held,
+snapshots each then and when all are held, and prints what each held wait of the second half allocated
+(bench.tracemalloc_report); its PSS figure then includes tracemalloc's own memory.
 """
 from gevent import monkey
 
@@ -97,8 +97,6 @@ def run(orders, clients, concurrency, workers, profile_dir="", pay=True, tracema
         create_cpu = cpu_delta(cpu0, stack.cpu())
         create_profile = profiler.stop() if profiler else None
         made = created["orders"]
-        if tracemalloc_dir:
-            snapshot(stack.worker_pids(), tracemalloc_dir, 0)
         answers = {}
         waits, pss = [], []
         for half in (made[:len(made) // 2], made[len(made) // 2:]):
@@ -108,7 +106,9 @@ def run(orders, clients, concurrency, workers, profile_dir="", pay=True, tracema
             poll_until(lambda held=held: metrics(stack).get("eventi_waits_held", 0) >= held, 300, interval=0.5)
             gevent.sleep(SETTLE_SECONDS)
             pss.append(pss_bytes(stack.worker_pids()))
-            if tracemalloc_dir:
+            if tracemalloc_dir:  # traced from the first half held on: only the second half's allocations count
+                if len(pss) == 1:
+                    snapshot(stack.worker_pids(), tracemalloc_dir, 0)
                 snapshot(stack.worker_pids(), tracemalloc_dir, len(pss))
         # the second half's growth: the first half fills what the creation phase freed in the heap
         pss_per_wait = (pss[1] - pss[0]) / max(1, len(made) - len(made) // 2)

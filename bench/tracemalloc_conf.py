@@ -1,7 +1,8 @@
 """gunicorn settings for measuring: eventi's own, plus tracemalloc in each worker (bench.paid_probe --tracemalloc).
 
-The first SIGUSR2 starts tracing (after the orders are created: tracing slows every allocation); each
-later one writes a snapshot to $BENCH_TRACEMALLOC_DIR/<pid>-<n>.snap, with <pid>-<n>.json beside it
+The first SIGUSR2 starts tracing (once half the waits are held: tracing slows every allocation, and the
+first waits must still be held when the last are); each later one writes a snapshot to
+$BENCH_TRACEMALLOC_DIR/<pid>-<n>.snap once every wait with a slot is parked, with <pid>-<n>.json beside it
 (tracemalloc's own memory, the worker's PSS, live greenlets). Never for production: it slows every
 allocation and doubles what each costs.
 """
