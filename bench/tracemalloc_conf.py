@@ -2,9 +2,10 @@
 
 The first SIGUSR2 starts tracing (once half the waits are held: tracing slows every allocation, and the
 first waits must still be held when the last are); each later one writes a snapshot to
-$BENCH_TRACEMALLOC_DIR/<pid>-<n>.snap once every wait with a slot is parked, with <pid>-<n>.json beside it
-(tracemalloc's own memory, the worker's PSS, live greenlets). Never for production: it slows every
-allocation and doubles what each costs.
+$BENCH_TRACEMALLOC_DIR/<pid>-<n>.snap, with <pid>-<n>.json beside it
+(tracemalloc's own memory, the worker's PSS, live greenlets). Waits still starting count too. A snapshot
+blocks the worker for seconds (Redis's heartbeat allows 15 s): keep the machine otherwise quiet. Never for
+production: it slows every allocation and doubles what each costs.
 """
 import json
 import os
@@ -36,16 +37,7 @@ def post_worker_init(worker):  # type: ignore[no-redef]
 
         from greenlet import greenlet
 
-        from eventi.runtime import current_runtime
-        from eventi.services.waiting import HeldWait
-
         out = Path(os.environ["BENCH_TRACEMALLOC_DIR"])
-        waits = current_runtime(worker.wsgi).waits
-        for _ in range(120):  # until every wait with a slot is parked (past its checks), not still starting
-            gc.collect()
-            if sum(1 for o in gc.get_objects() if type(o) is HeldWait) >= waits.held:
-                break
-            gevent.sleep(0.5)
         taken[0] += 1
         name = f"{os.getpid()}-{taken[0]}"
         gc.collect()
