@@ -13,7 +13,10 @@ and 3 (phase 3 includes answering the woken waits); the simulator's CPU is repor
 the CPU per order of each, and with --json writes them to a file (docs/benchmarks.md, "Paid order");
 --profile DIR py-spies the workers during phases 1 and 3 (DIR/create-*.txt, DIR/callbacks-*.txt;
 python -m bench.profile DIR/*.txt for the shares);
---no-callbacks stops after phase 2 (memory only).
+--no-callbacks stops after phase 2 (memory only);
+--tracemalloc DIR runs the workers with tracemalloc (bench/tracemalloc_conf.py) from half the waits held,
+snapshots each then and when all are held, and prints what each held wait of the second half allocated
+(bench.tracemalloc_report); its PSS figure then includes tracemalloc's own memory.
 """
 from gevent import monkey
 
@@ -22,12 +25,14 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 
+from devstack.processes import ROOT  # noqa: E402
 from devstack.wait import poll_until  # noqa: E402
 
 from .create import create_orders  # noqa: E402
@@ -35,16 +40,23 @@ from .profile import Profiler  # noqa: E402
 from .rawhttp import Connection, HttpError  # noqa: E402
 from .run import AMOUNT, CALLBACK_KINDS, EXPECTED, callbacks, metrics  # noqa: E402
 from .stack import Stack, cpu_delta, raise_open_files  # noqa: E402
+from .tracemalloc_report import report as tracemalloc_report  # noqa: E402
 
 SERVERS = ("gunicorn", "ferretdb", "postgres", "redis")
 SETTLE_SECONDS = 1.0
 
 
-def hold(port, order_id, token, answers):
+def hold(port, order_id, token, answers, again=False):
+    """One wait for the order; with again, waited for again while it is answered pending (a slow traced run
+    outlasts the 120 s hold)."""
     conn = Connection("127.0.0.1", port, timeout=300)
     try:
-        status, _, body = conn.request("GET", f"/api/orders/{order_id}/wait?token={token}&timeout=120")
-        answers[order_id] = json.loads(body).get("paymentStatus") if status == 200 else f"HTTP {status}"
+        while True:
+            status, _, body = conn.request("GET", f"/api/orders/{order_id}/wait?token={token}&timeout=120")
+            answer = json.loads(body) if status == 200 else {}
+            if not (again and answer.get("final") is False):
+                break
+        answers[order_id] = answer.get("paymentStatus") if status == 200 else f"HTTP {status}"
     except (OSError, HttpError) as exc:
         answers[order_id] = type(exc).__name__
     finally:
@@ -68,8 +80,21 @@ def per_order(cpu, n):
     return out
 
 
-def run(orders, clients, concurrency, workers, profile_dir="", pay=True):
-    stack = Stack(Path(tempfile.mkdtemp(prefix="eventi-paid-probe-")) / "stack", workers=workers)
+def snapshot(pids, directory, n):
+    """Have each worker start tracing (n = 0) or write its snapshot n (bench/tracemalloc_conf.py); wait for them."""
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR2)
+    name = "{}-0.started" if n == 0 else "{}-" + f"{n}.snap"
+    poll_until(lambda: all((Path(directory) / name.format(pid)).exists() for pid in pids), 600, interval=0.5)
+
+
+def run(orders, clients, concurrency, workers, profile_dir="", pay=True, tracemalloc_dir=""):
+    args = ()
+    if tracemalloc_dir:
+        os.environ["BENCH_TRACEMALLOC_DIR"] = str(Path(tracemalloc_dir).resolve())
+        Path(tracemalloc_dir).mkdir(parents=True, exist_ok=True)
+        args = ("-c", str(ROOT / "bench" / "tracemalloc_conf.py"))
+    stack = Stack(Path(tempfile.mkdtemp(prefix="eventi-paid-probe-")) / "stack", workers=workers, gunicorn_args=args)
     try:
         stack.start()
         profiler = Profiler(stack.worker_pids(), profile_dir, "create") if profile_dir else None
@@ -81,12 +106,16 @@ def run(orders, clients, concurrency, workers, profile_dir="", pay=True):
         answers = {}
         waits, pss = [], []
         for half in (made[:len(made) // 2], made[len(made) // 2:]):
-            waits += [gevent.spawn(hold, stack.ports[i % len(stack.ports)], oid, token, answers)
+            waits += [gevent.spawn(hold, stack.ports[i % len(stack.ports)], oid, token, answers, bool(tracemalloc_dir))
                       for i, (oid, token) in enumerate(half, start=len(waits))]
             held = len(waits)
             poll_until(lambda held=held: metrics(stack).get("eventi_waits_held", 0) >= held, 300, interval=0.5)
             gevent.sleep(SETTLE_SECONDS)
             pss.append(pss_bytes(stack.worker_pids()))
+            if tracemalloc_dir:  # traced from the first half held on: only the second half's allocations count
+                if len(pss) == 1:
+                    snapshot(stack.worker_pids(), tracemalloc_dir, 0)
+                snapshot(stack.worker_pids(), tracemalloc_dir, len(pss))
         # the second half's growth: the first half fills what the creation phase freed in the heap
         pss_per_wait = (pss[1] - pss[0]) / max(1, len(made) - len(made) // 2)
         ids = [oid for oid, _ in made] if pay else []
@@ -139,12 +168,16 @@ def main(argv=None):
     p.add_argument("--profile", metavar="DIR", default="",
                    help="py-spy the workers during the creation and the callbacks into DIR "
                         "(slows them: CPU figures not comparable)")
+    p.add_argument("--tracemalloc", metavar="DIR", default="",
+                   help="tracemalloc in the workers: snapshots into DIR and what each held wait allocated")
     p.add_argument("--no-callbacks", dest="pay", action="store_false",
                    help="stop once every wait is held (memory per held wait only)")
     a = p.parse_args(argv)
     raise_open_files()
-    res = run(a.orders, a.clients, a.concurrency, a.workers, a.profile, a.pay)
+    res = run(a.orders, a.clients, a.concurrency, a.workers, a.profile, a.pay, a.tracemalloc)
     print(table(res))
+    if a.tracemalloc:
+        print(tracemalloc_report(a.tracemalloc, res["orders"] - res["orders"] // 2))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
 

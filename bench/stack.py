@@ -23,6 +23,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REDIS_TOPOLOGIES = ("standalone", "cluster")
 NGINX_CONNECTIONS_PER_WORKER = 8000
 """Below docker/nginx.conf's worker_connections (9000): a held wait is two nginx connections."""
+MAX_WAITS_PER_WORKER_DEFAULT = 10_000
+"""EVENTI_MAX_WAITS_PER_WORKER's default (eventi/config.py)."""
 WAIT_STARTED = re.compile(r"Long polling started orderId=([0-9a-f]{24})")
 
 
@@ -39,12 +41,13 @@ class Stack:
     `workers` gevent workers each, pushing every order to the simulator."""
 
     def __init__(self, workdir, notifier="hub", instances=1, workers=2, log_level="INFO", redis_topology="standalone",
-                 nginx=False, waits=0):
+                 nginx=False, waits=0, gunicorn_args=()):
         if redis_topology not in REDIS_TOPOLOGIES:
             raise ValueError(f"redis_topology must be one of {REDIS_TOPOLOGIES}")
         self.dir = Path(workdir)
         self.notifier, self.instances, self.workers, self.log_level = notifier, instances, workers, log_level
         self.redis_topology, self.with_nginx, self.waits = redis_topology, nginx, waits
+        self.gunicorn_args = tuple(gunicorn_args)  # e.g. ("-c", bench/tracemalloc_conf.py): the last -c wins
         self.redis_server = self.redis_cluster = self.postgres = self.ferretdb = self.simulator = self.nginx = None
         self.redis_url = self.mongo_uri = None
         self.nginx_workers = None
@@ -82,14 +85,14 @@ class Stack:
                "EVENTI_REDIS_URL": self.redis_url, "EVENTI_MONGO_URI": self.mongo_uri,
                "EVENTI_NOTIFIER": self.notifier, "EVENTI_VAR_DIR": str(self.dir / "var"),
                "EVENTI_LOG_LEVEL": self.log_level, "PUBLIC_BASE_URL": "http://127.0.0.1",
-               **{k: str(v) for k, v in self.simulator.settings.items()}}
+               **{k: str(v) for k, v in self.simulator.settings.items()}, **self.capacity()}
         self._flask(env, "create-indexes")
         self._flask(env, "events", "load", str(ROOT / "bench" / "event.json"))  # the event bench.create orders from
         for i in range(self.instances):
             metrics_dir = self.dir / f"metrics-{i}"
             metrics_dir.mkdir(parents=True, exist_ok=True)  # the worker class may import eventi.metrics first
             g = Gunicorn({**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=self.workers,
-                         log_path=self.dir / f"gunicorn-{i}.log").start()
+                         extra_args=self.gunicorn_args, log_path=self.dir / f"gunicorn-{i}.log").start()
             self.gunicorns.append(g)
             self.ports.append(g.port)
         self.front_ports = list(self.ports)
@@ -105,6 +108,15 @@ class Stack:
                                log_path=self.dir / "nginx.log").start()
             self.front_ports = [self.nginx.port]
         return self
+
+    def capacity(self):
+        """Per-worker limits for `waits` held waits: the defaults (10,000 waits, 12,000 connections) unless one
+        worker's share, with room for the kernel handing one worker more connections than the other
+        (10,456 of 20,000 in one run), needs more. Open files per worker stay under this machine's 20,000."""
+        share = math.ceil(1.15 * self.waits / (self.instances * self.workers))
+        if share <= MAX_WAITS_PER_WORKER_DEFAULT:
+            return {}
+        return {"EVENTI_MAX_WAITS_PER_WORKER": str(share), "EVENTI_WORKER_CONNECTIONS": str(share + 2000)}
 
     @staticmethod
     def _flask(env, *command):

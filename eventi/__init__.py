@@ -46,6 +46,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
     from .web import (
         error_handlers as errors,
     )
+    from .web.deferred import park_after_flask
 
     request_id.init_app(app)
     utf8_urls.init_app(app)  # after the request id, so its 400 carries one
@@ -55,4 +56,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> "Flask":
     register_routes(app)
     health.init_app(app)  # after every blueprint: /metrics on its own port, the series of every route
     request_metrics.init_app(app)
+    # outermost: a held wait parks here, once Flask and ProxyFix have returned (eventi/web/deferred.py)
+    app.wsgi_app = park_after_flask(app.wsgi_app)  # type: ignore[method-assign,assignment]  # werkzeug's way
     return app

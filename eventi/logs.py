@@ -171,6 +171,12 @@ def _int_or_none(value: object) -> int | None:
 
 def configure(log_format: str = "text", level: str = "INFO") -> None:
     """Send the eventi loggers to stderr in the chosen format (idempotent)."""
+    # No format here names the caller's file, function, line or thread: not looking them up (logging's
+    # documented optimisations) spares a walk up the stack per line, which left a frame object per caller
+    # alive on every held wait, and a gevent _DummyThread per greenlet that logs (docs/benchmarks.md,
+    # "Memory per held wait").
+    logging._srcfile = None
+    logging.logThreads = False
     logger = logging.getLogger("eventi")
     logger.setLevel(level)
     logger.propagate = False

@@ -141,7 +141,7 @@ def test_a_store_failure_while_a_plain_wait_is_held_is_its_503_with_the_hooks_he
     def failing() -> Response:
         raise StoreUnavailable()
 
-    deferred = DeferredResponse(failing)
+    deferred = DeferredResponse(failing, abandon=lambda: None)
     deferred.headers["Cache-Control"] = "no-store"
     started: list[tuple[str, list[tuple[str, str]]]] = []
     body = deferred(EnvironBuilder("/").get_environ(), lambda status, headers: started.append((status, headers)))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from functools import partial
 
 import gevent
@@ -52,19 +51,38 @@ CHANNELS_PER_COMMAND = 1000
 
 
 class HubWaiter:
-    """One waiting request inside a hub: an event and a one-message slot."""
+    """One waiting request inside a hub: an event and a one-message slot. Its own context manager (Hub.waiter):
+    a class with slots rather than a generator's, since thousands are held at once."""
 
-    __slots__ = ("_hub", "_event", "_message", "_recheck", "_confirmed", "_late")
+    __slots__ = ("_hub", "_channel", "_order_id", "_event", "_message", "_recheck", "_confirmed", "_late")
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, order_id: str) -> None:
         self._hub = hub
+        self._order_id = order_id
+        self._channel = channel_for(order_id)
         self._event = Event()
         self._message: Notification | None = None
         self._recheck = False
-        self._confirmed = Event()
-        """Set when Redis confirmed the channel on the live link, or when waiting for that is pointless."""
+        self._confirmed: Event | None = None
+        """While the wait starts: set when Redis confirmed the channel on the live link, or when waiting for
+        that is pointless. None before and after (a held wait keeps one Event, not two)."""
         self._late = False
         """The wait may have read its status without a confirmed subscription: re-read at the next confirmation."""
+
+    def __enter__(self) -> HubWaiter:
+        """Register for the order's channel; return once Redis confirmed it (or at once while Redis is
+        unreachable: then the waiter re-reads the store when the channel is confirmed)."""
+        self._hub._register(self, self._channel)
+        try:
+            self._hub._await_confirmation(self, self._channel)
+        except BaseException:
+            self._hub._unregister(self, self._channel)
+            raise
+        log.debug("Subscribed to Redis channel %s (hub) orderId=%s", self._channel, self._order_id)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hub._unregister(self, self._channel)
 
     def deliver(self, notification: Notification) -> None:
         self._message = notification
@@ -82,12 +100,14 @@ class HubWaiter:
         if self._late:
             self._late = False
             self.request_recheck()
-        self._confirmed.set()
+        if self._confirmed is not None:
+            self._confirmed.set()
 
     def release(self) -> None:
         """The link is gone (or the hub stops): re-read at the next confirmation, and stop waiting for one."""
         self._late = True
-        self._confirmed.set()
+        if self._confirmed is not None:
+            self._confirmed.set()
 
     def next(self, timeout: float) -> WaitEvent:
         """Block up to timeout; while the hub is disconnected, or this wait's channel was lost and is not
@@ -169,28 +189,28 @@ class Hub:
         """True when Redis has confirmed the channel on the live link and no UNSUBSCRIBE has been sent since."""
         return channel in self._sent and channel not in self._unacked
 
-    @contextmanager
-    def waiter(self, order_id: str) -> Iterator[HubWaiter]:
-        """Register a waiter for the order for the duration of the block; the block starts once Redis
-        confirmed the order's channel (or at once while Redis is unreachable: the waiter re-reads the
-        store when the channel is confirmed)."""
+    def waiter(self, order_id: str) -> HubWaiter:
+        """A waiter for the order, registered for the duration of its `with` block; the block starts once Redis
+        confirmed the order's channel (or at once while Redis is unreachable: the waiter re-reads the store
+        when the channel is confirmed)."""
+        return HubWaiter(self, order_id)
+
+    def _register(self, waiter: HubWaiter, channel: str) -> None:
         self._spawn()
-        channel = channel_for(order_id)
-        waiter = HubWaiter(self)
         group = self._waiters.get(channel)
         if group is None:
             group = self._waiters[channel] = set()
             self._mark(channel)
         group.add(waiter)
-        try:
-            self._await_confirmation(waiter, channel)
-            log.debug("Subscribed to Redis channel %s (hub) orderId=%s", channel, order_id)
-            yield waiter
-        finally:
-            group.discard(waiter)
-            if not group and self._waiters.get(channel) is group:
-                del self._waiters[channel]
-                self._mark(channel)
+
+    def _unregister(self, waiter: HubWaiter, channel: str) -> None:
+        group = self._waiters.get(channel)
+        if group is None:
+            return
+        group.discard(waiter)
+        if not group:
+            del self._waiters[channel]
+            self._mark(channel)
 
     def start(self, timeout: float) -> bool:
         """Start reading and block until connected; False when Redis did not answer within timeout
@@ -216,7 +236,11 @@ class Hub:
             waiter.confirm()
             return
         if self.connected and not self._stopping:
-            waiter._confirmed.wait(SUBSCRIBE_TIMEOUT_SECONDS)
+            waiter._confirmed = Event()
+            try:
+                waiter._confirmed.wait(SUBSCRIBE_TIMEOUT_SECONDS)
+            finally:
+                waiter._confirmed = None
         if not self.confirmed(channel):  # unreachable, lost meanwhile, or slow: re-read when confirmed
             waiter._late = True
             if self.connected and not self._stopping:

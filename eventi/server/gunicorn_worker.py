@@ -112,6 +112,9 @@ class EventiGeventWorker(GeventWorker):
 
     def init_process(self) -> None:
         EventiGeventWorker.running = self
+        # Not recording each connection greenlet's spawning stack and tree: nothing reads them, and a held
+        # wait kept them for its whole hold (docs/benchmarks.md, "Memory per held wait").
+        gevent.config.track_greenlet_tree = False
         super().init_process()
 
     def handle(self, listener: "socket", client: "socket", addr: "_AddressType") -> None:

@@ -1,9 +1,10 @@
 """Holding a long-poll wait until the order's status is final or the wait times out."""
 import logging
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,59 +80,57 @@ class WaitService:
         store down) is raised here, before an answer starts; the HeldWait then holds it."""
         started = time.monotonic()
         log.info("Long polling started orderId=%s timeout=%ss", order_id, timeout)
-        stack = ExitStack()
+        self._take_slot(order_id)
+        subscription: AbstractContextManager[Waiter] | None = None
         try:
-            stack.enter_context(self._slot(order_id))
-            waiter = stack.enter_context(self._notifier.waiter(order_id))
+            subscription = self._notifier.waiter(order_id)
+            waiter = subscription.__enter__()
             body = self._reader.current(order_id)
             if body is None:
                 raise NotFound()
             if client is not None:
                 client.watch(waiter.wake)
-                stack.callback(client.close)
         except BaseException:
-            stack.close()
+            if subscription is not None:
+                subscription.__exit__(*sys.exc_info())
+            self._release_slot(order_id)
             raise
-        return HeldWait(self, order_id, waiter, body, started, started + timeout, client, stack)
+        return HeldWait(self, order_id, subscription, waiter, body, started, started + timeout, client)
 
-    @contextmanager
-    def _slot(self, order_id: str) -> Iterator[None]:
+    def _take_slot(self, order_id: str) -> None:
         if self._held[order_id] >= self._max_per_order:
             raise TooManyWaits("Too many waits for this order; retry shortly.")
         if self.held >= self._max_per_worker:
             raise TooManyWaits()
         self._held[order_id] += 1
         metrics.WAITS_STARTED.inc()
-        try:
-            with metrics.WAITS_HELD.track_inprogress():
-                yield
-        finally:
-            self._held[order_id] -= 1
-            if not self._held[order_id]:
-                del self._held[order_id]
+        metrics.WAITS_HELD.inc()
 
-    def _hold(self, order_id: str, waiter: Waiter, body: dict[str, Any], deadline: float,
-              client: Client | None, started: float,
-              beat_every: float | None) -> Generator[None, None, tuple[dict[str, Any], str]]:
-        """Hold until final or deadline; yield every beat_every seconds while held (a heartbeat's moment)."""
-        next_beat = started + beat_every if beat_every else None
-        while not is_final(body):
+    def _release_slot(self, order_id: str) -> None:
+        metrics.WAITS_HELD.dec()
+        self._held[order_id] -= 1
+        if not self._held[order_id]:
+            del self._held[order_id]
+
+    def _hold(self, held: "HeldWait", beat_at: float | None) -> str | None:
+        """Hold until final or deadline (the outcome; held.body is the status then), or until beat_at (None).
+        A plain loop, not a generator: a parked wait keeps fewer C frames on its greenlet's saved stack."""
+        client = held.client
+        while not is_final(held.body):
             if self._stopping:
-                return body, "shutdown"
+                return "shutdown"
             if client is not None and client.gone():
-                return body, "client_gone"
+                return "client_gone"
             now = time.monotonic()
-            remaining = deadline - now
+            remaining = held.deadline - now
             if remaining <= 0:
-                return body, "timeout"
-            if next_beat is not None:
-                if now >= next_beat:
-                    yield
-                    next_beat = time.monotonic() + beat_every  # type: ignore[operator]
-                    continue
-                remaining = min(remaining, next_beat - now)
-            body = self._next_body(order_id, waiter, remaining, body, started)
-        return body, "final"
+                return "timeout"
+            if beat_at is not None:
+                if now >= beat_at:
+                    return None
+                remaining = min(remaining, beat_at - now)
+            held.body = self._next_body(held.order_id, held.waiter, remaining, held.body, held.started)
+        return "final"
 
     def _next_body(self, order_id: str, waiter: Waiter, remaining: float, body: dict[str, Any],
                    started: float) -> dict[str, Any]:
@@ -160,27 +159,47 @@ class WaitService:
 
 
 class HeldWait:
-    """A wait past its checks (WaitService.begin): its slot and waiter are held until it ends."""
+    """A wait past its checks (WaitService.begin): its slot and waiter are held until it ends. Slots, and no
+    ExitStack or generator-based context managers: thousands are held at once, each costs what it keeps."""
 
-    def __init__(self, service: WaitService, order_id: str, waiter: Waiter, body: dict[str, Any], started: float,
-                 deadline: float, client: Client | None, stack: ExitStack) -> None:
-        self._service, self._order_id, self._waiter, self._body = service, order_id, waiter, body
-        self._started, self._deadline, self._client, self._stack = started, deadline, client, stack
+    __slots__ = ("_service", "order_id", "_subscription", "waiter", "body", "started", "deadline", "client", "_open")
+
+    def __init__(self, service: WaitService, order_id: str, subscription: AbstractContextManager[Waiter],
+                 waiter: Waiter, body: dict[str, Any], started: float, deadline: float, client: Client | None) -> None:
+        self._service, self.order_id, self._subscription, self.waiter = service, order_id, subscription, waiter
+        self.body, self.started, self.deadline, self.client = body, started, deadline, client
+        self._open = True
 
     def run(self) -> WaitResult:
         """Hold to the end, without heartbeats."""
-        for step in self.steps(None):
-            if step is not None:
-                return step
-        raise AssertionError("steps() ends with a result")  # pragma: no cover
+        try:
+            outcome = self._service._hold(self, None)
+        finally:
+            self.close()
+        return self._service._finish(self.order_id, self.body, outcome or "timeout", self.started)
 
     def steps(self, beat_every: float | None) -> Generator[WaitResult | None, None, None]:
         """None every beat_every seconds while held, then the WaitResult. Closing the iterator early (the
         client went while a heartbeat was written) or an error reading the store releases the slot and waiter."""
-        service = self._service
+        next_beat = self.started + beat_every if beat_every else None
         try:
-            body, outcome = yield from service._hold(self._order_id, self._waiter, self._body, self._deadline,
-                                                      self._client, self._started, beat_every)
+            while (outcome := self._service._hold(self, next_beat)) is None:
+                yield None
+                next_beat = time.monotonic() + beat_every  # type: ignore[operator]
         finally:
-            self._stack.close()
-        yield service._finish(self._order_id, body, outcome, self._started)
+            self.close()
+        yield self._service._finish(self.order_id, self.body, outcome, self.started)
+
+    def close(self) -> None:
+        """Stop watching the client, drop the waiter, free the slot (once; in that order)."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            try:
+                self._subscription.__exit__(None, None, None)
+            finally:
+                self._service._release_slot(self.order_id)

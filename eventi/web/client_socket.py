@@ -10,26 +10,33 @@ if TYPE_CHECKING:
 
 
 class ClientConnection:
-    """The waiting client's socket: wakes a waiter when it turns readable, tells whether it closed."""
+    """The waiting client's socket: wakes a waiter when it turns readable, tells whether it closed.
+    Slots and a bound method as the watcher's callback (no closure): one is kept per held wait."""
+
+    __slots__ = ("_sock", "_watcher", "_wake")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._watcher: _IoWatcher | None = None
+        self._wake: Callable[[], None] | None = None
 
     def watch(self, wake: Callable[[], None]) -> None:
         """Call wake() once when the socket becomes readable (EOF, reset, or pipelined bytes)."""
-        watcher = self._watcher = gevent.get_hub().loop.io(self._sock.fileno(), 1)
+        self._wake = wake
+        self._watcher = gevent.get_hub().loop.io(self._sock.fileno(), 1)
+        self._watcher.start(self._fire)
 
-        def fire() -> None:
-            watcher.stop()  # level-triggered: fire once, then look with gone()
-            wake()
-
-        watcher.start(fire)
+    def _fire(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()  # level-triggered: fire once, then look with gone()
+        if self._wake is not None:
+            self._wake()
 
     def gone(self) -> bool:
         return connection_closed(self._sock)
 
     def close(self) -> None:
+        self._wake = None
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher.close()

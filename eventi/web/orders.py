@@ -1,5 +1,4 @@
 """Blueprint for the shopper's browser: create an order, read its status, wait for it."""
-import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -129,19 +128,30 @@ def wait_for_status(order_id: OrderId | None, query: dict[str, Any]) -> Response
     if query["heartbeat"]:
         response = Response(heartbeats(held, query["heartbeat"]), mimetype="application/json")
     else:  # answered once Flask has let go of the request: the hold keeps only what answering needs
-        response = DeferredResponse(functools.partial(held_answer, held, current_app.json))
+        response = DeferredResponse(HeldAnswer(held, current_app.json).produce, abandon=held.close)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
 
 
-def held_answer(held: HeldWait, provider: JSONProvider) -> Response:
-    """Hold to the end, then the JSON answer (Flask's contexts are gone by then: `provider` is the app's JSON)."""
-    result = held.run()
-    response = Response(provider.dumps(wait_body(result), separators=(",", ":")) + "\n", mimetype="application/json")
-    if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
-        response.headers["Retry-After"] = "0"
-    return response
+class HeldAnswer:
+    """A plain wait's answer, worked out after Flask let go (`provider`: the app's JSON, its contexts gone).
+    `produce` is a bound method, not a partial or a closure: smaller, and Python inlines its call, so the
+    parked greenlet saves one C frame fewer."""
+
+    __slots__ = ("_held", "_provider")
+
+    def __init__(self, held: HeldWait, provider: JSONProvider) -> None:
+        self._held, self._provider = held, provider
+
+    def produce(self) -> Response:
+        """Hold to the end, then the JSON answer."""
+        result = self._held.run()
+        body = self._provider.dumps(wait_body(result), separators=(",", ":")) + "\n"
+        response = Response(body, mimetype="application/json")
+        if result.cut_short:  # the page's sign not to count this answer as a hold (docs/frontend.md)
+            response.headers["Retry-After"] = "0"
+        return response
 
 
 def wait_body(result: WaitResult) -> dict[str, Any]:
