@@ -281,8 +281,9 @@ class TicketHolds:
         """left() of every event, counted in one query (an event listing: not one count per ticket type)."""
         held: dict[tuple[Any, str], int] = {}
         if events:
-            pipeline: list[dict[str, Any]] = [{"$match": {"event": {"$in": [event["_id"] for event in events]}}},
-                        {"$group": {"_id": {"event": "$event", "type": "$type"}, "held": {"$sum": 1}}}]
+            pipeline: list[dict[str, Any]] = [
+                {"$match": {"event": {"$in": [event["_id"] for event in events]}}},
+                {"$group": {"_id": {"event": "$event", "type": "$type"}, "held": {"$sum": 1}}}]
             held = {(row["_id"]["event"], row["_id"]["type"]): row["held"] for row in self.holds.aggregate(pipeline)}
         return [{t["id"]: max(0, t["capacity"] - held.get((event["_id"], t["id"]), 0)) for t in event["ticketTypes"]}
                 for event in events]
