@@ -109,7 +109,7 @@ def test_too_many_waits_is_429_with_retry_after(make_app, document):
 
 
 def test_store_down_is_503_with_retry_after(make_app, document):
-    app = make_app(MONGO_URI=f"mongodb://127.0.0.1:{free_port()}/eventi")
+    app = make_app(MONGO_URI=f"mongodb://127.0.0.1:{free_port()}/eventi?serverSelectionTimeoutMS=500")  # the URI's wins
     client = app.test_client()
     for response, path, method in [(client.post("/api/orders", json=order_body()), "/api/orders", "POST"),
                                    (client.get("/api/events"), "/api/events", "GET")]:
