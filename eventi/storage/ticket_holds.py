@@ -270,11 +270,9 @@ class TicketHolds:
         for slot in slots:  # by _id: the one filter FerretDB answers from an index
             self.holds.delete_one({"_id": slot, "orderId": order_id})
 
-    @unavailable_on_error
     def left(self, event: dict[str, Any]) -> dict[str, int]:
         """Tickets left per ticket type id (capacity minus slots held)."""
-        return {t["id"]: max(0, t["capacity"] - self.holds.count_documents({"event": event["_id"], "type": t["id"]}))
-                for t in event["ticketTypes"]}
+        return self.left_of_each([event])[0]
 
     @unavailable_on_error
     def left_of_each(self, events: list[dict[str, Any]]) -> list[dict[str, int]]:
