@@ -3,7 +3,8 @@
 Each test meets one fault with production-like traffic through real processes (gunicorn with 2 gevent
 workers, a FerretDB of the test's own that it may SIGSTOP, redis-server, a PayHero stand-in over HTTP),
 then compares every view of each order: MongoDB's orders, status_claims, late_payments and
-ticket_holds, the Redis cache, GET /api/orders/<id>, a fresh wait and GET /api/events/<id>'s `left`.
+ticket_holds, the Redis cache, GET /api/orders/<id>, a fresh wait, the payment page
+(/orders/<id>/status) and GET /api/events/<id>'s `left`.
 The invariants (check_orders):
 - paid means `completed` with the order's tickets held, or `refund_needed`; never failed, cancelled or
   pending in silence;
@@ -13,6 +14,7 @@ The invariants (check_orders):
 """
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +106,7 @@ def views(api, db, cache, order):
         "cache": cached["paymentStatus"] if cached else stored,
         "status": _status_of(status),
         "wait": _status_of(wait),
+        "page": _page_status_of(api.page(order_id, token)),
     }
     problems = [f"{order_id}: mongodb={stored} {where}={value}" for where, value in seen.items() if value != stored]
     if stored in FINAL and wait.status_code == 200 and not wait.json()["final"]:
@@ -118,6 +121,12 @@ def views(api, db, cache, order):
 
 def _status_of(response):
     return response.json()["paymentStatus"] if response.status_code == 200 else f"http {response.status_code}"
+
+
+def _page_status_of(response):
+    """The status the payment page shows (its `data-status`), as the shopper's browser gets it."""
+    shown = re.search(r'data-status="([a-z_]+)"', response.text)
+    return shown.group(1) if response.status_code == 200 and shown else f"http {response.status_code}"
 
 
 def ticket_problems(api, db, event_id):

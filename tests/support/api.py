@@ -83,6 +83,11 @@ class Api:
     def status(self, order_id: str, token: str) -> requests.Response:
         return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}", params={"token": token}, timeout=60))
 
+    def page(self, order_id: str, token: str) -> requests.Response:
+        """The shopper's payment page (HTML)."""
+        return record_http(requests.get(f"{self.base_url}/orders/{order_id}/status", params={"token": token},
+                                        timeout=60))
+
     def wait(self, order_id: str, token: str, timeout: float = 30) -> requests.Response:
         return record_http(requests.get(f"{self.base_url}/api/orders/{order_id}/wait",
                                         params={"token": token, "timeout": str(timeout)}, timeout=timeout + 30))
