@@ -6,14 +6,17 @@ cluster the failover tests share: tests/conftest.py failover_cluster), and gunic
 on it; 300 shoppers each hold a wait on an order (on a cluster the orders hash to all three masters:
 checked with the cluster's keyslot -> node mapping) and PayHero's callbacks arrive before, during and
 after the fault. The tests look only at what users and operators see, so they hold whatever the notifier
-is (today a cluster runtime SSUBSCRIBEs per wait; a per-order hub later):
+is (the hub, SUBSCRIBE or SSUBSCRIBE per held order; EVENTI_NOTIFIER=per-request, per wait):
 - every shopper's wait is answered with its order's real status (a shopper asks again at once when a
   hold ends pending, and after a short jittered pause when the request fails, as long-poll.js does),
   and on its first hold: a wait that loses its subscription re-reads the store, so no news is missed;
 - no callback is lost: each is answered 200, or 503 and then PayHero's redelivery is taken;
 - MongoDB, the Redis cache, GET /api/orders/<id> and a fresh wait agree shortly after the failover.
-Failures name the orders and the views that disagree.
+Failures name the orders and the views that disagree. How long after the failover ended (the new master
+named) every wait had its answer and every view agreed is a measurement, not an assertion: each test
+appends it to tests/output/redis-failover.jsonl (docs/scaling.md quotes it).
 """
+import json
 import random
 import time
 
@@ -24,7 +27,7 @@ from bson import ObjectId
 from gevent.pool import Pool
 from pymongo import MongoClient
 
-from devstack.processes import RedisCluster, RedisSentinelGroup, redis_cli
+from devstack.processes import ROOT, RedisCluster, RedisSentinelGroup, redis_cli
 from devstack.wait import eventually
 from eventi.storage import redis_clients as redis_topology
 from eventi.storage.redis_url import parse
@@ -42,6 +45,7 @@ HOLD_SECONDS = 120
 """Each wait's hold (the longest the API allows); a hold that ends pending is asked again at once. Every
 callback is sent within seconds of the waits being held, so a hold ending pending means the wait missed
 its order's news: the notification was lost and nothing made the wait re-read the store."""
+MEASURED = ROOT / "tests" / "output" / "redis-failover.jsonl"
 STATUS_OF = {"success": "completed", "cancelled": "cancelled", "insufficient-funds": "failed"}
 
 
@@ -104,6 +108,7 @@ class Shop:
         self.api.await_waits_held(SHOPPERS, timeout=60)
         self.answers = {}
         self.deliveries = []
+        self.failover_ended = None
 
     def deliver(self, orders):
         """PayHero's callbacks for these orders, sent now, 30 at a time (in the background)."""
@@ -147,6 +152,17 @@ class Shop:
         agree(self.api, self.db, self.redis, self.orders, timeout=60,
               what="MongoDB, the cache, the status route and a fresh wait to agree after the failover")
         return refused
+
+    def failover_over(self):
+        """The new master is named: from here the time until every view agrees is measured."""
+        self.failover_ended = time.monotonic()
+
+    def record(self, fault, refused):
+        """Append how long after the failover every view agreed (and the 503s redelivered) to MEASURED."""
+        MEASURED.parent.mkdir(parents=True, exist_ok=True)
+        with MEASURED.open("a") as measured:
+            measured.write(json.dumps({"fault": fault, "waits": SHOPPERS, "callbacks_503": len(refused),
+                                       "agreed_after_seconds": round(time.monotonic() - self.failover_ended, 2)}) + "\n")
 
     def met_the_fault(self, pattern):
         """The held waits lost their subscriptions to the fault: each worker logged `pattern`."""
@@ -243,8 +259,9 @@ def test_a_cluster_master_failing_over_under_waits_and_callbacks_loses_nothing(r
     store.deliver(during)
     eventually(lambda: own_cluster.roles(replica).get(replica) == "master", 60, "the replica to take over")
     own_cluster.wait_ok()
+    store.failover_over()
     store.deliver(after)
-    store.check(masters)
+    store.record(fault, store.check(masters))
     # Redis took the subscriptions on the moved slots away, or their connections broke.
     # (the hub logs it per node link; the per-wait baseline, EVENTI_NOTIFIER=per-request, per wait)
     store.met_the_fault(r"dropped the subscription to|Redis dropped the shard subscription" if fault == "cluster-failover"
@@ -264,6 +281,7 @@ def test_the_sentinel_master_killed_under_waits_and_callbacks_loses_nothing(own_
     old.process.proc.wait()
     store.deliver(during)
     eventually(lambda: own_sentinel.master_port() not in (None, old.port), 60, "the sentinels' new master")
+    store.failover_over()
     store.deliver(after)
-    store.check()
+    store.record("sentinel-master-sigkill", store.check())
     store.met_the_fault("Redis hub disconnected")
