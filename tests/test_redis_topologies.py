@@ -19,8 +19,8 @@ from devstack.wait import eventually
 from eventi import config
 from eventi.errors import TooManyPushes
 from eventi.notify import Hub, Notification, PerRequestNotifier, Signal
-from eventi.notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber
-from eventi.notify.wire import channel_for
+from eventi.notify.sharded import ShardedPerRequestNotifier, ShardedSubscriber, ShardedWaiter
+from eventi.notify.wire import channel_for, encode_message
 from eventi.runtime import _notifier as runtime_notifier
 from eventi.services.broadcast import StatusBroadcaster
 from eventi.storage import redis_clients as redis_topology
@@ -268,6 +268,43 @@ def test_channels_a_demoted_master_dropped_go_to_the_new_master_while_the_slot_m
         read_until(lambda: kinds("message") == set(held + late), "every message")
     finally:
         subscriber.close()
+        cluster.close()
+        stack.wait_ok()
+
+
+def test_a_per_request_wait_never_stays_subscribed_on_a_demoted_master_while_the_slot_map_lags(failover_cluster):
+    """EVENTI_NOTIFIER=per-request on a cluster (ShardedWaiter), CLUSTER FAILOVER under a held wait whose slot map
+    lags (a refresh that learns nothing). Redis drops the wait's subscription; subscribed again by the old map,
+    the demoted master confirms at once, yet a message the new master publishes meanwhile does not reach it.
+    The wait must not sit there idle: it re-reads the store (RECHECK) until the map names the new master, then
+    subscribes there and hears its news. Before the fix it stayed subscribed on the replica, idle until its hold
+    ended."""
+    stack = failover_cluster
+    cluster = redis_topology.cluster_client(parse(stack.url), "test")
+    order_id = order_ids(1)[0]
+    old = cluster.get_node_from_key(channel_for(order_id))
+    waiter = ShardedWaiter(cluster, order_id, recheck_seconds=0.2)
+    real_refresh, waiter._refresh_slots = waiter._refresh_slots, lambda: None  # the map learns nothing
+    try:
+        assert waiter.open()
+        new = replica_port(stack, old.port)
+        redis_cli(new, "CLUSTER", "FAILOVER")
+        eventually(lambda: redis_cli(old.port, "ROLE").split()[0] == "slave", what="the master demoted")
+        seen = []
+        eventually(lambda: seen.append(waiter.next(0.2)) or Signal.RECHECK in seen, what="the drop noticed")
+        after = [waiter.next(0.2) for _ in range(3)]  # the stale map names the replica: each try refused
+        assert redis_cli(old.port, "PUBSUB", "SHARDNUMSUB", channel_for(order_id)).split()[-1] == "0"
+        assert Signal.RECHECK in after, f"the wait sat on the demoted master: {after}"
+
+        waiter._refresh_slots = real_refresh  # the map catches up: the next try lands on the new master
+        eventually(lambda: waiter.next(0.2) is Signal.RECHECK and waiter._subscriber is not None,
+                   what="subscribed again")
+        assert redis_cli(new, "PUBSUB", "SHARDNUMSUB", channel_for(order_id)).split()[-1] == "1"
+        assert redis.Redis(port=new).spublish(channel_for(order_id), encode_message(body(order_id, "completed"))) == 1
+        heard = []
+        eventually(lambda: heard.append(waiter.next(0.2)) or isinstance(heard[-1], Notification), what="the news")
+    finally:
+        waiter.close()
         cluster.close()
         stack.wait_ok()
 

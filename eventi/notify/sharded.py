@@ -28,7 +28,9 @@ ShardedSubscriber  the hub's Subscriber on a cluster (eventi/notify/subscriber.p
 ShardedPerRequestNotifier
                    EVENTI_NOTIFIER=per-request on a cluster: each wait owns a ShardPubSub (a redis-py
                    ClusterPubSub) for its order: one connection per held wait, the baseline design to
-                   compare the hub with, as per-request mode is on one server.
+                   compare the hub with, as per-request mode is on one server. After a loss, a wait
+                   checks (ROLE) that the node confirming its new SSUBSCRIBE is a master, for the same
+                   reason as the hub; on a replica it re-reads the store and subscribes again later.
 
 Pub/sub is at-most-once: after any error, and when Redis takes a subscription away, the wait re-reads
 the store.
@@ -136,6 +138,12 @@ class ShardPubSub:
                 _wait_readable(sockets, remaining)
             else:
                 gevent.sleep(min(remaining, POLL_SECONDS))
+
+    def node_of(self, order_id: str) -> str | None:
+        """The name (host:port) of the node the order's channel was SSUBSCRIBEd on, if it was."""
+        channel = channel_for(order_id)  # kept as str or bytes, as the client decodes
+        nodes = self._pubsub._shard_channel_to_node
+        return nodes.get(channel) or nodes.get(channel.encode())
 
     def ping(self) -> None:
         """PING every node connection (the replies come back as nothing through get_message)."""
@@ -450,6 +458,8 @@ class ShardedWaiter:
         self._recheck_seconds = recheck_seconds
         self._subscriber: ShardPubSub | None = None
         self._woken = Event()
+        self._lost_once = False
+        """A subscription was lost or refused: from then on, each one confirmed is checked to be on a master."""
 
     def open(self) -> bool:
         """Subscribe and wait for Redis to confirm (so no later message is lost); False when that failed."""
@@ -462,6 +472,8 @@ class ShardedWaiter:
             while (remaining := deadline - time.monotonic()) > 0:
                 event = subscriber.get_message(remaining)
                 if event is not None and event.kind == "subscribed":
+                    if self._lost_once:
+                        self._confirmed_on_a_master(subscriber)
                     self._subscriber = subscriber
                     log.info("Subscribed to Redis shard channel %s orderId=%s", channel_for(self._order_id),
                              self._order_id)
@@ -471,8 +483,24 @@ class ShardedWaiter:
             log.warning("Redis SSUBSCRIBE failed (%s); re-checking the store instead", exc.__class__.__name__)
             if subscriber is not None:
                 subscriber.close()
+            self._lost_once = True
             self._refresh_slots()
             return False
+
+    def _confirmed_on_a_master(self, subscriber: ShardPubSub) -> None:
+        """Raise when the node that confirmed the SSUBSCRIBE is a replica. After a failover the slot map may
+        still name the demoted master: it confirms at once, but the new master sends it the shard's SPUBLISHes
+        only once it has learned of its new replica (a cluster-bus heartbeat later), so a message published
+        meanwhile would be lost after the wait re-read the store. Refused, the wait re-reads the store every
+        recheck period and subscribes again, until the map names the new master."""
+        cluster = cluster_of(self._cluster)
+        name = subscriber.node_of(self._order_id)
+        node = cluster.get_node(node_name=name) if name else None  # type: ignore[no-untyped-call]
+        if node is None:
+            raise RedisConnectionError(f"no node known for {channel_for(self._order_id)}")
+        role = cluster.get_redis_connection(node).execute_command("ROLE")  # type: ignore[no-untyped-call]
+        if text(role[0]) != "master":
+            raise RedisConnectionError(f"{name} confirmed the SSUBSCRIBE but is a replica now")
 
     def close(self) -> None:
         if self._subscriber is not None:
@@ -497,6 +525,7 @@ class ShardedWaiter:
         except SUBSCRIBE_ERRORS as exc:
             log.warning("Redis shard subscription lost (%s) orderId=%s", exc.__class__.__name__, self._order_id)
             self.close()
+            self._lost_once = True
             self._refresh_slots()
             return Signal.RECHECK
         if event is None:
@@ -509,6 +538,7 @@ class ShardedWaiter:
                 return Signal.IDLE
         if event.kind == "unsubscribed":  # the slot moved or its master changed: subscribe on the new owner
             log.warning("Redis dropped the shard subscription orderId=%s; subscribing again", self._order_id)
+            self._lost_once = True
             # Learn the new owner first: with the old slot map the SSUBSCRIBE went back to the node that
             # dropped it (after CLUSTER FAILOVER, the demoted master), was confirmed there, and the new
             # master's SPUBLISH never reached it: the wait sat until its hold ended.
