@@ -103,7 +103,15 @@ def form_values(page) -> dict:
 
 
 def focused(page) -> str | None:
-    return page.locator(":focus").get_attribute("id") if page.locator(":focus").count() else None
+    """The focused element's id; None when nothing takes the focus. A page's autofocus lands at its next rendering,
+    after the load a view waits for, so a moment is allowed for it (more with the runners sharing the cores)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        page.wait_for_selector(":focus", state="attached", timeout=5_000)
+    except PlaywrightTimeoutError:
+        return None
+    return page.locator(":focus").get_attribute("id")
 
 
 def links(page) -> list[str]:
