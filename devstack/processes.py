@@ -306,6 +306,11 @@ def cluster_port(taken: Sequence[int] = ()) -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
+QUICK_FIRST_SYNC = ["--repl-diskless-sync-delay", "0"]
+"""For a node that will have replicas: its first full sync to a replica starts at once, not after the 5 s Redis
+waits for more replicas to join the same transfer (each cluster or Sentinel group start waited it out)."""
+
+
 class RedisCluster(Server):
     """A Redis Cluster of `masters` masters with one replica each, on free ports, data under a temp dir.
 
@@ -324,7 +329,7 @@ class RedisCluster(Server):
             node = RedisServer(self.dir / str(port), port=port, extra_args=[
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(node_timeout_ms), "--cluster-require-full-coverage", "no",
-                "--cluster-allow-reads-when-down", "no"])
+                "--cluster-allow-reads-when-down", "no", *QUICK_FIRST_SYNC])
             self.nodes.append(node)
         self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports[:masters]) + "/"
 
@@ -408,9 +413,9 @@ class RedisSentinelGroup(Server):
                  failover_timeout_ms: int = 3000) -> None:
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="eventi-redis-sentinel-"))
         self.name = name
-        self.master = RedisServer(self.dir / "master")
+        self.master = RedisServer(self.dir / "master", extra_args=QUICK_FIRST_SYNC)
         self.replicas = [RedisServer(self.dir / f"replica{i}",
-                                     extra_args=["--replicaof", "127.0.0.1", str(self.master.port)])
+                                     extra_args=["--replicaof", "127.0.0.1", str(self.master.port), *QUICK_FIRST_SYNC])
                          for i in range(replicas)]
         self.sentinels: list[Process] = []
         self.sentinel_ports = [free_port() for _ in range(sentinels)]

@@ -51,25 +51,33 @@ def shop(redis_server, mongo_server, simulator, tmp_path_factory) -> Iterator[Gu
     stop_quickly(server)
 
 
+RUNNERS = 4
+"""Runner processes, each with its own Chromium, sharing out the views at both sizes. Chromium keeps both cores
+busy most of the run: more runners fill the gaps where a view waits on the simulator or the page's timers, and
+no one runner is left with the slowest views at the end."""
+
+
 @pytest.fixture(scope="module")
-def seen(shop: Gunicorn) -> dict:
-    """Every registered view at each size: one Chromium per size, both at once (a view spends most of its time
-    waiting on the shop, the simulator or the page, so two sizes take little longer than one)."""
+def seen(shop: Gunicorn, tmp_path_factory) -> dict:
+    """Every registered view at each size, spread over RUNNERS processes: each takes the next view nobody has
+    (views.claimed). The orders some views need made beforehand are made here, before the runners start."""
     only = [name for name in os.environ.get("EVENTI_BROWSER_VIEWS", "").split(",") if name]  # to try a few views
-    spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only, "secret": TEST_SECRET,
-            "mongo_uri": shop.env["EVENTI_MONGO_URI"], "redis_url": shop.env["EVENTI_REDIS_URL"]}
+    spec = {"base_url": shop.base_url, "event_id": EVENT, "output": str(OUTPUT), "views": only or list(VIEWS),
+            "secret": TEST_SECRET, "mongo_uri": shop.env["EVENTI_MONGO_URI"], "redis_url": shop.env["EVENTI_REDIS_URL"],
+            "viewports": VIEWPORTS, "claims": str(tmp_path_factory.mktemp("view-claims"))}
+    spec["prepared"] = views.prepare_each_size(spec, spec["views"], VIEWPORTS)
     env = {k: v for k, v in os.environ.items() if k != "PLAYWRIGHT_BROWSERS_PATH"}
     OUTPUT.mkdir(parents=True, exist_ok=True)
     runs, results = {}, {}
     try:
-        for size, viewport in zip(SIZES, VIEWPORTS, strict=True):
-            log = open(OUTPUT / f"views-{size}.log", "w")  # which view is running, the driver's errors
-            runs[size] = (log, subprocess.Popen(
-                [sys.executable, "-m", "tests.browser.views", json.dumps({**spec, "viewports": [viewport]})],
+        for runner in range(RUNNERS):
+            log = open(OUTPUT / f"views-{runner}.log", "w")  # which view is running, the driver's errors
+            runs[runner] = (log, subprocess.Popen(
+                [sys.executable, "-m", "tests.browser.views", json.dumps(spec)],
                 stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=str(ROOT)))
-        for size, (_, run) in runs.items():
+        for runner, (_, run) in runs.items():
             out, _ = run.communicate(timeout=420)
-            assert run.returncode == 0, (OUTPUT / f"views-{size}.log").read_text()[-3000:]
+            assert run.returncode == 0, (OUTPUT / f"views-{runner}.log").read_text()[-3000:]
             for name, at_size in json.loads(out.strip().splitlines()[-1]).items():
                 results.setdefault(name, {}).update(at_size)
     finally:

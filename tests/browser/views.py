@@ -4,7 +4,8 @@ photographed at each viewport. Run as its own process (not under the tests' geve
     python -m tests.browser.views SPEC_JSON
 
 SPEC: {"base_url", "event_id" (Regular KES 1,500 and VIP KES 2,500, see tests/support/events.py),
-"output" (screenshots' folder), "views" (names; all when absent), "viewports" ([[390, 844], [1280, 800]])}.
+"output" (screenshots' folder), "views" (names; all when absent), "viewports" ([[390, 844], [1280, 800]]),
+"prepared" (prepare_each_size's answer; made here when absent), "claims" (a folder: see claimed)}.
 Prints one JSON line: {view: {"390x844": {"violations", "screenshot", "facts", "urls"}, ...}}.
 
 Adding a view: write a function that takes (page, spec), brings the page to the state to check and
@@ -25,6 +26,7 @@ move only when the view moves the page's clock (no waiting, and nothing shows be
 For axe the clock runs again: the next of them is seconds away, and axe needs the page's timers.
 """
 import json
+import os
 import random
 import re
 import sys
@@ -34,6 +36,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -100,7 +103,15 @@ def form_values(page) -> dict:
 
 
 def focused(page) -> str | None:
-    return page.locator(":focus").get_attribute("id") if page.locator(":focus").count() else None
+    """The focused element's id; None when nothing takes the focus. A page's autofocus lands at its next rendering,
+    after the load a view waits for, so a moment is allowed for it (more with the runners sharing the cores)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        page.wait_for_selector(":focus", state="attached", timeout=5_000)
+    except PlaywrightTimeoutError:
+        return None
+    return page.locator(":focus").get_attribute("id")
 
 
 def links(page) -> list[str]:
@@ -723,6 +734,30 @@ MPESA_LINES = """() => {
 """Every "M-Pesa" shown in the page's main card, and the text of those a line could break inside (at "M-")."""
 
 
+def prepare_each_size(spec: dict, names: list[str], sizes) -> dict:
+    """{size: {name: prepare(spec)}} for the named views that have a prepare step: one result per size, all made at
+    once (an uncertain push takes the shop's 2 s push timeout)."""
+    steps = [(f"{w}x{h}", name) for w, h in sizes for name in names if VIEWS[name].prepare]
+    with ThreadPoolExecutor(max(1, len(steps))) as pool:
+        made = list(pool.map(lambda step: VIEWS[step[1]].prepare(spec), steps))
+    prepared: dict[str, dict] = {f"{w}x{h}": {} for w, h in sizes}
+    for (size, name), result in zip(steps, made, strict=True):
+        prepared[size][name] = result
+    return prepared
+
+
+def claimed(claims: str | None, name: str, size: str) -> bool:
+    """Whether this runner takes the view at this size: runners given one claims folder each take the next view
+    no other has taken (a file made with O_EXCL), so the slow views spread over them; without one, every view."""
+    if not claims:
+        return True
+    try:
+        os.close(os.open(Path(claims) / f"{name}-{size}", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
+
+
 def run_view(browser, spec: dict, item: View, size: tuple[int, int], axe_source: str) -> dict:
     width, height = size
     context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1,
@@ -780,16 +815,18 @@ def main(spec: dict) -> dict:
     axe_source = axe.source()
     names = spec.get("views") or list(VIEWS)
     sizes = [tuple(s) for s in spec.get("viewports", VIEWPORTS)]
-    spec["prepared"] = {name: VIEWS[name].prepare(spec) for name in names if VIEWS[name].prepare}
-    results = {}
+    prepared = spec.get("prepared") or prepare_each_size(spec, names, sizes)
+    results: dict[str, dict] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         for name in names:
-            results[name] = {}
             for w, h in sizes:
+                if not claimed(spec.get("claims"), name, f"{w}x{h}"):
+                    continue
                 print(f"view {name} {w}x{h}", end="", file=sys.stderr, flush=True)
                 began = time.monotonic()
-                results[name][f"{w}x{h}"] = run_view(browser, spec, VIEWS[name], (w, h), axe_source)
+                results.setdefault(name, {})[f"{w}x{h}"] = run_view(
+                    browser, {**spec, "prepared": prepared[f"{w}x{h}"]}, VIEWS[name], (w, h), axe_source)
                 print(f": {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
         browser.close()
     return results

@@ -38,7 +38,7 @@ from eventi.domain.models import utcnow
 from eventi.runtime import current_runtime
 from eventi.storage.status_cache import StatusCache
 from tests.conftest import TEST_SECRET, stop_quickly
-from tests.faults.test_paid_means_paid import start
+from tests.faults.test_paid_means_paid import stalled_store_uri, start
 from tests.support.api import Api, order_body
 from tests.support.events import event_spec, save_events
 from tests.support.stand_in import JsonHandler, http_server
@@ -408,7 +408,7 @@ def test_a_store_stall_after_the_push_answers_201_and_the_push_is_recorded_later
     ticket held. (The stand-in's answer waits on the stall itself, not on a clock, so the fault always meets
     recorded pushes.) Before 055a0fe the failed record answered 503 after the phone was prompted."""
     event_id = new_event(own_mongo.uri, capacity=100)
-    server = start(settings, MONGO_URI=own_mongo.uri, **payhero.settings)
+    server = start(settings, MONGO_URI=stalled_store_uri(own_mongo.uri), **payhero.settings)
     cache = redis.Redis.from_url(settings["REDIS_URL"])
     stopped = False
     try:
@@ -466,7 +466,7 @@ def test_wrong_pin_callbacks_through_a_store_stall_release_every_ticket(settings
     `left` is the whole capacity. Before 055a0fe a redelivery found the release marker, took it as done and
     showed the order failed while its slots stayed held: tickets stranded until a reconcile sweep."""
     event_id = new_event(own_mongo.uri, capacity=1200, max_per_order=40)
-    server = start(settings, MONGO_URI=own_mongo.uri, RELEASE_INTERRUPTED_AFTER_SECONDS=3)
+    server = start(settings, MONGO_URI=stalled_store_uri(own_mongo.uri), RELEASE_INTERRUPTED_AFTER_SECONDS=3)
     cache = redis.Redis.from_url(settings["REDIS_URL"])
     stopped = False
     try:

@@ -25,6 +25,16 @@ from tests.support.api import Api
 from tests.support.listen import ChannelListener
 
 FAST = {"RECHECK_SECONDS": 0.5}
+STALLED_STORE_OPTIONS = "socketTimeoutMS=5000&heartbeatFrequencyMS=1000"
+"""For a gunicorn whose FerretDB the test SIGSTOPs: a request the stall holds gives up after 5 s, not eventi's 10 s,
+and pymongo's monitor finds the store unresponsive within about a second, not 10 s, and fails the requests queued
+for a connection (they waited for it for 13 s). The stall tests meet the give-up, not its timing. (A 3 s socket
+timeout was tried: on a loaded machine, writes before the stall timed out.)"""
+
+
+def stalled_store_uri(uri):
+    """The store's URI with STALLED_STORE_OPTIONS (the URI's options win over eventi's)."""
+    return f"{uri}?{STALLED_STORE_OPTIONS}"
 
 
 def start(settings, workers=2, **overrides):
@@ -98,7 +108,7 @@ def test_store_failing_mid_callbacks_leaves_no_paid_order_pending(settings, own_
     become visible and announced without help; then PayHero's redelivery of every 503 completes the rest.
     On the code before issue 11 the stall left status claims whose orders stayed pending and completed
     orders that the cache, the status route and the waits called pending."""
-    server = start(settings, MONGO_URI=own_mongo.uri)
+    server = start(settings, MONGO_URI=stalled_store_uri(own_mongo.uri) if fault == "stall" else own_mongo.uri)
     db = MongoClient(own_mongo.uri).get_default_database()
     cache = redis.Redis.from_url(settings["REDIS_URL"])
     stop_reading, readers = Event(), []

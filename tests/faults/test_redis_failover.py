@@ -32,7 +32,7 @@ from devstack.wait import eventually
 from eventi.storage import redis_clients as redis_topology
 from eventi.storage.redis_url import parse
 from eventi.storage.status_cache import cache_key
-from tests.conftest import TEST_SECRET, stop_quickly
+from tests.conftest import TEST_SECRET, stop_quickly, with_own_database
 from tests.faults.test_money_edges import redeliver_until_taken
 from tests.faults.test_paid_means_paid import agree, start
 from tests.support.api import Api
@@ -52,6 +52,13 @@ STATUS_OF = {"success": "completed", "cancelled": "cancelled", "insufficient-fun
 def outcome(i):
     """The callback order i gets: mostly paid, some cancelled or failed (so "real status" is not one value)."""
     return "cancelled" if i % 5 == 1 else "insufficient-funds" if i % 5 == 3 else "success"
+
+
+@pytest.fixture
+def settings(settings):
+    """The session's store server, a database of this test's own for its 300 orders (tests/conftest.py
+    with_own_database)."""
+    return with_own_database(settings, "failover")
 
 
 @pytest.fixture

@@ -4,12 +4,13 @@ import random
 import uuid
 from collections import Counter
 
+import pytest
 import redis
 import requests
 from gevent.pool import Pool
 from pymongo import MongoClient
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, with_own_database
 from tests.support.api import Api, order_body
 from tests.support.events import event_spec, save_events
 
@@ -18,6 +19,12 @@ CAPACITY, SOLD_BEFORE, RACERS = 30, 20, 200
 
 
 _next_phone = itertools.count(random.randrange(0, 50_000))
+
+
+@pytest.fixture
+def settings(settings):
+    """The session's store server, a database of this test's own (tests/conftest.py with_own_database)."""
+    return with_own_database(settings, "race")
 
 
 def phones(count):

@@ -7,9 +7,16 @@ import pytest
 import redis
 from gevent.pool import Pool
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, with_own_database
 from tests.support import raw_http
 from tests.support.api import Api
+
+
+@pytest.fixture
+def settings(settings):
+    """The session's store server, a database of this test's own: the concurrent-waits tests make 1,000 orders
+    (tests/conftest.py with_own_database)."""
+    return with_own_database(settings, "gunicorn")
 
 
 def hold_waits(api, orders, timeout=120):
